@@ -1,0 +1,1 @@
+"""Events: time series per (country, ASN, service, layer), change detection, shutdowns."""

@@ -1,0 +1,9 @@
+"""Commands of ``didban.probe``; ``register(app)`` adds them to the ``didban`` command."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this package's commands to ``app``."""

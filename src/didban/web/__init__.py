@@ -1,0 +1,1 @@
+"""The explorer: server-rendered pages from the same queries as the API."""
