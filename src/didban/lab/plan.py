@@ -1,0 +1,132 @@
+"""The lab's address plan and namespace roles: the contract every lab part builds on.
+
+All addresses are TEST-NET (RFC 5737) or 10.10.34.0/24 and exist only inside lab
+namespaces (DESIGN.md §4). Namespace names are ``<prefix><role>``; the prefix is unique
+per lab (e.g. ``db3f2a-``) so several labs can coexist and cleanup removes only its own.
+
+Topology (IPv4; IPv6 disabled in every lab namespace)::
+
+    client ── isp (censor) ─┬─ domestic   ISP resolver, blockpage 10.10.34.34-36,
+    192.0.2.2   192.0.2.1   │             domestic sites
+                            └─ intl (border) ─┬─ inet     service hosts, public resolvers,
+                                              │           bench virtual hosts
+                                              └─ control  unfiltered vantage (test helper)
+
+Traffic from the client crosses the isp namespace, whose FORWARD chain and NFQUEUE
+censor see it; the control vantage reaches ``inet`` through ``intl`` only, unfiltered.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Roles, in creation order. Names are short: veth names are limited to 15 characters.
+ROLES: Final = ("client", "isp", "domestic", "intl", "inet", "control")
+
+# Point-to-point links: (role_a, role_b, addr_a, addr_b, prefix length), inside 192.0.2.0/24.
+LINKS: Final = (
+    ("client", "isp", "192.0.2.2", "192.0.2.1", 30),
+    ("isp", "domestic", "192.0.2.5", "192.0.2.6", 30),
+    ("isp", "intl", "192.0.2.9", "192.0.2.10", 30),
+    ("intl", "inet", "192.0.2.13", "192.0.2.14", 30),
+    ("intl", "control", "192.0.2.17", "192.0.2.18", 30),
+)
+
+CLIENT_ADDR: Final = "192.0.2.2"
+
+# --- domestic (Iran's national network) -------------------------------------------------
+ISP_RESOLVER: Final = "192.0.2.53"  # the ISP's recursive resolver (system resolver of client)
+BLOCKPAGE_HOSTS: Final = ("10.10.34.34", "10.10.34.35", "10.10.34.36")
+DOMESTIC_PREFIXES: Final = ("192.0.2.32/27", "10.10.34.0/24")
+# Domestic sites: service id -> addresses (in 192.0.2.32/27).
+DOMESTIC_SITES: Final[dict[str, tuple[str, ...]]] = {
+    "digikala": ("192.0.2.40",),
+    "aparat": ("192.0.2.41",),
+}
+
+# --- inet (the international internet) -------------------------------------------------
+# Every catalog service gets its own addresses in 203.0.113.0/25.
+SERVICE_ADDRS: Final[dict[str, tuple[str, ...]]] = {
+    "instagram": ("203.0.113.10", "203.0.113.11"),
+    "telegram": ("203.0.113.14", "203.0.113.15"),
+    "signal": ("203.0.113.18",),
+    "whatsapp": ("203.0.113.22", "203.0.113.23"),
+    "facebook": ("203.0.113.26", "203.0.113.27"),
+    "twitter": ("203.0.113.30",),
+    "youtube": ("203.0.113.34", "203.0.113.35"),
+    "flickr": ("203.0.113.38",),
+    "cloob": ("203.0.113.42",),
+    "gmail": ("203.0.113.46",),
+    "yahoomail": ("203.0.113.50",),
+    "tabnak": ("203.0.113.54",),
+    "wikipedia": ("203.0.113.58",),
+    "bbcpersian": ("203.0.113.62",),
+}
+# Virtual hosts on demand (benchmarks: 1,000 distinct URLs), names site<N>.bench.didban.test.
+BENCH_ADDRS: Final = tuple(f"203.0.113.{i}" for i in range(200, 216))
+BENCH_DOMAIN: Final = "bench.didban.test"
+
+# Public resolvers: name -> (addresses, hostnames served by DoT/DoH certificates).
+# Plain DNS on udp/tcp 53, DoT on 853, DoH on 443 at /dns-query (RFC 8484).
+PUBLIC_RESOLVERS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
+    "google": (("198.51.100.8", "198.51.100.9"), ("dns.google",)),
+    "cloudflare": (
+        ("198.51.100.1", "198.51.100.2"),
+        ("cloudflare-dns.com", "mozilla.cloudflare-dns.com", "one.one.one.one"),
+    ),
+    "quad9": (("198.51.100.19",), ("dns.quad9.net",)),
+}
+DEFAULT_UDP_RESOLVER: Final = "198.51.100.8"
+DEFAULT_DOH_URL: Final = "https://dns.google/dns-query"
+
+# --- control (unfiltered vantage) -------------------------------------------------------
+CONTROL_ADDR: Final = "198.51.100.200"
+CONTROL_URL: Final = "http://198.51.100.200/"
+
+# --- who owns which address (the lab's own IP -> ASN/country mapping) ------------------
+# Services: id -> (asn, cc, organisation), modelled on the real operators.
+SERVICE_OWNERS: Final[dict[str, tuple[int, str, str]]] = {
+    "instagram": (32934, "US", "Facebook, Inc."),
+    "telegram": (62041, "GB", "Telegram Messenger Inc"),
+    "signal": (16509, "US", "Amazon.com, Inc."),
+    "whatsapp": (32934, "US", "Facebook, Inc."),
+    "facebook": (32934, "US", "Facebook, Inc."),
+    "twitter": (13414, "US", "Twitter Inc."),
+    "youtube": (15169, "US", "Google LLC"),
+    "flickr": (16509, "US", "Amazon.com, Inc."),
+    "cloob": (24940, "DE", "Hetzner Online GmbH"),
+    "gmail": (15169, "US", "Google LLC"),
+    "yahoomail": (36646, "US", "Yahoo"),
+    "tabnak": (24940, "DE", "Hetzner Online GmbH"),
+    "wikipedia": (14907, "US", "Wikimedia Foundation Inc."),
+    "bbcpersian": (2818, "GB", "BBC"),
+    "digikala": (58224, "IR", "Iran Telecommunication Company PJS"),
+    "aparat": (58224, "IR", "Iran Telecommunication Company PJS"),
+}
+
+
+def asn_map() -> tuple[tuple[str, int, str, str], ...]:
+    """(cidr, asn, cc, org) rows: the lab's own IP -> ASN/country table for the probe."""
+    rows: list[tuple[str, int, str, str]] = [
+        ("192.0.2.0/30", 197207, "IR", "Mobile Communication Company of Iran PLC (lab)"),
+        ("192.0.2.32/27", 58224, "IR", "Iran Telecommunication Company PJS (lab)"),
+        ("10.10.34.0/24", 0, "IR", "Iranian national blockpage (lab)"),
+        ("203.0.113.192/26", 64500, "NL", "didban bench hosting (lab)"),
+        ("198.51.100.0/29", 13335, "US", "Cloudflare, Inc. (lab)"),
+        ("198.51.100.8/30", 15169, "US", "Google LLC (lab)"),
+        ("198.51.100.16/29", 19281, "CH", "Quad9 (lab)"),
+        ("198.51.100.200/32", 64501, "NL", "didban control vantage (lab)"),
+    ]
+    for sid, addrs in {**SERVICE_ADDRS, **DOMESTIC_SITES}.items():
+        asn, cc, org = SERVICE_OWNERS[sid]
+        rows.extend((f"{a}/32", asn, cc, f"{org} (lab)") for a in addrs)
+    return tuple(rows)
+
+
+PROBE_CC: Final = "IR"
+PROBE_ASN: Final = "AS197207"
+PROBE_NETWORK_NAME: Final = "Mobile Communication Company of Iran PLC (lab)"
+
+# Where a running lab keeps its state (descriptor, CA, pids, censor log).
+RUN_DIR: Final = "/run/didban/labs"
+CURRENT_LINK: Final = "/run/didban/current-lab"
