@@ -62,6 +62,9 @@ SERVICE_ADDRS: Final[dict[str, tuple[str, ...]]] = {
     "wikipedia": ("203.0.113.58",),
     "bbcpersian": ("203.0.113.62",),
 }
+# Hosts of the default test list (data/default-list.csv) that are not catalog services get
+# one address each from 203.0.113.64/26, in the order the list first names them.
+EXTRA_POOL: Final = tuple(f"203.0.113.{i}" for i in range(64, 128))
 # Virtual hosts on demand (benchmarks: 1,000 distinct URLs), names site<N>.bench.didban.test.
 BENCH_ADDRS: Final = tuple(f"203.0.113.{i}" for i in range(200, 216))
 BENCH_DOMAIN: Final = "bench.didban.test"
@@ -111,6 +114,7 @@ def asn_map() -> tuple[tuple[str, int, str, str], ...]:
         ("192.0.2.0/30", 197207, "IR", "Mobile Communication Company of Iran PLC (lab)"),
         ("192.0.2.32/27", 58224, "IR", "Iran Telecommunication Company PJS (lab)"),
         ("10.10.34.0/24", 0, "IR", "Iranian national blockpage (lab)"),
+        ("203.0.113.64/26", 64502, "NL", "didban lab hosting (lab)"),
         ("203.0.113.192/26", 64500, "NL", "didban bench hosting (lab)"),
         ("198.51.100.0/29", 13335, "US", "Cloudflare, Inc. (lab)"),
         ("198.51.100.8/30", 15169, "US", "Google LLC (lab)"),
