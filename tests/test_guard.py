@@ -46,3 +46,32 @@ def test_lab_ranges() -> None:
     assert guard.is_lab_address("198.51.100.7")
     assert not guard.is_lab_address("10.10.35.1")
     assert not guard.is_lab_address("8.8.8.8")
+
+
+@pytest.mark.lab
+def test_guard_in_a_lab_namespace_allows_only_lab_ranges() -> None:
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    ns = f"dbg{uuid.uuid4().hex[:6]}-guard"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        code = (
+            "from didban.net import guard\n"
+            "assert not guard.in_root_namespace()\n"
+            "guard.check('203.0.113.10'); guard.check('10.10.34.36')\n"
+            "try:\n    guard.check('8.8.8.8')\nexcept guard.NetworkGuardError as e:\n"
+            "    print('refused:', e)\n"
+        )
+        out = subprocess.run(
+            ["ip", "netns", "exec", ns, sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env={**os.environ, guard.ENV_VAR: "1"},
+            check=True,
+        ).stdout
+        assert "refused: network guard: refusing 8.8.8.8" in out
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)

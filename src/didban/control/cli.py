@@ -2,8 +2,120 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
+from typing import NoReturn
+
 import typer
+
+control_app = typer.Typer(
+    name="control",
+    help="The test helper (OONI oohelperd-compatible): serve it or query it.",
+    no_args_is_help=True,
+)
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"didban control: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _endpoint(text: str, what: str, default_port: int | None = None) -> tuple[str, int]:
+    from didban.net.stream import split_address
+
+    try:
+        host, port = split_address(text, default_port if default_port is not None else -1)
+        ipaddress.ip_address(host)
+    except ValueError:
+        _fail(f"{what} must be IP:PORT, not {text!r}")
+    if not 0 <= port < 65536:
+        _fail(f"{what} must be IP:PORT with a port number, not {text!r}")
+    return host, port
+
+
+@control_app.command("serve")
+def serve(
+    listen: str = typer.Option(..., "--listen", help="Address to listen on, HOST:PORT."),
+    resolver: str | None = typer.Option(
+        None, "--resolver", help="UDP DNS resolver IP:PORT (default: the system resolver)."
+    ),
+    ca_file: str | None = typer.Option(
+        None, "--ca-file", help="PEM bundle of trusted roots (default: the system roots)."
+    ),
+    asn_map: str | None = typer.Option(
+        None, "--asn-map", help="JSON list of [cidr, asn, cc, org] rows for ip_info.asn."
+    ),
+    allow_loopback: bool = typer.Option(
+        False,
+        "--allow-loopback",
+        help="Also measure loopback endpoints (implied when listening on loopback).",
+    ),
+) -> None:
+    """Serve the test helper: GET / says hello, POST / measures a THRequest."""
+    import asyncio
+
+    from didban.control.helper import HelperConfig, load_asn_map
+    from didban.control.server import serve_forever
+    from didban.net import guard
+
+    host, port = _endpoint(listen, "--listen")
+    if resolver is not None:
+        r_host, r_port = _endpoint(resolver, "--resolver", 53)
+        resolver = f"[{r_host}]:{r_port}" if ":" in r_host else f"{r_host}:{r_port}"
+    if ca_file is not None and not os.path.isfile(ca_file):
+        _fail(f"--ca-file {ca_file} does not exist")
+    rows = []
+    if asn_map is not None:
+        try:
+            rows = load_asn_map(asn_map)
+        except ValueError as exc:
+            _fail(str(exc))
+    guard.install_if_enabled()
+    # A helper listening on loopback serves only this machine's users, who can reach
+    # loopback anyway: let it measure loopback endpoints (local tests and development).
+    local = ipaddress.ip_address(host).is_loopback
+    cfg = HelperConfig(
+        resolver=resolver, ca_file=ca_file, asn_map=rows, allow_loopback=allow_loopback or local
+    )
+    try:
+        asyncio.run(serve_forever(host, port, cfg))
+    except OSError as exc:
+        _fail(f"cannot listen on {listen}: {exc.strerror or exc}")
+
+
+@control_app.command("query")
+def query_cmd(
+    url: str = typer.Argument(..., help="The URL to ask the helper about."),
+    helper: str = typer.Option(..., "--helper", help="The helper's URL, e.g. http://IP:PORT/"),
+    endpoint: list[str] = typer.Option(
+        [], "--endpoint", help="An ip:port the probe would connect to (repeatable)."
+    ),
+    ca_file: str | None = typer.Option(None, "--ca-file", help="CA bundle for https helpers."),
+    timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for the answer."),
+) -> None:
+    """Ask a test helper about URL and print its JSON answer."""
+    import asyncio
+
+    import msgspec
+
+    from didban.control.client import query
+    from didban.model.ooni import THRequest
+    from didban.net import guard
+    from didban.net.http import DEFAULT_HEADERS
+
+    guard.install_if_enabled()
+    req = THRequest(
+        http_request=url,
+        tcp_connect=list(endpoint),
+        http_request_headers={k: [v] for k, v in DEFAULT_HEADERS},
+    )
+    res = asyncio.run(query(helper, req, timeout, ca_file=ca_file))
+    if isinstance(res, str):
+        _fail(f"the helper did not answer: {res}")
+    else:
+        typer.echo(msgspec.json.format(msgspec.json.encode(res)).decode())
 
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to ``app``."""
+    app.add_typer(control_app, name="control")

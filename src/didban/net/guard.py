@@ -50,10 +50,21 @@ def _netns_inode(path: str) -> int | None:
 
 
 def in_root_namespace() -> bool:
-    """True when the calling thread shares PID 1's network namespace (the host's)."""
-    root = _netns_inode("/proc/1/ns/net")
+    """True unless the calling thread is in a named namespace (one ``ip netns add`` made).
+
+    The sandbox's own namespace may differ from PID 1's (containers, microVM init), so
+    "root" here means "the namespace we were started in", i.e. not a lab namespace.
+    """
     mine = _netns_inode("/proc/thread-self/ns/net")
-    return root is None or mine is None or root == mine
+    return mine is None or not _is_named_netns(mine)
+
+
+def _is_named_netns(inode: int) -> bool:
+    try:
+        names = os.listdir("/run/netns")
+    except OSError:
+        return False
+    return any(_netns_inode(f"/run/netns/{n}") == inode for n in names)
 
 
 def is_lab_address(host: str) -> bool:

@@ -1,0 +1,423 @@
+"""The test helper's measurement: OONI oohelperd's algorithm (ooni-methodology.md §3.5).
+
+Given a ``THRequest``: resolve the URL host through the helper's own resolver, TCP-connect
+to every requested endpoint and to the helper's own addresses, TLS-handshake the 443
+endpoints with SNI = host, GET the URL following redirects, and describe every address in
+``ip_info``. Failures are reported with the legacy strings OONI's helper uses
+(``dns_name_error``, ``connection_refused_error``, ...), mapped here in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
+from urllib.parse import urlsplit
+
+from didban.model import failures as F
+from didban.model.ooni import (
+    IPINFO_BOGON,
+    IPINFO_RESOLVED_BY_PROBE,
+    IPINFO_RESOLVED_BY_TH,
+    IPINFO_VALID_FOR_DOMAIN,
+    THDNSResult,
+    THHTTPRequestResult,
+    THIPInfo,
+    THRequest,
+    THResponse,
+    THTCPConnectResult,
+    THTLSHandshakeResult,
+)
+from didban.net import dns as dnsmod
+from didban.net import http as httpmod
+from didban.net import quic as quicmod
+from didban.net import tcp as tcpmod
+from didban.net import tls as tlsmod
+from didban.net.stream import format_address, split_address
+from didban.net.trace import Trace
+
+MAX_BODY: Final = 1 << 24  # oohelperd maxAcceptableBodySize (16 MiB)
+DNS_TIMEOUT: Final = 4.0
+TCP_TIMEOUT: Final = 10.0
+TLS_TIMEOUT: Final = 10.0
+HTTP_TIMEOUT: Final = 15.0
+FORWARDED_HEADERS: Final = ("User-Agent", "Accept", "Accept-Language")
+
+# Special-purpose ranges the helper never connects to (RFC 6890). As in didban.analysis,
+# the RFC 5737 TEST-NET ranges are not bogons: the lab gives real services those addresses.
+_BOGONS: Final = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+        "::/8",
+        "100::/64",
+        "fc00::/7",
+        "fe80::/10",
+        "ff00::/8",
+    )
+)
+
+_ALT_SVC_H3 = re.compile(r'(?:^|[,\s])h3="([^"]*)"')
+
+
+def is_bogon(ip: str) -> bool:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return any(addr.version == n.version and addr in n for n in _BOGONS)
+
+
+def _is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class AsnRow:
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network
+    asn: int
+
+
+def load_asn_map(path: str) -> list[AsnRow]:
+    """``[[cidr, asn, cc, org], ...]`` JSON → rows; ValueError with one sentence if bad."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except OSError as exc:
+        raise ValueError(f"cannot read the ASN map {path}: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the ASN map {path} is not valid JSON: {exc.msg}") from exc
+    if not isinstance(data, list):
+        raise ValueError(f"the ASN map {path} must be a JSON list of [cidr, asn, cc, org]")
+    rows: list[AsnRow] = []
+    for i, row in enumerate(data):
+        try:
+            if not isinstance(row, list) or len(row) != 4 or not isinstance(row[1], int):
+                raise ValueError
+            rows.append(AsnRow(ipaddress.ip_network(row[0], strict=False), row[1]))
+        except (ValueError, TypeError):
+            raise ValueError(
+                f"the ASN map {path}: row {i} must be [cidr, asn, cc, org], not {row!r}"
+            ) from None
+    return rows
+
+
+@dataclass
+class HelperConfig:
+    """How the helper measures: its resolver (``ip:port``, None → system), CA bundle,
+    optional ASN table, and whether loopback endpoints may be measured (tests)."""
+
+    resolver: str | None = None
+    ca_file: str | None = None
+    asn_map: list[AsnRow] = field(default_factory=list)
+    allow_loopback: bool = False
+
+    def asn(self, ip: str) -> int:
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return 0
+        best: AsnRow | None = None
+        for row in self.asn_map:
+            if (
+                addr.version == row.network.version
+                and addr in row.network
+                and (best is None or row.network.prefixlen > best.network.prefixlen)
+            ):
+                best = row
+        return best.asn if best else 0
+
+    def may_connect(self, ip: str) -> bool:
+        return not is_bogon(ip) or (self.allow_loopback and _is_loopback(ip))
+
+
+class BadRequest(ValueError):
+    """The request cannot be measured; the message is one sentence for the 400 body."""
+
+
+def check_request(req: THRequest) -> tuple[str, str, int | None]:
+    """(scheme, host, explicit port) of a well-formed request, else :class:`BadRequest`."""
+    try:
+        parts = urlsplit(req.http_request)
+        port = parts.port
+    except ValueError as exc:
+        raise BadRequest(f"http_request is not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadRequest("http_request must be an absolute http:// or https:// URL")
+    for ep in req.tcp_connect:
+        try:
+            ip, p = split_address(ep, 0)
+            ipaddress.ip_address(ip)
+            if not 0 < p < 65536:
+                raise ValueError
+        except ValueError:
+            raise BadRequest(f"tcp_connect entry {ep!r} is not an ip:port endpoint") from None
+    return parts.scheme, parts.hostname, port
+
+
+# ------------------------------------------------------------- failure mappings
+
+
+def th_dns_failure(failure: str | None) -> str | None:
+    """oohelperd ``dns.go``: the legacy string for a DNS failure (no_answer → null)."""
+    if failure is None or failure == F.DNS_NO_ANSWER:
+        return None
+    if failure == F.DNS_NXDOMAIN:
+        return F.TH_DNS_NAME_ERROR
+    if failure in (
+        F.DNS_NON_RECOVERABLE,
+        F.DNS_REFUSED,
+        F.DNS_SERVFAIL,
+        F.DNS_TEMPORARY,
+        F.DNS_SERVER_MISBEHAVING,
+    ):
+        return F.TH_DNS_SERVER_FAILURE
+    return F.TH_UNKNOWN_ERROR
+
+
+def th_tcp_failure(failure: str | None) -> str | None:
+    """oohelperd ``tcptls.go``: timeout kept, refused → connection_refused_error, else
+    connect_error."""
+    if failure is None or failure == F.GENERIC_TIMEOUT:
+        return failure
+    if failure == F.CONNECTION_REFUSED:
+        return F.TH_CONNECTION_REFUSED
+    return F.TH_CONNECT_ERROR
+
+
+def th_http_failure(failure: str | None) -> str | None:
+    """oohelperd ``http.go``: DNS errors → dns_lookup_error, timeout kept, refused →
+    connection_refused_error, anything else → unknown_error."""
+    if failure is None or failure == F.GENERIC_TIMEOUT:
+        return failure
+    if failure.startswith("dns_"):
+        return F.TH_DNS_LOOKUP_ERROR
+    if failure == F.CONNECTION_REFUSED:
+        return F.TH_CONNECTION_REFUSED
+    return F.TH_UNKNOWN_ERROR
+
+
+# ------------------------------------------------------------------ the steps
+
+
+async def _resolve(host: str, cfg: HelperConfig) -> tuple[list[str], str | None]:
+    """Addresses of ``host`` and the OONI (not yet legacy) failure."""
+    try:
+        ipaddress.ip_address(host)
+        return [host], None
+    except ValueError:
+        pass
+    trace = Trace(record_events=False)
+    if cfg.resolver is None:
+        r = await dnsmod.resolve_system(host, trace=trace, timeout=DNS_TIMEOUT)
+        return r.addrs, r.failure
+    a, aaaa = await asyncio.gather(
+        dnsmod.resolve_udp(
+            host, cfg.resolver, trace=trace, qtype="A", timeout=DNS_TIMEOUT, wait_duplicates=0
+        ),
+        dnsmod.resolve_udp(
+            host, cfg.resolver, trace=trace, qtype="AAAA", timeout=DNS_TIMEOUT, wait_duplicates=0
+        ),
+    )
+    addrs = a.addrs + [ip for ip in aaaa.addrs if ip not in a.addrs]
+    if addrs:
+        return addrs, None
+    return [], a.failure
+
+
+async def _tcp_tls(
+    ip: str,
+    port: int,
+    sni: str,
+    tls: bool,
+    cfg: HelperConfig,
+) -> tuple[THTCPConnectResult, THTLSHandshakeResult | None]:
+    trace = Trace(record_events=False)
+    tcp = await tcpmod.connect(ip, port, trace=trace, timeout=TCP_TIMEOUT)
+    tcp_res = THTCPConnectResult(status=tcp.failure is None, failure=th_tcp_failure(tcp.failure))
+    if tcp.stream is None:
+        return tcp_res, None
+    if not tls:
+        tcp.stream.close()
+        return tcp_res, None
+    hs = await tlsmod.handshake(
+        tcp.stream, server_name=sni, trace=trace, ca_file=cfg.ca_file, timeout=TLS_TIMEOUT
+    )
+    if hs.stream is not None:
+        hs.stream.close()
+    return tcp_res, THTLSHandshakeResult(
+        server_name=sni, status=hs.failure is None, failure=hs.failure
+    )
+
+
+async def _http(req: THRequest, cfg: HelperConfig) -> THHTTPRequestResult:
+    headers: list[tuple[str, str]] = []
+    for name in FORWARDED_HEADERS:
+        for key, values in req.http_request_headers.items():
+            if key.lower() == name.lower() and values:
+                headers.append((name, values[0]))
+                break
+    if not any(k == "User-Agent" for k, _ in headers):
+        headers.append(("User-Agent", httpmod.USER_AGENT))
+
+    async def resolver(host: str) -> list[str] | str:
+        addrs, failure = await _resolve(host, cfg)
+        usable = [ip for ip in addrs if cfg.may_connect(ip)]
+        if usable:
+            return usable
+        return (failure or F.DNS_BOGON) if addrs else (failure or F.DNS_NO_ANSWER)
+
+    trace = Trace(record_events=False)
+    try:
+        async with asyncio.timeout(HTTP_TIMEOUT + 1):
+            res = await httpmod.fetch(
+                req.http_request,
+                trace=trace,
+                resolver=resolver,
+                headers=headers,
+                ca_file=cfg.ca_file,
+                body_cap=MAX_BODY,
+                timeout=HTTP_TIMEOUT,
+            )
+    except TimeoutError:
+        return THHTTPRequestResult(failure=F.GENERIC_TIMEOUT)
+    final = res.requests[0] if res.requests else None
+    if res.failure is not None or final is None or final.response is None:
+        return THHTTPRequestResult(failure=th_http_failure(res.failure or F.HTTP_REQUEST_FAILED))
+    resp = final.response
+    hdrs = resp.headers or {}
+    h3 = ""
+    for k, v in hdrs.items():
+        if k.lower() == "alt-svc" and (m := _ALT_SVC_H3.search(v)):
+            host = urlsplit(final.request.url).hostname or ""
+            h3 = f"{host}{m.group(1)}" if m.group(1).startswith(":") else m.group(1)
+    return THHTTPRequestResult(
+        body_length=resp.x_didban_body_length or 0,
+        discovered_h3_endpoint=h3,
+        failure=None,
+        title=resp.x_didban_title or "",
+        headers=dict(hdrs),
+        status_code=resp.code,
+    )
+
+
+async def _quic(
+    req: THRequest, host: str, h3: str, ips: Sequence[str], cfg: HelperConfig
+) -> tuple[dict[str, THTLSHandshakeResult], THHTTPRequestResult | None]:
+    """QUIC handshakes to the helper's addresses on the advertised h3 port, and one
+    HTTP/3 GET (oohelperd ``quic.go``, run when the probe sets ``x_quic_enabled``)."""
+    port_text = h3.rpartition(":")[2]
+    port = int(port_text) if port_text.isdigit() else 443
+    trace = Trace(record_events=False)
+    results = await asyncio.gather(
+        *(
+            quicmod.http3_get(
+                req.http_request,
+                trace=trace,
+                address=format_address(ip, port),
+                server_name=host,
+                ca_file=cfg.ca_file,
+                timeout=TLS_TIMEOUT,
+            )
+            for ip in ips
+        )
+    )
+    handshakes: dict[str, THTLSHandshakeResult] = {}
+    http3: THHTTPRequestResult | None = None
+    for ip, r in zip(ips, results, strict=True):
+        hs = r.handshake
+        handshakes[format_address(ip, port)] = THTLSHandshakeResult(
+            server_name=host, status=hs.failure is None, failure=hs.failure
+        )
+        resp = r.request.response if r.request is not None else None
+        if http3 is None and r.failure is None and resp is not None:
+            http3 = THHTTPRequestResult(
+                body_length=resp.x_didban_body_length or 0,
+                title=resp.x_didban_title or "",
+                headers=dict(resp.headers or {}),
+                status_code=resp.code,
+            )
+    if http3 is None and results:
+        http3 = THHTTPRequestResult(failure=th_http_failure(results[0].failure))
+    return handshakes, http3
+
+
+def _ports(scheme: str, explicit: int | None) -> Sequence[int]:
+    if explicit is not None:
+        return (explicit,)
+    return (443,) if scheme == "https" else (80, 443)
+
+
+async def measure(req: THRequest, cfg: HelperConfig) -> THResponse:
+    """Run the helper's measurement for ``req`` (already checked by :func:`check_request`)."""
+    scheme, host, explicit_port = check_request(req)
+    http_task = asyncio.create_task(_http(req, cfg))
+    th_addrs, dns_failure = await _resolve(host, cfg)
+    probe_ips = [split_address(ep, 0)[0] for ep in req.tcp_connect]
+
+    ip_info: dict[str, THIPInfo] = {}
+    for ip in probe_ips + th_addrs:
+        flags = ip_info[ip].flags if ip in ip_info else 0
+        if ip in probe_ips:
+            flags |= IPINFO_RESOLVED_BY_PROBE
+        if ip in th_addrs:
+            flags |= IPINFO_RESOLVED_BY_TH
+        if is_bogon(ip):
+            flags |= IPINFO_BOGON
+        ip_info[ip] = THIPInfo(asn=cfg.asn(ip), flags=flags)
+
+    endpoints: list[tuple[str, int]] = []
+    for ep in req.tcp_connect:
+        ip, port = split_address(ep, 0)
+        if (ip, port) not in endpoints:
+            endpoints.append((ip, port))
+    for ip in ip_info:
+        for port in _ports(scheme, explicit_port):
+            if (ip, port) not in endpoints:
+                endpoints.append((ip, port))
+    endpoints = [(ip, p) for ip, p in endpoints if cfg.may_connect(ip)]
+    tls_port = explicit_port if scheme == "https" and explicit_port else 443
+    results = await asyncio.gather(
+        *(_tcp_tls(ip, port, host, port == tls_port, cfg) for ip, port in endpoints)
+    )
+    http_result = await http_task
+    response = THResponse(
+        dns=THDNSResult(failure=th_dns_failure(dns_failure), addrs=th_addrs),
+        http_request=http_result,
+        ip_info=ip_info,
+    )
+    if req.x_quic_enabled and http_result.discovered_h3_endpoint:
+        ips = [ip for ip in th_addrs if cfg.may_connect(ip)]
+        response.quic_handshake, response.http3_request = await _quic(
+            req, host, http_result.discovered_h3_endpoint, ips, cfg
+        )
+    for (ip, port), (tcp_res, tls_res) in zip(endpoints, results, strict=True):
+        key = format_address(ip, port)
+        response.tcp_connect[key] = tcp_res
+        if tls_res is not None:
+            response.tls_handshake[key] = tls_res
+            if tls_res.status:
+                info = response.ip_info[ip]
+                response.ip_info[ip] = THIPInfo(
+                    asn=info.asn, flags=info.flags | IPINFO_VALID_FOR_DOMAIN
+                )
+    return response

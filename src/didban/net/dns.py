@@ -1,0 +1,560 @@
+"""DNS lookups recorded as OONI ``dnst`` queries: UDP (with late replies), TCP, DoT, DoH, system.
+
+UDP uses our own socket and keeps listening after the first reply (default 500 ms, OONI
+LTE) so an injected answer and the genuine one are both kept, in arrival order: the first
+reply is the query result, later ones go to ``duplicates`` (``x_dns_duplicate_responses``).
+DoT and DoH run over didban's own TCP/TLS/HTTP code with an explicit server address, so
+no system lookup is needed. The system resolver is ``getaddrinfo`` in a thread, recorded
+as OONI engine ``getaddrinfo`` with query type ``ANY``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import socket
+import struct
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import msgspec
+
+from didban.model import failures as F
+from didban.model.ooni import (
+    DNSAnswer,
+    DNSDuplicateResponse,
+    DNSQuery,
+    HTTPTransaction,
+    TCPConnect,
+    TLSHandshake,
+)
+from didban.net import errors, guard
+from didban.net import http as httpmod
+from didban.net import tcp as tcpmod
+from didban.net import tls as tlsmod
+from didban.net import trace as tr
+from didban.net.stream import Stream, format_address, split_address
+
+DEFAULT_TIMEOUT = 4.0
+DEFAULT_DUPLICATE_WAIT = 0.5
+
+
+@dataclass
+class DNSResult:
+    """One lookup: the OONI query, late replies, and the connections DoT/DoH made."""
+
+    query: DNSQuery
+    duplicates: list[DNSDuplicateResponse] = field(default_factory=list)
+    tcp_connect: list[TCPConnect] = field(default_factory=list)
+    tls_handshakes: list[TLSHandshake] = field(default_factory=list)
+    requests: list[HTTPTransaction] = field(default_factory=list)
+
+    @property
+    def failure(self) -> str | None:
+        return self.query.failure
+
+    @property
+    def addrs(self) -> list[str]:
+        """IPv4/IPv6 addresses of the (first) answer, in answer order, deduplicated."""
+        return answer_addrs(self.query.answers)
+
+
+async def resolve_udp(
+    hostname: str,
+    server: str,
+    *,
+    trace: tr.Trace,
+    qtype: str = "A",
+    timeout: float = DEFAULT_TIMEOUT,
+    wait_duplicates: float = DEFAULT_DUPLICATE_WAIT,
+    tags: list[str] | None = None,
+    transaction_id: int | None = None,
+) -> DNSResult:
+    """Query ``server`` (``"ip"`` or ``"ip:port"``, default port 53) over UDP."""
+    ip, port = split_address(server, 53)
+    tid = trace.new_transaction_id() if transaction_id is None else transaction_id
+    address = format_address(ip, port)
+    query = _make_query(hostname, qtype)
+    wire = query.to_wire()
+    base = _Base(hostname, qtype, "udp", address, tags, tid)
+    trace.event(tr.RESOLVE_START, address=address, tags=tags, transaction_id=tid)
+    guard.check(ip)
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    t0 = trace.now()
+    replies: list[tuple[float, bytes]] = []
+    wrong_id: list[tuple[float, bytes]] = []  # same question, other id: kept, flagged
+    failure: str | None = None
+    try:
+        await loop.sock_connect(sock, (ip, port))
+        await loop.sock_sendall(sock, wire)
+        trace.event(
+            tr.WRITE_TO,
+            t0=t0,
+            address=address,
+            num_bytes=len(wire),
+            proto="udp",
+            tags=tags,
+            transaction_id=tid,
+        )
+        deadline = loop.time() + timeout
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                async with asyncio.timeout(remaining):
+                    data = await loop.sock_recv(sock, 65535)
+            except TimeoutError:
+                break
+            trace.event(
+                tr.READ_FROM,
+                address=address,
+                num_bytes=len(data),
+                proto="udp",
+                tags=tags,
+                transaction_id=tid,
+            )
+            if _matches(query, data):
+                replies.append((trace.now(), data))
+                if len(replies) == 1:
+                    deadline = loop.time() + wait_duplicates
+            elif _matches(query, data, check_id=False):
+                wrong_id.append((trace.now(), data))
+    except Exception as exc:
+        failure = errors.classify(exc)
+        trace.event(
+            tr.READ_FROM,
+            address=address,
+            failure=failure,
+            proto="udp",
+            tags=tags,
+            transaction_id=tid,
+        )
+    finally:
+        sock.close()
+    t_end = trace.now()
+    if replies:
+        t_first, first = replies[0]
+        result = DNSResult(base.from_wire(first, qtype, t0, t_first))
+    else:
+        failure = failure or F.GENERIC_TIMEOUT
+        t_first = t_end
+        result = DNSResult(base.query(failure, None, t0, t_end))
+    late = sorted(replies[1:] + [(t, d) for t, d in wrong_id])
+    for t_dup, data in late:
+        dup = base.from_wire(data, qtype, t0, t_dup)
+        if (t_dup, data) in wrong_id:
+            dup.failure = F.DNS_WRONG_QUERY_ID
+        result.duplicates.append(DNSDuplicateResponse(**msgspec.structs.asdict(dup)))
+    trace.event(
+        tr.RESOLVE_DONE,
+        t0=t0,
+        t=t_first,
+        address=address,
+        failure=result.failure,
+        tags=tags,
+        transaction_id=tid,
+    )
+    return result
+
+
+async def resolve_tcp(
+    hostname: str,
+    server: str,
+    *,
+    trace: tr.Trace,
+    qtype: str = "A",
+    timeout: float = DEFAULT_TIMEOUT,
+    tags: list[str] | None = None,
+    transaction_id: int | None = None,
+) -> DNSResult:
+    """Query ``server`` (default port 53) over TCP (RFC 1035 §4.2.2 length framing)."""
+    ip, port = split_address(server, 53)
+    return await _stream_query(
+        hostname,
+        qtype,
+        "tcp",
+        format_address(ip, port),
+        ip,
+        port,
+        trace=trace,
+        timeout=timeout,
+        tags=tags,
+        transaction_id=transaction_id,
+        server_name=None,
+        ca_file=None,
+        verify_peer=True,
+    )
+
+
+async def resolve_dot(
+    hostname: str,
+    server: str,
+    *,
+    trace: tr.Trace,
+    server_name: str = "",
+    qtype: str = "A",
+    ca_file: str | None = None,
+    verify_peer: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    tags: list[str] | None = None,
+    transaction_id: int | None = None,
+) -> DNSResult:
+    """DNS over TLS (RFC 7858) to ``server`` (default port 853) with SNI ``server_name``."""
+    ip, port = split_address(server, 853)
+    return await _stream_query(
+        hostname,
+        qtype,
+        "dot",
+        format_address(ip, port),
+        ip,
+        port,
+        trace=trace,
+        timeout=timeout,
+        tags=tags,
+        transaction_id=transaction_id,
+        server_name=server_name,
+        ca_file=ca_file,
+        verify_peer=verify_peer,
+    )
+
+
+async def resolve_doh(
+    hostname: str,
+    url: str,
+    *,
+    trace: tr.Trace,
+    bootstrap_address: str,
+    qtype: str = "A",
+    ca_file: str | None = None,
+    verify_peer: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    tags: list[str] | None = None,
+    transaction_id: int | None = None,
+) -> DNSResult:
+    """DNS over HTTPS (RFC 8484, POST application/dns-message) to ``url``.
+
+    ``bootstrap_address`` (``"ip"`` or ``"ip:port"``) is where to connect; the URL host is
+    the SNI and ``:authority``/Host. ``resolver_address`` in the record is the URL.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError(f"a DoH URL must be https://host/path, not {url!r}")
+    ip, port = split_address(bootstrap_address, parts.port or 443)
+    tid = trace.new_transaction_id() if transaction_id is None else transaction_id
+    base = _Base(hostname, qtype, "doh", url, tags, tid)
+    query = _make_query(hostname, qtype, doh=True)
+    trace.event(tr.RESOLVE_START, address=url, tags=tags, transaction_id=tid)
+    t0 = trace.now()
+    result = DNSResult(base.query(None, None, t0, t0))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    failure: str | None = None
+    wire = b""
+    try:
+        async with asyncio.timeout(timeout):
+            tcp_r, tls_r = await tlsmod.connect_tls(
+                ip,
+                port,
+                server_name=parts.hostname,
+                trace=trace,
+                ca_file=ca_file,
+                verify_peer=verify_peer,
+                tcp_timeout=timeout,
+                tls_timeout=timeout,
+                tags=tags,
+            )
+            result.tcp_connect.append(tcp_r.record)
+            if tls_r is not None:
+                result.tls_handshakes.append(tls_r.record)
+            if tls_r is None or tls_r.stream is None:
+                failure = (tls_r or tcp_r).failure
+            else:
+                stream = tls_r.stream
+                try:
+                    raw = await httpmod.request_on_stream(
+                        stream,
+                        url,
+                        trace=trace,
+                        method="POST",
+                        headers=(
+                            ("Content-Type", "application/dns-message"),
+                            ("Accept", "application/dns-message"),
+                        ),
+                        body=query.to_wire(),
+                        body_cap=65535,
+                        timeout=max(deadline - loop.time(), 0.001),
+                    )
+                finally:
+                    stream.close()
+                if raw.status != 200:
+                    failure = F.HTTP_UNEXPECTED_STATUS_CODE
+                else:
+                    wire = raw.body
+    except Exception as exc:
+        failure = errors.classify(exc)
+    t = trace.now()
+    if failure is None:
+        if _matches(query, wire, check_id=False):
+            result.query = base.from_wire(wire, qtype, t0, t)
+        else:
+            failure = F.DNS_SERVER_MISBEHAVING
+    if failure is not None:
+        result.query = base.query(failure, None, t0, t)
+    trace.event(
+        tr.RESOLVE_DONE,
+        t0=t0,
+        t=t,
+        address=url,
+        failure=result.failure,
+        tags=tags,
+        transaction_id=tid,
+    )
+    return result
+
+
+async def resolve_system(
+    hostname: str,
+    *,
+    trace: tr.Trace,
+    timeout: float = DEFAULT_TIMEOUT,
+    tags: list[str] | None = None,
+    transaction_id: int | None = None,
+) -> DNSResult:
+    """``getaddrinfo`` in a thread: engine ``getaddrinfo``, query_type ``ANY``."""
+    tid = trace.new_transaction_id() if transaction_id is None else transaction_id
+    base = _Base(hostname, "ANY", "getaddrinfo", "", tags, tid)
+    trace.event(tr.RESOLVE_START, tags=tags, transaction_id=tid)
+    loop = asyncio.get_running_loop()
+    t0 = trace.now()
+    failure: str | None = None
+    answers: list[DNSAnswer] = []
+    try:
+        async with asyncio.timeout(timeout):
+            infos = await loop.getaddrinfo(
+                hostname, None, type=socket.SOCK_STREAM, flags=socket.AI_CANONNAME
+            )
+    except Exception as exc:
+        failure = errors.classify(exc)
+    else:
+        seen: set[str] = set()
+        for family, _, _, canon, sockaddr in infos:
+            if (
+                canon
+                and canon.rstrip(".") != hostname.rstrip(".")
+                and not any(a.answer_type == "CNAME" for a in answers)
+            ):
+                answers.append(DNSAnswer(answer_type="CNAME", hostname=canon))
+            ip = str(sockaddr[0])
+            if ip in seen:
+                continue
+            seen.add(ip)
+            if family == socket.AF_INET6:
+                answers.append(DNSAnswer(answer_type="AAAA", ipv6=ip))
+            else:
+                answers.append(DNSAnswer(answer_type="A", ipv4=ip))
+        if not seen:
+            failure = F.DNS_NO_ANSWER
+    t = trace.now()
+    trace.event(tr.RESOLVE_DONE, t0=t0, t=t, failure=failure, tags=tags, transaction_id=tid)
+    return DNSResult(base.query(failure, answers or None, t0, t))
+
+
+def answer_addrs(answers: list[DNSAnswer] | None) -> list[str]:
+    """IP addresses in ``answers``, in order, without repeats."""
+    out: list[str] = []
+    for a in answers or []:
+        ip = a.ipv4 or a.ipv6
+        if ip and ip not in out:
+            out.append(ip)
+    return out
+
+
+def rcode_failure(rcode: int, has_answer: bool) -> str | None:
+    """OONI failure for a reply's rcode (netxlite's mapping), or no_answer / None."""
+    if rcode == dns.rcode.NXDOMAIN:
+        return F.DNS_NXDOMAIN
+    if rcode == dns.rcode.SERVFAIL:
+        return F.DNS_SERVFAIL
+    if rcode == dns.rcode.REFUSED:
+        return F.DNS_REFUSED
+    if rcode != dns.rcode.NOERROR:
+        return F.DNS_SERVER_MISBEHAVING
+    return None if has_answer else F.DNS_NO_ANSWER
+
+
+def _make_query(hostname: str, qtype: str, doh: bool = False) -> dns.message.QueryMessage:
+    q = dns.message.make_query(hostname, qtype, use_edns=0, payload=1232)
+    q.flags |= dns.flags.RD
+    if doh:
+        q.id = 0  # RFC 8484 §4.1: cache friendliness
+    return q
+
+
+def _matches(query: dns.message.Message, wire: bytes, check_id: bool = True) -> bool:
+    try:
+        reply = dns.message.from_wire(wire, ignore_trailing=True)
+    except (dns.exception.DNSException, ValueError):
+        return False
+    if check_id and reply.id != query.id:
+        return False
+    return bool(reply.flags & dns.flags.QR) and reply.question == query.question
+
+
+class _Base:
+    """The fields every record of one lookup shares."""
+
+    def __init__(
+        self, hostname: str, qtype: str, engine: str, address: str, tags: list[str] | None, tid: int
+    ) -> None:
+        self.hostname, self.qtype, self.engine, self.address = hostname, qtype, engine, address
+        self.tags, self.tid = (list(tags) if tags else None), tid
+
+    def query(
+        self,
+        failure: str | None,
+        answers: list[DNSAnswer] | None,
+        t0: float,
+        t: float,
+        rcode: int | None = None,
+        raw: bytes | None = None,
+    ) -> DNSQuery:
+        return DNSQuery(
+            hostname=self.hostname,
+            query_type=self.qtype,
+            engine=self.engine,
+            resolver_address=self.address,
+            failure=failure,
+            answers=answers,
+            rcode=rcode,
+            raw_response=base64.b64encode(raw).decode() if raw is not None else None,
+            t0=round(t0, 6),
+            t=round(t, 6),
+            tags=self.tags,
+            transaction_id=self.tid,
+        )
+
+    def from_wire(self, wire: bytes, qtype: str, t0: float, t: float) -> DNSQuery:
+        try:
+            reply = dns.message.from_wire(wire, ignore_trailing=True)
+        except (dns.exception.DNSException, ValueError):
+            return self.query(F.DNS_SERVER_MISBEHAVING, None, t0, t, raw=wire)
+        answers = parse_answers(reply)
+        wanted = dns.rdatatype.from_text(qtype)
+        has = any(a.answer_type == dns.rdatatype.to_text(wanted) for a in answers)
+        failure = rcode_failure(reply.rcode(), has)
+        return self.query(failure, answers or None, t0, t, rcode=reply.rcode(), raw=wire)
+
+
+def parse_answers(reply: dns.message.Message) -> list[DNSAnswer]:
+    """A, AAAA and CNAME records of the answer section as OONI answers."""
+    out: list[DNSAnswer] = []
+    for rrset in reply.answer:
+        for rd in rrset:
+            if rd.rdtype == dns.rdatatype.A:
+                out.append(DNSAnswer(answer_type="A", ipv4=rd.address, ttl=rrset.ttl))
+            elif rd.rdtype == dns.rdatatype.AAAA:
+                out.append(DNSAnswer(answer_type="AAAA", ipv6=rd.address, ttl=rrset.ttl))
+            elif rd.rdtype == dns.rdatatype.CNAME:
+                out.append(
+                    DNSAnswer(answer_type="CNAME", hostname=rd.target.to_text(), ttl=rrset.ttl)
+                )
+    return out
+
+
+async def _read_exact(stream: Stream, n: int, buf: bytearray) -> bytes:
+    while len(buf) < n:
+        chunk = await stream.read(65536)
+        if not chunk:
+            raise errors.NetFailure(F.EOF_ERROR, "connection closed mid-reply")
+        buf += chunk
+    out = bytes(buf[:n])
+    del buf[:n]
+    return out
+
+
+async def _stream_query(
+    hostname: str,
+    qtype: str,
+    engine: str,
+    address: str,
+    ip: str,
+    port: int,
+    *,
+    trace: tr.Trace,
+    timeout: float,
+    tags: list[str] | None,
+    transaction_id: int | None,
+    server_name: str | None,
+    ca_file: str | None,
+    verify_peer: bool,
+) -> DNSResult:
+    """DNS over a TCP or TLS stream with two-byte length framing (TCP and DoT)."""
+    tid = trace.new_transaction_id() if transaction_id is None else transaction_id
+    base = _Base(hostname, qtype, engine, address, tags, tid)
+    query = _make_query(hostname, qtype)
+    trace.event(tr.RESOLVE_START, address=address, tags=tags, transaction_id=tid)
+    t0 = trace.now()
+    result = DNSResult(base.query(None, None, t0, t0))
+    failure: str | None = None
+    wire = b""
+    try:
+        async with asyncio.timeout(timeout):
+            tcp_r = await tcpmod.connect(
+                ip, port, trace=trace, timeout=timeout, tags=tags, transaction_id=tid
+            )
+            result.tcp_connect.append(tcp_r.record)
+            stream: Stream | None = tcp_r.stream
+            if tcp_r.stream is not None and server_name is not None:
+                tls_r = await tlsmod.handshake(
+                    tcp_r.stream,
+                    server_name=server_name,
+                    trace=trace,
+                    alpn=("dot",),
+                    ca_file=ca_file,
+                    verify_peer=verify_peer,
+                    timeout=timeout,
+                    tags=tags,
+                    transaction_id=tid,
+                )
+                result.tls_handshakes.append(tls_r.record)
+                stream = tls_r.stream
+                failure = tls_r.failure
+            elif stream is None:
+                failure = tcp_r.failure
+            if stream is not None:
+                try:
+                    payload = query.to_wire()
+                    await stream.write(struct.pack("!H", len(payload)) + payload)
+                    buf = bytearray()
+                    (length,) = struct.unpack("!H", await _read_exact(stream, 2, buf))
+                    wire = await _read_exact(stream, length, buf)
+                finally:
+                    stream.close()
+    except Exception as exc:
+        failure = errors.classify(exc)
+    t = trace.now()
+    if failure is None:
+        if _matches(query, wire):
+            result.query = base.from_wire(wire, qtype, t0, t)
+        else:
+            failure = F.DNS_SERVER_MISBEHAVING
+    if failure is not None:
+        result.query = base.query(failure, None, t0, t)
+    trace.event(
+        tr.RESOLVE_DONE,
+        t0=t0,
+        t=t,
+        address=address,
+        failure=result.failure,
+        tags=tags,
+        transaction_id=tid,
+    )
+    return result

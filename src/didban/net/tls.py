@@ -1,0 +1,270 @@
+"""The TLS driver: ``ssl.SSLObject`` over ``MemoryBIO`` on a traced TCP stream.
+
+Why our own driver (python-stack.md §5.1-5.2): asyncio's ``start_tls`` reports a FIN during
+the handshake as a reset; driving the SSLObject by hand over ``loop.sock_recv`` tells RST
+(``connection_reset``) from FIN (``eof_error``) from silence (``generic_timeout_error``)
+from a TLS alert (``ssl_failed_handshake``) at every step.
+
+The handshake always runs with ``CERT_NONE``; the peer chain is kept and verified
+separately (``didban.net.verify``), so a MITM or blockpage certificate is recorded with
+its chain and the OpenSSL-style verify code even when verification fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from didban.model.ooni import BinaryData, TLSHandshake
+from didban.net import errors, verify
+from didban.net import tcp as tcpmod
+from didban.net import trace as tr
+
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_ALPN: tuple[str, ...] = ("h2", "http/1.1")
+
+_VERSIONS = {
+    "TLSv1": "TLSv1.0",
+    "TLSv1.1": "TLSv1.1",
+    "TLSv1.2": "TLSv1.2",
+    "TLSv1.3": "TLSv1.3",
+}
+
+
+class TLSStream:
+    """An established TLS connection over a :class:`~didban.net.tcp.TCPStream`."""
+
+    def __init__(
+        self,
+        obj: ssl.SSLObject,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        raw: tcpmod.TCPStream,
+    ) -> None:
+        self._obj = obj
+        self._in = incoming
+        self._out = outgoing
+        self.raw = raw
+        self._eof = False
+
+    @property
+    def address(self) -> str:
+        return self.raw.address
+
+    @property
+    def alpn(self) -> str:
+        return self._obj.selected_alpn_protocol() or ""
+
+    async def _flush(self) -> None:
+        data = self._out.read()
+        if data:
+            await self.raw.write(data)
+
+    async def read(self, max_bytes: int = 65536) -> bytes:
+        while True:
+            try:
+                return self._obj.read(max_bytes)
+            except ssl.SSLWantReadError:
+                pass
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return b""
+            await self._flush()
+            if self._eof:
+                return b""
+            data = await self.raw.read(65536)
+            if data:
+                self._in.write(data)
+            else:
+                self._eof = True
+                self._in.write_eof()
+
+    async def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = self._obj.write(view)
+            view = view[n:]
+            await self._flush()
+
+    def close(self) -> None:
+        with contextlib.suppress(ssl.SSLError):
+            self._obj.unwrap()
+        leftover = self._out.read()
+        if leftover:
+            with contextlib.suppress(OSError):
+                self.raw.sock.send(leftover)
+        self.raw.close()
+
+
+@dataclass
+class TLSResult:
+    """The OONI record, the peer chain (DER, leaf first) and the stream when usable.
+
+    ``stream`` is set when the handshake succeeded and either verification passed or the
+    caller asked for ``verify=False``; otherwise the connection is closed.
+    """
+
+    record: TLSHandshake
+    stream: TLSStream | None
+    chain: list[bytes] = field(default_factory=list)
+
+    @property
+    def failure(self) -> str | None:
+        return self.record.failure
+
+
+def _context(alpn: Sequence[str]) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
+    return ctx
+
+
+def _peer_chain(obj: ssl.SSLObject) -> list[bytes]:
+    """The chain as the server sent it (3.11: the private ``get_unverified_chain``)."""
+    inner = getattr(obj, "_sslobj", None)
+    getter = getattr(obj, "get_unverified_chain", None) or getattr(
+        inner, "get_unverified_chain", None
+    )
+    certs = getter() if getter is not None else None
+    if certs:
+        out: list[bytes] = []
+        for c in certs:
+            der = c.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
+            out.append(der if isinstance(der, bytes) else ssl.PEM_cert_to_DER_cert(der))
+        return out
+    leaf = obj.getpeercert(binary_form=True)
+    return [leaf] if leaf else []
+
+
+async def _drive(
+    obj: ssl.SSLObject, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO, raw: tcpmod.TCPStream
+) -> None:
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            pending = outgoing.read()
+            if pending:
+                await raw.write(pending)
+            data = await raw.read(65536)
+            if data:
+                incoming.write(data)
+            else:
+                incoming.write_eof()
+    pending = outgoing.read()
+    if pending:
+        await raw.write(pending)
+
+
+async def handshake(
+    raw: tcpmod.TCPStream,
+    *,
+    server_name: str,
+    trace: tr.Trace,
+    alpn: Sequence[str] = DEFAULT_ALPN,
+    ca_file: str | None = None,
+    verify_peer: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    tags: list[str] | None = None,
+    transaction_id: int | None = None,
+) -> TLSResult:
+    """TLS handshake over ``raw`` with SNI ``server_name`` ("" → no SNI) and ``alpn``.
+
+    Verification uses ``ca_file`` (PEM) or the system roots (``SSL_CERT_FILE`` honoured).
+    ``verify_peer=False`` records the verification outcome in the ``x_didban_verify_*``
+    keys but not as ``failure`` (OONI ``no_tls_verify``). Never raises for network errors;
+    on any failure ``raw`` is closed.
+    """
+    tid = raw.transaction_id if transaction_id is None else transaction_id
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = _context(alpn).wrap_bio(
+        incoming, outgoing, server_side=False, server_hostname=server_name or None
+    )
+    t0 = trace.now()
+    trace.event(tr.TLS_HANDSHAKE_START, t=t0, address=raw.address, tags=tags, transaction_id=tid)
+    failure: str | None = None
+    chain: list[bytes] = []
+    code: int | None = None
+    message: str | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            await _drive(obj, incoming, outgoing, raw)
+    except Exception as exc:
+        failure = errors.classify(exc)
+    if failure is None:
+        chain = _peer_chain(obj)
+        outcome = verify.verify_chain(chain, server_name, ca_file=ca_file)
+        if outcome is not None:
+            code, message = outcome.code, outcome.message
+            if verify_peer:
+                failure = errors.verify_code_failure(outcome.code)
+    t = trace.now()
+    trace.event(
+        tr.TLS_HANDSHAKE_DONE,
+        t0=t0,
+        t=t,
+        address=raw.address,
+        failure=failure,
+        tags=tags,
+        transaction_id=tid,
+    )
+    handshook = failure is None or code is not None
+    record = TLSHandshake(
+        network="tcp",
+        address=raw.address,
+        server_name=server_name,
+        failure=failure,
+        cipher_suite=(obj.cipher() or ("",))[0] if handshook else "",
+        negotiated_protocol=(obj.selected_alpn_protocol() or "") if handshook else "",
+        tls_version=_VERSIONS.get(obj.version() or "", obj.version() or "") if handshook else "",
+        no_tls_verify=not verify_peer,
+        peer_certificates=[BinaryData(base64.b64encode(c).decode()) for c in chain] or None,
+        t0=round(t0, 6),
+        t=round(t, 6),
+        tags=list(tags) if tags else None,
+        transaction_id=tid or 0,
+        x_didban_verify_code=code,
+        x_didban_verify_message=message,
+    )
+    if failure is not None:
+        raw.close()
+        return TLSResult(record, None, chain)
+    return TLSResult(record, TLSStream(obj, incoming, outgoing, raw), chain)
+
+
+async def connect_tls(
+    ip: str,
+    port: int,
+    *,
+    server_name: str,
+    trace: tr.Trace,
+    alpn: Sequence[str] = DEFAULT_ALPN,
+    ca_file: str | None = None,
+    verify_peer: bool = True,
+    tcp_timeout: float = tcpmod.DEFAULT_TIMEOUT,
+    tls_timeout: float = DEFAULT_TIMEOUT,
+    tags: list[str] | None = None,
+) -> tuple[tcpmod.TCPResult, TLSResult | None]:
+    """TCP connect then TLS handshake (one transaction id); TLS is None if TCP failed."""
+    tcp = await tcpmod.connect(ip, port, trace=trace, timeout=tcp_timeout, tags=tags)
+    if tcp.stream is None:
+        return tcp, None
+    result = await handshake(
+        tcp.stream,
+        server_name=server_name,
+        trace=trace,
+        alpn=alpn,
+        ca_file=ca_file,
+        verify_peer=verify_peer,
+        timeout=tls_timeout,
+        tags=tags,
+        transaction_id=tcp.record.transaction_id,
+    )
+    return tcp, result

@@ -1,0 +1,214 @@
+"""DNS over UDP (late replies kept), TCP, DoT, DoH and the system resolver on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import struct
+
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rrset
+import trustme
+from peers import DNSServer, Site, closed_port
+
+from didban.net import dns as ddns
+from didban.net.trace import Trace
+
+
+async def test_injected_then_genuine_both_kept_in_order() -> None:
+    server = await DNSServer({"www.instagram.com": ["203.0.113.10"]}, forged="10.10.34.36").start()
+    trace = Trace()
+    try:
+        r = await ddns.resolve_udp("www.instagram.com", f"127.0.0.1:{server.port}", trace=trace)
+    finally:
+        server.stop()
+    assert r.failure is None
+    assert r.addrs == ["10.10.34.36"]  # the first (forged) reply is the query result
+    assert r.query.engine == "udp"
+    assert r.query.resolver_address == f"127.0.0.1:{server.port}"
+    assert len(r.duplicates) == 1
+    dup = r.duplicates[0]
+    assert [a.ipv4 for a in dup.answers or []] == ["203.0.113.10"]
+    assert dup.t > r.query.t  # arrival order, with timings
+    assert dup.transaction_id == r.query.transaction_id
+    assert r.query.raw_response
+    reads = [e for e in trace.events if e.operation == "read_from"]
+    assert len(reads) == 2
+
+
+async def test_reply_with_wrong_id_is_kept_but_not_the_answer() -> None:
+    server = await DNSServer(
+        {"www.instagram.com": ["203.0.113.10"]}, forged="10.10.34.36", forged_wrong_id=True
+    ).start()
+    try:
+        r = await ddns.resolve_udp(
+            "www.instagram.com", f"127.0.0.1:{server.port}", trace=Trace(), wait_duplicates=0.1
+        )
+    finally:
+        server.stop()
+    assert r.addrs == ["203.0.113.10"]
+    assert [d.failure for d in r.duplicates] == ["dns_reply_with_wrong_query_id"]
+    assert [a.ipv4 for a in r.duplicates[0].answers or []] == ["10.10.34.36"]
+
+
+async def test_single_reply_has_no_duplicates() -> None:
+    server = await DNSServer({"a.test": ["192.0.2.7"]}).start()
+    try:
+        r = await ddns.resolve_udp(
+            "a.test", f"127.0.0.1:{server.port}", trace=Trace(), wait_duplicates=0.1
+        )
+    finally:
+        server.stop()
+    assert r.addrs == ["192.0.2.7"] and r.duplicates == []
+    assert r.query.answers is not None and r.query.answers[0].ttl == 60
+
+
+async def test_nxdomain() -> None:
+    server = await DNSServer({}).start()
+    try:
+        r = await ddns.resolve_udp(
+            "missing.test", f"127.0.0.1:{server.port}", trace=Trace(), wait_duplicates=0.05
+        )
+    finally:
+        server.stop()
+    assert r.failure == "dns_nxdomain_error"
+    assert r.query.rcode == 3
+
+
+async def test_refused_and_servfail_rcodes() -> None:
+    for rcode, expected in (
+        (dns.rcode.REFUSED, "dns_refused_error"),
+        (dns.rcode.SERVFAIL, "dns_servfail_error"),
+    ):
+        server = await DNSServer({}, rcode=rcode).start()
+        try:
+            r = await ddns.resolve_udp(
+                "x.test", f"127.0.0.1:{server.port}", trace=Trace(), wait_duplicates=0.05
+            )
+        finally:
+            server.stop()
+        assert r.failure == expected
+
+
+async def test_no_answer() -> None:
+    server = await DNSServer({"empty.test": []}).start()
+    try:
+        r = await ddns.resolve_udp(
+            "empty.test", f"127.0.0.1:{server.port}", trace=Trace(), wait_duplicates=0.05
+        )
+    finally:
+        server.stop()
+    assert r.failure == "dns_no_answer"
+
+
+async def test_silent_udp_server_times_out() -> None:
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)
+    )
+    port = transport.get_extra_info("sockname")[1]
+    try:
+        r = await ddns.resolve_udp("a.test", f"127.0.0.1:{port}", trace=Trace(), timeout=0.3)
+    finally:
+        transport.close()
+    assert r.failure == "generic_timeout_error"
+    assert r.query.answers is None
+
+
+def _rrset(name: dns.name.Name) -> dns.rrset.RRset:
+    return dns.rrset.from_text_list(name, 30, "IN", "A", ["198.51.100.77"])
+
+
+async def _dns_stream_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    (length,) = struct.unpack("!H", await reader.readexactly(2))
+    query = dns.message.from_wire(await reader.readexactly(length))
+    resp = dns.message.make_response(query)
+    resp.answer.append(_rrset(query.question[0].name))
+    wire = resp.to_wire()
+    writer.write(struct.pack("!H", len(wire)) + wire)
+    await writer.drain()
+    writer.close()
+
+
+async def test_tcp_transport() -> None:
+    server = await asyncio.start_server(_dns_stream_handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    r = await ddns.resolve_tcp("b.test", f"127.0.0.1:{port}", trace=Trace())
+    server.close()
+    assert r.failure is None and r.addrs == ["198.51.100.77"]
+    assert r.query.engine == "tcp"
+    assert r.tcp_connect and r.tcp_connect[0].status.success
+
+
+async def test_dot_transport(ca: trustme.CA, ca_file: str) -> None:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("dns.google").configure_cert(ctx)
+    server = await asyncio.start_server(_dns_stream_handler, "127.0.0.1", 0, ssl=ctx)
+    port = server.sockets[0].getsockname()[1]
+    r = await ddns.resolve_dot(
+        "b.test", f"127.0.0.1:{port}", server_name="dns.google", trace=Trace(), ca_file=ca_file
+    )
+    bad = await ddns.resolve_dot(
+        "b.test", f"127.0.0.1:{port}", server_name="dns.quad9.net", trace=Trace(), ca_file=ca_file
+    )
+    server.close()
+    assert r.failure is None and r.addrs == ["198.51.100.77"]
+    assert r.query.engine == "dot"
+    assert r.tls_handshakes and r.tls_handshakes[0].failure is None
+    assert bad.failure == "ssl_invalid_hostname"
+
+
+class DoHSite(Site):
+    def respond(
+        self, method: str, path: str, body: bytes, headers: list[tuple[str, str]]
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        if path != "/dns-query" or method != "POST":
+            return 404, [], b""
+        query = dns.message.from_wire(body)
+        resp = dns.message.make_response(query)
+        resp.answer.append(_rrset(query.question[0].name))
+        return 200, [("Content-Type", "application/dns-message")], resp.to_wire()
+
+
+async def test_doh_transport(ca: trustme.CA, ca_file: str) -> None:
+    site = await DoHSite(ca, names=("dns.google",)).start()
+    try:
+        r = await ddns.resolve_doh(
+            "c.test",
+            "https://dns.google/dns-query",
+            trace=Trace(),
+            bootstrap_address=f"127.0.0.1:{site.https_port}",
+            ca_file=ca_file,
+        )
+    finally:
+        await site.stop()
+    assert r.failure is None, r
+    assert r.addrs == ["198.51.100.77"]
+    assert r.query.engine == "doh"
+    assert r.query.resolver_address == "https://dns.google/dns-query"
+    assert r.tls_handshakes[0].negotiated_protocol == "h2"
+
+
+async def test_doh_refused() -> None:
+    r = await ddns.resolve_doh(
+        "c.test",
+        "https://dns.google/dns-query",
+        trace=Trace(),
+        bootstrap_address=f"127.0.0.1:{closed_port()}",
+    )
+    assert r.failure == "connection_refused"
+
+
+async def test_system_resolver_localhost() -> None:
+    r = await ddns.resolve_system("localhost", trace=Trace())
+    assert r.failure is None
+    assert r.query.engine == "getaddrinfo" and r.query.query_type == "ANY"
+    assert r.query.resolver_address == ""
+    assert "127.0.0.1" in r.addrs or "::1" in r.addrs
+
+
+async def test_system_resolver_nxdomain() -> None:
+    r = await ddns.resolve_system("no-such-host.invalid", trace=Trace())
+    assert r.failure in ("dns_nxdomain_error", "dns_temporary_failure")

@@ -1,0 +1,172 @@
+"""HTTP/1.1 and h2 fetches on loopback: redirects, title, cap, binary bodies, failures."""
+
+from __future__ import annotations
+
+import base64
+
+from peers import (
+    BIG_SIZE,
+    Site,
+    closed_port,
+    fin_after_hello,
+    rst_after_hello,
+    silent,
+    tcp_server,
+)
+
+from didban.model.ooni import BinaryData
+from didban.net import http
+from didban.net.trace import Trace
+
+
+async def test_h2_redirects_are_followed_newest_first(site: Site, ca_file: str) -> None:
+    trace = Trace()
+    base = f"https://site.test:{site.https_port}"
+    r = await http.fetch(f"{base}/redirect/3", trace=trace, ca_file=ca_file, resolver=_loopback)
+    assert r.failure is None
+    assert len(r.requests) == 5  # /redirect/3 → 2 → 1 → 0 → /
+    final = r.requests[0]
+    assert final.request.url == f"{base}/"
+    assert final.response is not None and final.response.code == 200
+    assert final.response.x_didban_title == "Hello didban"
+    assert final.alpn == "h2"
+    assert [t.response.code for t in r.requests if t.response] == [200, 302, 302, 302, 302]
+    assert r.requests[-1].request.url == f"{base}/redirect/3"
+    assert len(r.tls_handshakes) == 5
+    ops = {e.operation for e in trace.events}
+    assert {"http_transaction_start", "http_transaction_done", "tls_handshake_done"} <= ops
+
+
+async def _loopback(host: str) -> list[str] | str:
+    return ["127.0.0.1"] if host.endswith("site.test") else "dns_nxdomain_error"
+
+
+async def test_h11_plain_get_with_title(site: Site) -> None:
+    r = await http.fetch("http://site.test/", trace=Trace(), address=f"127.0.0.1:{site.http_port}")
+    assert r.failure is None
+    t = r.requests[0]
+    assert t.response is not None and t.response.code == 200
+    assert (
+        t.response.body == "<html><head><title>Hello didban</title></head><body>hello</body></html>"
+    )
+    assert t.alpn == ""
+    assert t.request.headers["Host"] == "site.test"
+    assert "Mozilla/5.0" in t.request.headers["User-Agent"]
+    assert t.address == f"127.0.0.1:{site.http_port}"
+
+
+async def test_h11_over_tls_when_h2_not_offered(site: Site, ca_file: str) -> None:
+    r = await http.fetch(
+        "https://site.test/",
+        trace=Trace(),
+        alpn=("http/1.1",),
+        address=f"127.0.0.1:{site.https_port}",
+        ca_file=ca_file,
+    )
+    assert r.failure is None
+    assert r.requests[0].alpn == "http/1.1"
+    assert r.requests[0].response is not None
+    assert r.requests[0].response.x_didban_title == "Hello didban"
+
+
+async def test_body_cap_truncates_h11_and_h2(site: Site, ca_file: str) -> None:
+    for alpn in (("h2",), ("http/1.1",)):
+        r = await http.fetch(
+            "https://site.test/big",
+            trace=Trace(),
+            alpn=alpn,
+            address=f"127.0.0.1:{site.https_port}",
+            ca_file=ca_file,
+            body_cap=100_000,
+        )
+        assert r.failure is None
+        resp = r.requests[0].response
+        assert resp is not None and resp.body_is_truncated
+        assert isinstance(resp.body, str) and len(resp.body) == 100_000
+        assert r.throughput is not None and r.throughput > 0
+
+
+async def test_full_body_under_default_cap_is_not_truncated(site: Site) -> None:
+    r = await http.fetch(
+        "http://site.test/big",
+        trace=Trace(),
+        address=f"127.0.0.1:{site.http_port}",
+        body_cap=2 * BIG_SIZE,
+    )
+    resp = r.requests[0].response
+    assert resp is not None and not resp.body_is_truncated
+    assert resp.x_didban_body_length == BIG_SIZE
+
+
+async def test_binary_body_is_base64(site: Site) -> None:
+    r = await http.fetch(
+        "http://site.test/binary", trace=Trace(), address=f"127.0.0.1:{site.http_port}"
+    )
+    resp = r.requests[0].response
+    assert resp is not None and isinstance(resp.body, BinaryData)
+    assert base64.b64decode(resp.body.data) == bytes(range(256)) * 4
+
+
+async def test_redirect_to_other_host_uses_resolver(site: Site) -> None:
+    asked: list[str] = []
+
+    async def resolver(host: str) -> list[str] | str:
+        asked.append(host)
+        return "dns_nxdomain_error"
+
+    r = await http.fetch(
+        "http://site.test/elsewhere",
+        trace=Trace(),
+        resolver=resolver,
+        address=f"127.0.0.1:{site.http_port}",
+    )
+    assert asked == ["other.test"]
+    assert r.failure == "dns_nxdomain_error"
+    assert r.requests[0].request.url == "http://other.test/"
+    assert r.requests[1].response is not None and r.requests[1].response.code == 301
+
+
+async def test_too_many_redirects(site: Site) -> None:
+    r = await http.fetch(
+        f"http://site.test:{site.http_port}/redirect/20", trace=Trace(), resolver=_loopback
+    )
+    assert len(r.requests) == 11
+    assert r.failure is not None and "redirects" in r.failure
+
+
+async def test_refused_is_recorded_as_a_failed_transaction() -> None:
+    port = closed_port()
+    r = await http.fetch("http://site.test/", trace=Trace(), address=f"127.0.0.1:{port}")
+    assert r.failure == "connection_refused"
+    assert len(r.requests) == 1 and r.requests[0].failure == "connection_refused"
+    assert r.tcp_connect[0].status.failure == "connection_refused"
+
+
+async def test_reset_during_request() -> None:
+    server, port = await tcp_server(rst_after_hello)
+    r = await http.fetch("http://site.test/", trace=Trace(), address=f"127.0.0.1:{port}")
+    server.close()
+    assert r.failure == "connection_reset"
+
+
+def test_title_regexp() -> None:
+    assert http.extract_title(b"<TITLE>Blocked</TITLE>") == "Blocked"
+    assert http.extract_title("<title></title>") == ""
+    assert len(http.extract_title("<title>" + "a" * 600 + "</title>")) == 0
+
+
+async def test_fin_after_request_is_eof_error() -> None:
+    server, port = await tcp_server(fin_after_hello)
+    r = await http.fetch("http://site.test/", trace=Trace(), address=f"127.0.0.1:{port}")
+    server.close()
+    assert r.failure == "eof_error"
+
+
+async def test_silent_server_times_out() -> None:
+    server, port = await tcp_server(silent)
+    r = await http.fetch(
+        "http://site.test/", trace=Trace(), address=f"127.0.0.1:{port}", timeout=0.3
+    )
+    server.close()
+    assert r.failure == "generic_timeout_error"
+    assert r.requests[0].response is not None and r.requests[0].response.code == 0
