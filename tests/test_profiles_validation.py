@@ -1,0 +1,180 @@
+"""Profiles without root: the shipped ones load and carry complete ground truth; broken
+ones are refused with ``file:line: problem``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from didban.lab import profiles
+from didban.lab.censor.techniques import TECHNIQUES
+from didban.model.verdict import METHODS
+
+SHIPPED = ("clean", "iran-2019-shutdown", "iran-2022", "iran-protocol-filter")
+
+
+def test_shipped_profiles_are_available() -> None:
+    assert set(SHIPPED) <= set(profiles.available())
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_profile_has_ground_truth_for_every_default_url(name: str) -> None:
+    p = profiles.load(name)
+    assert p.name == name
+    urls = [t.url for t in p.ground_truth]
+    assert set(profiles.default_urls()) <= set(urls)
+    rule_ids = {r.id for r in p.rules}
+    for t in p.ground_truth:
+        if t.outcome == "ok":
+            assert t.method is None
+        else:
+            assert t.method in METHODS
+            assert t.rule in rule_ids, f"{name}: {t.url} cites no rule of the profile"
+
+
+def test_clean_blocks_nothing() -> None:
+    p = profiles.load("clean")
+    assert p.rules == []
+    assert {t.outcome for t in p.ground_truth} == {"ok"}
+
+
+def test_iran_2022_uses_iran_methods_and_covers_the_techniques() -> None:
+    p = profiles.load("iran-2022")
+    truth = {t.url: t for t in p.ground_truth}
+    assert truth["https://www.instagram.com/"].method == "tls.sni.reset"
+    assert truth["http://www.cloob.com/"].method == "http.blockpage"
+    assert truth["http://www.tabnak.ir/"].method == "http.blockpage"
+    assert truth["https://www.whatsapp.com/"].method == "tcp.timeout"
+    assert truth["https://telegram.org/"].method == "tcp.reset"
+    assert truth["https://www.facebook.com/"].method == "dns.injection.bogon"
+    assert truth["https://twitter.com/"].method == "dns.hijack"
+    assert truth["https://www.digikala.com/"].outcome == "ok"
+    assert truth["https://www.aparat.com/"].outcome == "ok"
+    assert truth["https://en.wikipedia.org/"].outcome == "ok"
+    used = {r.technique for r in p.rules}
+    assert {
+        "dns_injection", "resolver_hijack", "http_blockpage", "sni_reset", "sni_blackhole",
+        "ip_blackhole", "rst_on_connect", "quic_drop", "dot_block", "doh_poison",
+    } <= used  # fmt: skip
+
+
+def test_iran_2019_shutdown_isolates_international_targets_only() -> None:
+    p = profiles.load("iran-2019-shutdown")
+    for t in p.ground_truth:
+        if "digikala" in t.url or "aparat" in t.url:
+            assert t.outcome == "ok"
+        else:
+            assert (t.outcome, t.layer, t.method) == ("down", "ip", "nin.isolated")
+
+
+def test_protocol_filter_profile_whitelists_and_throttles() -> None:
+    p = profiles.load("iran-protocol-filter")
+    wl = next(r for r in p.rules if r.technique == "protocol_whitelist")
+    assert wl.params["ports"] == [53, 80, 443]
+    assert wl.params["penalty"] == 60.0
+    th = next(r for r in p.rules if r.technique == "throttle")
+    assert th.params["rate"] == "1mbit"
+    assert th.params["addresses"] == ["203.0.113.34", "203.0.113.35"]
+
+
+def test_dump_json_round_trips() -> None:
+    p = profiles.load("iran-2022")
+    assert profiles.from_json(profiles.dump_json(p)) == p
+
+
+def test_defaults_are_filled_in() -> None:
+    r = profiles.load("iran-2022").rule("dns-facebook")
+    assert r.params["answer"] == "10.10.34.36"
+    assert r.params["ip_ttl"] == 187
+    assert r.params["dns_ttl"] == 418
+    assert r.params["original"] == "drop"
+
+
+GOOD_HEAD = "name: iran-custom\ndescription: a test\n"
+GT = "ground_truth:\n  default: {outcome: ok}\n"
+
+BROKEN = [
+    (
+        GOOD_HEAD + "rules:\n  - id: a\n    technique: sni_reset\n    names: [x.com]\n"
+        "  - id: b\n    technique: sni_rest\n    names: [x.com]\n" + GT,
+        "iran-custom.yaml:8: unknown technique 'sni_rest' (known: ",
+    ),
+    (
+        GOOD_HEAD
+        + "rules:\n  - id: a\n    technique: ip_blackhole\n    addresses: [8.8.8.8]\n"
+        + GT,
+        "iran-custom.yaml:6: rule 'a': addresses: '8.8.8.8' is not a lab address",
+    ),
+    (
+        GOOD_HEAD + "rules:\n  - id: a\n    technique: sni_reset\n    names: [x.com]\n"
+        "    ports: [443, 99999]\n" + GT,
+        "iran-custom.yaml:7: rule 'a': ports: '99999' is not a port (1-65535)",
+    ),
+    (
+        GOOD_HEAD + "rules:\n  - id: a\n    technique: sni_reset\n    names: [x.com]\n"
+        "    ip_ttl: high\n" + GT,
+        "iran-custom.yaml:7: rule 'a': ip_ttl: 'high' is not an integer",
+    ),
+    (
+        GOOD_HEAD + "rules:\n  - id: a\n    technique: sni_reset\n    name: [x.com]\n" + GT,
+        "iran-custom.yaml:6: rule 'a': technique 'sni_reset' has no parameter 'name'",
+    ),
+    (
+        GOOD_HEAD + "rules:\n  - id: a\n    technique: sni_reset\n" + GT,
+        "iran-custom.yaml:4: rule 'a': technique 'sni_reset' needs 'names'",
+    ),
+    (
+        GOOD_HEAD + "rules:\n  - id: a\n    technique: shutdown\n  - id: a\n    technique: "
+        "shutdown\n" + GT,
+        "iran-custom.yaml:6: duplicate rule id 'a'",
+    ),
+    (
+        GOOD_HEAD + "rules: []\nground_truth:\n  default: {outcome: blocked, layer: dns, "
+        "method: dns.poison}\n",
+        "iran-custom.yaml:5: ground truth of 'default': unknown method 'dns.poison'",
+    ),
+    (
+        GOOD_HEAD + "rules: []\nground_truth:\n  default: {outcome: blocked, layer: tls, "
+        "method: dns.nxdomain}\n",
+        "iran-custom.yaml:5: ground truth of 'default': method 'dns.nxdomain' belongs to layer",
+    ),
+    (
+        GOOD_HEAD + "rules: []\nground_truth:\n  targets:\n    https://www.instagram.com/: "
+        "{outcome: ok}\n",
+        "iran-custom.yaml:5: ground_truth: no entry for 'https://www.whatsapp.com/'",
+    ),
+    (
+        GOOD_HEAD + "rules: []\nground_truth:\n  default: {outcome: blocked, layer: ip, "
+        "method: shutdown, rule: nope}\n",
+        "iran-custom.yaml:5: ground truth of 'default': no rule with id 'nope'",
+    ),
+    (
+        GOOD_HEAD + "rules:\n  - id: c\n    technique: curfew\n    schedule: {on: 5s}\n" + GT,
+        "iran-custom.yaml:6: rule 'c': schedule: needs 'off'",
+    ),
+    (GOOD_HEAD + "rules: [\n", "iran-custom.yaml:4: invalid YAML"),
+    (GOOD_HEAD + GT, "iran-custom.yaml:1: missing key 'rules'"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BROKEN)
+def test_broken_profile_names_file_line_and_problem(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    f = tmp_path / "iran-custom.yaml"
+    f.write_text(text, encoding="utf-8")
+    with pytest.raises(profiles.ProfileError) as exc:
+        profiles.load(str(f))
+    assert str(exc.value).startswith(message), str(exc.value)
+
+
+def test_unknown_profile_name_lists_the_available_ones() -> None:
+    with pytest.raises(profiles.ProfileError, match=r"no profile 'iran-1979' \(available: clean"):
+        profiles.load("iran-1979")
+
+
+def test_every_technique_is_documented() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "lab-profiles.md").read_text()
+    for name in TECHNIQUES:
+        assert f"`{name}`" in doc, f"docs/lab-profiles.md does not describe {name}"
