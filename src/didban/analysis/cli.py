@@ -1,9 +1,187 @@
-"""Commands of ``didban.analysis``; ``register(app)`` adds them to the ``didban`` command."""
+"""Commands of ``didban.analysis``: ``didban analyze`` and ``didban report``.
+
+Exit codes (both commands):
+  0  at least one measurement was classified (malformed records, if any, were reported
+     on stderr as ``file:line: reason`` and skipped);
+  1  nothing could be classified (every record malformed, or no measurement found);
+  2  bad usage: a path that does not exist, an unsupported --output suffix, an unreadable
+     --verdicts file. Nothing is written in that case.
+"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+import msgspec
 import typer
+from rich.console import Console
+
+from didban.analysis import batch, output, report
+from didban.analysis.classify import Malformed, classify_record
+from didban.analysis.fingerprints import default
+from didban.model.verdict import Verdict
+
+EXIT_OK = 0
+EXIT_NOTHING = 1
+EXIT_USAGE = 2
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    sys.stderr.write(f"error: {message}\n")
+    return typer.Exit(code)
+
+
+def _err(line: str) -> None:
+    sys.stderr.write(line + "\n")
+
+
+def analyze(
+    paths: list[Path] = typer.Argument(
+        ..., help="Measurement files (.jsonl/.json, optionally .gz/.zst) or directories."
+    ),
+    output_path: Path | None = typer.Option(
+        None, "--output", "-o", help="Write verdicts to FILE.jsonl or FILE.parquet."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the summary table."),
+) -> None:
+    """Classify OONI-format measurements: one verdict each, and a summary per service.
+
+    Malformed records are reported on stderr as FILE:LINE: REASON and skipped. Exit codes:
+    0 at least one measurement classified; 1 none could be; 2 bad usage (nothing written).
+    """
+    for p in paths:
+        if not p.exists():
+            raise _fail(f"{p} does not exist")
+    writer: output.Writer | None = None
+    if output_path is not None:
+        if output_path.suffix.lower() not in output.OUTPUT_SUFFIXES:
+            raise _fail(f"--output must end in .jsonl or .parquet, not {output_path.name!r}")
+        if not output_path.parent.is_dir():
+            raise _fail(f"the directory of --output, {output_path.parent}, does not exist")
+        writer = output.open_writer(output_path)
+    counts = batch.Counts()
+    summary = output.Summary()
+    try:
+        for _, verdict in batch.classify_paths(paths, _err, counts):
+            summary.add(verdict)
+            if writer is not None:
+                writer.write(verdict)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if counts.classified == 0:
+        if writer is not None:
+            writer.abort()
+        raise _fail(
+            f"no measurement could be classified ({counts.malformed} malformed records, "
+            f"{counts.unreadable_files} unreadable files)",
+            EXIT_NOTHING,
+        )
+    if writer is not None:
+        writer.close()
+    if not quiet:
+        console = Console()
+        console.print(summary.table(f"{counts.classified} measurements classified"))
+        if counts.malformed or counts.unreadable_files:
+            console.print(
+                f"skipped: {counts.malformed} malformed records, "
+                f"{counts.unreadable_files} unreadable files (see stderr)"
+            )
+        if output_path is not None:
+            console.print(f"verdicts written to {output_path}")
+
+
+def _verdict_key(
+    report_id: object, input_: object, start: object, test: object
+) -> tuple[str, str, str, str]:
+    return (str(report_id or ""), str(input_ or ""), str(start or ""), str(test or ""))
+
+
+def _load_verdicts(path: Path) -> dict[tuple[str, str, str, str], list[Verdict]]:
+    dec = msgspec.json.Decoder(Verdict)
+    out: dict[tuple[str, str, str, str], list[Verdict]] = {}
+    try:
+        with path.open("rb") as fh:
+            for n, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    v = dec.decode(line)
+                except msgspec.DecodeError as exc:
+                    raise _fail(f"{path}:{n}: not a didban verdict: {exc}") from None
+                key = _verdict_key(v.report_id, v.input, v.measurement_start_time, v.test_name)
+                out.setdefault(key, []).append(v)
+    except OSError as exc:
+        raise _fail(f"cannot read {path}: {exc.strerror or exc}") from None
+    return out
+
+
+def report_cmd(
+    input_path: Path = typer.Option(
+        ..., "--input", "-i", help="Measurements (JSONL/JSON, .gz/.zst, or a directory)."
+    ),
+    verdicts_path: Path | None = typer.Option(
+        None,
+        "--verdicts",
+        help="Verdicts from 'didban analyze' (JSONL); classified afresh when absent.",
+    ),
+    output_path: Path = typer.Option(..., "--output", "-o", help="The HTML file to write."),
+) -> None:
+    """Write a self-contained HTML report with the evidence behind every verdict.
+
+    Exit codes: 0 report written; 1 no measurement could be read; 2 bad usage.
+    """
+    if not input_path.exists():
+        raise _fail(f"{input_path} does not exist")
+    if output_path.suffix.lower() not in (".html", ".htm"):
+        raise _fail(f"--output must be an .html file, not {output_path.name!r}")
+    if not output_path.parent.is_dir():
+        raise _fail(f"the directory of --output, {output_path.parent}, does not exist")
+    known = _load_verdicts(verdicts_path) if verdicts_path is not None else None
+    fps = default()
+    items: list[report.Item] = []
+    malformed = 0
+    for path in batch.iter_files([input_path]):
+        try:
+            for rec in batch.iter_records(path):
+                try:
+                    doc = msgspec.json.decode(rec.data)
+                    if not isinstance(doc, dict):
+                        raise Malformed("a measurement must be a JSON object")
+                    verdict = None
+                    if known is not None:
+                        key = _verdict_key(
+                            doc.get("report_id"),
+                            doc.get("input"),
+                            doc.get("measurement_start_time"),
+                            doc.get("test_name"),
+                        )
+                        found = known.get(key)
+                        verdict = found.pop(0) if found else None
+                    if verdict is None:
+                        verdict = classify_record(rec.data, fps)
+                except (msgspec.DecodeError, Malformed) as exc:
+                    malformed += 1
+                    _err(f"{rec.path}:{rec.line}: {exc}")
+                    continue
+                items.append(report.item(verdict, doc))
+        except OSError as exc:
+            _err(f"{path}: cannot read: {exc}")
+    if not items:
+        raise _fail(
+            f"no measurement could be read from {input_path} ({malformed} malformed records)",
+            EXIT_NOTHING,
+        )
+    html = report.render(items)
+    tmp = output_path.with_name(f".{output_path.name}.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(output_path)
+    Console().print(f"report with {len(items)} verdicts written to {output_path}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to ``app``."""
+    app.command("analyze")(analyze)
+    app.command("report")(report_cmd)

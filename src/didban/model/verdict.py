@@ -43,6 +43,7 @@ METHODS: Final[dict[str, str]] = {
     "shutdown": "no international destination was reachable",
     "nin.isolated": "international destinations unreachable while domestic ones worked",
     "protocol.whitelist": "flows not matching an allowed protocol were dropped",
+    "circumvention.bootstrap": "a circumvention tunnel (Tor, Snowflake) failed to bootstrap",
 }
 
 

@@ -1,0 +1,136 @@
+"""Batch classification: measurement files and directories in, verdicts out, streaming.
+
+Accepts JSONL (one measurement per line) and single-document JSON files, plain or
+compressed with gzip (``.gz``) or Zstandard (``.zst``), and directories (walked
+recursively, in sorted order). Lines are read one at a time from the (decompressed)
+stream, so memory stays constant whatever the size of the input. A record that is not a
+measurement is reported through ``on_error`` as ``file:line: reason`` and skipped.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import msgspec
+import zstandard
+
+from didban.analysis.classify import Malformed, classify_record
+from didban.analysis.fingerprints import Fingerprints, default
+from didban.model.verdict import Verdict
+
+SUFFIXES: Final = (".jsonl", ".json", ".ndjson")
+COMPRESSED: Final = (".gz", ".zst")
+MAX_JSON_DOCUMENT: Final = 64 * 1024 * 1024  # a single .json file is read whole up to this
+
+
+@dataclass(frozen=True)
+class Record:
+    """One raw record and where it came from (``line`` counts from 1)."""
+
+    path: Path
+    line: int
+    data: bytes
+
+
+def _kind(path: Path) -> tuple[str, str] | None:
+    """(format, compression) for a supported file name, else None."""
+    name = path.name.lower()
+    comp = ""
+    for c in COMPRESSED:
+        if name.endswith(c):
+            comp, name = c, name[: -len(c)]
+            break
+    for s in SUFFIXES:
+        if name.endswith(s):
+            return ("json" if s == ".json" else "jsonl"), comp
+    return None
+
+
+def supported(path: Path) -> bool:
+    return _kind(path) is not None
+
+
+def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """Every supported file under ``paths`` (files as given, directories recursively)."""
+    for p in paths:
+        if p.is_dir():
+            for child in sorted(p.rglob("*")):
+                if child.is_file() and supported(child):
+                    yield child
+        else:
+            yield p
+
+
+def _open(path: Path, comp: str) -> io.BufferedIOBase:
+    if comp == ".gz":
+        return gzip.open(path, "rb")
+    if comp == ".zst":
+        raw = path.open("rb")
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
+    return path.open("rb")
+
+
+def iter_records(path: Path) -> Iterator[Record]:
+    """The records of one file. Raises ``OSError`` for unreadable or corrupt files."""
+    kind = _kind(path)
+    if kind is None:
+        raise OSError(f"{path}: not a .json, .jsonl, .ndjson file (optionally .gz or .zst)")
+    fmt, comp = kind
+    with _open(path, comp) as stream:
+        if fmt == "json":
+            data = stream.read(MAX_JSON_DOCUMENT + 1)
+            if len(data) <= MAX_JSON_DOCUMENT and _is_one_document(data):
+                yield Record(path, 1, data)
+                return
+            stream = io.BufferedReader(io.BytesIO(data + stream.read()))
+        for n, line in enumerate(stream, start=1):
+            if line.strip():
+                yield Record(path, n, line)
+
+
+def _is_one_document(data: bytes) -> bool:
+    try:
+        msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return False
+    return True
+
+
+ErrorSink = Callable[[str], None]
+
+
+@dataclass
+class Counts:
+    classified: int = 0
+    malformed: int = 0
+    unreadable_files: int = 0
+
+
+def classify_paths(
+    paths: Iterable[Path],
+    on_error: ErrorSink,
+    counts: Counts | None = None,
+    fingerprints: Fingerprints | None = None,
+) -> Iterator[tuple[Record, Verdict]]:
+    """Verdicts for every measurement under ``paths``; bad records go to ``on_error``."""
+    fps = fingerprints or default()
+    counts = counts if counts is not None else Counts()
+    for path in iter_files(paths):
+        try:
+            for rec in iter_records(path):
+                try:
+                    verdict = classify_record(rec.data, fps)
+                except Malformed as exc:
+                    counts.malformed += 1
+                    on_error(f"{rec.path}:{rec.line}: {exc}")
+                    continue
+                counts.classified += 1
+                yield rec, verdict
+        except (OSError, EOFError, zstandard.ZstdError) as exc:
+            counts.unreadable_files += 1
+            on_error(f"{path}: cannot read: {exc}")

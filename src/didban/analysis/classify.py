@@ -1,0 +1,143 @@
+"""One measurement in, one verdict out: decoding, dispatch by test name, verdict assembly.
+
+``classify`` is total: whatever it is given (bytes, str or a dict; OONI's or didban's;
+partial, malformed, or of a test without rules) it returns a ``Verdict`` and never raises.
+``classify_record`` is the same for callers that want to report malformed records
+themselves (``didban analyze``): it raises ``Malformed`` with one sentence instead.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+
+from didban.analysis import apps, web
+from didban.analysis.fingerprints import Fingerprints, default
+from didban.analysis.outcome import Hit, build
+from didban.analysis.records import (
+    DNSCheckKeys,
+    Envelope,
+    WebKeys,
+    decode_envelope,
+    decode_keys,
+    decode_web,
+)
+from didban.analysis.rules import rule
+from didban.model.verdict import Evidence, Verdict
+
+WEB_TESTS = frozenset({"web_connectivity", "web_connectivity@v0.5"})
+
+
+class Malformed(ValueError):
+    """A record that is not a measurement at all (broken JSON, not an object, no test_name)."""
+
+
+def _domain(url: Any) -> str | None:
+    return _host_of(url) if isinstance(url, str) else None
+
+
+@lru_cache(maxsize=65536)
+def _host_of(url: str) -> str | None:
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return None
+    return host.rstrip(".").lower() if host else None
+
+
+def _to_bytes(measurement: dict[str, Any] | bytes | str) -> bytes | str:
+    if isinstance(measurement, bytes | str):
+        return measurement
+    try:
+        return msgspec.json.encode(measurement)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise Malformed(f"not JSON-serialisable: {exc}") from None
+
+
+def classify_record(
+    measurement: dict[str, Any] | bytes | str, fingerprints: Fingerprints | None = None
+) -> Verdict:
+    """The verdict for one measurement; raises ``Malformed`` if it is not a measurement."""
+    data = _to_bytes(measurement)
+    fps = fingerprints or default()
+    fast = decode_web(data)
+    if fast is not None and fast.test_name in WEB_TESTS and fast.test_keys is not None:
+        url = fast.input if isinstance(fast.input, str) else ""
+        hit = web.classify_web(fast.test_keys, url, fps)
+        return build(hit, fast, web=True, domain=_domain(url))
+    try:
+        env = decode_envelope(data)
+    except msgspec.DecodeError as exc:
+        raise Malformed(f"invalid JSON: {exc}") from None
+    if not isinstance(env.test_name, str) or not env.test_name:
+        raise Malformed("no test_name: not an OONI measurement")
+    return classify_envelope(env, fps)
+
+
+def classify_envelope(env: Envelope, fps: Fingerprints) -> Verdict:
+    name = env.test_name
+    if name in WEB_TESTS:
+        url = env.input if isinstance(env.input, str) else ""
+        keys = decode_keys(env.test_keys, WebKeys)
+        hit = web.classify_web(keys, url, fps)
+        return build(hit, env, web=True, domain=_domain(url))
+    if name == "dnscheck":
+        hit = apps.dnscheck(decode_keys(env.test_keys, DNSCheckKeys), fps)
+        return build(hit, env, web=False, domain=_domain(env.input))
+    fn = apps.APP_TESTS.get(name)
+    if fn is not None:
+        try:
+            keys = msgspec.json.decode(env.test_keys)
+        except msgspec.DecodeError:  # pragma: no cover - the envelope already parsed
+            keys = None
+        if not isinstance(keys, dict):
+            hit = Hit(
+                rule("app.missing_keys"),
+                "the measurement has no test_keys object",
+                [Evidence(pointer="/test_keys", summary="missing or not an object")],
+            )
+        else:
+            hit = fn(keys)
+        return build(hit, env, web=False, service=apps.APP_SERVICE.get(name))
+    hit = Hit(
+        rule("unsupported.test"),
+        f"didban has no rules for the {name!r} test",
+        [Evidence(pointer="/test_name", summary="test name", observed=name)],
+    )
+    return build(hit, env, web=False, domain=_domain(env.input))
+
+
+def classify(
+    measurement: dict[str, Any] | bytes | str, fingerprints: Fingerprints | None = None
+) -> Verdict:
+    """The verdict for one measurement (bytes, str or dict). Never raises."""
+    try:
+        return classify_record(measurement, fingerprints)
+    except Malformed as exc:
+        return malformed_verdict(str(exc), measurement)
+
+
+def malformed_verdict(reason: str, measurement: Any = None) -> Verdict:
+    meta: dict[str, Any] = measurement if isinstance(measurement, dict) else {}
+
+    def field(name: str) -> str:
+        v = meta.get(name)
+        return v if isinstance(v, str) else ""
+
+    hit = Hit(
+        rule("input.malformed"),
+        reason,
+        [Evidence(pointer="", summary="the record", observed=reason)],
+    )
+    env = Envelope(
+        test_name=field("test_name"),
+        report_id=field("report_id"),
+        input=meta.get("input") if isinstance(meta.get("input"), str) else None,
+        probe_cc=field("probe_cc"),
+        probe_asn=field("probe_asn"),
+        measurement_start_time=field("measurement_start_time"),
+    )
+    return build(hit, env, web=False)

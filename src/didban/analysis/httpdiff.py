@@ -1,0 +1,157 @@
+"""OONI's HTTP-diff: the probe's final response compared with the test helper's.
+
+Implements the four comparisons of Web Connectivity (body proportion, status code, headers,
+title; ooni-methodology.md §3.7, probe-cli ``webconnectivity/httpanalysis.go`` and
+``minipipeline/httpdiff.go``) and the decision rule shared by v0.4, LTE and the spec: the
+page is *not* different when the status codes match and at least one of body length,
+headers or title matches. Also the small text helpers (body text, title, base64).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgspec
+
+from didban.analysis.records import Binary, CtrlHTTP, HTTPResponse, raw_body, raw_headers
+
+# The 25 header names OONI treats as common (compared lower-cased).
+COMMON_HEADERS: Final = frozenset(
+    {
+        "date",
+        "content-type",
+        "server",
+        "cache-control",
+        "vary",
+        "set-cookie",
+        "location",
+        "expires",
+        "x-powered-by",
+        "content-encoding",
+        "last-modified",
+        "accept-ranges",
+        "pragma",
+        "x-frame-options",
+        "etag",
+        "x-content-type-options",
+        "age",
+        "via",
+        "p3p",
+        "x-xss-protection",
+        "content-language",
+        "cf-ray",
+        "strict-transport-security",
+        "link",
+        "x-varnish",
+    }
+)
+
+_TITLE: Final = re.compile(r"(?i)<title>([^<]{1,512})</title>")
+BODY_MATCH_THRESHOLD: Final = 0.7
+
+
+def b64text(data: str) -> str:
+    """Base64 ``data`` decoded and read as UTF-8 (invalid bytes replaced); '' if not base64."""
+    try:
+        return base64.b64decode(data, validate=False).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        return ""
+
+
+def body_text(raw: msgspec.Raw | None) -> str:
+    """The text of a raw response body (base64 bodies decoded as UTF-8)."""
+    body = raw_body(raw)
+    if isinstance(body, str):
+        return body
+    if isinstance(body, Binary):
+        return b64text(body.data)
+    return ""
+
+
+def title_of(body: str) -> str:
+    """OONI's title: the first ``<title>X</title>`` with 1-512 characters of X, no '<' in X."""
+    start = body.find("<title>")
+    if start >= 0:  # fast path: lower-case tag, the common spelling
+        end = body.find("<", start + 7)
+        if end > start + 7 and end - start - 7 <= 512 and body.startswith("</title>", end):
+            return body[start + 7 : end]
+    m = _TITLE.search(body)
+    return m.group(1) if m else ""
+
+
+def _long_words(title: str) -> set[str]:
+    return {w.lower() for w in title.split(" ") if len(w.encode()) >= 5}
+
+
+@dataclass(frozen=True)
+class HTTPDiff:
+    status_code_match: bool | None
+    body_proportion: float | None
+    body_length_match: bool | None
+    headers_match: bool | None
+    title_match: bool | None
+
+    @property
+    def different(self) -> bool:
+        """OONI's decision: different unless status matches and one other key matches."""
+        if self.status_code_match is not True:
+            return True
+        return not (self.body_length_match or self.headers_match or self.title_match)
+
+    def describe(self) -> str:
+        return (
+            f"status_code_match={self.status_code_match}, "
+            f"body_proportion={_fmt(self.body_proportion)}, "
+            f"headers_match={self.headers_match}, title_match={self.title_match}"
+        )
+
+
+def _fmt(x: float | None) -> str:
+    return "null" if x is None else f"{x:.2f}"
+
+
+def compare(resp: HTTPResponse, body: str, ctrl: CtrlHTTP) -> HTTPDiff:
+    """The HTTP-diff keys for the probe's final response ``resp`` against the control."""
+    p_code = resp.code or 0
+    c_code = ctrl.status_code or 0
+    status: bool | None
+    if p_code <= 0 or c_code <= 0:
+        status = None
+    elif p_code == c_code:
+        status = True
+    elif not 200 <= c_code < 300:
+        status = None
+    else:
+        status = False
+
+    c_len = ctrl.body_length or 0
+    p_len = resp.x_didban_body_length
+    truncated = bool(resp.body_is_truncated) and p_len is None
+    if p_len is None:  # bytes, as OONI counts; ASCII bodies need no encoding to count
+        p_len = len(body) if body.isascii() else len(body.encode("utf-8", "replace"))
+    proportion: float | None = None
+    if c_len > 0 and not truncated:
+        proportion = 0.0 if p_len <= 0 else min(p_len, c_len) / max(p_len, c_len)
+    body_match = None if proportion is None else proportion > BODY_MATCH_THRESHOLD
+
+    headers = _headers_match(raw_headers(resp.headers), raw_headers(ctrl.headers))
+
+    p_title = resp.x_didban_title if resp.x_didban_title is not None else title_of(body)
+    title: bool | None = None
+    if p_title and not truncated:
+        title = _long_words(p_title) == _long_words(ctrl.title or "")
+    return HTTPDiff(status, proportion, body_match, headers, title)
+
+
+def _headers_match(probe: dict[str, Any] | None, ctrl: dict[str, Any] | None) -> bool | None:
+    if probe is None or ctrl is None:
+        return None
+    p = {str(k).lower() for k in probe}
+    c = {str(k).lower() for k in ctrl}
+    if p == c:
+        return True
+    return bool((p - COMMON_HEADERS) & (c - COMMON_HEADERS))

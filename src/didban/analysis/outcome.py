@@ -1,0 +1,115 @@
+"""What a rule returns when it matches (``Hit``), and how a hit becomes a ``Verdict``.
+
+Also owns the mapping from a verdict to OONI's ``blocking``/``accessible`` pair
+(ts-017 "Semantics": ``"dns"``, ``"tcp_ip"``, ``"http-failure"``, ``"http-diff"``, ``false``,
+``null``), so OONI tooling reading didban's verdicts finds what it expects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from didban.analysis.fingerprints import Fingerprint
+from didban.analysis.rules import RULES_VERSION, Rule
+from didban.data import catalog
+from didban.model.verdict import METHODS, Evidence, Layer, Verdict
+
+
+@dataclass(slots=True)
+class Hit:
+    rule: Rule
+    reason: str
+    evidence: list[Evidence] = field(default_factory=list)
+    fingerprint: Fingerprint | None = None
+    confidence: float | None = None
+    # for rules whose method depends on the failing step (e.g. dnscheck.transport_blocked)
+    method: str | None = None
+    layer: Layer | None = None
+
+    def __post_init__(self) -> None:
+        if self.method is not None and self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method}")
+
+
+_HTTP_DIFF_METHODS = frozenset({"http.diff", "http.blockpage"})
+
+
+def ooni_blocking(hit: Hit, web: bool) -> tuple[str | bool | None, bool | None]:
+    """OONI's (blocking, accessible) for a hit."""
+    state = hit.rule.state
+    if state == "ok":
+        return False, True
+    if state == "down":
+        return False, False
+    if state == "inconclusive":
+        return None, None
+    if not web:
+        return True, False
+    layer = hit.layer or hit.rule.layer
+    if layer == "dns":
+        return "dns", False
+    if layer == "tcp":
+        return "tcp_ip", False
+    if (hit.method or hit.rule.method) in _HTTP_DIFF_METHODS:
+        return "http-diff", False
+    return "http-failure", False
+
+
+@lru_cache(maxsize=65536)
+def _service(url: str) -> str | None:
+    try:
+        return catalog.service_for_url(url)
+    except ValueError:
+        return None
+
+
+def _s(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def _opt(value: Any) -> str | None:
+    return None if value is None else _s(value)
+
+
+def build(
+    hit: Hit,
+    meta: Any,
+    *,
+    web: bool,
+    service: str | None = None,
+    domain: str | None = None,
+) -> Verdict:
+    """The verdict for ``hit`` on the measurement whose envelope is ``meta``."""
+    blocking, accessible = ooni_blocking(hit, web)
+    rule = hit.rule
+    fp = hit.fingerprint
+    url = _opt(meta.input)
+    if service is None and url:
+        service = _service(url)
+    return Verdict(
+        measurement_uid=_opt(meta.measurement_uid),
+        report_id=_s(meta.report_id),
+        input=url,
+        test_name=_s(meta.test_name),
+        probe_cc=_s(meta.probe_cc),
+        probe_asn=_s(meta.probe_asn),
+        measurement_start_time=_s(meta.measurement_start_time),
+        state=rule.state,
+        rule_id=rule.id,
+        rules_version=RULES_VERSION,
+        confidence=rule.confidence if hit.confidence is None else hit.confidence,
+        layer=hit.layer or rule.layer,
+        method=hit.method or rule.method,
+        fingerprint_id=fp.id if fp else None,
+        confirmed=fp is not None and rule.state == "blocked",
+        service=service,
+        domain=domain,
+        blocking=blocking,
+        accessible=accessible,
+        evidence=hit.evidence,
+        reason=hit.reason,
+    )

@@ -1,0 +1,150 @@
+"""Where verdicts go: JSONL or Parquet files (written atomically), and the summary table.
+
+Writers write to a temporary file beside the target and rename it into place on
+``close()``, so an interrupted run never leaves a half-written output; ``abort()``
+removes the temporary file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import msgspec
+from rich.table import Table
+
+from didban.model.verdict import Verdict
+
+OUTPUT_SUFFIXES: Final = (".jsonl", ".parquet")
+PARQUET_BATCH: Final = 4096
+
+
+class Writer(Protocol):
+    def write(self, verdict: Verdict) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+def _tmp_beside(target: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    return Path(name)
+
+
+class JSONLWriter:
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.tmp = _tmp_beside(target)
+        self.fh = self.tmp.open("wb")
+        self.encoder = msgspec.json.Encoder()
+
+    def write(self, verdict: Verdict) -> None:
+        self.fh.write(self.encoder.encode(verdict) + b"\n")
+
+    def close(self) -> None:
+        self.fh.close()
+        self.tmp.replace(self.target)
+
+    def abort(self) -> None:
+        self.fh.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+# Parquet columns: the verdict's scalar fields, evidence as a JSON string.
+_COLUMNS: Final = tuple(f for f in Verdict.__struct_fields__)
+
+
+class ParquetWriter:
+    def __init__(self, target: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.pa = pa
+        self.target = target
+        self.tmp = _tmp_beside(target)
+        self.schema = pa.schema(
+            [
+                ("measurement_uid", pa.string()),
+                ("report_id", pa.string()),
+                ("input", pa.string()),
+                ("test_name", pa.string()),
+                ("probe_cc", pa.string()),
+                ("probe_asn", pa.string()),
+                ("measurement_start_time", pa.string()),
+                ("state", pa.string()),
+                ("rule_id", pa.string()),
+                ("rules_version", pa.string()),
+                ("confidence", pa.float64()),
+                ("layer", pa.string()),
+                ("method", pa.string()),
+                ("fingerprint_id", pa.string()),
+                ("confirmed", pa.bool_()),
+                ("service", pa.string()),
+                ("domain", pa.string()),
+                ("blocking", pa.string()),  # JSON-encoded: "dns", false, null
+                ("accessible", pa.bool_()),
+                ("evidence", pa.string()),  # JSON array of Evidence
+                ("reason", pa.string()),
+            ]
+        )
+        self.writer = pq.ParquetWriter(str(self.tmp), self.schema)
+        self.rows: list[dict[str, Any]] = []
+
+    def write(self, verdict: Verdict) -> None:
+        row = {f: getattr(verdict, f) for f in _COLUMNS}
+        row["blocking"] = msgspec.json.encode(verdict.blocking).decode()
+        row["evidence"] = msgspec.json.encode(verdict.evidence).decode()
+        self.rows.append(row)
+        if len(self.rows) >= PARQUET_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.rows:
+            self.writer.write_table(self.pa.Table.from_pylist(self.rows, schema=self.schema))
+            self.rows = []
+
+    def close(self) -> None:
+        self._flush()
+        self.writer.close()
+        self.tmp.replace(self.target)
+
+    def abort(self) -> None:
+        self.writer.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def open_writer(target: Path) -> Writer:
+    """A writer for ``target`` chosen by its suffix (.jsonl or .parquet)."""
+    suffix = target.suffix.lower()
+    if suffix == ".jsonl":
+        return JSONLWriter(target)
+    if suffix == ".parquet":
+        return ParquetWriter(target)
+    raise ValueError(f"--output must end in .jsonl or .parquet, not {target.name!r}")
+
+
+class Summary:
+    """Counts per (service, state, method) and how many of them were confirmed."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str, str]] = Counter()
+        self.confirmed: Counter[tuple[str, str, str]] = Counter()
+
+    def add(self, v: Verdict) -> None:
+        key = (v.service or v.domain or v.test_name or "?", v.state, v.method or "-")
+        self.counts[key] += 1
+        if v.confirmed:
+            self.confirmed[key] += 1
+
+    def table(self, title: str) -> Table:
+        t = Table(title=title)
+        for col in ("service", "state", "method"):
+            t.add_column(col)
+        t.add_column("count", justify="right")
+        t.add_column("confirmed", justify="right")
+        for key in sorted(self.counts):
+            t.add_row(*key, str(self.counts[key]), str(self.confirmed[key]))
+        return t

@@ -1,0 +1,185 @@
+"""The rule table: every rule's stable id, what it concludes, what it reads, why, and its source.
+
+Rules are evaluated in the order of this table (per test), first match wins; the
+classifiers (``web``, ``apps``) implement each rule's condition under the same id.
+``RULES_VERSION`` changes whenever a rule's condition or conclusion changes, so a stored
+verdict can always be traced to the exact rule that produced it. docs/methodology.md is
+the long form of this table; a test checks that both name the same rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from didban.model.verdict import METHODS, Layer, State
+
+RULES_VERSION: Final = "2026.11.1"
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    state: State
+    layer: Layer | None
+    method: str | None
+    confidence: float
+    summary: str
+
+
+def _r(
+    rule_id: str,
+    state: State,
+    layer: Layer | None,
+    method: str | None,
+    confidence: float,
+    summary: str,
+) -> Rule:
+    if method is not None and method not in METHODS:
+        raise ValueError(f"rule {rule_id}: unknown method {method}")
+    return Rule(rule_id, state, layer, method, confidence, summary)
+
+
+# Web Connectivity, in evaluation order.
+WEB: Final[tuple[Rule, ...]] = (
+    _r("wc.input.no_test_keys", "inconclusive", None, None, 0.0,
+       "the measurement has no web_connectivity test keys"),
+    _r("wc.input.bad_url", "inconclusive", None, None, 0.0,
+       "the measured input is not a URL with a host"),
+    _r("wc.dns.injection.fingerprint", "blocked", "dns", "dns.injection.bogon", 1.0,
+       "two replies to one query, the first a known censor address"),
+    _r("wc.dns.injection.bogon", "blocked", "dns", "dns.injection.bogon", 0.95,
+       "two replies to one query, the first a bogon the control did not return"),
+    _r("wc.dns.injection.forged", "blocked", "dns", "dns.injection", 0.85,
+       "two replies to one query with different addresses, the first not the control's"),
+    _r("wc.dns.fingerprint.public_resolver", "blocked", "dns", "dns.injection.bogon", 1.0,
+       "a public resolver (DNS over UDP/TCP) answered a known censor address"),
+    _r("wc.dns.fingerprint", "blocked", "dns", "dns.hijack", 1.0,
+       "the system resolver answered a known censor address"),
+    _r("wc.http.blockpage", "blocked", "http", "http.blockpage", 1.0,
+       "a response body or header matches a known blockpage"),
+    _r("wc.https.ok", "ok", "http", None, 0.9,
+       "the final response arrived over HTTPS with a verified certificate"),
+    _r("wc.control.missing", "inconclusive", None, None, 0.0,
+       "no usable control measurement: blocked cannot be told from down"),
+    _r("wc.dns.bogon.system", "blocked", "dns", "dns.hijack", 0.85,
+       "the system resolver answered a bogon the control did not return"),
+    _r("wc.dns.bogon.public_resolver", "blocked", "dns", "dns.injection.bogon", 0.85,
+       "a public resolver answered a bogon the control did not return"),
+    _r("wc.dns.ghost", "down", "dns", None, 0.6,
+       "the control found no address for the name; the probe's resolver answered anyway"),
+    _r("wc.dns.failure.ctrl_failing", "down", "dns", None, 0.8,
+       "DNS failed for both the probe and the control"),
+    _r("wc.dns.nxdomain", "blocked", "dns", "dns.nxdomain", 0.85,
+       "the probe got NXDOMAIN while the control resolved the name"),
+    _r("wc.dns.timeout", "blocked", "dns", "dns.timeout", 0.75,
+       "the probe's DNS queries timed out while the control resolved the name"),
+    _r("wc.dns.servfail", "blocked", "dns", "dns.servfail", 0.7,
+       "the probe's resolver failed while the control resolved the name"),
+    _r("wc.http.captcha", "ok", "http", None, 0.7,
+       "the page is a CAPTCHA or bot challenge served by the site or its CDN"),
+    _r("wc.http.error_everywhere", "down", "http", None, 0.7,
+       "the site answered the probe and the control with an error status"),
+    _r("wc.http.ctrl_error", "inconclusive", "http", None, 0.0,
+       "the control got an error status, so the pages cannot be compared"),
+    _r("wc.http.match", "ok", "http", None, 0.9,
+       "the final cleartext response matches the control's (OONI HTTP-diff)"),
+    _r("wc.dns.inconsistent", "blocked", "dns", "dns.inconsistent", 0.7,
+       "addresses unrelated to the control's (no shared IP, ASN or valid TLS) and the fetch "
+       "failed or differs"),
+    _r("wc.http.redirect.bogon", "blocked", "http", "http.diff", 0.7,
+       "a redirect to a private (bogon) address while the control got the page"),
+    _r("wc.tcp.ctrl_failing", "down", "tcp", None, 0.8,
+       "TCP connects failed for the probe and for the control"),
+    _r("wc.tcp.reset", "blocked", "tcp", "tcp.reset", 0.85,
+       "connects were reset or refused while the control connected"),
+    _r("wc.tcp.timeout", "blocked", "tcp", "tcp.timeout", 0.8,
+       "connects timed out while the control connected"),
+    _r("wc.tcp.unreachable", "blocked", "tcp", "tcp.unreachable", 0.8,
+       "connects failed with host/network unreachable while the control connected"),
+    _r("wc.tcp.other", "inconclusive", "tcp", None, 0.0,
+       "connects failed with an unexpected failure string"),
+    _r("wc.tls.ctrl_failing", "down", "tls", None, 0.8,
+       "the TLS handshake failed for the probe and for the control"),
+    _r("wc.tls.sni.reset", "blocked", "tls", "tls.sni.reset", 0.9,
+       "the TLS handshake was reset while the control's handshake succeeded"),
+    _r("wc.tls.sni.timeout", "blocked", "tls", "tls.sni.timeout", 0.8,
+       "the TLS handshake timed out while the control's handshake succeeded"),
+    _r("wc.tls.sni.eof", "blocked", "tls", "tls.sni.eof", 0.8,
+       "the connection was closed during the TLS handshake while the control's succeeded"),
+    _r("wc.tls.mitm", "blocked", "tls", "tls.mitm", 0.85,
+       "a certificate invalid for the name while the control's TLS was fine"),
+    _r("wc.tls.other", "inconclusive", "tls", None, 0.0,
+       "the TLS handshake failed with an unexpected failure string"),
+    _r("wc.http.ctrl_failing", "down", "http", None, 0.7,
+       "the HTTP request failed for the probe and for the control"),
+    _r("wc.http.reset", "blocked", "http", "http.reset", 0.85,
+       "the connection was reset after the request while the control fetched the page"),
+    _r("wc.http.timeout", "blocked", "http", "http.timeout", 0.75,
+       "the request went unanswered while the control fetched the page"),
+    _r("wc.http.eof", "blocked", "http", "http.eof", 0.8,
+       "the connection was closed after the request while the control fetched the page"),
+    _r("wc.http.failure.other", "inconclusive", "http", None, 0.0,
+       "the request failed with a failure that is not network interference (probe error)"),
+    _r("wc.http.diff", "blocked", "http", "http.diff", 0.6,
+       "the final response differs from the control's (OONI HTTP-diff)"),
+    _r("wc.input.no_requests", "inconclusive", None, None, 0.0,
+       "nothing was fetched and no failure explains why"),
+)  # fmt: skip
+
+# Other tests, each its own short cascade.
+OTHER: Final[tuple[Rule, ...]] = (
+    _r("unsupported.test", "inconclusive", None, None, 0.0,
+       "didban has no rules for this test"),
+    _r("input.malformed", "inconclusive", None, None, 0.0,
+       "the record is not a JSON object with a test_name"),
+    _r("app.missing_keys", "inconclusive", "app", None, 0.0,
+       "the test keys a verdict needs are missing"),
+    _r("app.whatsapp.blocked", "blocked", "app", None, 0.8,
+       "no WhatsApp endpoint, or the registration server, or WhatsApp Web was reachable"),
+    _r("app.whatsapp.ok", "ok", "app", None, 0.8,
+       "WhatsApp endpoints, registration server and web were reachable"),
+    _r("app.telegram.blocked", "blocked", "app", None, 0.8,
+       "no Telegram data centre, or Telegram Web, was reachable"),
+    _r("app.telegram.ok", "ok", "app", None, 0.8,
+       "Telegram data centres and Telegram Web were reachable"),
+    _r("app.signal.blocked", "blocked", "app", None, 0.7,
+       "a Signal backend could not be reached"),
+    _r("app.signal.ok", "ok", "app", None, 0.8,
+       "every Signal backend was reachable"),
+    _r("app.facebook_messenger.dns", "blocked", "dns", "dns.inconsistent", 0.7,
+       "a Messenger name resolved outside Facebook's AS32934"),
+    _r("app.facebook_messenger.tcp", "blocked", "tcp", None, 0.7,
+       "a Messenger endpoint was unreachable over TCP"),
+    _r("app.facebook_messenger.ok", "ok", "app", None, 0.8,
+       "Messenger names resolved to Facebook and its endpoints were reachable"),
+    _r("app.tor.blocked", "blocked", "app", None, 0.7,
+       "every target of one Tor protocol class failed"),
+    _r("app.tor.ok", "ok", "app", None, 0.8,
+       "each Tor protocol class had a reachable target"),
+    _r("app.tunnel.blocked", "blocked", "app", "circumvention.bootstrap", 0.6,
+       "the Tor or Snowflake tunnel failed to bootstrap"),
+    _r("app.tunnel.ok", "ok", "app", None, 0.8,
+       "the Tor or Snowflake tunnel bootstrapped"),
+    _r("dnscheck.fingerprint", "blocked", "dns", "dns.hijack", 1.0,
+       "the resolver answered a known censor address (bootstrap, or over DoT/DoH)"),
+    _r("dnscheck.injection", "blocked", "dns", "dns.injection.bogon", 0.95,
+       "a plaintext (UDP/TCP) lookup got a censor or bogon address, or two replies"),
+    _r("dnscheck.transport_blocked", "blocked", "tls", None, 0.8,
+       "a transport (DoT/DoH) to a resolver failed while the same resolver answered over "
+       "another transport"),
+    _r("dnscheck.bootstrap_failed", "inconclusive", "dns", None, 0.0,
+       "the resolver's own name did not resolve (no control to tell blocked from down)"),
+    _r("dnscheck.ok", "ok", "dns", None, 0.8,
+       "at least one lookup through the resolver succeeded"),
+    _r("dnscheck.all_failed", "inconclusive", "dns", None, 0.0,
+       "every lookup failed; dnscheck has no control to tell blocked from down"),
+)  # fmt: skip
+
+ALL: Final[dict[str, Rule]] = {r.id: r for r in WEB + OTHER}
+if len(ALL) != len(WEB) + len(OTHER):  # pragma: no cover - guards the table itself
+    raise RuntimeError("duplicate rule ids in didban.analysis.rules")
+
+
+def rule(rule_id: str) -> Rule:
+    return ALL[rule_id]

@@ -1,0 +1,161 @@
+"""``didban analyze`` and ``didban report``: formats, malformed lines, outputs, exit codes and
+escaping."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pyarrow.parquet as pq
+import zstandard
+from analysis_builders import IR_BLOCKPAGE, ctrl, q, req, tcp, web
+from typer.testing import CliRunner
+
+from didban.analysis.rules import RULES_VERSION
+from didban.cli import app
+
+runner = CliRunner()
+
+
+def blocked_instagram() -> dict[str, Any]:
+    return web(
+        "https://www.instagram.com/",
+        queries=[q("www.instagram.com", ["10.10.34.35"])],
+        control=ctrl(["157.240.1.174"]),
+    )
+
+
+def ok_page() -> dict[str, Any]:
+    return web(
+        "http://www.example.com/",
+        queries=[q("www.example.com", ["93.184.216.34"])],
+        tcp_connect=[tcp("93.184.216.34", 80)],
+        requests=[req("http://www.example.com/")],
+        control=ctrl(["93.184.216.34"]),
+    )
+
+
+def jsonl(*records: Any) -> bytes:
+    return b"".join(msgspec.json.encode(r) + b"\n" for r in records)
+
+
+def test_analyze_reports_bad_line_and_keeps_going(tmp_path: Path) -> None:
+    src = tmp_path / "m.jsonl"
+    src.write_bytes(jsonl(blocked_instagram()) + b"{broken\n" + jsonl(ok_page()))
+    out = tmp_path / "v.jsonl"
+    r = runner.invoke(app, ["analyze", str(src), "--output", str(out)])
+    assert r.exit_code == 0, r.output
+    assert f"{src}:2: invalid JSON" in r.stderr
+    verdicts = [msgspec.json.decode(line) for line in out.read_bytes().splitlines()]
+    assert [(x["state"], x.get("method")) for x in verdicts] == [
+        ("blocked", "dns.hijack"),
+        ("ok", None),
+    ]
+    assert verdicts[0]["rules_version"] == RULES_VERSION
+    assert (
+        "instagram" in r.stdout
+        and "dns.hijack" in r.stdout
+        and "2 measurements classified" in r.stdout
+    )
+
+
+def test_analyze_reads_gzip_zstd_json_and_directories(tmp_path: Path) -> None:
+    d = tmp_path / "archive" / "2026" / "11"
+    d.mkdir(parents=True)
+    (d / "a.jsonl.gz").write_bytes(gzip.compress(jsonl(blocked_instagram(), ok_page())))
+    (d / "b.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(jsonl(ok_page())))
+    (d / "c.json").write_bytes(
+        msgspec.json.format(msgspec.json.encode(blocked_instagram()), indent=2)
+    )
+    (d / "notes.txt").write_text("not a measurement")
+    out = tmp_path / "v.parquet"
+    r = runner.invoke(app, ["analyze", str(tmp_path / "archive"), "-o", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    table = pq.read_table(out)
+    assert table.num_rows == 4
+    assert sorted(table.column("state").to_pylist()) == ["blocked", "blocked", "ok", "ok"]
+    assert set(table.column("blocking").to_pylist()) == {'"dns"', "false"}
+
+
+def test_analyze_exit_codes(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b"nope\n[1]\n")
+    r = runner.invoke(app, ["analyze", str(bad), "-o", str(tmp_path / "v.jsonl")])
+    assert r.exit_code == 1
+    assert "no measurement could be classified" in r.stderr
+    assert not (tmp_path / "v.jsonl").exists()
+    assert not list(tmp_path.glob(".v.jsonl.*"))
+
+    r = runner.invoke(app, ["analyze", str(tmp_path / "missing.jsonl")])
+    assert r.exit_code == 2 and "does not exist" in r.stderr
+
+    good = tmp_path / "good.jsonl"
+    good.write_bytes(jsonl(ok_page()))
+    r = runner.invoke(app, ["analyze", str(good), "-o", str(tmp_path / "v.csv")])
+    assert r.exit_code == 2 and ".jsonl or .parquet" in r.stderr
+    assert not (tmp_path / "v.csv").exists()
+
+
+def test_analyze_reports_corrupt_compressed_file(tmp_path: Path) -> None:
+    (tmp_path / "x.jsonl.gz").write_bytes(b"not gzip at all")
+    (tmp_path / "y.jsonl").write_bytes(jsonl(ok_page()))
+    r = runner.invoke(app, ["analyze", str(tmp_path), "-q"])
+    assert r.exit_code == 0
+    assert "x.jsonl.gz: cannot read" in r.stderr
+
+
+def test_report_is_self_contained_and_escapes_measurement_content(tmp_path: Path) -> None:
+    evil = web(
+        "http://evil.example/",
+        queries=[q("evil.example", ["198.51.100.7"])],
+        tcp_connect=[tcp("198.51.100.7", 80)],
+        requests=[
+            req(
+                "http://evil.example/",
+                code=403,
+                body=IR_BLOCKPAGE + "<script>alert('x')</script>",
+                headers={"X": "<b>"},
+            )
+        ],
+        control=ctrl(["198.51.100.7"]),
+    )
+    src = tmp_path / "m.jsonl"
+    src.write_bytes(jsonl(evil, blocked_instagram(), ok_page()))
+    out = tmp_path / "report.html"
+    r = runner.invoke(app, ["report", "--input", str(src), "--output", str(out)])
+    assert r.exit_code == 0, r.output
+    html = out.read_text()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<link" not in html and 'src="http' not in html  # no external assets
+    assert RULES_VERSION in html
+    assert "http.blockpage" in html and "dns.hijack" in html and "ir.dns.10_10_34_35" in html
+    assert "20261121T100000Z_webconnectivity_IR_197207_n1_test" in html  # report id cited
+    assert "10.10.34.35" in html  # the DNS answer itself, resolved from the evidence pointer
+
+
+def test_report_uses_given_verdicts(tmp_path: Path) -> None:
+    src = tmp_path / "m.jsonl"
+    src.write_bytes(jsonl(ok_page()))
+    verdicts = tmp_path / "v.jsonl"
+    assert runner.invoke(app, ["analyze", str(src), "-o", str(verdicts), "-q"]).exit_code == 0
+    out = tmp_path / "r.html"
+    r = runner.invoke(app, ["report", "-i", str(src), "--verdicts", str(verdicts), "-o", str(out)])
+    assert r.exit_code == 0 and "wc.http.match" in out.read_text()
+
+    (tmp_path / "bad.jsonl").write_text("{}\n")
+    r = runner.invoke(
+        app,
+        [
+            "report",
+            "-i",
+            str(src),
+            "--verdicts",
+            str(tmp_path / "bad.jsonl"),
+            "-o",
+            str(tmp_path / "r2.html"),
+        ],
+    )
+    assert r.exit_code == 2 and "not a didban verdict" in r.stderr
+    assert not (tmp_path / "r2.html").exists()

@@ -1,0 +1,139 @@
+"""Conformance with OONI: classify every measurement in ../shared/fixtures/ooni (read in place)
+and compare with OONI's verdicts from labels.csv.
+
+For web_connectivity the comparison is exact on OONI's (blocking, accessible) pair as the
+probe wrote it; for the other tests it is on the state implied by the fastpath assertion in
+``expected_verdict``. Every disagreement must be listed, with its reason, in the
+conformance table of docs/methodology.md, and that table must list nothing else: a
+regression (a new disagreement) or a fix (a documented one that vanished) fails the test.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from didban.analysis import classify
+from didban.model.verdict import Verdict
+
+REPO = Path(__file__).resolve().parents[2]
+METHODOLOGY = REPO / "docs" / "methodology.md"
+PK_JSONC = "probecli_manual/20230706183840.201925_PK_webconnectivity_19f5e0d803cbaea7.jsonc"
+# The PK file holds only test_keys; its envelope facts are in the fixtures README.
+PK_ENVELOPE = {
+    "test_name": "web_connectivity",
+    "test_version": "0.5.x",
+    "probe_cc": "PK",
+    "input": "https://mask.icloud.com/",
+    "report_id": "20230706183840.201925_PK_webconnectivity_19f5e0d803cbaea7",
+}
+SKIPPED = {
+    "backend_fastpath/http_invalid_request_line.yaml": (
+        "data format 0.1.0 (YAML, ooniprobe 1.3.2) and a test didban has no rules for"
+    )
+}
+
+
+def _fmt(blocking: Any, accessible: Any) -> str:
+    return f"{json.dumps(blocking)}/{json.dumps(accessible)}"
+
+
+def _fastpath_state(expected: str) -> str | None:
+    if "blocking_general=0.0" in expected:
+        return "ok"
+    if re.search(r"blocking_general=(0\.[5-9]|[1-9])", expected):
+        return "blocked"
+    if "scores_failed" in expected or "scores == {}" in expected:
+        return "inconclusive"
+    return None
+
+
+def _ours(v: Verdict, web: bool) -> str:
+    return _fmt(v.blocking, v.accessible) if web else v.state
+
+
+def _strip_comments(data: bytes) -> bytes:
+    return b"\n".join(line for line in data.splitlines() if not line.lstrip().startswith(b"//"))
+
+
+def documented() -> dict[str, tuple[str, str]]:
+    """file -> (OONI, didban) from the table between the conformance markers in methodology.md."""
+    text = METHODOLOGY.read_text(encoding="utf-8")
+    block = text.split("<!-- conformance:start -->", 1)[1].split("<!-- conformance:end -->", 1)[0]
+    out: dict[str, tuple[str, str]] = {}
+    for line in block.splitlines():
+        cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 4 and cells[0] and not set(cells[0]) <= {"-", " "} and cells[0] != "file":
+            out[cells[0]] = (cells[1], cells[2])
+    return out
+
+
+def run(fixtures: Path) -> tuple[list[tuple[str, str, str, Verdict]], dict[str, tuple[str, str]]]:
+    rows: list[tuple[str, str, str, Verdict]] = []
+    with (fixtures / "labels.csv").open(newline="", encoding="utf-8") as fh:
+        for label in csv.DictReader(fh):
+            verdict = classify((fixtures / label["file"]).read_bytes())
+            web = label["test_name"] == "web_connectivity"
+            if web:
+                ooni = _fmt(json.loads(label["blocking"]), json.loads(label["accessible"]))
+            else:
+                ooni = _fastpath_state(label["expected_verdict"]) or "none"
+            rows.append((label["file"], ooni, _ours(verdict, web), verdict))
+    pk = json.loads(_strip_comments((fixtures / PK_JSONC).read_bytes()))
+    verdict = classify({**PK_ENVELOPE, "test_keys": pk})
+    rows.append(
+        (PK_JSONC, _fmt(pk.get("blocking"), pk.get("accessible")), _ours(verdict, True), verdict)
+    )
+    disagreements = {f: (o, d) for f, o, d, _ in rows if o != d and o != "none"}
+    return rows, disagreements
+
+
+def test_every_fixture_is_classified_and_disagreements_are_documented(ooni_fixtures: Path) -> None:
+    rows, disagreements = run(ooni_fixtures)
+    on_disk = {
+        str(p.relative_to(ooni_fixtures))
+        for d in ("backend_fastpath", "probecli_manual")
+        for p in (ooni_fixtures / d).iterdir()
+    }
+    assert on_disk == {r[0] for r in rows} | set(SKIPPED), (
+        "a fixture file is neither classified nor skipped"
+    )
+
+    compared = [r for r in rows if r[1] != "none"]
+    agree = len(compared) - len(disagreements)
+    print(
+        f"\nconformance with OONI: {agree}/{len(compared)} agree, {len(disagreements)} documented "
+        f"departures, {len(rows) - len(compared)} without an OONI verdict, {len(SKIPPED)} skipped"
+    )
+    print(f"{'file':<62} {'OONI':<22} {'didban':<22} rule")
+    for f, ooni, ours, v in rows:
+        mark = "  " if ooni in (ours, "none") else "≠ "
+        print(f"{mark}{f[-60:]:<60} {ooni:<22} {ours:<22} {v.rule_id} {v.method or ''}")
+    for f, reason in SKIPPED.items():
+        print(f"  {f[-60:]:<60} skipped: {reason}")
+
+    assert disagreements == documented()
+
+
+def test_fastpath_confirmations_are_reproduced(ooni_fixtures: Path) -> None:
+    """Where the fastpath asserts a fingerprint, didban confirms with its own fingerprint."""
+    ir = classify((ooni_fixtures / "backend_fastpath/web_connectivity_ir_fp.json").read_bytes())
+    assert (ir.state, ir.method, ir.confirmed, ir.fingerprint_id) == (
+        "blocked",
+        "dns.hijack",
+        True,
+        "ir.dns.10_10_34_36",
+    )
+    indo = classify(
+        (
+            ooni_fixtures / "backend_fastpath/"
+            "20250527233111.802678_ID_webconnectivity_5a37ec909dbf14e3.json"
+        ).read_bytes()
+    )
+    assert (indo.state, indo.method, indo.confirmed) == ("blocked", "http.blockpage", True)
+    assert indo.fingerprint_id is not None and indo.fingerprint_id.startswith("id.")
+    nofp = classify((ooni_fixtures / "backend_fastpath/web_connectivity_b64_hdr.json").read_bytes())
+    assert nofp.fingerprint_id is None
