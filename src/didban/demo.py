@@ -60,7 +60,7 @@ def demo(
             "--output",
             str(measurements),
         )
-        _didban("analyze", str(measurements), "--output", str(verdicts), "--truth", profile)
+        _didban("analyze", str(measurements), "--output", str(verdicts))
         _didban(
             "report",
             "--input",
@@ -73,10 +73,57 @@ def demo(
     finally:
         _didban("lab", "down", check=False)
     elapsed = time.monotonic() - started
+    disagreements = print_truth_table(verdicts, profile)
     typer.echo(
         f"\nmeasurements: {measurements}\nverdicts:     {verdicts}\n"
         f"report:       {report}\ntook {elapsed:.1f} s"
     )
+    if disagreements:
+        typer.secho(
+            f"{disagreements} verdict(s) disagree with the {profile} ground truth.",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
+def print_truth_table(verdicts_file: Path, profile_name: str) -> int:
+    """Print each verdict beside the profile's ground truth; return how many disagree."""
+    import msgspec
+    from rich.console import Console
+    from rich.table import Table
+
+    from didban.lab import accuracy, profiles
+
+    profile = profiles.load(profile_name)
+    with verdicts_file.open("rb") as f:
+        verdicts = [msgspec.json.decode(line) for line in f if line.strip()]
+    rows = accuracy.compare(verdicts, profile)
+    table = Table(title=f"didban verdicts — lab profile {profile.name}")
+    for col in ("service", "url", "state", "layer", "method", "confirmed", "truth", ""):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r.service or "-",
+            r.url,
+            r.state,
+            r.layer or "-",
+            r.method or "-",
+            "yes" if r.confirmed else "no",
+            r.expected_label,
+            "[green]✓[/green]" if r.match else "[red]✗[/red]",
+        )
+    console = Console()
+    console.print(table)
+    bad = sum(not r.match for r in rows)
+    blocked = [r for r in rows if r.expected_outcome == "blocked"]
+    console.print(
+        f"{len(rows) - bad}/{len(rows)} verdicts match the ground truth; "
+        f"{sum(r.match for r in blocked)}/{len(blocked)} blocked targets with the right method; "
+        f"{sum(r.state == 'blocked' for r in rows if r.expected_outcome == 'ok')} "
+        "false 'blocked' on targets that should be ok."
+    )
+    return bad
 
 
 def register(app: typer.Typer) -> None:

@@ -1,9 +1,197 @@
-"""Commands of ``didban.lab``; ``register(app)`` adds them to the ``didban`` command."""
+"""Commands of ``didban.lab``; ``register(app)`` adds the ``didban lab ...`` sub-commands:
+``up``, ``status``, ``exec``, ``switch`` and ``down``. Every failure is one sentence on
+stderr and a non-zero exit."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import NoReturn
+
 import typer
+
+from didban.lab import plan
+
+lab_app = typer.Typer(
+    name="lab",
+    help="The censorship lab: an emulated Iranian censor in network namespaces.",
+    no_args_is_help=True,
+)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"didban lab: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _live_current() -> Path | None:
+    from didban.lab import runtime
+
+    sd = runtime.current()
+    return sd if sd is not None and runtime.lab_exists(sd) else None
+
+
+def _need_root() -> None:
+    from didban.lab import runtime
+
+    try:
+        runtime.preflight()
+    except runtime.LabError as exc:
+        _fail(str(exc))
+
+
+@lab_app.command("up")
+def up_cmd(
+    profile: str = typer.Option("clean", "--profile", "-p", help="Shipped profile or YAML path."),
+    no_control: bool = typer.Option(
+        False, "--no-control", help="Do not start the control test helper."
+    ),
+) -> None:
+    """Build a lab with PROFILE and start its services, resolvers, censor and control."""
+    from didban.lab import runtime
+
+    try:
+        runtime.load_profile(profile)
+    except runtime.LabError as exc:
+        _fail(str(exc))
+    _need_root()
+    live = _live_current()
+    if live is not None:
+        _fail(f"a lab is already up ({live.name}); run 'didban lab down' first")
+    t0 = time.monotonic()
+    try:
+        desc = runtime.up(profile, control=not no_control)
+    except runtime.LabError as exc:
+        _fail(str(exc))
+    took = time.monotonic() - t0
+    typer.echo(f"lab {desc.prefix} up with profile '{desc.profile}' in {took:.2f} s")
+    for role, ns in desc.namespaces.items():
+        typer.echo(f"  {role:<9} {ns}")
+    typer.echo(f"  state     {desc.state_dir}  (descriptor {plan.CURRENT_LINK})")
+    typer.echo(f"  CA        {desc.ca_file}")
+    typer.echo("run a tool inside it: didban lab exec -- curl -sS https://www.instagram.com/")
+
+
+@lab_app.command("status")
+def status_cmd() -> None:
+    """Show the current lab: profile, namespaces, processes and rules fired so far."""
+    from didban.lab import runtime
+
+    _need_root()
+    try:
+        st = runtime.status()
+    except runtime.LabError as exc:
+        _fail(str(exc))
+    typer.echo(f"lab {st['prefix']}  profile '{st['profile']}'  created {st['created']}")
+    namespaces = st["namespaces"]
+    assert isinstance(namespaces, dict)
+    for role, (ns, present) in namespaces.items():
+        typer.echo(f"  netns {role:<9} {ns:<18} {'present' if present else 'MISSING'}")
+    processes = st["processes"]
+    assert isinstance(processes, dict)
+    for name, (pid, alive) in processes.items():
+        typer.echo(f"  proc  {name:<18} pid {pid:<8} {'alive' if alive else 'DEAD'}")
+    fired = st["fired"]
+    assert isinstance(fired, dict)
+    total = sum(fired.values())
+    typer.echo(f"  rules fired: {total}" + ("" if total else " (none)"))
+    for rule, count in sorted(fired.items(), key=lambda kv: -kv[1]):
+        typer.echo(f"    {rule:<40} {count}")
+
+
+@lab_app.command(
+    "exec",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def exec_cmd(
+    ctx: typer.Context,
+    role: str = typer.Option("client", "--ns", help=f"Namespace role: {', '.join(plan.ROLES)}."),
+) -> None:
+    """Run a command inside the lab (client namespace by default): didban lab exec -- CMD...
+
+    The lab CA is trusted through SSL_CERT_FILE, CURL_CA_BUNDLE and REQUESTS_CA_BUNDLE and
+    the ISP resolver is the system resolver. The exit code is the command's."""
+    from didban.lab import runtime
+
+    argv = list(ctx.args)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        _fail("nothing to run: didban lab exec -- CMD [ARGS...]", 2)
+    if role not in plan.ROLES:
+        _fail(f"unknown namespace role '{role}' (one of: {', '.join(plan.ROLES)})", 2)
+    _need_root()
+    sd = _live_current()
+    if sd is None:
+        _fail("no lab is up (start one with: didban lab up --profile clean)")
+    desc = runtime.read_descriptor(sd)
+    if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
+        _fail(f"command not found: {argv[0]}", 127)
+    env = {
+        **os.environ,
+        "SSL_CERT_FILE": desc.ca_file,
+        "CURL_CA_BUNDLE": desc.ca_file,
+        "REQUESTS_CA_BUNDLE": desc.ca_file,
+        "DIDBAN_LAB": str(sd / "lab.json"),
+    }
+    cmd = ["ip", "netns", "exec", desc.namespaces[role], *argv]
+    try:
+        code = subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        code = 130
+    raise typer.Exit(128 - code if code < 0 else code)  # killed by signal N: 128 + N, as sh
+
+
+@lab_app.command("switch")
+def switch_cmd(
+    profile: str = typer.Option(..., "--profile", "-p", help="Shipped profile or YAML path."),
+) -> None:
+    """Change the running lab's censorship profile live (the censor reloads on SIGHUP)."""
+    from didban.lab import runtime
+
+    try:
+        runtime.load_profile(profile)
+    except runtime.LabError as exc:
+        _fail(str(exc))
+    _need_root()
+    if _live_current() is None:
+        _fail("no lab is up (start one with: didban lab up --profile clean)")
+    try:
+        name = runtime.switch(profile)
+    except runtime.LabError as exc:
+        _fail(str(exc))
+    typer.echo(f"profile switched to '{name}'")
+
+
+@lab_app.command("down")
+def down_cmd(
+    all_labs: bool = typer.Option(
+        False, "--all", help=f"Remove every lab recorded under {plan.RUN_DIR}."
+    ),
+) -> None:
+    """Remove the current lab: processes, namespaces, /etc/netns entries, state."""
+    from didban.lab import runtime
+
+    _need_root()
+    try:
+        if all_labs:
+            removed = runtime.down_all()
+            typer.echo(
+                f"removed {len(removed)} lab(s)" + (f": {', '.join(removed)}" if removed else "")
+            )
+            return
+        sd = runtime.current()
+        if sd is None:
+            _fail("no lab is up (nothing to remove; 'didban lab down --all' sweeps every lab)")
+        deleted = runtime.down(sd)
+    except runtime.LabError as exc:
+        _fail(str(exc))
+    typer.echo(f"lab {sd.name} removed ({len(deleted)} namespaces deleted)")
 
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to ``app``."""
+    app.add_typer(lab_app, name="lab")
