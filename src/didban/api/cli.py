@@ -1,9 +1,43 @@
-"""Commands of ``didban.api``; ``register(app)`` adds them to the ``didban`` command."""
+"""Commands of ``didban.api``: ``didban serve``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from didban.store.cli import DATA_DIR_OPT, LAB_OPT, open_store
+
+
+def serve_cmd(
+    listen: str = typer.Option("127.0.0.1:8080", "--listen", help="HOST:PORT to listen on."),
+    data_dir: Path | None = DATA_DIR_OPT,
+    lab: Path | None = LAB_OPT,
+    max_body: int = typer.Option(
+        4 * 1024 * 1024, "--max-body", help="Largest accepted request body, in bytes."
+    ),
+) -> None:
+    """Run the API: OONI collector, measurements, aggregation, services, exports (/docs)."""
+    import uvicorn
+
+    from didban.api.app import create_app
+
+    host, sep, port_s = listen.rpartition(":")
+    if not sep or not port_s.isdigit() or not 0 < int(port_s) < 65536:
+        typer.echo(
+            f"error: --listen must be HOST:PORT, e.g. 127.0.0.1:8080, not {listen!r}", err=True
+        )
+        raise typer.Exit(2)
+    host = host.strip("[]") or "127.0.0.1"
+    store = open_store(data_dir, lab)
+    try:
+        app = create_app(store, max_body=max_body)
+        typer.echo(f"didban API on http://{listen}/ (docs at /docs), data in {store.dir}", err=True)
+        uvicorn.run(app, host=host, port=int(port_s), log_level="warning", access_log=False)
+    finally:
+        store.close()
 
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to ``app``."""
+    app.command("serve")(serve_cmd)

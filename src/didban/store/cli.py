@@ -1,9 +1,240 @@
-"""Commands of ``didban.store``; ``register(app)`` adds them to the ``didban`` command."""
+"""Commands of ``didban.store``: ``ingest``, ``store rebuild|compact|info``, ``data update``."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
 import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from didban.model.labinfo import AsnRow, LabDescriptor
+
+if TYPE_CHECKING:
+    from didban.store.store import Store
+
+DEFAULT_DATA_DIR = "didban-data"
+ASN_PACKAGE = "@ip-location-db/asn"
+
+err = Console(stderr=True)
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("DIDBAN_DATA_DIR", DEFAULT_DATA_DIR))
+
+
+DATA_DIR_OPT = typer.Option(
+    None,
+    "--data-dir",
+    help="The store's data directory (default: $DIDBAN_DATA_DIR or ./didban-data).",
+)
+LAB_OPT = typer.Option(
+    None,
+    "--lab",
+    help="A lab descriptor (e.g. /run/didban/current-lab); its IP→ASN rows override the "
+    "shipped snapshot.",
+)
+
+
+def lab_asn_map(descriptor: Path | None) -> list[AsnRow]:
+    """The ``asn_map`` rows of a lab descriptor, or [] without one; exits on a bad file."""
+    if descriptor is None:
+        return []
+    try:
+        lab = msgspec.json.decode(descriptor.read_bytes(), type=LabDescriptor)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        typer.echo(f"error: cannot read the lab descriptor {descriptor}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    return list(lab.asn_map)
+
+
+def open_store(data_dir: Path | None, lab: Path | None = None) -> Store:
+    """The store of ``data_dir`` as its writer; exits with a clear message if it is busy."""
+    from didban.store.store import Store, StoreBusy
+
+    try:
+        return Store(data_dir or default_data_dir(), lab_asn_map=lab_asn_map(lab))
+    except StoreBusy as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def ingest_cmd(
+    paths: list[Path] = typer.Argument(..., help="Files or directories to load."),
+    data_dir: Path | None = DATA_DIR_OPT,
+    lab: Path | None = LAB_OPT,
+) -> None:
+    """Load OONI archive files (.jsonl.gz), didban JSONL (.jsonl/.jsonl.zst) or .json files."""
+    from didban.store.ingest import discover, ingest
+
+    files, problems = discover(paths)
+    if not files:
+        for line in problems or ["no input files given"]:
+            typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(2)
+    total = sum(f.stat().st_size for f in files)
+    store = open_store(data_dir, lab)
+    with (
+        store,
+        Progress(
+            TextColumn("[bold]ingest"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[file]}"),
+            console=err,
+            transient=False,
+        ) as progress,
+    ):
+        task = progress.add_task("ingest", total=total or None, file="")
+        rep = ingest(
+            store,
+            paths,
+            on_bytes=lambda n: progress.advance(task, n),
+            on_file=lambda p, skipped: progress.update(
+                task, file=f"{'skipped ' if skipped else ''}{p.name}"
+            ),
+        )
+    for line in rep.bad:
+        typer.echo(line, err=True)
+    typer.echo(
+        f"{rep.files} files read, {rep.skipped_files} already ingested; "
+        f"{rep.records} records: {rep.added} added, {rep.duplicates} duplicates, "
+        f"{len(rep.bad)} bad"
+    )
+
+
+store_app = typer.Typer(help="The measurement store (archive and tables).", no_args_is_help=True)
+
+
+@store_app.command("rebuild")
+def rebuild_cmd(data_dir: Path | None = DATA_DIR_OPT, lab: Path | None = LAB_OPT) -> None:
+    """Rebuild the index and every table from the raw archive (e.g. after a rules change)."""
+    store = open_store(data_dir, lab)
+    with (
+        store,
+        Progress(
+            TextColumn("[bold]rebuild"), BarColumn(), MofNCompleteColumn(), console=err
+        ) as progress,
+    ):
+        task = progress.add_task("rebuild", total=None)
+        n = store.rebuild(lambda k: progress.advance(task, k))
+    typer.echo(f"rebuilt the tables from the archive: {n} measurements")
+
+
+@store_app.command("compact")
+def compact_cmd(
+    data_dir: Path | None = DATA_DIR_OPT,
+    min_files: int = typer.Option(2, "--min-files", help="Merge days holding this many files."),
+) -> None:
+    """Merge each day's small Parquet files into one."""
+    with open_store(data_dir) as store:
+        n = store.compact(min_files)
+    typer.echo(f"compacted {n} table partitions")
+
+
+@store_app.command("info")
+def info_cmd(data_dir: Path | None = DATA_DIR_OPT) -> None:
+    """How many measurements the store holds, per table."""
+    with open_store(data_dir) as store:
+        typer.echo(f"data directory: {store.dir}")
+        typer.echo(f"archived measurements: {store.count()}")
+        for t in ("measurements", "observations", "verdicts"):
+            n = store.query.rows(f"SELECT count(*) AS n FROM {{{t}}}")[0]["n"]
+            typer.echo(f"{t}: {n} rows")
+        typer.echo(f"IP→ASN snapshot: {store.asn.version}")
+
+
+data_app = typer.Typer(help="Shipped reference data.", no_args_is_help=True)
+
+
+@data_app.command("update")
+def data_update_cmd(
+    source: Path | None = typer.Option(
+        None,
+        "--from",
+        help="Build from a local @ip-location-db/asn package (.tgz or unpacked directory) "
+        "instead of downloading it with npm.",
+    ),
+    version: str = typer.Option("latest", "--version", help="npm version to fetch."),
+) -> None:
+    """Refresh the IP→ASN snapshot from @ip-location-db/asn (needs npm and the internet)."""
+    from didban.store import asndb
+
+    with tempfile.TemporaryDirectory(prefix="didban-asn-") as tmp_s:
+        tmp = Path(tmp_s)
+        if source is None:
+            if shutil.which("npm") is None:
+                typer.echo(
+                    "error: 'npm' is not installed; install it or pass --from PACKAGE.tgz", err=True
+                )
+                raise typer.Exit(1)
+            spec = f"{ASN_PACKAGE}@{version}"
+            r = subprocess.run(
+                ["npm", "pack", "--loglevel=error", spec],
+                cwd=tmp,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            tgz = sorted(tmp.glob("*.tgz"))
+            if r.returncode != 0 or not tgz:
+                lines = [x for x in r.stderr.strip().splitlines() if x.strip()]
+                errors = [x for x in lines if "ERR" in x.upper()] or lines or ["no output"]
+                reason = errors[0].strip()
+                typer.echo(
+                    f"error: could not download {spec} (offline? npm said: {reason}); "
+                    "the current snapshot is unchanged",
+                    err=True,
+                )
+                raise typer.Exit(1)
+            source = tgz[0]
+        if source.is_file():
+            try:
+                with tarfile.open(source) as tf:
+                    tf.extractall(tmp / "x", filter="data")
+            except (tarfile.TarError, OSError) as exc:
+                typer.echo(f"error: {source} is not a readable package tarball ({exc})", err=True)
+                raise typer.Exit(2) from None
+            pkg = tmp / "x" / "package"
+        else:
+            pkg = source
+        meta = pkg / "package.json"
+        ver = "unknown"
+        if meta.exists():
+            ver = str(msgspec.json.decode(meta.read_bytes()).get("version", "unknown"))
+        try:
+            counts = asndb.build(
+                pkg, asndb.snapshot_dir(), ver, datetime.now(UTC).strftime("%Y-%m-%d")
+            )
+        except (FileNotFoundError, ValueError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+    typer.echo(
+        f"IP→ASN snapshot {ASN_PACKAGE}@{ver}: {counts['ipv4_ranges']} IPv4 ranges, "
+        f"{counts['ipv6_ranges']} IPv6 ranges, {counts['asns']} ASNs"
+    )
 
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to ``app``."""
+    app.command("ingest")(ingest_cmd)
+    app.add_typer(store_app, name="store")
+    app.add_typer(data_app, name="data")

@@ -1,0 +1,325 @@
+"""The questions the API asks of the tables, as SQL over the ``Query`` layer.
+
+Parameter names and count definitions follow OONI's API (``ooni-backend.md`` §9.2, §9.4)
+so OONI users and tools can switch: ``anomaly_count`` = anomaly and not confirmed and not
+failure; ``confirmed_count`` = confirmed and not failure; ``failure_count`` = failure;
+``ok_count`` = none of the three. didban adds a ``service`` filter and axis, the verdict
+``method``/``state``/``layer`` axes, and ``down_count`` (from the verdict state).
+
+Values arrive here already validated by the API; every value reaches DuckDB as a bound
+parameter, never spliced into SQL (only whitelisted column names are).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Final
+
+import orjson
+import pyarrow as pa
+
+from didban.data import catalog
+from didban.store.query import Query
+from didban.store.schema import TABLES
+
+AXES: Final = (
+    "measurement_start_day",
+    "probe_cc",
+    "probe_asn",
+    "test_name",
+    "domain",
+    "input",
+    "category_code",
+    "blocking_type",
+    "service",
+    "method",
+    "layer",
+    "state",
+)
+TIME_GRAINS: Final = ("hour", "day", "week", "month", "year", "auto")
+ORDER_BY: Final = ("measurement_start_time", "input", "probe_cc", "probe_asn", "test_name")
+
+COUNTS_SQL: Final = """
+    count(*) AS measurement_count,
+    count_if(NOT anomaly AND NOT confirmed AND NOT failure) AS ok_count,
+    count_if(anomaly AND NOT confirmed AND NOT failure) AS anomaly_count,
+    count_if(confirmed AND NOT failure) AS confirmed_count,
+    count_if(failure) AS failure_count,
+    count_if(coalesce(state = 'down', false)) AS down_count
+"""
+
+
+@dataclass
+class Filters:
+    probe_cc: list[str] = field(default_factory=list)
+    probe_asn: list[int] = field(default_factory=list)
+    test_name: list[str] = field(default_factory=list)
+    domain: list[str] = field(default_factory=list)
+    service: list[str] = field(default_factory=list)
+    input: str | None = None
+    report_id: str | None = None
+    category_code: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    anomaly: bool | None = None
+    confirmed: bool | None = None
+    failure: bool | None = None
+
+    def days(self) -> tuple[date, date] | None:
+        """The inclusive day range the filters allow, for file pruning (None: unbounded)."""
+        if self.since is None or self.until is None:
+            return None
+        last = self.until.date()
+        if self.until.time() == time.min:
+            last -= timedelta(days=1)
+        return self.since.date(), max(last, self.since.date())
+
+    def where(self) -> tuple[str, list[Any]]:
+        """SQL conditions (ANDed) over the measurements table, with their parameters."""
+        conds: list[str] = []
+        params: list[Any] = []
+
+        def in_list(col: str, values: list[Any]) -> None:
+            if values:
+                conds.append(f"{col} IN ({', '.join('?' * len(values))})")
+                params.extend(values)
+
+        in_list("probe_cc", self.probe_cc)
+        in_list("probe_asn", self.probe_asn)
+        in_list("test_name", self.test_name)
+        in_list("service", self.service)
+        if self.report_id:
+            conds.append("report_id = ?")
+            params.append(self.report_id)
+        if self.input:  # as in OONI, input overrides domain and category_code
+            conds.append("input = ?")
+            params.append(self.input)
+        else:
+            in_list("domain", self.domain)
+            if self.category_code:
+                conds.append("category_code = ?")
+                params.append(self.category_code)
+        # ``day`` is the date of measurement_start_time: a bound at midnight needs only the
+        # partition column (whole directories pruned, no timestamp column read).
+        if self.since is not None:
+            conds.append("day >= CAST(? AS DATE)")
+            params.append(self.since.date())
+            if self.since.time() != time.min:
+                conds.append("measurement_start_time >= ?")
+                params.append(self.since)
+        if self.until is not None:
+            if self.until.time() == time.min:
+                conds.append("day < CAST(? AS DATE)")
+                params.append(self.until.date())
+            else:
+                conds.append("day <= CAST(? AS DATE) AND measurement_start_time < ?")
+                params.extend([self.until.date(), self.until])
+        for col in ("anomaly", "confirmed", "failure"):
+            value = getattr(self, col)
+            if value is not None:
+                conds.append(f"{col} = ?")
+                params.append(value)
+        return (" AND ".join(conds) or "TRUE"), params
+
+
+def _iso(t: Any) -> Any:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ") if isinstance(t, datetime) else t
+
+
+LIST_COLUMNS: Final = (
+    "measurement_uid, report_id, probe_cc, probe_asn, test_name, measurement_start_time, "
+    "input, domain, service, category_code, anomaly, confirmed, failure, state, layer, "
+    "method, rules_version"
+)
+
+
+def list_measurements(
+    q: Query, f: Filters, order_by: str, order: str, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of measurements and the total number matching."""
+    where, params = f.where()
+    direction = "ASC" if order == "asc" else "DESC"
+    rows = q.rows(
+        f"SELECT {LIST_COLUMNS} FROM {{measurements}} WHERE {where} "
+        f"ORDER BY {order_by} {direction}, measurement_uid {direction} LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+        f.days(),
+    )
+    total = q.rows(f"SELECT count(*) AS n FROM {{measurements}} WHERE {where}", params, f.days())[
+        0
+    ]["n"]
+    for r in rows:
+        r["probe_asn"] = f"AS{r['probe_asn']}"
+        r["measurement_start_time"] = _iso(r["measurement_start_time"])
+        r["scores"] = {"blocking_type": r["method"], "state": r["state"]}
+    return rows, int(total)
+
+
+def verdict_for(q: Query, uid: str, day: str) -> dict[str, Any] | None:
+    rows = q.rows(
+        "SELECT * EXCLUDE (day) FROM {verdicts} WHERE day = CAST(? AS DATE) "
+        "AND measurement_uid = ?",
+        [day, uid],
+        (date.fromisoformat(day), date.fromisoformat(day)),
+    )
+    if not rows:
+        return None
+    v = rows[0]
+    v["measurement_start_time"] = _iso(v["measurement_start_time"])
+    v["blocking"] = orjson.loads(v["blocking"]) if v["blocking"] else None
+    v["evidence"] = orjson.loads(v["evidence"]) if v["evidence"] else []
+    return v
+
+
+def auto_grain(since: date, until: date) -> str:
+    span = (until - since).days
+    if span <= 7:
+        return "hour"
+    if span <= 180:
+        return "day"
+    if span <= 730:
+        return "week"
+    return "month"
+
+
+def _bucket(grain: str) -> str:
+    if grain == "hour":
+        return "strftime(date_trunc('hour', measurement_start_time), '%Y-%m-%dT%H:%M:%SZ')"
+    if grain == "day":
+        return "strftime(day, '%Y-%m-%d')"
+    return f"strftime(date_trunc('{grain}', day), '%Y-%m-%d')"
+
+
+def aggregate(
+    q: Query, f: Filters, axis_x: str | None, axis_y: str | None, grain: str
+) -> list[dict[str, Any]]:
+    """OONI ``/aggregation`` rows: one per (axis_x, axis_y) cell with the five counts."""
+    where, params = f.where()
+    dims: list[str] = []
+    for axis in (axis_x, axis_y):
+        if axis is None:
+            continue
+        if axis == "measurement_start_day":
+            dims.append(f"{_bucket(grain)} AS measurement_start_day")
+        elif axis == "blocking_type":
+            dims.append("method AS blocking_type")
+        else:
+            dims.append(axis)
+    names = [a for a in (axis_x, axis_y) if a]
+    select = ", ".join([*dims, COUNTS_SQL])
+    group = f"GROUP BY {', '.join(names)} ORDER BY {', '.join(names)}" if names else ""
+    return q.rows(f"SELECT {select} FROM {{measurements}} WHERE {where} {group}", params, f.days())
+
+
+_STATE_RANK: Final = {"blocked": 0, "down": 1, "ok": 2, "inconclusive": 3}
+
+
+def service_states(
+    q: Query, cc: str, since: datetime, until: datetime, probe_asn: list[int]
+) -> list[dict[str, Any]]:
+    """The current state of every catalog service in ``cc`` (see ``docs/api.md``).
+
+    For each service, the latest measurement of each of its inputs in the window is
+    taken (preferring one with a definite state over an inconclusive or unclassified
+    one); the service is ``blocked`` if any input's latest is blocked, else ``down``,
+    else ``ok``, else ``inconclusive``; with no measurement at all it is ``no_data``
+    (never ``ok``). The witness is the latest measurement carrying that state.
+    """
+    f = Filters(probe_cc=[cc], probe_asn=probe_asn, since=since, until=until)
+    where, params = f.where()
+    latest = q.rows(
+        "SELECT service, input, measurement_uid, measurement_start_time, probe_asn, "
+        "coalesce(state, 'inconclusive') AS state, method, layer, rules_version "
+        f"FROM {{measurements}} WHERE {where} AND service IS NOT NULL "
+        "QUALIFY row_number() OVER (PARTITION BY service, input ORDER BY "
+        "(state IN ('ok', 'blocked', 'down')) DESC, measurement_start_time DESC, "
+        "measurement_uid DESC) = 1",
+        params,
+        f.days(),
+    )
+    counts = q.rows(
+        "SELECT service, coalesce(state, 'none') AS state, count(*) AS n, "
+        "count(DISTINCT probe_asn) AS asns "
+        f"FROM {{measurements}} WHERE {where} AND service IS NOT NULL GROUP BY ALL",
+        params,
+        f.days(),
+    )
+    by_service: dict[str, list[dict[str, Any]]] = {}
+    for r in latest:
+        by_service.setdefault(r["service"], []).append(r)
+    tallies: dict[str, dict[str, int]] = {}
+    for c in counts:
+        t = tallies.setdefault(c["service"], {})
+        key = c["state"] if c["state"] != "none" else "unclassified"
+        t[key] = t.get(key, 0) + int(c["n"])
+    out: list[dict[str, Any]] = []
+    for svc in catalog.services():
+        items = by_service.get(svc.id, [])
+        entry: dict[str, Any] = {
+            "service": svc.id,
+            "name": svc.name,
+            "category_code": svc.category,
+            "state": "no_data",
+            "method": None,
+            "layer": None,
+            "witness": None,
+            "counts": tallies.get(svc.id, {}),
+            "inputs": [],
+        }
+        if items:
+            best = min(
+                items,
+                key=lambda r: (
+                    _STATE_RANK.get(r["state"], 9),
+                    -r["measurement_start_time"].timestamp(),
+                ),
+            )
+            entry.update(
+                state=best["state"],
+                method=best["method"],
+                layer=best["layer"],
+                witness={
+                    "measurement_uid": best["measurement_uid"],
+                    "measurement_start_time": _iso(best["measurement_start_time"]),
+                    "input": best["input"],
+                    "probe_asn": f"AS{best['probe_asn']}",
+                    "rules_version": best["rules_version"],
+                },
+            )
+            entry["inputs"] = [
+                {
+                    "input": r["input"],
+                    "state": r["state"],
+                    "method": r["method"],
+                    "measurement_uid": r["measurement_uid"],
+                    "measurement_start_time": _iso(r["measurement_start_time"]),
+                }
+                for r in sorted(items, key=lambda r: r["input"] or "")
+            ]
+        out.append(entry)
+    return out
+
+
+def export_batches(
+    q: Query, table: str, since: date, until: date, probe_cc: list[str]
+) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """Arrow batches of ``table`` for days ``since`` ≤ day ≤ ``until`` (and countries)."""
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}")
+    schema = TABLES[table].append(pa.field("day", pa.date32()))
+    cond = "day BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)"
+    params: list[Any] = [since, until]
+    if probe_cc:
+        cond += f" AND probe_cc IN ({', '.join('?' * len(probe_cc))})"
+        params.extend(probe_cc)
+    cols = ", ".join(f.name for f in schema)
+    sql = f"SELECT {cols} FROM {{{table}}} WHERE {cond} ORDER BY day, measurement_start_time"
+    return schema, q.batches(sql, params, (since, until))
+
+
+def default_window(days: int = 30) -> tuple[date, date]:
+    """OONI-style default: ``until`` = tomorrow (exclusive end), ``since`` = ``days`` before."""
+    until = datetime.now(UTC).date() + timedelta(days=1)
+    return until - timedelta(days=days), until

@@ -1,0 +1,360 @@
+"""The store: one data directory holding the raw archive, its index and the Parquet tables.
+
+``Store`` is the single writer of a data directory (an exclusive ``flock`` on
+``writer.lock`` keeps a second ``didban serve`` / ``ingest`` / ``store rebuild`` out with
+a clear message). ``add_batch`` is the only way in: it de-duplicates by content hash,
+appends new measurements to the archive and fsyncs, records them in the index (one
+SQLite commit), and only then returns their uids — the moment a caller may acknowledge
+them. Table rows (measurement, observations, verdict) are derived afterwards and
+written by ``TableWriter``; anything not yet in the tables when a process dies is
+re-derived from the archive on the next open. ``rebuild`` re-derives everything.
+
+Data directory layout::
+
+    <dir>/raw/…             the archive (see ``archive``)
+    <dir>/index.sqlite      uid → archive location, ingest ledger, pending file ops
+    <dir>/tables/<table>/day=<YYYY-MM-DD>/*.parquet
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+import orjson
+
+from didban.model.labinfo import AsnRow
+from didban.model.verdict import Verdict
+from didban.store import archive, rows
+from didban.store.asndb import AsnDB, default_db
+from didban.store.index import Index, Location, NewRow
+from didban.store.query import Query
+from didban.store.tables import RWLock, TableWriter
+from didban.store.uid import UID_RE, content_hash, make_uid, parse_time, uid_time
+
+log = logging.getLogger(__name__)
+
+Classifier = Callable[[dict[str, Any]], Verdict | None]
+Progress = Callable[[int], None]
+
+
+class StoreBusy(RuntimeError):
+    """Another process is the writer of this data directory."""
+
+
+@dataclass(frozen=True)
+class Added:
+    measurement_uid: str
+    duplicate: bool
+
+
+def analysis_classifier() -> Classifier | None:
+    """``didban.analysis.classify`` when the analysis package provides it, else None."""
+    try:
+        from didban import analysis
+    except ImportError:
+        return None
+    fn = getattr(analysis, "classify", None)
+    return fn if callable(fn) else None
+
+
+class Store:
+    def __init__(
+        self,
+        data_dir: Path,
+        classifier: Classifier | str | None = "analysis",
+        asn: AsnDB | None = None,
+        lab_asn_map: Sequence[AsnRow] = (),
+        recover: bool = True,
+    ) -> None:
+        """Open ``data_dir`` as its writer.
+
+        ``classifier``: ``"analysis"`` (default) uses ``didban.analysis.classify`` when
+        present; a callable is used as given (tests construct verdicts); None stores no
+        verdicts. ``lab_asn_map`` rows override the IP→ASN snapshot.
+        """
+        self.dir = data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._lockfile = self._take_lock(data_dir / "writer.lock")
+        self.raw = data_dir / "raw"
+        self.tables_root = data_dir / "tables"
+        self.index = Index(data_dir / "index.sqlite")
+        self.rwlock = RWLock()
+        self._pending: list[tuple[dict[str, Any], str, bytes]] = []
+        self._pending_lock = threading.Lock()
+        self.writer = TableWriter(self.tables_root, self.index, self.rwlock)
+        self.query = Query(self.tables_root, self.rwlock, before=self.flush)
+        self._analysis = analysis_classifier()
+        self.classifier: Classifier | None = (
+            self._analysis if isinstance(classifier, str) else classifier
+        )
+        base = asn or default_db()
+        self.asn = base.with_overrides(lab_asn_map) if lab_asn_map else base
+        if recover:
+            self.recover()
+
+    @staticmethod
+    def _take_lock(path: Path) -> IO[str]:
+        fh = path.open("a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "?"
+            fh.close()
+            raise StoreBusy(
+                f"the data directory {path.parent} is in use by another didban process "
+                f"(pid {holder}); stop it first (a data directory has one writer)"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        return fh
+
+    def close(self) -> None:
+        self.flush()
+        self.index.close()
+        self._lockfile.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writing
+    def add_batch(
+        self,
+        measurements: Sequence[dict[str, Any]],
+        received: datetime | None = None,
+        defer: bool = False,
+    ) -> list[Added]:
+        """Archive (fsynced) and index new measurements; duplicates get their existing uid.
+
+        ``received`` is the upload time for the uid (the collector passes now); ingest
+        passes None so a measurement without a uid gets one from its start time, which
+        keeps re-ingesting deterministic. With ``defer`` the table rows (analysis
+        included) are derived later, by ``derive_pending`` or the next ``flush``, so the
+        caller can acknowledge first.
+        """
+        hashes = [content_hash(m) for m in measurements]
+        known = self.index.uids_for_hashes(list(dict.fromkeys(hashes)))
+        result: list[Added | None] = [None] * len(measurements)
+        fresh: dict[str, tuple[str, dict[str, Any]]] = {}
+        for i, (m, h) in enumerate(zip(measurements, hashes, strict=True)):
+            if h in known:
+                result[i] = Added(known[h], True)
+                continue
+            if h in fresh:
+                result[i] = Added(fresh[h][0], True)
+                continue
+            fresh[h] = (self._uid_for(m, h, received), m)
+        self._unique_uids(fresh)
+        for i, h in enumerate(hashes):
+            if result[i] is None:
+                result[i] = Added(fresh[h][0], False)
+        by_file: dict[Path, list[tuple[str, str, dict[str, Any], bytes]]] = defaultdict(list)
+        targets: dict[tuple[str, str, str], Path] = {}
+        for h, (uid, m) in fresh.items():
+            stored = {**m, "measurement_uid": uid}
+            line = orjson.dumps(stored)
+            when = uid_time(uid) or datetime.now(UTC)
+            cc = rows.country(m.get("probe_cc"))
+            tn = rows.text(m.get("test_name"), "unknown")
+            key = (f"{when:%Y%m%d%H}", cc, tn)
+            if key not in targets:
+                targets[key] = archive.file_for(self.raw, when, cc, tn)
+            by_file[targets[key]].append((uid, h, stored, line))
+        new_rows: list[NewRow] = []
+        sizes: dict[str, int] = {}
+        derived: list[tuple[dict[str, Any], str, bytes]] = []
+        for path, items in by_file.items():
+            offset, length = archive.append(path, [it[3] for it in items])
+            rel = str(path.relative_to(self.raw))
+            sizes[rel] = offset + length
+            for line_no, (uid, h, stored, line) in enumerate(items):
+                day = rows.measurement_day(stored, uid)
+                new_rows.append(NewRow(uid, h, rel, offset, length, line_no, day))
+                derived.append((stored, uid, line))
+        if new_rows:
+            self.index.add(new_rows, sizes)
+        with self._pending_lock:
+            self._pending.extend(derived)
+        if not defer:
+            self.derive_pending()
+        return [r for r in result if r is not None]
+
+    def derive_pending(self) -> int:
+        """Derive the table rows of measurements archived with ``defer``."""
+        with self._pending_lock:
+            todo, self._pending = self._pending, []
+        for stored, uid, line in todo:
+            self._derive(stored, uid, line)
+        return len(todo)
+
+    def _unique_uids(self, fresh: dict[str, tuple[str, dict[str, Any]]]) -> None:
+        """Give a new uid to a different measurement whose uid is already taken (a reused
+        OONI uid in an ingested file, or a 64-bit hash-prefix clash): one microsecond later."""
+        taken = self.index.existing_uids([uid for uid, _ in fresh.values()])
+        seen: set[str] = set()
+        for h, (uid, m) in fresh.items():
+            new = uid
+            while new in taken or new in seen:
+                when = (uid_time(new) or datetime.now(UTC)) + timedelta(microseconds=1)
+                new = make_uid(
+                    when, rows.country(m.get("probe_cc")), rows.text(m.get("test_name"), "?"), h
+                )
+            seen.add(new)
+            if new != uid:
+                fresh[h] = (new, m)
+
+    @staticmethod
+    def _uid_for(m: dict[str, Any], digest: str, received: datetime | None) -> str:
+        given = m.get("measurement_uid")
+        if received is None and isinstance(given, str) and UID_RE.match(given):
+            return given
+        when = received or parse_time(m.get("measurement_start_time")) or datetime.now(UTC)
+        return make_uid(
+            when, rows.country(m.get("probe_cc")), rows.text(m.get("test_name"), "unknown"), digest
+        )
+
+    def classify(self, m: dict[str, Any], line: bytes | None = None) -> Verdict | None:
+        """The verdict for ``m`` (None without a classifier or when it fails).
+
+        ``line`` is ``m`` as stored JSON; ``didban.analysis.classify`` reads bytes about
+        twice as fast as a dict, so it gets them when they are at hand.
+        """
+        if self.classifier is None:
+            return None
+        try:
+            if line is not None and self.classifier is self._analysis:
+                v = self.classifier(line)  # type: ignore[arg-type]
+            else:
+                v = self.classifier(m)
+        except Exception as exc:  # analysis must never lose a measurement
+            log.warning("classification of %s failed: %s", m.get("measurement_uid"), exc)
+            return None
+        if v is not None and v.measurement_uid != m.get("measurement_uid"):
+            v = msgspec.structs.replace(v, measurement_uid=m.get("measurement_uid"))
+        return v
+
+    def _derive(self, m: dict[str, Any], uid: str, line: bytes | None = None) -> None:
+        v = self.classify(m, line)
+        mrow = rows.measurement_row(m, uid, v)
+        day = rows.measurement_day(m, uid)
+        self.writer.add(
+            uid,
+            day,
+            {
+                "measurements": [mrow],
+                "observations": rows.observation_rows(m, mrow, self.asn),
+                "verdicts": [rows.verdict_row(v, uid)] if v is not None else [],
+            },
+        )
+
+    def flush(self) -> int:
+        """Make every archived measurement queryable (write buffered table rows)."""
+        self.derive_pending()
+        return self.writer.flush()
+
+    def compact(self, min_files: int = 16) -> int:
+        self.flush()
+        return self.writer.compact(min_files)
+
+    # ------------------------------------------------------------------ reading
+    def get(self, uid: str) -> dict[str, Any] | None:
+        """The archived measurement with this uid, or None."""
+        loc = self.index.locate(uid)
+        if loc is None:
+            return None
+        lines = archive.read_frame(self.raw / loc.file, loc.offset, loc.length)
+        value = orjson.loads(lines[loc.line])
+        return value if isinstance(value, dict) else None
+
+    def count(self) -> int:
+        return self.index.count()
+
+    # ------------------------------------------------------------------ recovery
+    def recover(self, progress: Progress | None = None) -> int:
+        """Index archive frames the index lacks, cut half-written frames, fill the tables.
+
+        Returns how many measurements were (re)written to the tables.
+        """
+        self.writer.recover()
+        sizes = self.index.file_sizes()
+        for path in archive.files(self.raw):
+            rel = str(path.relative_to(self.raw))
+            start = sizes.get(rel, 0)
+            actual = path.stat().st_size
+            if actual <= start:
+                continue
+            end = start
+            batch: list[NewRow] = []
+            for frame in archive.scan(path, start):
+                for line_no, line in enumerate(frame.lines):
+                    try:
+                        m = orjson.loads(line)
+                    except orjson.JSONDecodeError:
+                        continue
+                    uid = m.get("measurement_uid") if isinstance(m, dict) else None
+                    if not isinstance(uid, str):
+                        continue
+                    batch.append(
+                        NewRow(
+                            uid,
+                            content_hash(m),
+                            rel,
+                            frame.offset,
+                            frame.length,
+                            line_no,
+                            rows.measurement_day(m, uid),
+                        )
+                    )
+                end = frame.offset + frame.length
+                if len(batch) >= 5000:
+                    self.index.add(batch, {rel: end})
+                    batch = []
+            self.index.add(batch, {rel: end})
+            if end < actual:
+                log.warning("cutting a half-written frame off %s (%d bytes)", path, actual - end)
+                archive.truncate(path, end)
+        return self._fill_tables(progress)
+
+    def _fill_tables(self, progress: Progress | None) -> int:
+        done = 0
+        while True:
+            locs = self.index.untabled(5000)
+            if not locs:
+                return done
+            for m, uid, line in self._load(locs):
+                self._derive(m, uid, line)
+            self.flush()
+            done += len(locs)
+            if progress:
+                progress(len(locs))
+
+    def _load(self, locs: Iterable[Location]) -> Iterable[tuple[dict[str, Any], str, bytes]]:
+        cache_key: tuple[str, int] | None = None
+        lines: list[bytes] = []
+        for loc in locs:
+            if cache_key != (loc.file, loc.offset):
+                lines = archive.read_frame(self.raw / loc.file, loc.offset, loc.length)
+                cache_key = (loc.file, loc.offset)
+            line = lines[loc.line]
+            yield orjson.loads(line), loc.uid, line
+
+    def rebuild(self, progress: Progress | None = None) -> int:
+        """Drop the index and every table, then rebuild both from the archive."""
+        self.writer.drop_all()
+        self.index.forget_all()
+        return self.recover(progress)

@@ -1,0 +1,53 @@
+"""``didban serve`` flag errors, the one-writer rule, and OONI fixtures through the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from didban.api.app import create_app
+from didban.cli import app
+from didban.store.ingest import ingest
+from didban.store.store import Store
+
+
+def test_serve_refuses_a_bad_listen_address(tmp_path: Path) -> None:
+    r = CliRunner().invoke(app, ["serve", "--listen", "localhost", "--data-dir", str(tmp_path)])
+    assert r.exit_code == 2
+    assert "--listen must be HOST:PORT" in r.output
+
+
+def test_busy_data_directory_is_refused(tmp_path: Path) -> None:
+    s = Store(tmp_path / "d", classifier=None)
+    try:
+        r = CliRunner().invoke(app, ["store", "info", "--data-dir", str(tmp_path / "d")])
+        assert r.exit_code == 1
+        assert "in use by another didban process" in r.output
+    finally:
+        s.close()
+
+
+def test_ooni_fixtures_classified_and_served(ooni_fixtures: Path, tmp_path: Path) -> None:
+    s = Store(tmp_path / "d")  # the real didban.analysis classifier
+    try:
+        ingest(s, [ooni_fixtures / "backend_fastpath"])
+        with TestClient(create_app(s)) as c:
+            services = c.get(
+                "/api/v1/services/IR", params={"since": "2022-08-01", "until": "2022-09-01"}
+            ).json()["services"]
+            fb = next(x for x in services if x["service"] == "facebook")
+            assert fb["state"] == "blocked" and fb["layer"] == "dns"
+            assert fb["witness"]["input"] == "https://www.facebook.com/"
+            uid = fb["witness"]["measurement_uid"]
+            one = c.get(f"/api/v1/measurement/{uid}").json()
+            assert one["verdict"]["confirmed"] is True and one["evidence"]
+            agg = c.get(
+                "/api/v1/aggregation",
+                params={"probe_cc": "IR", "since": "2020-01-01", "until": "2023-01-01"},
+            ).json()["result"]
+            assert agg["measurement_count"] == 3
+            assert agg["confirmed_count"] >= 1
+    finally:
+        s.close()
