@@ -47,6 +47,9 @@ demo: deps
 bench: deps
 	$(UV) run --frozen python bench/probe_throughput.py
 	$(UV) run --frozen python bench/classify_throughput.py
+	$(UV) run --frozen python bench/store_query.py
+	$(UV) run --frozen python bench/collector_load.py
+	$(UV) run --frozen python bench/lab_accuracy.py
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache build dist
