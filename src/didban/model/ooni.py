@@ -201,6 +201,9 @@ class THHTTPRequestResult(msgspec.Struct):
     title: str = ""
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     status_code: int = -1
+    # didban extension: body bytes/s of the helper's own read of the final response (None
+    # when not measured); OONI clients ignore unknown keys
+    x_didban_throughput: float | None = None
 
 
 class THDNSResult(msgspec.Struct):
@@ -267,6 +270,8 @@ class WebConnectivityTestKeys(msgspec.Struct):
     blocking: str | bool | None = None
     accessible: bool | None = None
     x_didban_quic: list[dict[str, Any]] | None = None
+    # didban extension: body bytes per second of the final HTTP response (throttling).
+    x_didban_http_throughput: float | None = None
 
 
 # ------------------------------------------------------------ envelope (df-000)

@@ -1,9 +1,282 @@
-"""Commands of ``didban.probe``; ``register(app)`` adds them to the ``didban`` command."""
+"""Commands of ``didban.probe``: ``didban run`` (web_connectivity over a test list) and
+``didban dnscheck``. ``register(app)`` adds them to the ``didban`` command.
+
+Every bad flag, URL or file ends the command with one sentence on stderr and exit code 2,
+before anything is measured or written.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import importlib
+import os
+import sys
+from pathlib import Path
+
 import typer
+from rich.console import Console
+
+from didban.probe import consent, identity, labmode, lists
+from didban.probe.cliutil import (
+    argv_with_output,
+    argv_without,
+    ask,
+    check_output_target,
+    fail,
+)
+from didban.probe.config import (
+    DEFAULT_CONTROL_URL,
+    DEFAULT_DOH_URL,
+    DEFAULT_UDP_RESOLVER,
+    ConfigError,
+    ProbeConfig,
+    check_http_url,
+    parse_resolver,
+)
+from didban.probe.envelope import ProbeIdentity
+from didban.probe.output import JsonlWriter, OutputError
+from didban.probe.runner import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_DEADLINE,
+    DEFAULT_PER_HOST,
+    RunOptions,
+    RunResult,
+    summary_table,
+)
+from didban.probe.scrub import Scrubber, local_addresses
+
+
+def default_output(now: dt.datetime | None = None) -> Path:
+    now = now or dt.datetime.now(dt.UTC)
+    return Path(f"didban-{now.strftime('%Y%m%dT%H%M%SZ')}.jsonl")
+
+
+def run(
+    list_files: list[Path] = typer.Option(
+        [], "--list", help="Citizen Lab test-list CSV (repeatable)."
+    ),
+    urls: list[str] = typer.Option([], "--url", help="A URL to measure (repeatable)."),
+    categories: list[str] = typer.Option(
+        [], "--category", help="Only list rows with this category code (repeatable)."
+    ),
+    control: str | None = typer.Option(
+        None, "--control", help=f"Test helper URL (default: {DEFAULT_CONTROL_URL})."
+    ),
+    resolver: str | None = typer.Option(
+        None, "--resolver", help=f"UDP resolver IP[:PORT] (default: {DEFAULT_UDP_RESOLVER})."
+    ),
+    doh: str | None = typer.Option(
+        None, "--doh", help=f"DNS-over-HTTPS URL (default: {DEFAULT_DOH_URL})."
+    ),
+    doh_bootstrap: str | None = typer.Option(
+        None, "--doh-bootstrap", help="IP address of the DoH server (no lookup needed)."
+    ),
+    ca_file: Path | None = typer.Option(
+        None, "--ca-file", help="PEM CA bundle for TLS verification (default: system roots)."
+    ),
+    concurrency: int = typer.Option(
+        DEFAULT_CONCURRENCY, "--concurrency", help="URLs measured at once."
+    ),
+    per_host: int = typer.Option(DEFAULT_PER_HOST, "--per-host", help="URLs per host at once."),
+    deadline: float = typer.Option(DEFAULT_DEADLINE, "--deadline", help="Seconds per URL."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="JSONL output (default: didban-<timestamp>.jsonl)."
+    ),
+    append: bool = typer.Option(False, "--append", help="Append to an existing --output."),
+    lab: bool = typer.Option(False, "--lab", help="Run inside the current lab's client namespace."),
+    accept_risk: bool = typer.Option(
+        False, "--accept-risk", help="Accept the risk notice without being asked."
+    ),
+    upload: str | None = typer.Option(
+        None, "--upload", help="Also submit every measurement to this OONI-style collector."
+    ),
+    probe_cc: str | None = typer.Option(None, "--probe-cc", help="Country code, e.g. IR."),
+    probe_asn: str | None = typer.Option(None, "--probe-asn", help="AS number, e.g. AS197207."),
+    no_quic: bool = typer.Option(False, "--no-quic", help="Skip the QUIC/HTTP3 attempts."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+) -> None:
+    """Measure web connectivity for a test list (default: the built-in list)."""
+    # ---- validate everything before measuring or writing anything
+    if not 1 <= concurrency <= 4096:
+        fail("run", f"--concurrency must be between 1 and 4096, not {concurrency}")
+    if not 1 <= per_host <= 1024:
+        fail("run", f"--per-host must be between 1 and 1024, not {per_host}")
+    if not 1.0 <= deadline <= 3600.0:
+        fail("run", f"--deadline must be between 1 and 3600 seconds, not {deadline}")
+    try:
+        entries = lists.build(files=list_files, urls=urls, categories=categories)
+    except lists.ListError as exc:
+        fail("run", str(exc))
+    try:
+        udp = parse_resolver(resolver) if resolver else None
+        if doh:
+            check_http_url("--doh", doh, https_only=True)
+        if control:
+            check_http_url("--control", control)
+        if upload:
+            check_http_url("--upload", upload)
+        if doh_bootstrap:
+            parse_resolver(doh_bootstrap)
+    except ConfigError as exc:
+        fail("run", str(exc))
+    if ca_file is not None and not ca_file.is_file():
+        fail("run", f"--ca-file {ca_file} is not a readable file")
+    try:
+        ident_cc = identity.normalise_cc(probe_cc) if probe_cc else None
+        ident_asn = identity.normalise_asn(probe_asn) if probe_asn else None
+    except identity.IdentityError as exc:
+        fail("run", str(exc))
+    out = (output or default_output()).absolute()
+
+    lab_desc = None
+    if lab:
+        try:
+            lab_desc = labmode.load()
+        except labmode.LabModeError as exc:
+            fail("run", str(exc))
+        if not labmode.inside(lab_desc):
+            check_output_target("run", out, append)
+            argv = argv_without(argv_with_output(sys.argv[1:], out), "--upload")
+            try:
+                code = labmode.reexec(lab_desc, argv)
+            except labmode.LabModeError as exc:
+                fail("run", str(exc))
+            # The collector is reachable from here, not from the lab: upload from outside.
+            if upload and code in (0, 130) and out.is_file():
+                _upload(out, upload, Console(stderr=True))
+            raise typer.Exit(code)
+    else:
+        try:
+            consent.ensure(accept_risk=accept_risk, ask=ask)
+        except consent.ConsentRefused as exc:
+            fail("run", str(exc), code=1)
+
+    # ---- configuration
+    cfg = ProbeConfig(quic=not no_quic)
+    scrub_addrs = set(local_addresses())
+    if lab_desc is not None:
+        cfg.udp_resolver = parse_resolver(lab_desc.udp_resolver)
+        cfg.doh_url = lab_desc.doh_url
+        cfg.doh_bootstrap = lab_desc.doh_bootstrap
+        cfg.control_url = lab_desc.control_url
+        cfg.ca_file = lab_desc.ca_file
+        cfg.lab_profile = lab_desc.profile
+        ident = identity.resolve(
+            addresses=scrub_addrs,
+            table=lab_desc.asn_map,
+            cc=ident_cc,
+            asn=ident_asn,
+        )
+        if ident.probe_cc == "ZZ" and ident_cc is None:
+            ident = identity.resolve(
+                cc=lab_desc.probe_cc,
+                asn=ident_asn or lab_desc.probe_asn,
+                network_name=lab_desc.probe_network_name,
+            )
+    else:
+        ident = identity.resolve(cc=ident_cc, asn=ident_asn)
+    if udp is not None:
+        cfg.udp_resolver = udp
+    if doh:
+        cfg.doh_url = doh
+    if doh_bootstrap:
+        cfg.doh_bootstrap = doh_bootstrap
+    if control:
+        cfg.control_url = control
+    if ca_file is not None:
+        cfg.ca_file = str(ca_file)
+
+    execute(
+        entries,
+        cfg,
+        ident,
+        out,
+        RunOptions(
+            concurrency=concurrency,
+            per_host=per_host,
+            deadline=deadline,
+            progress=not no_progress,
+        ),
+        scrubber=Scrubber(scrub_addrs),
+        append=append,
+        upload=upload,
+    )
+
+
+def execute(
+    entries: list[lists.ListEntry],
+    cfg: ProbeConfig,
+    ident: ProbeIdentity,
+    out: Path,
+    options: RunOptions,
+    *,
+    scrubber: Scrubber,
+    append: bool = False,
+    upload: str | None = None,
+) -> None:
+    """Run web_connectivity over ``entries`` into ``out``; print the summary; exit code."""
+    from didban.probe.web_connectivity import WebConnectivity
+
+    console = Console(stderr=True)
+    try:
+        writer = JsonlWriter(out, scrubber, append=append)
+    except OutputError as exc:
+        fail("run", str(exc))
+    for note in ident.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    experiment = WebConnectivity(cfg, ident)
+    console.print(
+        f"measuring {len(entries)} URL{'s' if len(entries) != 1 else ''} "
+        f"(concurrency {options.concurrency}) → {out}"
+    )
+    result = RunResult()
+    interrupted = False
+    from didban.probe import runner
+
+    try:
+        asyncio.run(runner.run(entries, experiment, writer, options, console, result))
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        writer.close()
+    console.print(summary_table(result, entries))
+    for err in result.errors:
+        console.print(f"[red]error:[/] {err}")
+    rate = result.written / result.elapsed if result.elapsed > 0 else 0.0
+    console.print(
+        f"{result.written} measurement{'s' if result.written != 1 else ''} written to {out} "
+        f"in {result.elapsed:.1f} s ({rate:.1f} URL/s), {result.failed_steps} failed steps"
+        + (" — interrupted" if interrupted else "")
+    )
+    if upload and result.written and not interrupted:
+        _upload(out, upload, console)
+    if interrupted:
+        raise typer.Exit(130)
+    if result.errors:
+        raise typer.Exit(1)
+
+
+def _upload(out: Path, collector: str, console: Console) -> None:
+    try:
+        # The store engineer's durable queue (probe/upload.py); optional in partial builds.
+        upload_mod = importlib.import_module("didban.probe.upload")
+    except ImportError:
+        console.print("[red]error:[/] --upload is not available in this build")
+        raise typer.Exit(1) from None
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    queue = upload_mod.UploadQueue(Path(state) / "didban" / "upload-queue")
+    with out.open("rb") as fh:
+        for line in fh:
+            if line.strip():
+                queue.put(line.rstrip(b"\n"))
+    sent, failed = asyncio.run(queue.flush(collector))
+    console.print(f"uploaded {sent} to {collector}; {failed} kept in the queue for the next run")
 
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to ``app``."""
+    app.command("run")(run)
+    from didban.probe.dnscheck_cli import dnscheck
+
+    app.command("dnscheck")(dnscheck)

@@ -1,0 +1,55 @@
+"""Helpers the probe's commands share: one-sentence errors, the consent prompt, the output
+target check and the argument rewriting of the ``--lab`` re-exec."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+
+
+def fail(command: str, sentence: str, code: int = 2) -> NoReturn:
+    """Print ``didban COMMAND: sentence`` on stderr and exit (2: bad input)."""
+    typer.echo(f"didban {command}: {sentence}", err=True)
+    raise typer.Exit(code)
+
+
+def check_output_target(command: str, path: Path, append: bool) -> None:
+    """Exit 2 unless ``path`` can become the output file (checked before a re-exec)."""
+    if path.is_dir():
+        fail(command, f"--output {path} is a directory; give a file name")
+    if not path.parent.is_dir():
+        fail(command, f"--output {path}: the directory {path.parent} does not exist")
+    if path.exists() and not append:
+        fail(command, f"{path} already exists; choose another --output or pass --append")
+
+
+def ask(text: str) -> str:
+    """Show ``text`` on stderr and read one answer line from stdin (EOFError at the end)."""
+    sys.stderr.write(text)
+    sys.stderr.flush()
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line
+
+
+def argv_without(argv: list[str], flag: str) -> list[str]:
+    """``argv`` without ``flag VALUE`` / ``flag=VALUE``."""
+    res: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == flag:
+            skip = True
+        elif not a.startswith(flag + "="):
+            res.append(a)
+    return res
+
+
+def argv_with_output(argv: list[str], out: Path) -> list[str]:
+    """``argv`` with every --output/-o value replaced by the absolute path ``out``."""
+    return [*argv_without(argv_without(argv, "--output"), "-o"), "--output", str(out)]

@@ -1,0 +1,92 @@
+"""``didban run --lab``: run the probe inside the current lab's client namespace.
+
+The probe never imports ``didban.lab``: it reads the lab descriptor (``model.labinfo``) from
+``/run/didban/current-lab`` and re-executes the very same command with
+``ip netns exec <client_netns>``, with ``SSL_CERT_FILE`` pointing at the lab CA and a marker
+variable naming the namespace. The inner process checks that it really runs in that
+namespace and takes the lab's UDP resolver, DoH URL + bootstrap address, control URL, CA
+and IP→ASN table from the descriptor (explicit flags still win).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import msgspec
+
+from didban.model.labinfo import LabDescriptor
+
+# Where ``didban lab up`` points at the running lab's descriptor (model/labinfo.py).
+CURRENT_LINK = "/run/didban/current-lab"
+INSIDE_ENV = "DIDBAN_LAB_CLIENT_NETNS"
+# Optional override: the path of one lab's lab.json (the lab test fixtures set it), so a
+# command can target a lab that is not the current one.
+DESCRIPTOR_ENV = "DIDBAN_LAB"
+
+
+class LabModeError(RuntimeError):
+    """The lab cannot be used (none up, unreadable descriptor, not root)."""
+
+
+def descriptor_path(link: str = CURRENT_LINK) -> Path:
+    p = Path(link)
+    return p / "lab.json" if p.is_dir() else p
+
+
+def load(link: str | None = None) -> LabDescriptor:
+    """The descriptor of ``$DIDBAN_LAB`` if set, else of the current lab."""
+    link = link or os.environ.get(DESCRIPTOR_ENV) or CURRENT_LINK
+    path = descriptor_path(link)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise LabModeError(
+            f"no lab is up ({link} does not exist); start one with 'didban lab up'"
+        ) from None
+    except OSError as exc:
+        raise LabModeError(f"cannot read the lab descriptor {path}: {exc.strerror}") from None
+    try:
+        return msgspec.json.decode(raw, type=LabDescriptor)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise LabModeError(f"the lab descriptor {path} is not valid: {exc}") from None
+
+
+def _netns_inode(path: str) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
+def inside(lab: LabDescriptor) -> bool:
+    """True when this process runs in the lab's client namespace (re-executed)."""
+    if os.environ.get(INSIDE_ENV) != lab.client_netns:
+        return False
+    mine = _netns_inode("/proc/thread-self/ns/net")
+    target = _netns_inode(f"/run/netns/{lab.client_netns}")
+    return mine is not None and mine == target
+
+
+def reexec(lab: LabDescriptor, argv: list[str]) -> int:
+    """Run ``python -m didban.cli <argv>`` in the client namespace; its exit code."""
+    if os.geteuid() != 0:
+        raise LabModeError("didban run --lab needs root (it uses 'ip netns exec')")
+    if _netns_inode(f"/run/netns/{lab.client_netns}") is None:
+        raise LabModeError(
+            f"the lab's client namespace {lab.client_netns} does not exist; "
+            "is the lab still up? ('didban lab status')"
+        )
+    env = dict(os.environ)
+    env[INSIDE_ENV] = lab.client_netns
+    env["SSL_CERT_FILE"] = lab.ca_file
+    cmd = ["ip", "netns", "exec", lab.client_netns, sys.executable, "-m", "didban.cli", *argv]
+    proc = subprocess.Popen(cmd, env=env)
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            # Ctrl-C reached the child too (same process group): let it finish its file.
+            continue

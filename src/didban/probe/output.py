@@ -1,0 +1,87 @@
+"""The run's JSONL output: one measurement per line, appended and fsynced as each finishes.
+
+Each line is written with a single ``write`` on an ``O_APPEND`` descriptor and then
+``fsync``ed, so an interrupted run (Ctrl-C, SIGTERM, power loss after the sync) leaves a
+file whose every line is one complete measurement. Every line is scrubbed of the probe's
+addresses before it is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from didban.probe.scrub import Scrubber
+
+
+class OutputError(ValueError):
+    """The output file cannot be used (exists, directory missing, not writable)."""
+
+
+class JsonlWriter:
+    def __init__(self, path: Path, scrubber: Scrubber, *, append: bool = False) -> None:
+        self.path = path
+        self.scrubber = scrubber
+        self.count = 0
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+        if not append:
+            flags |= os.O_EXCL
+        try:
+            self._fd: int | None = os.open(path, flags, 0o644)
+        except FileExistsError:
+            raise OutputError(
+                f"{path} already exists; choose another --output or pass --append"
+            ) from None
+        except FileNotFoundError:
+            raise OutputError(f"{path}: the directory {path.parent} does not exist") from None
+        except IsADirectoryError:
+            raise OutputError(f"{path} is a directory; --output needs a file name") from None
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot create it ({exc.strerror})") from None
+        self._encoder = msgspec.json.Encoder()
+        # fsync takes milliseconds: run it off the event loop, on one thread of our own
+        # (not the default executor, which getaddrinfo needs).
+        self._sync = ThreadPoolExecutor(max_workers=1, thread_name_prefix="didban-fsync")
+
+    def _append(self, measurement: Any) -> tuple[bytes, int]:
+        fd = self._fd
+        if fd is None:
+            raise OutputError(f"{self.path} is closed")
+        raw = self.scrubber.bytes(self._encoder.encode(measurement))
+        view = memoryview(raw + b"\n")
+        while view:
+            view = view[os.write(fd, view) :]
+        self.count += 1
+        return raw, fd
+
+    def write(self, measurement: Any) -> bytes:
+        """Serialise, scrub, append one line, fsync; returns the bytes written (no newline)."""
+        raw, fd = self._append(measurement)
+        os.fsync(fd)
+        return raw
+
+    async def awrite(self, measurement: Any) -> bytes:
+        """:meth:`write` for the event loop: the line is appended at once (lines never
+        interleave), the fsync runs on the writer's own thread and is awaited."""
+        raw, fd = self._append(measurement)
+        await asyncio.get_running_loop().run_in_executor(self._sync, os.fsync, fd)
+        return raw
+
+    def close(self) -> None:
+        """Wait for pending fsyncs, sync once more and close the file."""
+        self._sync.shutdown(wait=True)
+        if self._fd is not None:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> JsonlWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,112 @@
+"""Per-URL outcome strings for the end-of-run table: what happened at each step, no verdict.
+
+Reads the web_connectivity test keys as plain dicts (the JSON that was written) and says,
+per step, ``ok``, the failure string, or ``-`` when the step did not run. Whether a failure
+means censorship is for ``didban analyze`` to decide.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+STEPS = ("dns", "tcp", "tls", "http")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    url: str
+    dns: str
+    tcp: str
+    tls: str
+    http: str
+    failed_steps: int
+    quic: str = "-"
+
+
+def _endpoint_step(item: dict[str, Any]) -> bool:
+    """A flow of the endpoint step (every resolved address on the URL's port), not a
+    connection made for a redirect hop or the :443 address check of an http URL."""
+    tags = item.get("tags") or []
+    return "x_didban_ip_check" not in tags and "x_didban_redirect" not in tags
+
+
+def _mixed(failures: list[str | None]) -> str:
+    if not failures:
+        return "-"
+    bad = [f for f in failures if f]
+    if not bad:
+        return "ok" if len(failures) == 1 else f"ok ({len(failures)})"
+    common = Counter(bad).most_common(1)[0][0]
+    if len(failures) == 1:
+        return common
+    return f"{common} ({len(bad)}/{len(failures)})"
+
+
+def _dns(tk: dict[str, Any]) -> str:
+    queries = tk.get("queries") or []
+    parts: list[str] = []
+    for engine in ("getaddrinfo", "udp", "doh"):
+        qs = [q for q in queries if q.get("engine") == engine]
+        if not qs:
+            continue
+        fails = [q.get("failure") for q in qs]
+        if all(fails):
+            parts.append(f"{engine}:{fails[0]}")
+        else:
+            addrs = {
+                a.get("ipv4") or a.get("ipv6")
+                for q in qs
+                for a in (q.get("answers") or [])
+                if a.get("ipv4") or a.get("ipv6")
+            }
+            parts.append(f"{engine}:{len(addrs)}")
+    dups = tk.get("x_dns_duplicate_responses") or []
+    if dups:
+        parts.append(f"dup:{len(dups)}")
+    if not parts:
+        return tk.get("dns_experiment_failure") or "-"
+    return " ".join(parts)
+
+
+def outcome(m: dict[str, Any]) -> Outcome:
+    """Outcome strings of one decoded measurement (web_connectivity or anything else)."""
+    tk = m.get("test_keys") or {}
+    url = str(m.get("input") or "")
+    dns = _dns(tk)
+    tcp = _mixed(
+        [
+            (c.get("status") or {}).get("failure")
+            for c in tk.get("tcp_connect") or []
+            if _endpoint_step(c)
+        ]
+    )
+    tls_hs = [h for h in tk.get("tls_handshakes") or [] if _endpoint_step(h)]
+    tls = _mixed([h.get("failure") for h in tls_hs])
+    if tls == "-":  # an http URL: the :443 check of its addresses, if any
+        checks = [
+            h.get("failure")
+            for h in tk.get("tls_handshakes") or []
+            if "x_didban_ip_check" in (h.get("tags") or [])
+        ]
+        if checks:
+            tls = f":443 {_mixed(checks)}"
+    quic = _mixed([q.get("failure") for q in tk.get("x_didban_quic") or []])
+    reqs = tk.get("requests") or []
+    if reqs:
+        last = reqs[0]
+        if last.get("failure"):
+            http = str(last["failure"])
+        else:
+            code = (last.get("response") or {}).get("code")
+            http = f"{code}" + (f" after {len(reqs) - 1} redirects" if len(reqs) > 1 else "")
+    else:
+        http = tk.get("http_experiment_failure") or "-"
+    failed = 0
+    failed += 1 if tk.get("dns_experiment_failure") else 0
+    failed += sum(1 for c in tk.get("tcp_connect") or [] if (c.get("status") or {}).get("failure"))
+    failed += sum(1 for h in tk.get("tls_handshakes") or [] if h.get("failure"))
+    failed += 1 if tk.get("http_experiment_failure") else 0
+    failed += 1 if tk.get("control_failure") else 0
+    return Outcome(url, dns, tcp, tls, http, failed, quic)

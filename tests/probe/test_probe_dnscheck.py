@@ -1,0 +1,58 @@
+"""``didban dnscheck`` on loopback: every resolver and transport side by side, injection kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+from probe_peers import Loopback
+from typer.testing import CliRunner
+
+from didban.cli import app
+from didban.model.validate import problems
+
+
+def test_dnscheck_keeps_the_injected_and_the_genuine_reply(
+    loopback: Loopback, config_home: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "dnscheck.jsonl"
+    r = CliRunner().invoke(
+        app,
+        [
+            "dnscheck", "localhost", "--accept-risk", "--output", str(out),
+            "--resolver", f"127.0.0.1:{loopback.dns_inject_port}",
+            "--doh", loopback.doh_url, "--doh-bootstrap", f"127.0.0.1:{loopback.https_port}",
+            "--ca-file", loopback.ca_file,
+        ],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    (m,) = [msgspec.json.decode(x) for x in out.read_bytes().splitlines()]
+    assert problems(m) == []
+    assert m["test_name"] == "dnscheck" and m["input"] == "localhost"
+    lookups = m["test_keys"]["lookups"]
+    udp = lookups[f"udp://127.0.0.1:{loopback.dns_inject_port}"]
+    a = next(q for q in udp["queries"] if q["query_type"] == "A")
+    assert [x["ipv4"] for x in a["answers"]] == ["127.0.0.2"]
+    assert [
+        x["ipv4"]
+        for d in udp["x_dns_duplicate_responses"]
+        if d["query_type"] == "A"
+        for x in d["answers"]
+    ] == ["127.0.0.1"]
+    # the test resolver speaks UDP only
+    assert lookups[f"tcp://127.0.0.1:{loopback.dns_inject_port}"]["failure"] == (
+        "connection_refused"
+    )
+    doh = lookups[loopback.doh_url]
+    assert doh["failure"] is None
+    assert doh["tls_handshakes"] and doh["tls_handshakes"][0]["failure"] is None
+    # the table printed for the user
+    assert "127.0.0.2" in r.stderr and "dnscheck localhost" in r.stderr
+
+
+def test_dnscheck_rejects_a_url_instead_of_a_domain(config_home: Path, tmp_path: Path) -> None:
+    r = CliRunner().invoke(
+        app, ["dnscheck", "https://x.example.org/", "--accept-risk", "-o", str(tmp_path / "o")]
+    )
+    assert r.exit_code == 2
+    assert "is not a domain name" in r.stderr

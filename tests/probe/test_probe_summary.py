@@ -1,0 +1,68 @@
+"""The end-of-run table: per-step outcome strings read from what was written."""
+
+from __future__ import annotations
+
+from didban.probe.summary import outcome
+
+
+def _q(engine: str, failure: str | None, *ips: str) -> dict[str, object]:
+    return {
+        "engine": engine,
+        "failure": failure,
+        "answers": [{"answer_type": "A", "ipv4": ip} for ip in ips],
+    }
+
+
+def test_outcomes_of_an_sni_reset_with_injected_dns() -> None:
+    tags = ["classic", "depth=0", "fetch_body=false", "tcptls_experiment"]
+    m = {
+        "input": "https://www.instagram.com/",
+        "test_keys": {
+            "queries": [
+                _q("getaddrinfo", None, "203.0.113.10", "203.0.113.11"),
+                _q("udp", None, "10.10.34.36"),
+                _q("doh", "connection_reset"),
+            ],
+            "x_dns_duplicate_responses": [_q("udp", None, "203.0.113.10")],
+            "tcp_connect": [
+                {"ip": "203.0.113.10", "status": {"failure": None}, "tags": tags},
+                {"ip": "203.0.113.11", "status": {"failure": None}, "tags": tags},
+                {
+                    "ip": "10.10.34.36",
+                    "status": {"failure": "generic_timeout_error"},
+                    "tags": tags[1:],
+                },
+            ],
+            "tls_handshakes": [
+                {"failure": "connection_reset", "tags": tags},
+                {"failure": "connection_reset", "tags": tags},
+            ],
+            "requests": [],
+            "http_experiment_failure": "connection_reset",
+            "x_didban_quic": [{"failure": "generic_timeout_error"}],
+        },
+    }
+    o = outcome(m)
+    assert o.dns == "getaddrinfo:2 udp:1 doh:connection_reset dup:1"
+    assert o.tcp == "generic_timeout_error (1/3)"
+    assert o.tls == "connection_reset (2/2)"
+    assert o.http == "connection_reset"
+    assert o.quic == "generic_timeout_error"
+    assert o.failed_steps == 4  # one TCP, two TLS, the HTTP experiment
+
+
+def test_outcomes_of_a_blockpage_over_http() -> None:
+    m = {
+        "input": "http://www.tabnak.ir/",
+        "test_keys": {
+            "queries": [_q("getaddrinfo", None, "203.0.113.54")],
+            "tcp_connect": [
+                {"status": {"failure": None}, "tags": ["classic", "fetch_body=true"]},
+                {"status": {"failure": None}, "tags": ["x_didban_ip_check"]},
+            ],
+            "tls_handshakes": [{"failure": None, "tags": ["x_didban_ip_check"]}],
+            "requests": [{"failure": None, "response": {"code": 403}}],
+        },
+    }
+    o = outcome(m)
+    assert (o.tcp, o.tls, o.http, o.failed_steps) == ("ok", ":443 ok", "403", 0)

@@ -1,0 +1,287 @@
+"""web_connectivity and ``didban run`` against loopback peers: a complete, valid measurement,
+the JSONL output, scrubbing, consent, bad flags and Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+from probe_peers import Handler, Loopback, free_port
+from typer.testing import CliRunner
+
+from didban.cli import app
+from didban.model.validate import problems
+from didban.probe.config import ProbeConfig
+from didban.probe.envelope import REPORT_ID_RE, ProbeIdentity
+from didban.probe.lists import ListEntry
+from didban.probe.scrub import local_addresses
+from didban.probe.web_connectivity import WebConnectivity
+
+
+def _config(lb: Loopback) -> ProbeConfig:
+    return ProbeConfig(
+        udp_resolver=("127.0.0.1", lb.dns_inject_port),
+        doh_url=lb.doh_url,
+        doh_bootstrap=f"127.0.0.1:{lb.https_port}",
+        control_url=lb.control_url,
+        ca_file=lb.ca_file,
+        tcp_timeout=3,
+        tls_timeout=3,
+        http_timeout=5,
+        control_timeout=10,
+    )
+
+
+async def test_complete_measurement_validates(loopback: Loopback) -> None:
+    exp = WebConnectivity(_config(loopback), ProbeIdentity("IR", "AS197207", "lab"))
+    m = msgspec.to_builtins(await exp.measure(ListEntry(loopback.url("/old")), 30))
+    assert problems(m) == []
+    assert m["test_name"] == "web_connectivity"
+    assert m["software_name"] == "didban"
+    assert m["data_format_version"] == "0.2.0"
+    assert m["probe_ip"] == "127.0.0.1"
+    assert REPORT_ID_RE.match(m["report_id"])
+    assert "_webconnectivity_IR_197207_n1_" in m["report_id"]
+    tk = m["test_keys"]
+    engines = {q["engine"]: q for q in tk["queries"] if "depth=0" in q["tags"]}
+    assert set(engines) == {"getaddrinfo", "udp", "doh"}
+    assert engines["getaddrinfo"]["query_type"] == "ANY"
+    # the injected reply is the query's answer, the genuine one a duplicate
+    assert [a["ipv4"] for a in engines["udp"]["answers"]] == ["127.0.0.2"]
+    assert [a["ipv4"] for d in tk["x_dns_duplicate_responses"] for a in d["answers"]] == [
+        "127.0.0.1"
+    ]
+    endpoint = [c for c in tk["tcp_connect"] if "x_didban_redirect" not in c["tags"]]
+    by_ip = {c["ip"]: c["status"] for c in endpoint}
+    assert len(endpoint) == 2  # the flow that worked also fetched the first hop
+    assert by_ip["127.0.0.2"]["failure"] == "connection_refused"
+    assert by_ip["127.0.0.1"]["failure"] is None
+    hs = [h for h in tk["tls_handshakes"] if "tcptls_experiment" in h["tags"]]
+    assert hs and hs[0]["failure"] is None and hs[0]["server_name"] == "localhost"
+    assert hs[0]["peer_certificates"]
+    # requests newest first: the final 200 page, then the 302
+    assert [r["response"]["code"] for r in tk["requests"]] == [200, 302]
+    assert "didban loopback site" in tk["requests"][0]["response"]["body"]
+    assert tk["http_experiment_failure"] is None
+    assert tk["dns_experiment_failure"] is None
+    # the control helper answered, and saw the same page
+    assert tk["control_failure"] is None
+    assert tk["control"]["http_request"]["status_code"] == 200
+    assert tk["control"]["http_request"]["title"] == "didban loopback site"
+    assert tk["x_control_request"]["http_request"] == loopback.url("/old")
+    assert f"127.0.0.1:{loopback.https_port}" in tk["x_control_request"]["tcp_connect"]
+    # the probe never judges
+    for key in ("blocking", "accessible", "dns_consistency", "body_length_match"):
+        assert tk[key] is None
+    assert any(e["operation"] == "tls_handshake_done" for e in tk["network_events"])
+
+
+async def test_unreachable_port_is_recorded_not_raised(loopback: Loopback) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    exp = WebConnectivity(_config(loopback), ProbeIdentity())
+    m = msgspec.to_builtins(await exp.measure(ListEntry(f"https://localhost:{port}/"), 30))
+    assert problems(m) == []
+    tk = m["test_keys"]
+    assert tk["http_experiment_failure"] == "connection_refused"
+    assert {c["status"]["failure"] for c in tk["tcp_connect"]} == {"connection_refused"}
+    assert tk["tls_handshakes"] == []
+
+
+def _didban(
+    args: list[str], env: dict[str, str], stdin: int | None = None
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "didban.cli", *args],
+        env=env,
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _flags(lb: Loopback) -> list[str]:
+    return [
+        "--resolver", f"127.0.0.1:{lb.dns_inject_port}",
+        "--doh", lb.doh_url,
+        "--doh-bootstrap", f"127.0.0.1:{lb.https_port}",
+        "--control", str(lb.control_url),
+        "--ca-file", lb.ca_file,
+        "--no-progress",
+    ]  # fmt: skip
+
+
+def _env(config_home: Path) -> dict[str, str]:
+    return {**os.environ, "XDG_CONFIG_HOME": str(config_home), "COLUMNS": "200"}
+
+
+def test_cli_run_writes_scrubbed_valid_jsonl(
+    loopback: Loopback, config_home: Path, tmp_path: Path
+) -> None:
+    mine = sorted(local_addresses())
+    if not mine:
+        pytest.skip("this host has no non-loopback address to scrub")
+    Handler.echo = ", ".join(mine)
+    out = tmp_path / "run.jsonl"
+    p = _didban(
+        ["run", "--accept-risk", "--output", str(out), "--probe-cc", "IR",
+         "--probe-asn", "AS58224", *_flags(loopback),
+         "--url", loopback.url("/"), "--url", loopback.url("/whoami")],
+        _env(config_home),
+    )  # fmt: skip
+    _, stderr = p.communicate(timeout=90)
+    assert p.returncode == 0, stderr
+    lines = out.read_text().splitlines()
+    assert len(lines) == 2
+    ms = [msgspec.json.decode(x) for x in lines]
+    assert all(problems(m) == [] for m in ms)
+    assert {m["input"] for m in ms} == {loopback.url("/"), loopback.url("/whoami")}
+    assert {m["probe_cc"] for m in ms} == {"IR"} and {m["probe_asn"] for m in ms} == {"AS58224"}
+    assert len({m["report_id"] for m in ms}) == 1  # one report per run
+    text = out.read_text()
+    for addr in mine:
+        assert addr not in text
+    who = next(m for m in ms if m["input"].endswith("/whoami"))
+    resp = who["test_keys"]["requests"][0]["response"]
+    assert "Your address: 127.0.0.1" in resp["body"]
+    assert resp["headers"]["X-Your-Ip"].startswith("127.0.0.1")
+    # the summary table: outcome strings per step, no verdicts
+    assert "whoami" in stderr and "200" in stderr
+    assert "2 measurements written" in stderr
+    # consent given with --accept-risk is remembered
+    assert (config_home / "didban" / "consent.json").is_file()
+
+
+def test_cli_consent_refused_measures_nothing(
+    loopback: Loopback, config_home: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "no.jsonl"
+    p = _didban(
+        ["run", "--output", str(out), *_flags(loopback), "--url", loopback.url("/")],
+        _env(config_home),
+        stdin=subprocess.PIPE,
+    )
+    _, stderr = p.communicate("no\n", timeout=30)
+    assert p.returncode == 1
+    assert "can be a crime where censorship is practised" in stderr
+    assert "the risk notice was not accepted" in stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--url", "ftp://x.example.org/"], "the scheme must be http or https"),
+        (["--resolver", "not-an-ip"], "--resolver 'not-an-ip' is not an IP address"),
+        (["--concurrency", "0"], "--concurrency must be between 1 and 4096"),
+        (["--list", "/nonexistent/list.csv"], "no such test-list file"),
+        (["--probe-asn", "ASX"], "is not an AS number"),
+        (["--control", "gopher://h/"], "must be an http or https URL"),
+    ],
+)
+def test_cli_bad_input_is_one_sentence_exit_2(
+    args: list[str], message: str, config_home: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "bad.jsonl"
+    r = CliRunner().invoke(app, ["run", "--accept-risk", "--output", str(out), *args])
+    assert r.exit_code == 2
+    assert message in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_cli_refuses_to_clobber_output(config_home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "exists.jsonl"
+    out.write_text("keep me\n")
+    r = CliRunner().invoke(
+        app, ["run", "--accept-risk", "--output", str(out), "--url", "https://a.example.org/"]
+    )
+    assert r.exit_code == 2
+    assert "already exists; choose another --output or pass --append" in r.stderr
+    assert out.read_text() == "keep me\n"
+
+
+def test_lab_mode_without_a_lab_is_one_sentence(
+    config_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DIDBAN_LAB", str(tmp_path / "no-such-lab" / "lab.json"))
+    r = CliRunner().invoke(app, ["run", "--lab", "--output", str(tmp_path / "x.jsonl")])
+    assert r.exit_code == 2
+    assert "no lab is up" in r.stderr and "didban lab up" in r.stderr
+
+
+def test_sigint_leaves_a_valid_file_of_what_finished(
+    loopback: Loopback, config_home: Path, tmp_path: Path
+) -> None:
+    hole = socket.socket()  # accepts connections (kernel backlog) and never speaks
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(16)
+    out = tmp_path / "int.jsonl"
+    try:
+        p = _didban(
+            ["run", "--accept-risk", "--output", str(out), *_flags(loopback),
+             "--url", loopback.url("/"), "--url", loopback.url("/old"),
+             "--url", f"https://localhost:{hole.getsockname()[1]}/"],
+            _env(config_home),
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if out.exists() and len(out.read_bytes().splitlines()) >= 2:
+                break
+            assert p.poll() is None, p.communicate()[1]
+            time.sleep(0.05)
+        p.send_signal(signal.SIGINT)
+        _, stderr = p.communicate(timeout=30)
+    finally:
+        hole.close()
+    assert p.returncode == 130
+    lines = out.read_bytes().splitlines()
+    assert len(lines) == 2
+    assert all(problems(msgspec.json.decode(x)) == [] for x in lines)
+    assert "interrupted" in stderr
+
+
+def test_cli_run_uploads_through_the_durable_queue(
+    loopback: Loopback, config_home: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    collector = subprocess.Popen(
+        [sys.executable, "-m", "didban.cli", "serve", "--listen", f"127.0.0.1:{port}",
+         "--data-dir", str(tmp_path / "store")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert collector.poll() is None, collector.communicate()[1]
+                time.sleep(0.1)
+        out = tmp_path / "up.jsonl"
+        env = {**_env(config_home), "XDG_STATE_HOME": str(tmp_path / "state")}
+        p = _didban(
+            ["run", "--accept-risk", "--output", str(out), *_flags(loopback),
+             "--url", loopback.url("/"), "--upload", f"http://127.0.0.1:{port}"],
+            env,
+        )  # fmt: skip
+        _, stderr = p.communicate(timeout=90)
+    finally:
+        collector.terminate()
+        collector.wait(10)
+    assert p.returncode == 0, stderr
+    assert f"uploaded 1 to http://127.0.0.1:{port}" in stderr
+    queue = tmp_path / "state" / "didban" / "upload-queue"
+    assert not list((queue / "pending").glob("*.json"))
+    sent = (queue / "sent.jsonl").read_text().splitlines()
+    assert len(sent) == 1 and "measurement_uid" in sent[0]
