@@ -37,18 +37,38 @@ def _root(
     """didban: measure, prove and document internet censorship and shutdowns."""
 
 
-def _assemble() -> None:
-    from didban.analysis import cli as analysis_cli
-    from didban.api import cli as api_cli
-    from didban.control import cli as control_cli
-    from didban.demo import register as register_demo
-    from didban.lab import cli as lab_cli
-    from didban.probe import cli as probe_cli
-    from didban.store import cli as store_cli
+# Which package offers each top-level command. Running one command imports only the
+# package that owns it (start-up stays fast: the lab starts several didban processes);
+# ``didban --help`` and anything unknown assemble every package.
+_OWNERS: dict[str, str] = {
+    "lab": "didban.lab.cli",
+    "run": "didban.probe.cli",
+    "dnscheck": "didban.probe.cli",
+    "control": "didban.control.cli",
+    "analyze": "didban.analysis.cli",
+    "report": "didban.analysis.cli",
+    "ingest": "didban.store.cli",
+    "store": "didban.store.cli",
+    "data": "didban.store.cli",
+    "serve": "didban.api.cli",
+    "demo": "didban.demo",
+}
 
-    for module in (lab_cli, probe_cli, control_cli, analysis_cli, store_cli, api_cli):
-        module.register(app)
-    register_demo(app)
+
+def _command_word(argv: list[str]) -> str | None:
+    for arg in argv[1:]:
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
+def _assemble(argv: list[str] | None = None) -> None:
+    import importlib
+
+    word = _command_word(sys.argv if argv is None else argv)
+    wanted = [_OWNERS[word]] if word in _OWNERS else list(dict.fromkeys(_OWNERS.values()))
+    for name in wanted:
+        importlib.import_module(name).register(app)
 
 
 _assemble()
