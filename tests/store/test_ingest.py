@@ -117,3 +117,7 @@ def test_ingest_with_a_lab_descriptor_uses_its_asn_rows(tmp_path: Path) -> None:
     r = runner.invoke(app, ["ingest", str(f), "--data-dir", d, "--lab", str(tmp_path / "bad.json")])
     assert r.exit_code == 2
     assert "cannot read the lab descriptor" in r.output
+    # A lab's state directory (or the current-lab link) names the same descriptor.
+    from didban.store.cli import lab_asn_map
+
+    assert lab_asn_map(tmp_path) == lab_asn_map(desc) == list(lab.asn_map)

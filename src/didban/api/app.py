@@ -1,14 +1,21 @@
-"""Assembling the FastAPI application over one store (OpenAPI at ``/docs``)."""
+"""Assembling the FastAPI application over one store (OpenAPI at ``/docs``).
+
+``/docs`` is Swagger UI from the vendored files in ``api/static/swagger-ui/`` (no CDN: it
+works offline); ``/openapi.json`` is the schema.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from didban import __version__
 from didban.api import collector, data
@@ -17,6 +24,8 @@ from didban.store.committer import Committer
 from didban.store.store import Store
 
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
+SWAGGER_DIR = Path(__file__).parent / "static" / "swagger-ui"
+SWAGGER_PATH = "/static/swagger-ui"
 
 
 def create_app(store: Store, max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
@@ -34,7 +43,22 @@ def create_app(store: Store, max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
         description="OONI-compatible collector, measurements, aggregation, services and "
         "exports of the didban censorship observatory.",
         lifespan=lifespan,
+        docs_url=None,  # served below from vendored files instead of a CDN
+        redoc_url=None,  # ReDoc would need a CDN
     )
+    app.mount(SWAGGER_PATH, StaticFiles(directory=SWAGGER_DIR), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        prefix = str(request.scope.get("root_path", "")).rstrip("/")
+        return get_swagger_ui_html(
+            openapi_url=f"{prefix}{app.openapi_url}",
+            title=f"{app.title} — docs",
+            swagger_js_url=f"{prefix}{SWAGGER_PATH}/swagger-ui-bundle.js",
+            swagger_css_url=f"{prefix}{SWAGGER_PATH}/swagger-ui.css",
+            swagger_favicon_url=f"{prefix}{SWAGGER_PATH}/favicon-32x32.png",
+        )
+
     app.state.store = store
     app.state.committer = committer
 

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from pathlib import Path
+from typing import Literal
 
 import typer
 
 from didban.store.cli import DATA_DIR_OPT, LAB_OPT, open_store
+
+
+def server_stack() -> tuple[Literal["uvloop", "asyncio"], Literal["httptools", "h11"]]:
+    """uvloop and httptools (dependencies) when they import, else the pure-Python asyncio
+    loop and h11 parser (``bench/collector_load.py --baseline`` compares the two)."""
+    loop: Literal["uvloop", "asyncio"] = "uvloop" if find_spec("uvloop") else "asyncio"
+    http: Literal["httptools", "h11"] = "httptools" if find_spec("httptools") else "h11"
+    return loop, http
 
 
 def serve_cmd(
@@ -32,8 +42,21 @@ def serve_cmd(
     store = open_store(data_dir, lab)
     try:
         app = create_app(store, max_body=max_body)
-        typer.echo(f"didban API on http://{listen}/ (docs at /docs), data in {store.dir}", err=True)
-        uvicorn.run(app, host=host, port=int(port_s), log_level="warning", access_log=False)
+        loop, http = server_stack()
+        typer.echo(
+            f"didban API on http://{listen}/ (docs at /docs), data in {store.dir} "
+            f"({loop} + {http})",
+            err=True,
+        )
+        uvicorn.run(
+            app,
+            host=host,
+            port=int(port_s),
+            loop=loop,
+            http=http,
+            log_level="warning",
+            access_log=False,
+        )
     finally:
         store.close()
 

@@ -47,8 +47,8 @@ DATA_DIR_OPT = typer.Option(
 LAB_OPT = typer.Option(
     None,
     "--lab",
-    help="A lab descriptor (e.g. /run/didban/current-lab); its IP→ASN rows override the "
-    "shipped snapshot.",
+    help="A lab descriptor (lab.json, its lab's state directory, or /run/didban/current-lab); "
+    "its IP→ASN rows override the shipped snapshot.",
 )
 
 
@@ -56,6 +56,8 @@ def lab_asn_map(descriptor: Path | None) -> list[AsnRow]:
     """The ``asn_map`` rows of a lab descriptor, or [] without one; exits on a bad file."""
     if descriptor is None:
         return []
+    if descriptor.is_dir():  # a lab's state directory holds its lab.json
+        descriptor = descriptor / "lab.json"
     try:
         lab = msgspec.json.decode(descriptor.read_bytes(), type=LabDescriptor)
     except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
