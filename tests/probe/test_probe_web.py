@@ -285,3 +285,60 @@ def test_cli_run_uploads_through_the_durable_queue(
     assert not list((queue / "pending").glob("*.json"))
     sent = (queue / "sent.jsonl").read_text().splitlines()
     assert len(sent) == 1 and "measurement_uid" in sent[0]
+
+
+def test_probe_killed_mid_run_loses_nothing_it_measured(
+    loopback: Loopback, config_home: Path, tmp_path: Path
+) -> None:
+    """Each measurement is queued as it is written: after SIGKILL, the next --upload run
+    sends what the killed run measured (and its own)."""
+    hole = socket.socket()  # accepts and never speaks: keeps the first run busy
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(16)
+    env = {**_env(config_home), "XDG_STATE_HOME": str(tmp_path / "state")}
+    queue = tmp_path / "state" / "didban" / "upload-queue"
+    dead = f"http://127.0.0.1:{free_port()}"  # no collector listens here yet
+    out1 = tmp_path / "killed.jsonl"
+    try:
+        p = _didban(
+            ["run", "--accept-risk", "--output", str(out1), *_flags(loopback),
+             "--url", loopback.url("/"), "--url", f"https://localhost:{hole.getsockname()[1]}/",
+             "--upload", dead],
+            env,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list((queue / "pending").glob("*.json")):
+            assert p.poll() is None, p.communicate()[1]
+            time.sleep(0.05)
+        p.kill()
+        p.communicate(timeout=30)
+    finally:
+        hole.close()
+    assert len(list((queue / "pending").glob("*.json"))) == 1
+    port = free_port()
+    collector = subprocess.Popen(
+        [sys.executable, "-m", "didban.cli", "serve", "--listen", f"127.0.0.1:{port}",
+         "--data-dir", str(tmp_path / "store")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert collector.poll() is None, collector.communicate()[1]
+                time.sleep(0.1)
+        p = _didban(
+            ["run", "--accept-risk", "--output", str(tmp_path / "next.jsonl"), *_flags(loopback),
+             "--url", loopback.url("/old"), "--upload", f"http://127.0.0.1:{port}"],
+            env,
+        )  # fmt: skip
+        _, stderr = p.communicate(timeout=90)
+    finally:
+        collector.terminate()
+        collector.wait(10)
+    assert p.returncode == 0, stderr
+    assert f"uploaded 2 to http://127.0.0.1:{port}" in stderr
+    assert not list((queue / "pending").glob("*.json"))

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import importlib
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -91,6 +91,9 @@ def run(
     upload: str | None = typer.Option(
         None, "--upload", help="Also submit every measurement to this OONI-style collector."
     ),
+    upload_queue: Path | None = typer.Option(
+        None, "--upload-queue", hidden=True, help="Queue each measurement here (lab child)."
+    ),
     probe_cc: str | None = typer.Option(None, "--probe-cc", help="Country code, e.g. IR."),
     probe_asn: str | None = typer.Option(None, "--probe-asn", help="AS number, e.g. AS197207."),
     no_quic: bool = typer.Option(False, "--no-quic", help="Skip the QUIC/HTTP3 attempts."),
@@ -138,13 +141,16 @@ def run(
         if not labmode.inside(lab_desc):
             check_output_target("run", out, append)
             argv = argv_without(argv_with_output(sys.argv[1:], out), "--upload")
+            if upload:
+                # The collector is reachable from here, not from the lab: the child queues
+                # each measurement as it writes it, and this process sends the queue.
+                argv += ["--upload-queue", str(upload_queue_dir())]
             try:
                 code = labmode.reexec(lab_desc, argv)
             except labmode.LabModeError as exc:
                 fail("run", str(exc))
-            # The collector is reachable from here, not from the lab: upload from outside.
-            if upload and code in (0, 130) and out.is_file():
-                _upload(out, upload, Console(stderr=True))
+            if upload:
+                _flush(upload, Console(stderr=True))
             raise typer.Exit(code)
     else:
         try:
@@ -201,6 +207,7 @@ def run(
         scrubber=Scrubber(scrub_addrs),
         append=append,
         upload=upload,
+        queue_dir=upload_queue or (upload_queue_dir() if upload else None),
     )
 
 
@@ -214,13 +221,15 @@ def execute(
     scrubber: Scrubber,
     append: bool = False,
     upload: str | None = None,
+    queue_dir: Path | None = None,
 ) -> None:
     """Run web_connectivity over ``entries`` into ``out``; print the summary; exit code."""
     from didban.probe.web_connectivity import WebConnectivity
 
     console = Console(stderr=True)
     try:
-        writer = JsonlWriter(out, scrubber, append=append)
+        queue = _queue(queue_dir) if queue_dir is not None else None
+        writer = JsonlWriter(out, scrubber, append=append, queue=queue)
     except OutputError as exc:
         fail("run", str(exc))
     for note in ident.notes:
@@ -249,27 +258,29 @@ def execute(
         f"in {result.elapsed:.1f} s ({rate:.1f} URL/s), {result.failed_steps} failed steps"
         + (" — interrupted" if interrupted else "")
     )
-    if upload and result.written and not interrupted:
-        _upload(out, upload, console)
+    if upload and not interrupted:
+        _flush(upload, console)
     if interrupted:
         raise typer.Exit(130)
     if result.errors:
         raise typer.Exit(1)
 
 
-def _upload(out: Path, collector: str, console: Console) -> None:
-    try:
-        # The store engineer's durable queue (probe/upload.py); optional in partial builds.
-        upload_mod = importlib.import_module("didban.probe.upload")
-    except ImportError:
-        console.print("[red]error:[/] --upload is not available in this build")
-        raise typer.Exit(1) from None
+def upload_queue_dir() -> Path:
+    """The probe's durable upload queue: ``$XDG_STATE_HOME/didban/upload-queue``."""
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    queue = upload_mod.UploadQueue(Path(state) / "didban" / "upload-queue")
-    with out.open("rb") as fh:
-        for line in fh:
-            if line.strip():
-                queue.put(line.rstrip(b"\n"))
+    return Path(state) / "didban" / "upload-queue"
+
+
+def _queue(directory: Path) -> Any:
+    from didban.probe.upload import UploadQueue
+
+    return UploadQueue(directory)
+
+
+def _flush(collector: str, console: Console) -> None:
+    """Send everything queued (this run's measurements and any a previous run left)."""
+    queue = _queue(upload_queue_dir())
     sent, failed = asyncio.run(queue.flush(collector))
     console.print(f"uploaded {sent} to {collector}; {failed} kept in the queue for the next run")
 

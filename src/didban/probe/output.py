@@ -3,7 +3,9 @@
 Each line is written with a single ``write`` on an ``O_APPEND`` descriptor and then
 ``fsync``ed, so an interrupted run (Ctrl-C, SIGTERM, power loss after the sync) leaves a
 file whose every line is one complete measurement. Every line is scrubbed of the probe's
-addresses before it is written.
+addresses before it is written. With an upload queue, each line is also queued (durably)
+as it is written, so a probe killed mid-run loses nothing it measured: the next
+``--upload`` run sends what is left.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -23,10 +25,24 @@ class OutputError(ValueError):
     """The output file cannot be used (exists, directory missing, not writable)."""
 
 
+class Queue(Protocol):
+    """What the writer needs of ``didban.probe.upload.UploadQueue``."""
+
+    def put(self, measurement: bytes) -> Any: ...
+
+
 class JsonlWriter:
-    def __init__(self, path: Path, scrubber: Scrubber, *, append: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        scrubber: Scrubber,
+        *,
+        append: bool = False,
+        queue: Queue | None = None,
+    ) -> None:
         self.path = path
         self.scrubber = scrubber
+        self.queue = queue
         self.count = 0
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
         if not append:
@@ -63,13 +79,18 @@ class JsonlWriter:
         """Serialise, scrub, append one line, fsync; returns the bytes written (no newline)."""
         raw, fd = self._append(measurement)
         os.fsync(fd)
+        if self.queue is not None:
+            self.queue.put(raw)
         return raw
 
     async def awrite(self, measurement: Any) -> bytes:
         """:meth:`write` for the event loop: the line is appended at once (lines never
         interleave), the fsync runs on the writer's own thread and is awaited."""
         raw, fd = self._append(measurement)
-        await asyncio.get_running_loop().run_in_executor(self._sync, os.fsync, fd)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._sync, os.fsync, fd)
+        if self.queue is not None:
+            await loop.run_in_executor(self._sync, self.queue.put, raw)
         return raw
 
     def close(self) -> None:
