@@ -65,7 +65,7 @@ def test_iran_2019_shutdown_isolates_international_targets_only() -> None:
         if "digikala" in t.url or "aparat" in t.url:
             assert t.outcome == "ok"
         else:
-            assert (t.outcome, t.layer, t.method) == ("down", "ip", "nin.isolated")
+            assert (t.outcome, t.layer, t.method) == ("blocked", "ip", "nin.isolated")
 
 
 def test_protocol_filter_profile_whitelists_and_throttles() -> None:

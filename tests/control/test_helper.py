@@ -39,6 +39,9 @@ async def test_https_site_is_measured(lab: Lab) -> None:
     assert res.http_request.title == "Hello didban"
     assert res.http_request.body_length == len(PAGE)
     assert res.http_request.headers["content-type"].startswith("text/html")
+    # didban's extension: the helper's own body rate, for the throttling rule
+    assert res.http_request.x_didban_throughput is not None
+    assert res.http_request.x_didban_throughput > 0
     # probe (1) + helper (2) + bogon (4: loopback) + valid for the domain (8)
     assert res.ip_info["127.0.0.1"].flags == 15
     assert lab.dns.queries.count("site.test") >= 1

@@ -5,6 +5,8 @@ compressed with gzip (``.gz``) or Zstandard (``.zst``), and directories (walked
 recursively, in sorted order). Lines are read one at a time from the (decompressed)
 stream, so memory stays constant whatever the size of the input. A record that is not a
 measurement is reported through ``on_error`` as ``file:line: reason`` and skipped.
+Verdicts of one probe run are buffered until the run ends (at most ``nin.MAX_RUN``) so
+that run-level rules (NIN isolation, shutdown) can relabel them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Final
 import msgspec
 import zstandard
 
+from didban.analysis import nin
 from didban.analysis.classify import Malformed, classify_record
 from didban.analysis.fingerprints import Fingerprints, default
 from didban.model.verdict import Verdict
@@ -116,10 +119,18 @@ def classify_paths(
     on_error: ErrorSink,
     counts: Counts | None = None,
     fingerprints: Fingerprints | None = None,
+    *,
+    by_run: bool = True,
 ) -> Iterator[tuple[Record, Verdict]]:
-    """Verdicts for every measurement under ``paths``; bad records go to ``on_error``."""
+    """Verdicts for every measurement under ``paths``; bad records go to ``on_error``.
+
+    With ``by_run`` (the default), the verdicts of each probe run are also judged together
+    (``analysis.nin``: NIN isolation, shutdown); they are yielded in input order, a run's
+    once the run is complete.
+    """
     fps = fingerprints or default()
     counts = counts if counts is not None else Counts()
+    runs: nin.Runs[Record] = nin.Runs()
     for path in iter_files(paths):
         try:
             for rec in iter_records(path):
@@ -130,7 +141,14 @@ def classify_paths(
                     on_error(f"{rec.path}:{rec.line}: {exc}")
                     continue
                 counts.classified += 1
-                yield rec, verdict
+                if by_run:
+                    no_control = verdict.rule_id == "wc.control.missing" and (
+                        nin.unreachable_without_control(rec.data, fps)
+                    )
+                    yield from runs.add(rec, verdict, no_control)
+                else:
+                    yield rec, verdict
         except (OSError, EOFError, zstandard.ZstdError) as exc:
             counts.unreadable_files += 1
             on_error(f"{path}: cannot read: {exc}")
+    yield from runs.flush()

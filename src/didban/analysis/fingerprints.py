@@ -120,11 +120,16 @@ class _Table:
             return None
         return Match(fp, body[max(0, at - 60) : end + 60])
 
-    def match_headers(self, headers: dict[str, Any] | None) -> Match | None:
+    def match_headers(self, headers: list[Header] | dict[str, Any] | None) -> Match | None:
+        """The first header (in response order) matching a header row of this table; the
+        headers as a decoded map or, cheaper when reused, as ``header_list`` tuples."""
         if not headers or not self.headers:
             return None
-        for name, value in headers.items():
-            candidates = self.headers.get(str(name).lower())
+        if isinstance(headers, dict):
+            headers = header_list(headers) or []
+        table = self.headers
+        for lname, name, value in headers:
+            candidates = table.get(lname)
             if not candidates:
                 continue
             text = header_text(value)
@@ -132,6 +137,17 @@ class _Table:
                 if _matches(fp, text):
                     return Match(fp, f"{name}: {text[:200]}")
         return None
+
+
+# A response header as the rules read it: (lower-cased name, name as sent, raw value).
+Header = tuple[str, str, Any]
+
+
+def header_list(headers: dict[str, Any] | None) -> list[Header] | None:
+    """``headers`` (a decoded OONI headers map) as ``Header`` tuples, in response order."""
+    if headers is None:
+        return None
+    return [(str(k).lower(), str(k), v) for k, v in headers.items()]
 
 
 def _is_address(text: str) -> bool:

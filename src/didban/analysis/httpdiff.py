@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -114,8 +115,23 @@ def _fmt(x: float | None) -> str:
     return "null" if x is None else f"{x:.2f}"
 
 
-def compare(resp: HTTPResponse, body: str, ctrl: CtrlHTTP) -> HTTPDiff:
-    """The HTTP-diff keys for the probe's final response ``resp`` against the control."""
+def text_length_title(body: str) -> tuple[int, str]:
+    """(byte length as OONI counts it, ``title_of``) of a decoded body."""
+    n = len(body) if body.isascii() else len(body.encode("utf-8", "replace"))
+    return n, title_of(body)
+
+
+def compare(
+    resp: HTTPResponse,
+    body: Callable[[], tuple[int, str]],
+    headers: frozenset[str] | None,
+    ctrl: CtrlHTTP,
+) -> HTTPDiff:
+    """The HTTP-diff keys for the probe's final response ``resp`` against the control.
+
+    ``headers``: the response's lower-cased header names; ``body()``: the body's byte length
+    and title, asked for only when the response lacks didban's ``x_didban_body_length`` /
+    ``x_didban_title``."""
     p_code = resp.code or 0
     c_code = ctrl.status_code or 0
     status: bool | None
@@ -130,27 +146,28 @@ def compare(resp: HTTPResponse, body: str, ctrl: CtrlHTTP) -> HTTPDiff:
 
     c_len = ctrl.body_length or 0
     p_len = resp.x_didban_body_length
+    p_title = resp.x_didban_title
     truncated = bool(resp.body_is_truncated) and p_len is None
-    if p_len is None:  # bytes, as OONI counts; ASCII bodies need no encoding to count
-        p_len = len(body) if body.isascii() else len(body.encode("utf-8", "replace"))
+    if p_len is None or p_title is None:
+        measured_len, measured_title = body()
+        p_len = measured_len if p_len is None else p_len
+        p_title = measured_title if p_title is None else p_title
     proportion: float | None = None
     if c_len > 0 and not truncated:
         proportion = 0.0 if p_len <= 0 else min(p_len, c_len) / max(p_len, c_len)
     body_match = None if proportion is None else proportion > BODY_MATCH_THRESHOLD
 
-    headers = _headers_match(raw_headers(resp.headers), raw_headers(ctrl.headers))
+    headers_match = _headers_match(headers, raw_headers(ctrl.headers))
 
-    p_title = resp.x_didban_title if resp.x_didban_title is not None else title_of(body)
     title: bool | None = None
     if p_title and not truncated:
         title = _long_words(p_title) == _long_words(ctrl.title or "")
-    return HTTPDiff(status, proportion, body_match, headers, title)
+    return HTTPDiff(status, proportion, body_match, headers_match, title)
 
 
-def _headers_match(probe: dict[str, Any] | None, ctrl: dict[str, Any] | None) -> bool | None:
-    if probe is None or ctrl is None:
+def _headers_match(p: frozenset[str] | None, ctrl: dict[str, Any] | None) -> bool | None:
+    if p is None or ctrl is None:
         return None
-    p = {str(k).lower() for k in probe}
     c = {str(k).lower() for k in ctrl}
     if p == c:
         return True

@@ -56,7 +56,12 @@ def is_bogon(text: str) -> bool:
 
 
 def is_ip(text: str | None) -> bool:
-    return bool(text) and parse_ip(text or "") is not None
+    return bool(text) and _is_ip(text or "")
+
+
+@lru_cache(maxsize=65536)
+def _is_ip(text: str) -> bool:
+    return parse_ip(text) is not None
 
 
 def is_ipv6(text: str) -> bool:
@@ -70,9 +75,12 @@ def endpoint(ip: str, port: int) -> str:
 
 
 def split_endpoint(address: str | None) -> tuple[str, int | None]:
+    return _split_endpoint(address) if address else ("", None)
+
+
+@lru_cache(maxsize=65536)
+def _split_endpoint(address: str) -> tuple[str, int | None]:
     """``("1.2.3.4", 443)`` from ``"1.2.3.4:443"`` or ``"[::1]:443"``; port None if absent."""
-    if not address:
-        return "", None
     if address.startswith("["):
         host, _, rest = address[1:].partition("]")
         port = rest.lstrip(":")

@@ -50,7 +50,7 @@ def ooni_blocking(hit: Hit, web: bool) -> tuple[str | bool | None, bool | None]:
     layer = hit.layer or hit.rule.layer
     if layer == "dns":
         return "dns", False
-    if layer == "tcp":
+    if layer in ("tcp", "ip"):
         return "tcp_ip", False
     if (hit.method or hit.rule.method) in _HTTP_DIFF_METHODS:
         return "http-diff", False
@@ -66,13 +66,9 @@ def _service(url: str) -> str | None:
 
 
 def _s(value: Any) -> str:
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else str(value)
-
-
-def _opt(value: Any) -> str | None:
-    return None if value is None else _s(value)
+    if type(value) is str:
+        return value
+    return "" if value is None else str(value)
 
 
 def build(
@@ -87,17 +83,25 @@ def build(
     blocking, accessible = ooni_blocking(hit, web)
     rule = hit.rule
     fp = hit.fingerprint
-    url = _opt(meta.input)
+    url = meta.input
+    if url is not None and type(url) is not str:
+        url = str(url)
     if service is None and url:
         service = _service(url)
+    uid = meta.measurement_uid
+    report_id = meta.report_id
+    test_name = meta.test_name
+    cc = meta.probe_cc
+    asn = meta.probe_asn
+    start = meta.measurement_start_time
     return Verdict(
-        measurement_uid=_opt(meta.measurement_uid),
-        report_id=_s(meta.report_id),
+        measurement_uid=uid if uid is None or type(uid) is str else str(uid),
+        report_id=report_id if type(report_id) is str else _s(report_id),
         input=url,
-        test_name=_s(meta.test_name),
-        probe_cc=_s(meta.probe_cc),
-        probe_asn=_s(meta.probe_asn),
-        measurement_start_time=_s(meta.measurement_start_time),
+        test_name=test_name if type(test_name) is str else _s(test_name),
+        probe_cc=cc if type(cc) is str else _s(cc),
+        probe_asn=asn if type(asn) is str else _s(asn),
+        measurement_start_time=start if type(start) is str else _s(start),
         state=rule.state,
         rule_id=rule.id,
         rules_version=RULES_VERSION,

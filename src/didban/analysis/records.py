@@ -26,7 +26,6 @@ class Binary(msgspec.Struct, gc=False):
 
 
 class Answer(msgspec.Struct, gc=False):
-    answer_type: str | None = None
     ipv4: str | None = None
     ipv6: str | None = None
     hostname: str | None = None
@@ -41,8 +40,6 @@ class Query(msgspec.Struct, gc=False):
     failure: str | None = None
     answers: list[Answer] | None = None
     tags: list[str] | None = None
-    transaction_id: int | None = None
-    t: float | None = None
 
 
 class TCPStatus(msgspec.Struct, gc=False):
@@ -55,8 +52,6 @@ class TCPConnect(msgspec.Struct, gc=False):
     port: int | None = None
     status: TCPStatus | None = None
     tags: list[str] | None = None
-    transaction_id: int | None = None
-    t: float | None = None
 
 
 class TLSHandshake(msgspec.Struct, gc=False):
@@ -65,11 +60,6 @@ class TLSHandshake(msgspec.Struct, gc=False):
     failure: str | None = None
     no_tls_verify: bool | None = None
     tags: list[str] | None = None
-    transaction_id: int | None = None
-    t0: float | None = None
-    t: float | None = None
-    x_didban_verify_code: int | None = None
-    x_didban_verify_message: str | None = None
 
 
 class HTTPRequest(msgspec.Struct, gc=False):
@@ -93,8 +83,6 @@ class HTTPTransaction(msgspec.Struct, gc=False):
     failure: str | None = None
     address: str | None = None
     tags: list[str] | None = None
-    transaction_id: int | None = None
-    t: float | None = None
 
 
 class CtrlTCP(msgspec.Struct, gc=False):
@@ -114,6 +102,7 @@ class CtrlHTTP(msgspec.Struct, gc=False):
     title: str | None = None
     headers: msgspec.Raw = NULL
     status_code: int | None = None
+    x_didban_throughput: float | None = None  # didban's helper: its body bytes/s
 
 
 class CtrlDNS(msgspec.Struct, gc=False):
@@ -154,6 +143,7 @@ class WebKeys(msgspec.Struct, gc=False):
     dns_experiment_failure: str | None = None
     http_experiment_failure: str | None = None
     x_didban_quic: list[QuicAttempt] | None = None
+    x_didban_http_throughput: float | None = None  # didban's probe: final body bytes/s
 
 
 class DNSCheckLookup(msgspec.Struct, gc=False):
@@ -174,7 +164,6 @@ class Envelope(msgspec.Struct, gc=False):
     """The base envelope (df-000) fields a verdict carries; ``test_keys`` left raw."""
 
     test_name: Any = None
-    test_version: Any = None
     input: Any = None
     report_id: Any = None
     measurement_uid: Any = None
@@ -188,7 +177,6 @@ class WebMeasurement(msgspec.Struct, gc=False):
     """A web_connectivity measurement decoded in one pass (the fast path)."""
 
     test_name: Any = None
-    test_version: Any = None
     input: Any = None
     report_id: Any = None
     measurement_uid: Any = None

@@ -14,7 +14,7 @@ from typing import Final
 
 from didban.model.verdict import METHODS, Layer, State
 
-RULES_VERSION: Final = "2026.11.1"
+RULES_VERSION: Final = "2026.11.2"
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,9 @@ WEB: Final[tuple[Rule, ...]] = (
        "the system resolver answered a known censor address"),
     _r("wc.http.blockpage", "blocked", "http", "http.blockpage", 1.0,
        "a response body or header matches a known blockpage"),
+    _r("wc.throttled", "blocked", "ip", "throttled", 0.7,
+       "a large page arrived at under a tenth of the control's rate and below an absolute "
+       "ceiling"),
     _r("wc.https.ok", "ok", "http", None, 0.9,
        "the final response arrived over HTTPS with a verified certificate"),
     _r("wc.control.missing", "inconclusive", None, None, 0.0,
@@ -176,8 +179,18 @@ OTHER: Final[tuple[Rule, ...]] = (
        "every lookup failed; dnscheck has no control to tell blocked from down"),
 )  # fmt: skip
 
-ALL: Final[dict[str, Rule]] = {r.id: r for r in WEB + OTHER}
-if len(ALL) != len(WEB) + len(OTHER):  # pragma: no cover - guards the table itself
+# Run-level rules (``analysis/nin.py``): they relabel web verdicts of one probe run.
+BATCH: Final[tuple[Rule, ...]] = (
+    _r("batch.nin.isolated", "blocked", "ip", "nin.isolated", 0.8,
+       "in one run, domestic targets were reached while every international target failed "
+       "at DNS/TCP/TLS with the control reaching it"),
+    _r("batch.shutdown", "blocked", "ip", "shutdown", 0.8,
+       "in one run, every target, domestic and international, failed at DNS/TCP/TLS with "
+       "the control reaching it"),
+)  # fmt: skip
+
+ALL: Final[dict[str, Rule]] = {r.id: r for r in WEB + OTHER + BATCH}
+if len(ALL) != len(WEB) + len(OTHER) + len(BATCH):  # pragma: no cover - guards the table itself
     raise RuntimeError("duplicate rule ids in didban.analysis.rules")
 
 

@@ -14,7 +14,13 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from didban.analysis import httpdiff, netaddr
-from didban.analysis.fingerprints import Fingerprint, Fingerprints, header_text
+from didban.analysis.fingerprints import (
+    Fingerprint,
+    Fingerprints,
+    Header,
+    header_list,
+    header_text,
+)
 from didban.analysis.outcome import Hit
 from didban.analysis.records import (
     Control,
@@ -26,6 +32,7 @@ from didban.analysis.records import (
     WebKeys,
     raw_headers,
 )
+from didban.analysis.rules import ALL as RULES
 from didban.analysis.rules import rule
 from didban.model import failures as F
 from didban.model.verdict import Evidence
@@ -70,6 +77,15 @@ def _ips(q: Query) -> list[str]:
 
 def _norm(host: str | None) -> str:
     return (host or "").rstrip(".").lower()
+
+
+@lru_cache(maxsize=256)
+def _engine_kind(engine: str | None) -> str:
+    """``doh``, ``system`` or ``public``: which kind of resolver an OONI ``engine`` names."""
+    e = engine.lower() if engine else ""
+    if e in DOH_ENGINES:
+        return "doh"
+    return "system" if e in SYSTEM_ENGINES else "public"
 
 
 def _ctrl_usable(keys: WebKeys) -> Control | None:
@@ -119,6 +135,7 @@ class WebFacts:
         "_final_body",
         "_final_ok",
         "_final_url",
+        "_headers",
         "_stage",
         "_stage_done",
         "answer_asn",
@@ -153,20 +170,21 @@ class WebFacts:
     )
 
     def __init__(self, keys: WebKeys | None, url: str, fps: Fingerprints) -> None:
-        self.keys = keys or WebKeys()
+        self.keys = keys = keys or WebKeys()
         self.fps = fps
         self.url = url
         self.scheme, self.host, self.port, self.host_is_ip = _parse_url(url)
         self.https = self.scheme == "https"
-        self.ctrl = _ctrl_usable(self.keys)
-        self.queries = self.keys.queries or []
-        self.dups = self.keys.x_dns_duplicate_responses or []
-        self.tcp = self.keys.tcp_connect or []
-        self.tls = self.keys.tls_handshakes or []
-        self.requests = self.keys.requests or []
+        self.ctrl = _ctrl_usable(keys)
+        self.queries = keys.queries or []
+        self.dups = keys.x_dns_duplicate_responses or []
+        self.tcp = keys.tcp_connect or []
+        self.tls = keys.tls_handshakes or []
+        self.requests = keys.requests or []
         self._final_body: str | None = None
+        self._headers: dict[int, list[Header] | None] = {}
         # the final response's HTTP-diff against the control, computed on first use
-        self.diff: tuple[httpdiff.HTTPDiff, str] | None = None
+        self.diff: httpdiff.HTTPDiff | None = None
         self.diff_done = False
         self._stage: Stage | None = None
         self._stage_done = False
@@ -183,36 +201,41 @@ class WebFacts:
         self.sys_failure: tuple[str, str] | None = None  # (failure, pointer)
         # first fingerprinted answer per resolver kind: kind -> (query index, value, fp)
         self.fp_hits: dict[str, tuple[int, str, Fingerprint]] = {}
+        if not self.queries:
+            if self.keys.dns_experiment_failure:
+                self.sys_failure = (
+                    self.keys.dns_experiment_failure,
+                    "/test_keys/dns_experiment_failure",
+                )
+            return
         sys_failures: list[tuple[str, str]] = []
         sys_seen = False
         table = self.fps.blocking
         fp_dns = table.dns
         by_name = table.dns_has_names
         host = self.host
+        fp_hits = self.fp_hits
         for i, q in enumerate(self.queries):
-            engine = q.engine.lower() if q.engine else ""
-            kind = (
-                "doh"
-                if engine in DOH_ENGINES
-                else ("system" if engine in SYSTEM_ENGINES else "public")
-            )
+            kind = _engine_kind(q.engine)
             if kind == "doh":
                 continue
             ips: list[str] = []
-            seek = kind not in self.fp_hits
+            seek = kind not in fp_hits
             for a in q.answers or ():
                 v = a.ipv4 or a.ipv6
                 if v:
                     ips.append(v)
                     if seek:
-                        fp = fp_dns.get(v) or table.match_dns(v)
+                        fp = fp_dns.get(v)
+                        if fp is None and (":" in v or v[-1:] == "."):
+                            fp = table.match_dns(v)
                         if fp is not None:
-                            self.fp_hits[kind] = (i, v, fp)
+                            fp_hits[kind] = (i, v, fp)
                             seek = False
                 elif by_name and seek and a.hostname:
                     fp = table.match_dns(a.hostname)
                     if fp is not None:
-                        self.fp_hits[kind] = (i, a.hostname, fp)
+                        fp_hits[kind] = (i, a.hostname, fp)
                         seek = False
             qhost = q.hostname
             if qhost != host and _norm(qhost) != host:
@@ -232,7 +255,8 @@ class WebFacts:
                     if v:
                         self.answer_asn[v] = a.asn
             for ip in ips:
-                target.setdefault(ip, i)
+                if ip not in target:
+                    target[ip] = i
         if not self.sys_ips:
             if sys_failures:
                 # prefer the A/ANY query's failure over AAAA's dns_no_answer
@@ -250,30 +274,29 @@ class WebFacts:
         self.ctrl_ips: set[str] = set()
         self.ctrl_asns: set[int] = set()
         self.tls_valid: set[str] = set()
-        if c is not None and c.dns is not None:
-            self.ctrl_dns_failure = c.dns.failure
-            self.ctrl_ips = {a for a in c.dns.addrs or () if netaddr.is_ip(a)}
-        if c is not None and c.ip_info:
-            for ip, info in c.ip_info.items():
-                if info.flags and info.flags & 8:
-                    self.tls_valid.add(ip)
-                if info.asn and info.flags and info.flags & 2:
-                    self.ctrl_asns.add(info.asn)
+        self.ctrl_dns_ok = False
+        if c is not None:
+            if c.dns is not None:
+                self.ctrl_dns_failure = c.dns.failure
+                if c.dns.addrs:
+                    self.ctrl_ips = {a for a in c.dns.addrs if netaddr.is_ip(a)}
+                self.ctrl_dns_ok = self.ctrl_dns_failure is None and bool(self.ctrl_ips)
+            if c.ip_info:
+                for ip, info in c.ip_info.items():
+                    flags = info.flags
+                    if flags:
+                        if flags & 8:
+                            self.tls_valid.add(ip)
+                        if info.asn and flags & 2:
+                            self.ctrl_asns.add(info.asn)
+        host = self.host
         for h in self.tls:
-            if (
-                h.failure is None
-                and not h.no_tls_verify
-                and _norm(h.server_name) in (self.host, "")
-            ):
-                ip, _ = netaddr.split_endpoint(h.address)
-                if ip:
-                    self.tls_valid.add(ip)
-        self.ctrl_dns_ok = (
-            self.ctrl is not None
-            and self.ctrl.dns is not None
-            and self.ctrl_dns_failure is None
-            and bool(self.ctrl_ips)
-        )
+            if h.failure is None and not h.no_tls_verify:
+                sni = h.server_name
+                if sni == host or _norm(sni) in (host, ""):
+                    ip, _ = netaddr.split_endpoint(h.address)
+                    if ip:
+                        self.tls_valid.add(ip)
 
     def _consistency(self) -> None:
         """OONI's DNS consistency, plus the TLS rescue of ooni-methodology.md §3.6 (LTE x_)."""
@@ -308,6 +331,24 @@ class WebFacts:
             r = self.requests[0] if self.requests else None
             self._final_body = httpdiff.body_text(r.response.body if r and r.response else None)
         return self._final_body
+
+    def final_length_title(self) -> tuple[int, str]:
+        """The final body's byte length and title (decodes the body)."""
+        return httpdiff.text_length_title(self.final_body())
+
+    def headers(self, i: int) -> list[Header] | None:
+        """Response ``i``'s headers, decoded once on first use (None: absent or not a map)."""
+        try:
+            return self._headers[i]
+        except KeyError:
+            r = self.requests[i].response
+            h = self._headers[i] = header_list(raw_headers(r.headers)) if r is not None else None
+            return h
+
+    def header_names(self, i: int) -> frozenset[str] | None:
+        """Response ``i``'s lower-cased header names."""
+        h = self.headers(i)
+        return None if h is None else frozenset(lname for lname, _, _ in h)
 
     def _fetch(self) -> None:
         self._final = (0, self.requests[0]) if self.requests else None
@@ -372,15 +413,21 @@ class WebFacts:
 
     def _relevant_tcp(self, address: str, depth: int) -> list[tuple[int, TCPConnect]]:
         out: list[tuple[int, TCPConnect]] = []
+        v6 = 0
         for i, c in enumerate(self.tcp):
-            if not c.ip:
+            ip = c.ip
+            if not ip:
                 continue
             if address:
-                if netaddr.endpoint(c.ip, c.port or 0) != address:
+                if netaddr.endpoint(ip, c.port or 0) != address:
                     continue
             elif c.port != self.port or _depth(c.tags) != depth:
                 continue
             out.append((i, c))
+            if ":" in ip:
+                v6 += 1
+        if not v6:
+            return out
         # broken IPv6 on the probe's network is noise (ooni/probe#2284)
         v4 = [x for x in out if not netaddr.is_ipv6(x[1].ip or "")]
         if v4 and len(v4) != len(out):
@@ -416,11 +463,14 @@ class WebFacts:
 def _ev(
     pointer: str, summary: str, observed: str | None = None, expected: str | None = None
 ) -> Evidence:
-    return Evidence(pointer=pointer, summary=summary, observed=observed, expected=expected)
+    return Evidence(pointer, summary, observed, expected)
 
 
 def _ctrl_addrs_text(f: WebFacts) -> str:
-    return ", ".join(sorted(f.ctrl_ips)) or (f.ctrl_dns_failure or "none")
+    ips = f.ctrl_ips
+    if len(ips) == 1:
+        return next(iter(ips))
+    return ", ".join(sorted(ips)) or (f.ctrl_dns_failure or "none")
 
 
 def _dns_layer(f: WebFacts) -> Evidence:
@@ -429,11 +479,32 @@ def _dns_layer(f: WebFacts) -> Evidence:
         verdict = "not compared (no control answer)" if not f.host_is_ip else "IP literal"
     elif f.rescued:
         verdict = f"rescued: TLS valid for {f.host} on {', '.join(sorted(f.rescued))}"
+    elif f.consistent:
+        verdict = "consistent with the control"
     else:
-        verdict = "consistent with the control" if f.consistent else "inconsistent with the control"
-    return _ev(
-        "/test_keys/queries", f"layer dns: {verdict}", ips, _ctrl_addrs_text(f) if f.ctrl else None
+        verdict = "inconsistent with the control"
+    return Evidence(
+        "/test_keys/queries",
+        "layer dns: " + verdict,
+        ips,
+        _ctrl_addrs_text(f) if f.ctrl else None,
     )
+
+
+# Layer summaries repeat across measurements: one shared (never mutated) Evidence each.
+@lru_cache(maxsize=1024)
+def _tcp_layer(ok: int, n: int) -> Evidence:
+    return Evidence("/test_keys/tcp_connect", f"layer tcp: {ok}/{n} connects succeeded")
+
+
+@lru_cache(maxsize=1024)
+def _tls_layer(ok: int, n: int) -> Evidence:
+    return Evidence("/test_keys/tls_handshakes", f"layer tls: {ok}/{n} handshakes succeeded")
+
+
+@lru_cache(maxsize=4096)
+def _http_layer(code: int | None, url: str) -> Evidence:
+    return Evidence(f"{REQ}0", f"layer http: final response {code}", url)
 
 
 def _layers(f: WebFacts, ev: list[Evidence]) -> list[Evidence]:
@@ -441,15 +512,17 @@ def _layers(f: WebFacts, ev: list[Evidence]) -> list[Evidence]:
     out = list(ev)
     out.append(_dns_layer(f))
     if f.tcp:
-        ok = sum(1 for c in f.tcp if c.status and c.status.success)
-        out.append(
-            _ev("/test_keys/tcp_connect", f"layer tcp: {ok}/{len(f.tcp)} connects succeeded")
-        )
+        ok = 0
+        for c in f.tcp:
+            if c.status and c.status.success:
+                ok += 1
+        out.append(_tcp_layer(ok, len(f.tcp)))
     if f.tls:
-        ok = sum(1 for h in f.tls if h.failure is None)
-        out.append(
-            _ev("/test_keys/tls_handshakes", f"layer tls: {ok}/{len(f.tls)} handshakes succeeded")
-        )
+        ok = 0
+        for h in f.tls:
+            if h.failure is None:
+                ok += 1
+        out.append(_tls_layer(ok, len(f.tls)))
     quic = f.keys.x_didban_quic
     if quic:
         failed = [q for q in quic if q.failure]
@@ -459,17 +532,16 @@ def _layers(f: WebFacts, ev: list[Evidence]) -> list[Evidence]:
             if failed
             else "HTTP/3 worked"
         )
-        out.append(_ev("/test_keys/x_didban_quic", f"layer quic: {what}"))
-    fin = f.final()
-    if fin is not None:
-        r = fin[1]
+        out.append(Evidence("/test_keys/x_didban_quic", "layer quic: " + what))
+    if f.requests:
+        r = f.requests[0]
         if r.failure is None and r.response is not None:
-            out.append(
-                _ev(f"{REQ}0", f"layer http: final response {r.response.code}", f.final_url())
-            )
+            out.append(_http_layer(r.response.code, f._final_url))
         else:
             out.append(
-                _ev(f"{REQ}0", f"layer http: final request failed ({r.failure})", f.final_url())
+                Evidence(
+                    f"{REQ}0", f"layer http: final request failed ({r.failure})", f.final_url()
+                )
             )
     return out
 
@@ -487,7 +559,7 @@ def _hit(
     fp: Fingerprint | None = None,
     confidence: float | None = None,
 ) -> Hit:
-    return Hit(rule(rule_id), reason, _layers(f, ev), fp, confidence)
+    return Hit(RULES[rule_id], reason, _layers(f, ev), fp, confidence)
 
 
 def r_input(f: WebFacts) -> Hit | None:
@@ -502,6 +574,8 @@ def r_input(f: WebFacts) -> Hit | None:
 
 def _dup_pairs(f: WebFacts) -> list[tuple[int, Query, int, Query]]:
     pairs: list[tuple[int, Query, int, Query]] = []
+    if not f.dups:
+        return pairs
     for j, d in enumerate(f.dups):
         for i, q in enumerate(f.queries):
             if (
@@ -602,7 +676,9 @@ def r_http_blockpage(f: WebFacts) -> Hit | None:
         resp = r.response
         if resp is None or _authenticated(r):
             continue
-        m = table.match_headers(raw_headers(resp.headers))
+        if len(resp.headers) <= 4 and len(resp.body) <= 4:  # null, {} or "": nothing to match
+            continue
+        m = table.match_headers(f.headers(i))
         where = f"{REQ}{i}/response/headers"
         # a large final page identical to the control's is not searched (cost); small
         # pages, where blockpages live, always are
@@ -632,6 +708,50 @@ def r_http_blockpage(f: WebFacts) -> Hit | None:
 
 
 SCAN_ALWAYS: Final = 8192  # raw JSON bytes of a body below which it is always searched
+
+# Throttling (censorship-techniques.md §2.7; docs/methodology.md "Throttling"): a body must be
+# this large on both sides for its rate to mean anything (slow start and the shaper's burst
+# dominate small transfers) ...
+THROTTLE_MIN_BODY: Final = 32 * 1024
+# ... the probe's rate must be under this share of the control's ...
+THROTTLE_RATIO: Final = 0.10
+# ... and under this absolute ceiling in bytes/s (2 Mbit/s): a fast link that is merely
+# slower than a data-centre control is not throttled.
+THROTTLE_CEILING: Final = 250_000
+
+
+def r_throttled(f: WebFacts) -> Hit | None:
+    rate = f.keys.x_didban_http_throughput
+    if rate is None or not f.final_ok() or f.ctrl is None:
+        return None
+    ch = f.ctrl.http_request
+    if ch is None or ch.x_didban_throughput is None or not _ctrl_http_ok(ch):
+        return None
+    ctrl_rate = ch.x_didban_throughput
+    if not 0 <= rate < THROTTLE_CEILING or rate >= THROTTLE_RATIO * ctrl_rate:
+        return None
+    resp = f.requests[0].response
+    assert resp is not None
+    size = resp.x_didban_body_length
+    if size is None:
+        size = f.final_length_title()[0]
+    if size < THROTTLE_MIN_BODY or (ch.body_length or 0) < THROTTLE_MIN_BODY:
+        return None
+    share = rate / ctrl_rate if ctrl_rate > 0 else 0.0
+    return _hit(
+        f,
+        "wc.throttled",
+        f"the page ({size} bytes) arrived at {rate * 8 / 1e6:.2f} Mbit/s, {share:.1%} of the "
+        f"control's {ctrl_rate * 8 / 1e6:.2f} Mbit/s for {ch.body_length} bytes: throttled",
+        [
+            _ev(
+                "/test_keys/x_didban_http_throughput",
+                "body bytes/s of the final response (probe vs control)",
+                f"{rate:.0f}",
+                f"{ctrl_rate:.0f}",
+            )
+        ],
+    )
 
 
 def _authenticated(r: HTTPTransaction) -> bool:
@@ -760,7 +880,7 @@ def r_dns_failure(f: WebFacts) -> Hit | None:
     )
 
 
-def _final_diff(f: WebFacts) -> tuple[httpdiff.HTTPDiff, str] | None:
+def _final_diff(f: WebFacts) -> httpdiff.HTTPDiff | None:
     """OONI's HTTP-diff of the final response against the control (computed once)."""
     if f.diff_done:
         return f.diff
@@ -768,8 +888,9 @@ def _final_diff(f: WebFacts) -> tuple[httpdiff.HTTPDiff, str] | None:
     if f.final_ok() and f.ctrl is not None and _ctrl_http_ok(f.ctrl.http_request):
         r = f.requests[0]
         assert r.response is not None and f.ctrl.http_request is not None
-        body = f.final_body()
-        f.diff = httpdiff.compare(r.response, body, f.ctrl.http_request), body
+        f.diff = httpdiff.compare(
+            r.response, f.final_length_title, f.header_names(0), f.ctrl.http_request
+        )
     return f.diff
 
 
@@ -777,20 +898,19 @@ def _same_page(f: WebFacts) -> bool:
     """The final page has the control's status, length (within 30 %) and title: it is the
     site's own page, so scanning its body for blockpage patterns is pointless."""
     d = _final_diff(f)
-    return d is not None and bool(
-        d[0].status_code_match and d[0].body_length_match and d[0].title_match
-    )
+    return d is not None and bool(d.status_code_match and d.body_length_match and d.title_match)
 
 
 def r_http_match(f: WebFacts) -> Hit | None:
     d = _final_diff(f)
-    if d is None or d[0].different:
+    if d is None or d.different:
         return None
+    what = d.describe()
     return _hit(
         f,
         "wc.http.match",
-        f"the page matches the control's ({d[0].describe()})",
-        [_ev(f"{REQ}0/response", "final response compared with the control", d[0].describe())],
+        f"the page matches the control's ({what})",
+        [_ev(f"{REQ}0/response", "final response compared with the control", what)],
     )
 
 
@@ -805,7 +925,7 @@ def r_http_captcha(f: WebFacts) -> Hit | None:
     resp = f.requests[0].response
     assert resp is not None
     table = f.fps.server_side
-    m = table.match_headers(raw_headers(resp.headers))
+    m = table.match_headers(f.headers(0))
     if m is None and resp.code in CHALLENGE_STATUS:
         m = table.match_body(f.final_body())
     if m is None:
@@ -823,7 +943,7 @@ def r_dns_inconsistent(f: WebFacts) -> Hit | None:
         return None
     stage = f.stage()
     diff = _final_diff(f)
-    if stage is None and (diff is None or not diff[0].different):
+    if stage is None and (diff is None or not diff.different):
         return None
     if stage is not None and _ctrl_addrs_fail_too(f, stage):
         return None
@@ -901,8 +1021,8 @@ def r_redirect_bogon(f: WebFacts) -> Hit | None:
         resp = r.response
         if resp is None or not 300 <= (resp.code or 0) < 400:
             continue
-        for k, v in (raw_headers(resp.headers) or {}).items():
-            if str(k).lower() != "location":
+        for lname, _, v in f.headers(i) or ():
+            if lname != "location":
                 continue
             loc = header_text(v)
             host = urlsplit(loc).hostname if loc else None
@@ -1013,7 +1133,7 @@ def r_http_diff(f: WebFacts) -> Hit | None:
     d = _final_diff(f)
     if d is None:
         return None
-    diff, body = d
+    diff, body = d, f.final_body()
     resp = f.requests[0].response
     assert resp is not None
     conf = 0.7 if diff.status_code_match is False else 0.6
@@ -1044,6 +1164,7 @@ CASCADE: Final[tuple[Check, ...]] = (
     r_dns_injection,
     r_dns_fingerprint,
     r_http_blockpage,
+    r_throttled,
     r_https_ok,
     r_control_missing,
     r_dns_bogon,
@@ -1060,6 +1181,17 @@ CASCADE: Final[tuple[Check, ...]] = (
 )
 
 
+# Rules that never match when the final fetch succeeded (they read its failure), and rules
+# that never match when it failed (they read its response): each fetch outcome runs the
+# subsequence of CASCADE that can match, in the same order, so the first hit is the same.
+_NEED_FAILURE: Final = frozenset({r_layer_failure})
+_NEED_RESPONSE: Final = frozenset(
+    {r_throttled, r_https_ok, r_http_captcha, r_http_status, r_http_match}
+)
+_CASCADE_OK: Final = tuple(c for c in CASCADE if c not in _NEED_FAILURE)
+_CASCADE_FAILED: Final = tuple(c for c in CASCADE if c not in _NEED_RESPONSE)
+
+
 def classify_web(keys: WebKeys | None, url: str, fps: Fingerprints) -> Hit:
     """The first rule of ``CASCADE`` that matches ``keys`` measured for ``url``."""
     if keys is None:
@@ -1069,7 +1201,7 @@ def classify_web(keys: WebKeys | None, url: str, fps: Fingerprints) -> Hit:
             [_ev("/test_keys", "missing or not an object")],
         )
     facts = WebFacts(keys, url, fps)
-    for check in CASCADE:
+    for check in _CASCADE_OK if facts.final_ok() else _CASCADE_FAILED:
         hit = check(facts)
         if hit is not None:
             return hit

@@ -1,0 +1,80 @@
+"""The throttling rule (``wc.throttled``): a large page read far slower than the control read
+it, below an absolute ceiling, is ``blocked`` at layer ``ip`` with method ``throttled``; small
+pages, missing rates and merely slower links are not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from analysis_builders import ctrl, q, req, tcp, tls, web
+
+from didban.analysis import classify
+
+HOST = "www.youtube.com"
+IP = "203.0.113.20"
+URL = f"https://{HOST}/"
+BIG = "<!doctype html><html><head><title>YouTube</title></head><body>" + "v" * 60_000 + "</body>"
+
+
+def measured(
+    probe_rate: float | None,
+    ctrl_rate: float | None,
+    *,
+    body: str = BIG,
+    ctrl_length: int | None = None,
+) -> dict[str, Any]:
+    control = ctrl([IP], tcp={f"{IP}:443": True}, tls={f"{IP}:443": True}, title="YouTube")
+    control["http_request"]["body_length"] = len(body) if ctrl_length is None else ctrl_length
+    if ctrl_rate is not None:
+        control["http_request"]["x_didban_throughput"] = ctrl_rate
+    m = web(
+        URL,
+        queries=[q(HOST, [IP])],
+        tcp_connect=[tcp(IP, 443)],
+        tls_handshakes=[tls(f"{IP}:443", HOST)],
+        requests=[req(URL, body=body)],
+        control=control,
+    )
+    if probe_rate is not None:
+        m["test_keys"]["x_didban_http_throughput"] = probe_rate
+    return m
+
+
+def test_large_page_at_a_tenth_of_the_control_rate_is_throttled() -> None:
+    # 1 Mbit/s (the lab's shaper) against a 40 Mbit/s control
+    out = classify(measured(125_000, 5_000_000))
+    assert (out.state, out.layer, out.method, out.rule_id) == (
+        "blocked",
+        "ip",
+        "throttled",
+        "wc.throttled",
+    )
+    assert (out.blocking, out.accessible) == ("tcp_ip", False)
+    ev = out.evidence[0]
+    assert ev.pointer == "/test_keys/x_didban_http_throughput"
+    assert (ev.observed, ev.expected) == ("125000", "5000000")
+    assert "1.00 Mbit/s" in out.reason
+
+
+@pytest.mark.parametrize(
+    ("probe_rate", "ctrl_rate", "why"),
+    [
+        (125_000, 1_000_000, "12.5 % of the control: above the 10 % ratio"),
+        (400_000, 50_000_000, "under 10 % but above the 2 Mbit/s ceiling"),
+        (None, 5_000_000, "the probe recorded no rate (OONI's probes do not)"),
+        (125_000, None, "the control measured no rate (OONI's helper does not)"),
+    ],
+)
+def test_no_throttling_verdict_without_clear_evidence(
+    probe_rate: float | None, ctrl_rate: float | None, why: str
+) -> None:
+    out = classify(measured(probe_rate, ctrl_rate))
+    assert (out.state, out.rule_id) == ("ok", "wc.https.ok"), why
+
+
+def test_small_pages_are_too_short_to_measure_a_rate() -> None:
+    small = "<html><head><title>YouTube</title></head><body>" + "v" * 20_000 + "</body>"
+    assert classify(measured(10_000, 5_000_000, body=small)).rule_id == "wc.https.ok"
+    # the probe's page is large but the control's is small: no comparable transfer
+    assert classify(measured(10_000, 5_000_000, ctrl_length=4_000)).rule_id == "wc.https.ok"
