@@ -2,33 +2,105 @@
 
 Brings a lab up with a profile (default ``iran-2022``), runs the probe on the default test
 list inside the lab's client namespace, classifies every measurement, prints the verdict
-table next to the profile's ground truth, writes a self-contained HTML report, and brings the
-lab down again — also when a step fails or the user interrupts.
+table next to the profile's ground truth, writes a self-contained HTML report, and brings
+the lab down again — on every path: success, a failed step, Ctrl-C or SIGTERM.
 
-Each step runs the same ``didban`` command a user would type, as a subprocess, so the demo
-exercises exactly the documented paths and never imports the lab.
+The lab is the demo's own: it is brought up in-process (``lab.runtime.up``, not made the
+current lab, so a lab the user already has up is left alone) and removed by its state
+directory. Probe, analysis and report run as the ``didban`` commands a user would type
+(``run --lab``, ``analyze``, ``report``), as subprocesses pointed at the demo's lab with
+``$DIDBAN_LAB``, so the demo exercises exactly the documented paths.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
+from urllib.parse import urlsplit
 
+import msgspec
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from didban.net import guard
 
+EXIT_INTERRUPTED = 130
+# How long a step may take to finish by itself after Ctrl-C before it is killed.
+STOP_GRACE_S = 15.0
 
-def _didban(*args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-    cmd = [sys.executable, "-m", "didban.cli", *args]
+
+class _Terminated(Exception):
+    """SIGTERM arrived: unwind (and bring the lab down) like Ctrl-C."""
+
+
+def _console() -> Console:
+    # Piped output (e.g. `make demo | tee`) gets a width that fits the table, not 80.
+    c = Console()
+    return c if c.is_terminal else Console(width=160)
+
+
+def _child_env(lab_json: str) -> dict[str, str]:
+    env = {**os.environ, "DIDBAN_LAB": lab_json, guard.ENV_VAR: "1"}
+    if not sys.stdout.isatty():
+        env.setdefault("COLUMNS", "160")
+    return env
+
+
+def _step(args: list[str], env: dict[str, str]) -> int:
+    """Run ``didban ARGS`` and return its exit code.
+
+    The step runs in its own process group. On Ctrl-C/SIGTERM the whole group gets one
+    SIGINT (``run --lab`` re-executes itself inside the lab, so the measuring process is a
+    grandchild), is given STOP_GRACE_S to stop by itself (the probe keeps every finished
+    measurement), is killed otherwise, and the interruption is re-raised so the caller
+    brings the lab down."""
     typer.secho(f"$ didban {' '.join(args)}", fg=typer.colors.CYAN, err=True)
-    result = subprocess.run(cmd, check=False)
-    if check and result.returncode != 0:
-        raise typer.Exit(result.returncode)
-    return result
+    proc = subprocess.Popen([sys.executable, "-m", "didban.cli", *args], env=env, process_group=0)
+    try:
+        return proc.wait()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        raise
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise _Terminated()
+
+    old = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+@contextlib.contextmanager
+def _uninterruptible() -> Iterator[None]:
+    """Ignore SIGINT/SIGTERM while the lab is being removed, so a second Ctrl-C cannot
+    leave namespaces behind."""
+    old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    old_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
 
 
 def demo(
@@ -36,94 +108,152 @@ def demo(
     out_dir: Path = typer.Option(
         Path("out"), "--out-dir", help="Where measurements, verdicts and the report go."
     ),
-    concurrency: int = typer.Option(16, "--concurrency", help="Probe concurrency."),
+    concurrency: int = typer.Option(8, "--concurrency", min=1, help="Probe concurrency."),
 ) -> None:
     """Measure the Iran lab end to end: lab up, probe, analyse, report, lab down."""
+    from didban.lab import profiles, runtime
+
     if os.geteuid() != 0:
         typer.echo("didban demo needs root: the censorship lab uses network namespaces.", err=True)
         raise typer.Exit(2)
+    try:
+        truth = profiles.load(profile)
+    except profiles.ProfileError as exc:
+        typer.echo(f"didban demo: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        typer.echo(f"didban demo: cannot create {out_dir}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from None
     os.environ[guard.ENV_VAR] = "1"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = out_dir.resolve()
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    measurements = out_dir / f"demo-{profile}-{stamp}.jsonl"
-    verdicts = out_dir / f"demo-{profile}-{stamp}.verdicts.jsonl"
+    measurements = out_dir / f"demo-{truth.name}-{stamp}.jsonl"
+    verdicts = out_dir / f"demo-{truth.name}-{stamp}.verdicts.jsonl"
     report = out_dir / "report.html"
     started = time.monotonic()
-    _didban("lab", "up", "--profile", profile)
-    try:
-        _didban(
-            "run",
-            "--lab",
-            "--accept-risk",
-            "--concurrency",
-            str(concurrency),
-            "--output",
-            str(measurements),
-        )
-        _didban("analyze", str(measurements), "--output", str(verdicts))
-        _didban(
-            "report",
-            "--input",
-            str(measurements),
-            "--verdicts",
-            str(verdicts),
-            "--output",
-            str(report),
-        )
-    finally:
-        _didban("lab", "down", check=False)
+    failed: str | None = None
+    with _sigterm_unwinds():
+        typer.secho(f"$ didban lab up --profile {truth.name}", fg=typer.colors.CYAN, err=True)
+        try:
+            desc = runtime.up(profile, control=True, make_current=False)
+        except runtime.LabError as exc:
+            typer.echo(f"didban demo: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except (KeyboardInterrupt, _Terminated):
+            # runtime.up removed whatever it had built before re-raising.
+            typer.echo("didban demo: interrupted while the lab came up; nothing left.", err=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        typer.echo(f"lab {desc.prefix} up with profile '{truth.name}' (state {desc.state_dir})")
+        env = _child_env(str(Path(desc.state_dir) / "lab.json"))
+        try:
+            code = _step(
+                [
+                    "run", "--lab", "--accept-risk",
+                    "--concurrency", str(concurrency), "--output", str(measurements),
+                ],
+                env,
+            )  # fmt: skip
+            # 1 = some URL could not be measured: the others are still worth analysing.
+            if code not in (0, 1) or not measurements.is_file():
+                failed = f"the probe failed (exit {code})"
+            elif _step(["analyze", "--quiet", str(measurements), "--output", str(verdicts)], env):
+                failed = "didban analyze failed"
+            elif _step(
+                [
+                    "report", "--input", str(measurements),
+                    "--verdicts", str(verdicts), "--output", str(report),
+                ],
+                env,
+            ):  # fmt: skip
+                failed = "didban report failed"
+        except (KeyboardInterrupt, _Terminated):
+            with _uninterruptible():
+                runtime.down(desc.state_dir)
+            typer.echo(f"\ninterrupted: lab {desc.prefix} brought down.", err=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except BaseException:
+            with _uninterruptible():
+                runtime.down(desc.state_dir)
+            raise
+        typer.secho("$ didban lab down", fg=typer.colors.CYAN, err=True)
+        with _uninterruptible():
+            runtime.down(desc.state_dir)
+        typer.echo(f"lab {desc.prefix} removed")
     elapsed = time.monotonic() - started
-    disagreements = print_truth_table(verdicts, profile)
+    if failed is not None:
+        typer.echo(f"didban demo: {failed}; lab {desc.prefix} brought down.", err=True)
+        raise typer.Exit(1)
+    disagreements = print_truth_table(verdicts, truth.name)
     typer.echo(
         f"\nmeasurements: {measurements}\nverdicts:     {verdicts}\n"
-        f"report:       {report}\ntook {elapsed:.1f} s"
+        f"report:       {report}\n              file://{report}\n"
+        f"took {elapsed:.1f} s (lab up, probe, analysis, report, lab down)"
     )
     if disagreements:
         typer.secho(
-            f"{disagreements} verdict(s) disagree with the {profile} ground truth.",
+            f"{disagreements} verdict(s) disagree with the {truth.name} ground truth.",
             fg=typer.colors.RED,
             err=True,
         )
         raise typer.Exit(1)
 
 
+def _target(url: str) -> str:
+    """The URL without its scheme and trailing slash: ``www.bbc.com/persian``."""
+    parts = urlsplit(url)
+    return (parts.netloc + parts.path).rstrip("/")
+
+
 def print_truth_table(verdicts_file: Path, profile_name: str) -> int:
     """Print each verdict beside the profile's ground truth; return how many disagree."""
-    import msgspec
-    from rich.console import Console
-    from rich.table import Table
-
     from didban.lab import accuracy, profiles
 
     profile = profiles.load(profile_name)
     with verdicts_file.open("rb") as f:
         verdicts = [msgspec.json.decode(line) for line in f if line.strip()]
     rows = accuracy.compare(verdicts, profile)
+    order = {u: i for i, u in enumerate(profiles.default_urls())}
+    rows.sort(key=lambda r: (order.get(r.url, len(order)), r.url))
+    gone = accuracy.missing((r.url for r in rows), profile, profiles.default_urls())
+    rows += accuracy.missing_rows(gone, profile)
     table = Table(title=f"didban verdicts — lab profile {profile.name}")
-    for col in ("service", "url", "state", "layer", "method", "confirmed", "truth", ""):
-        table.add_column(col)
+    table.add_column("service", no_wrap=True)
+    table.add_column("target", overflow="fold")
+    table.add_column("state", no_wrap=True)
+    table.add_column("layer", no_wrap=True)
+    table.add_column("method", no_wrap=True)
+    table.add_column("confirmed", no_wrap=True)
+    table.add_column("truth", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    colour = {"ok": "green", "blocked": "red", "down": "yellow"}
     for r in rows:
+        c = colour.get(r.state, "magenta")
+        truth = r.expected_outcome
+        if r.expected_method:
+            truth += f" {r.expected_layer}/{r.expected_method}"
         table.add_row(
             r.service or "-",
-            r.url,
-            r.state,
+            _target(r.url),
+            f"[{c}]{r.state}[/{c}]",
             r.layer or "-",
             r.method or "-",
-            "yes" if r.confirmed else "no",
-            r.expected_label,
+            ("yes" if r.confirmed else "no") if r.state == "blocked" else "",
+            truth,
             "[green]✓[/green]" if r.match else "[red]✗[/red]",
         )
-    console = Console()
+    console = _console()
     console.print(table)
-    bad = sum(not r.match for r in rows)
+    score = accuracy.Score(rows)
     blocked = [r for r in rows if r.expected_outcome == "blocked"]
     console.print(
-        f"{len(rows) - bad}/{len(rows)} verdicts match the ground truth; "
-        f"{sum(r.match for r in blocked)}/{len(blocked)} blocked targets with the right method; "
-        f"{sum(r.state == 'blocked' for r in rows if r.expected_outcome == 'ok')} "
-        "false 'blocked' on targets that should be ok."
+        f"{score.correct}/{score.total} verdicts match the ground truth; "
+        f"{sum(r.match for r in blocked)}/{len(blocked)} blocked targets with the right "
+        f"method and layer; {len(score.false_blocked)} false 'blocked' on targets that "
+        "should be ok."
     )
-    return bad
+    return len(score.mismatches)
 
 
 def register(app: typer.Typer) -> None:

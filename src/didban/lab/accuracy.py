@@ -1,32 +1,61 @@
-"""Lab accuracy: verdicts compared with a profile's ground truth.
+"""Lab accuracy: verdicts compared with a profile's ground truth, and the run that makes them.
 
 The lab knows the truth (which rule blocks which URL, by which method); analysis does not.
-This module lines the two up per URL, so the demo can print a verdict table with a
-"matches the truth?" column and ``bench/lab_accuracy.py`` can print a confusion matrix per
-method over all profiles.
+This module lines the two up per URL (``compare``), scores them (``Score``: confusion
+matrix of expected label × verdict label, accuracy, precision and recall per label, false
+``blocked`` on targets that should be ok), and runs the whole measurement for one profile
+exactly as a user would (``run_profile``: ``lab up`` with the control helper, ``didban run
+--lab`` on the default list, ``didban analyze``, lab down on every path). The demo prints a
+verdict table with a "matches the truth?" column from it, ``bench/lab_accuracy.py`` prints
+the matrix over all profiles, and ``tests/lab/test_accuracy.py`` asserts on it.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from didban.lab.profiles import Profile
+from didban.lab import runtime
+from didban.lab.profiles import Profile, default_urls
+from didban.lab.profiles import load as load_profile
+
+# The label of a target the probe produced no verdict for.
+MISSING = "missing"
+# Probe concurrency for accuracy runs. At 16-32 the lab's single-process fake servers and
+# the two shared cores, not the censor, set the per-flow rate of HTTPS bodies that the
+# throughput rule reads: false and missed `throttled` verdicts appear (docs/methodology.md,
+# "Lab accuracy"). A NIN-isolation run only waits for timeouts, so it runs wider.
+DEFAULT_CONCURRENCY = 8
+CONCURRENCY: dict[str, int] = {"iran-2019-shutdown": 32}
+
+
+def concurrency_for(profile: str) -> int:
+    """The probe concurrency an accuracy run of ``profile`` uses by default."""
+    return CONCURRENCY.get(profile, DEFAULT_CONCURRENCY)
 
 
 class Row(msgspec.Struct, frozen=True):
     url: str
     service: str | None
     expected_outcome: str
+    expected_layer: str | None
     expected_method: str | None
     state: str
     layer: str | None
     method: str | None
     confirmed: bool
     rule_id: str
+    reason: str = ""
+    expected_rule: str | None = None
 
     @property
     def expected_label(self) -> str:
@@ -38,15 +67,23 @@ class Row(msgspec.Struct, frozen=True):
 
     @property
     def match(self) -> bool:
+        """Same outcome; for anything but ``ok`` also the same method and layer."""
         if self.state != self.expected_outcome:
             return False
-        return self.expected_outcome == "ok" or self.method == self.expected_method
+        if self.expected_outcome == "ok":
+            return True
+        if self.expected_method is not None and self.method != self.expected_method:
+            return False
+        return self.expected_layer is None or self.layer == self.expected_layer
 
 
 def label(state: str, method: str | None) -> str:
-    """``ok``, ``down``, ``inconclusive`` or the blocking method (``blocked:?`` if unnamed)."""
+    """``ok``, ``inconclusive``, ``missing``, the blocking method (``blocked:?`` if unnamed),
+    or ``down`` (``down:<method>`` when a method is named, e.g. ``down:nin.isolated``)."""
     if state == "blocked":
         return method or "blocked:?"
+    if state == "down" and method:
+        return f"down:{method}"
     return state
 
 
@@ -64,12 +101,46 @@ def compare(verdicts: Iterable[Mapping[str, Any]], profile: Profile) -> list[Row
                 url=url,
                 service=v.get("service"),
                 expected_outcome=t.outcome,
+                expected_layer=t.layer,
                 expected_method=t.method,
+                expected_rule=t.rule,
                 state=str(v.get("state")),
                 layer=v.get("layer"),
                 method=v.get("method"),
                 confirmed=bool(v.get("confirmed")),
                 rule_id=str(v.get("rule_id", "")),
+                reason=str(v.get("reason", "")),
+            )
+        )
+    return rows
+
+
+def missing(verdicts_urls: Iterable[str], profile: Profile, urls: Iterable[str]) -> list[str]:
+    """URLs that were measured targets with ground truth but got no verdict."""
+    have = set(verdicts_urls)
+    truth = {t.url for t in profile.ground_truth}
+    return [u for u in urls if u in truth and u not in have]
+
+
+def missing_rows(urls: Iterable[str], profile: Profile) -> list[Row]:
+    """Rows (state ``missing``) for targets that got no verdict, so they count as wrong."""
+    rows = []
+    for url in urls:
+        t = profile.truth(url)
+        rows.append(
+            Row(
+                url=url,
+                service=None,
+                expected_outcome=t.outcome,
+                expected_layer=t.layer,
+                expected_method=t.method,
+                expected_rule=t.rule,
+                state=MISSING,
+                layer=None,
+                method=None,
+                confirmed=False,
+                rule_id="",
+                reason="no verdict: the probe wrote no measurement for this URL",
             )
         )
     return rows
@@ -80,8 +151,238 @@ def confusion(rows: Iterable[Row]) -> Counter[tuple[str, str]]:
     return Counter((r.expected_label, r.got_label) for r in rows)
 
 
-def missing(verdicts_urls: Iterable[str], profile: Profile, urls: Iterable[str]) -> list[str]:
-    """URLs that were measured targets with ground truth but got no verdict."""
-    have = set(verdicts_urls)
-    truth = {t.url for t in profile.ground_truth}
-    return [u for u in urls if u in truth and u not in have]
+@dataclass(frozen=True)
+class LabelScore:
+    label: str
+    expected: int  # rows whose ground truth has this label
+    predicted: int  # rows whose verdict has this label
+    correct: int  # rows with this label on both sides that match (layer included)
+
+    @property
+    def precision(self) -> float | None:
+        return self.correct / self.predicted if self.predicted else None
+
+    @property
+    def recall(self) -> float | None:
+        return self.correct / self.expected if self.expected else None
+
+
+@dataclass(frozen=True)
+class Score:
+    """Accuracy figures over a set of rows (one profile, or all of them)."""
+
+    rows: Sequence[Row]
+
+    @property
+    def total(self) -> int:
+        return len(self.rows)
+
+    @property
+    def correct(self) -> int:
+        return sum(r.match for r in self.rows)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.total if self.total else 0.0
+
+    @property
+    def false_blocked(self) -> list[Row]:
+        """Targets that should be ok but were called ``blocked``."""
+        return [r for r in self.rows if r.expected_outcome == "ok" and r.state == "blocked"]
+
+    @property
+    def mismatches(self) -> list[Row]:
+        return [r for r in self.rows if not r.match]
+
+    def matrix(self) -> Counter[tuple[str, str]]:
+        return confusion(self.rows)
+
+    def expected_labels(self) -> list[str]:
+        """Row labels of the matrix: ``ok`` first, then the expected methods, sorted."""
+        found = {r.expected_label for r in self.rows}
+        return sorted(found, key=lambda s: (s != "ok", s))
+
+    def got_labels(self) -> list[str]:
+        """Column labels: every expected label (so the diagonal lines up), then the rest."""
+        first = self.expected_labels()
+        rest = sorted({r.got_label for r in self.rows} - set(first))
+        return first + rest
+
+    def per_label(self) -> list[LabelScore]:
+        labels = self.got_labels()
+        exp = Counter(r.expected_label for r in self.rows)
+        got = Counter(r.got_label for r in self.rows)
+        ok = Counter(r.expected_label for r in self.rows if r.match)
+        return [LabelScore(lb, exp[lb], got[lb], ok[lb]) for lb in labels]
+
+
+# --- running one profile ------------------------------------------------------------------
+
+
+class SetupError(RuntimeError):
+    """The measurement could not be made (lab, probe or analysis failed to run)."""
+
+
+@dataclass
+class ProfileRun:
+    """One profile measured: the verdicts lined up with its ground truth, and timings."""
+
+    profile: Profile
+    measurements: list[Path]  # the default list's run, then the extra targets' run
+    verdicts_file: Path
+    verdicts: list[dict[str, Any]]
+    rows: list[Row]
+    targets: list[str]  # every URL probed: the default list, then web_extras()
+    not_measured: list[str]  # ground-truth targets the probe cannot take (dot://...)
+    seconds: dict[str, float] = field(default_factory=dict)
+    probe_exit: int = 0
+
+    @property
+    def score(self) -> Score:
+        return Score(self.rows)
+
+    def row(self, url: str) -> Row | None:
+        for r in self.rows:
+            if r.url == url:
+                return r
+        return None
+
+
+def _didban(
+    args: Sequence[str], env: Mapping[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "didban.cli", *args],
+        env={**os.environ, **env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _tail(text: str, lines: int = 5) -> str:
+    return " | ".join(text.strip().splitlines()[-lines:])
+
+
+def web_extras(profile: Profile) -> list[str]:
+    """Ground-truth http(s) targets outside the default list (e.g. iran-2022's DoH URLs):
+    ``measure`` probes them too, with ``didban run --url``."""
+    listed = set(default_urls())
+    return [
+        t.url
+        for t in profile.ground_truth
+        if t.url not in listed and t.url.startswith(("http://", "https://"))
+    ]
+
+
+def _probe(
+    urls: Sequence[str], out: Path, lab_json: str, concurrency: int, timeout: float, name: str
+) -> int:
+    args = ["run", "--lab", "--accept-risk", "--no-progress"]
+    args += ["--concurrency", str(concurrency), "--output", str(out)]
+    for u in urls:
+        args += ["--url", u]
+    run = _didban(args, {"DIDBAN_LAB": lab_json}, timeout)
+    # Exit 1 means some URL could not be measured (listed by the probe): a measurement
+    # result, counted as missing verdicts. Anything else is a setup failure.
+    if run.returncode not in (0, 1) or not out.exists():
+        raise SetupError(
+            f"didban run --lab failed (exit {run.returncode}) for profile {name}: "
+            f"{_tail(run.stderr or run.stdout)}"
+        )
+    return run.returncode
+
+
+def measure(
+    desc_state_dir: str | Path,
+    profile: Profile,
+    workdir: Path,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    timeout: float = 600.0,
+) -> ProfileRun:
+    """Probe the default list inside a running lab (then the profile's other http(s)
+    ground-truth targets, in a second run), classify both with one ``didban analyze``."""
+    lab_json = str(Path(desc_state_dir) / "lab.json")
+    measurements = workdir / f"{profile.name}.jsonl"
+    extra_file = workdir / f"{profile.name}.extra.jsonl"
+    verdicts_file = workdir / f"{profile.name}.verdicts.jsonl"
+    extras = web_extras(profile)
+    seconds: dict[str, float] = {}
+    t0 = time.monotonic()
+    code = _probe([], measurements, lab_json, concurrency, timeout, profile.name)
+    seconds["probe"] = time.monotonic() - t0
+    files = [measurements]
+    if extras:
+        t0 = time.monotonic()
+        code = max(code, _probe(extras, extra_file, lab_json, concurrency, timeout, profile.name))
+        seconds["probe extras"] = time.monotonic() - t0
+        files.append(extra_file)
+    t0 = time.monotonic()
+    ana = _didban(
+        ["analyze", "--quiet", *map(str, files), "--output", str(verdicts_file)], {}, timeout
+    )
+    seconds["analyze"] = time.monotonic() - t0
+    if ana.returncode != 0 or not verdicts_file.exists():
+        raise SetupError(
+            f"didban analyze failed (exit {ana.returncode}) for profile {profile.name}: "
+            f"{_tail(ana.stderr or ana.stdout)}"
+        )
+    with verdicts_file.open("rb") as f:
+        verdicts = [msgspec.json.decode(line) for line in f if line.strip()]
+    targets = default_urls() + extras
+    rows = [r for r in compare(verdicts, profile) if r.url in set(targets)]
+    rows += missing_rows(
+        missing((str(v.get("input")) for v in verdicts), profile, targets), profile
+    )
+    order = {u: i for i, u in enumerate(targets)}
+    rows.sort(key=lambda r: order[r.url])
+    return ProfileRun(
+        profile=profile,
+        measurements=files,
+        verdicts_file=verdicts_file,
+        verdicts=verdicts,
+        rows=rows,
+        targets=targets,
+        not_measured=[t.url for t in profile.ground_truth if t.url not in set(targets)],
+        seconds=seconds,
+        probe_exit=code,
+    )
+
+
+def run_profile(
+    name: str, workdir: Path, *, concurrency: int | None = None, timeout: float = 600.0
+) -> ProfileRun:
+    """Bring a lab up with ``name`` (control helper on), measure, and ALWAYS bring it down.
+
+    ``concurrency`` defaults to ``concurrency_for(name)``. The lab is not made the current
+    one, so a lab the user has up is left alone. Raises ``SetupError`` when the lab, the
+    probe or the analysis cannot run."""
+    try:
+        profile = load_profile(name)
+    except ValueError as exc:
+        raise SetupError(str(exc)) from None
+    t0 = time.monotonic()
+    try:
+        desc = runtime.up(name, control=True, make_current=False)
+    except runtime.LabError as exc:
+        raise SetupError(str(exc)) from None
+    up_s = time.monotonic() - t0
+    try:
+        result = measure(
+            desc.state_dir,
+            profile,
+            workdir,
+            concurrency=concurrency or concurrency_for(profile.name),
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise SetupError(f"profile {name}: {exc.cmd[3]} took more than {timeout:.0f} s") from None
+    finally:
+        t1 = time.monotonic()
+        runtime.down(desc.state_dir)
+        down_s = time.monotonic() - t1
+    result.seconds = {"up": up_s, **result.seconds, "down": down_s}
+    return result
