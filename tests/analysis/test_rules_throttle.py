@@ -78,3 +78,32 @@ def test_small_pages_are_too_short_to_measure_a_rate() -> None:
     assert classify(measured(10_000, 5_000_000, body=small)).rule_id == "wc.https.ok"
     # the probe's page is large but the control's is small: no comparable transfer
     assert classify(measured(10_000, 5_000_000, ctrl_length=4_000)).rule_id == "wc.https.ok"
+
+
+def _run_file(tmp_path: Any, rates: list[tuple[float, float]]) -> list[Any]:
+    import msgspec
+
+    from didban.analysis import classify_paths
+
+    path = tmp_path / "run.jsonl"
+    with path.open("wb") as f:
+        for probe_rate, ctrl_rate in rates:
+            m = measured(probe_rate, ctrl_rate)
+            m["report_id"] = "20261121T000000Z_webconnectivity_IR_197207_n1_run"
+            m["test_keys"]["requests"][0]["response"]["x_didban_body_length"] = len(BIG)
+            f.write(msgspec.json.encode(m) + b"\n")
+    return [v for _, v in classify_paths([path], on_error=lambda e: None)]
+
+
+def test_a_run_where_everything_is_slow_is_not_throttling(tmp_path: Any) -> None:
+    # The probe's own CPU or link is slow: every page at ~1 Mbit/s against a fast control.
+    verdicts = _run_file(tmp_path, [(125_000 + i * 5_000, 5_000_000) for i in range(6)])
+    assert {(v.state, v.rule_id) for v in verdicts} == {("ok", "batch.throttled.cleared")}
+    assert "median" in verdicts[0].reason
+
+
+def test_one_target_far_slower_than_the_rest_of_the_run_stays_throttled(tmp_path: Any) -> None:
+    fast = [(4_000_000, 5_000_000)] * 5
+    verdicts = _run_file(tmp_path, [*fast, (125_000, 5_000_000)])
+    assert [v.method for v in verdicts] == [None] * 5 + ["throttled"]
+    assert verdicts[-1].rule_id == "wc.throttled"

@@ -145,7 +145,8 @@ def classify_paths(
                     no_control = verdict.rule_id == "wc.control.missing" and (
                         nin.unreachable_without_control(rec.data, fps)
                     )
-                    yield from runs.add(rec, verdict, no_control)
+                    rate = nin.fetch_rate(rec.data) if verdict.test_name in nin.WEB_TESTS else None
+                    yield from runs.add(rec, verdict, no_control, rate)
                 else:
                     yield rec, verdict
         except (OSError, EOFError, zstandard.ZstdError) as exc:

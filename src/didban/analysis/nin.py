@@ -35,6 +35,10 @@ from didban.data import catalog
 from didban.model import failures as F
 from didban.model.verdict import Evidence, Verdict
 
+# Throttling against the run (docs/methodology.md "Throttling"): a ``wc.throttled`` verdict
+# stands only if the target was also far slower than the run's other large transfers.
+RUN_RATE_MIN_SAMPLES: Final = 5  # large fetches in the run needed for a median
+RUN_RATE_RATIO: Final = 0.25  # throttled: below a quarter of the run's median rate
 MAX_RUN: Final = 20_000  # verdicts buffered per run before it is judged on what it has
 MIN_INTERNATIONAL: Final = 3  # failed international targets needed to speak of isolation
 WEB_TESTS: Final = frozenset({"web_connectivity", "web_connectivity@v0.5"})
@@ -106,16 +110,71 @@ def unreachable_without_control(data: bytes | str, fps: Fingerprints) -> bool:
     return stage is not None and stage.layer in ("tcp", "tls") and stage.failure in NETWORK_FAILURES
 
 
+def fetch_rate(data: bytes | str) -> float | None:
+    """The probe's body rate (bytes/s) of the final response, if its body was large enough
+    for a rate to mean anything (``web.THROTTLE_MIN_BODY``); None otherwise."""
+    m = decode_web(data)
+    if m is None or m.test_keys is None:
+        return None
+    keys = m.test_keys
+    rate = keys.x_didban_http_throughput
+    reqs = keys.requests or []
+    if rate is None or rate <= 0 or not reqs or reqs[0].response is None:
+        return None
+    size = reqs[0].response.x_didban_body_length or 0
+    return rate if size >= web.THROTTLE_MIN_BODY else None
+
+
+def _clear_unfounded_throttling(
+    verdicts: list[Verdict], rates: list[float | None]
+) -> list[Verdict]:
+    """Relabel ``throttled`` verdicts whose rate is not far below the run's median rate."""
+    known = sorted(r for r in rates if r is not None)
+    if len(known) < RUN_RATE_MIN_SAMPLES:
+        return verdicts
+    median = known[len(known) // 2]
+    out = list(verdicts)
+    for i, (v, rate) in enumerate(zip(verdicts, rates, strict=True)):
+        if v.method != "throttled" or rate is None or rate < RUN_RATE_RATIO * median:
+            continue
+        r = rule("batch.throttled.cleared")
+        why = (
+            f"{rate * 8 / 1e6:.2f} Mbit/s is not far below this run's median of "
+            f"{median * 8 / 1e6:.2f} Mbit/s over {len(known)} large transfers"
+        )
+        out[i] = msgspec.structs.replace(
+            v,
+            state=r.state,
+            layer=None,
+            method=None,
+            rule_id=r.id,
+            confidence=r.confidence,
+            blocking=False,
+            accessible=True,
+            reason=f"{why}: the whole run was slow, not this target; alone: {v.reason}",
+            evidence=[
+                Evidence(pointer="/test_keys/x_didban_http_throughput", summary=why),
+                *v.evidence,
+            ],
+        )
+    return out
+
+
 def _with_control(v: Verdict) -> bool:
     """Blocked by a reachability failure at DNS/TCP/TLS, the control succeeding, no
     fingerprint (a confirmed national blockpage answer stays what it is)."""
     return v.state == "blocked" and not v.confirmed and v.method in UNREACHABLE_METHODS
 
 
-def judge(verdicts: list[Verdict], no_control: list[bool]) -> list[Verdict]:
+def judge(
+    verdicts: list[Verdict], no_control: list[bool], rates: list[float | None] | None = None
+) -> list[Verdict]:
     """The run's verdicts, international (and, for a shutdown, domestic) reachability
     failures relabelled when the run shows NIN isolation or a shutdown. ``no_control[i]``
-    says verdict ``i`` is a ``wc.control.missing`` one that ``unreachable_without_control``."""
+    says verdict ``i`` is a ``wc.control.missing`` one that ``unreachable_without_control``;
+    ``rates[i]`` is its large-transfer rate (``fetch_rate``), used to check ``throttled``."""
+    if rates is not None:
+        verdicts = _clear_unfounded_throttling(verdicts, rates)
     failing = {id(v) for v, nc in zip(verdicts, no_control, strict=True) if nc}
     failing |= {id(v) for v in verdicts if _with_control(v)}
     web = [v for v in verdicts if v.test_name in WEB_TESTS]
@@ -180,22 +239,25 @@ class Runs(Generic[T]):
     ``flush`` yield them, judged, in input order."""
 
     _key: tuple[str, ...] | None = None
-    _items: list[tuple[T, Verdict, bool]] = field(default_factory=list)
+    _items: list[tuple[T, Verdict, bool, float | None]] = field(default_factory=list)
 
     def add(
-        self, item: T, verdict: Verdict, no_control: bool = False
+        self, item: T, verdict: Verdict, no_control: bool = False, rate: float | None = None
     ) -> Iterator[tuple[T, Verdict]]:
-        """Buffer one verdict (``no_control``: see ``judge``); yields a finished run."""
+        """Buffer one verdict (``no_control``, ``rate``: see ``judge``); yields a finished
+        run."""
         if verdict.test_name in WEB_TESTS:
             key = run_key(verdict)
             if self._key is not None and key != self._key:
                 yield from self.flush()
             self._key = key
-        self._items.append((item, verdict, no_control))
+        self._items.append((item, verdict, no_control, rate))
         if len(self._items) >= MAX_RUN:
             yield from self.flush()
 
     def flush(self) -> Iterator[tuple[T, Verdict]]:
         items, self._items, self._key = self._items, [], None
-        judged = judge([v for _, v, _ in items], [nc for _, _, nc in items])
-        yield from ((item, v) for (item, _, _), v in zip(items, judged, strict=True))
+        judged = judge(
+            [v for _, v, _, _ in items], [nc for _, _, nc, _ in items], [r for *_, r in items]
+        )
+        yield from ((item, v) for (item, *_), v in zip(items, judged, strict=True))

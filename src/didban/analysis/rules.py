@@ -187,6 +187,9 @@ BATCH: Final[tuple[Rule, ...]] = (
     _r("batch.shutdown", "blocked", "ip", "shutdown", 0.8,
        "in one run, every target, domestic and international, failed at DNS/TCP/TLS with "
        "the control reaching it"),
+    _r("batch.throttled.cleared", "ok", None, None, 0.6,
+       "slow against the control, but not against the rest of the run: the probe's own "
+       "network or CPU was slow for every target, not this one"),
 )  # fmt: skip
 
 ALL: Final[dict[str, Rule]] = {r.id: r for r in WEB + OTHER + BATCH}
