@@ -1,39 +1,15 @@
 """Address helpers for the rules: bogon test, ``ip:port`` parsing, IP literals.
 
-Bogons are the special-purpose ranges a public name never legitimately resolves to
-(RFC 6890 private, loopback, link-local, shared, multicast, reserved, and ``::/8``, which
-holds Iran's AAAA blockpage answer ``d0::11`` that probe-cli's list misses,
-ooni-methodology.md §6.3). The RFC 5737 TEST-NET ranges are deliberately *not* bogons:
-the didban lab gives every real service a TEST-NET address.
+The bogon ranges themselves live in ``didban.model.addresses`` (shared with the test
+helper); this module caches lookups for the hot path.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
-from typing import Final
 
-_BOGONS: Final = tuple(
-    ipaddress.ip_network(n)
-    for n in (
-        "0.0.0.0/8",
-        "10.0.0.0/8",
-        "100.64.0.0/10",
-        "127.0.0.0/8",
-        "169.254.0.0/16",
-        "172.16.0.0/12",
-        "192.0.0.0/24",
-        "192.168.0.0/16",
-        "198.18.0.0/15",
-        "224.0.0.0/4",
-        "240.0.0.0/4",
-        "::/8",
-        "100::/64",
-        "fc00::/7",
-        "fe80::/10",
-        "ff00::/8",
-    )
-)
+from didban.model.addresses import in_bogon_range
 
 
 @lru_cache(maxsize=65536)
@@ -48,11 +24,7 @@ def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 def is_bogon(text: str) -> bool:
     """True when ``text`` is an IP address inside a bogon range (False for non-addresses)."""
     ip = parse_ip(text)
-    if ip is None:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip.version == n.version and ip in n for n in _BOGONS)
+    return ip is not None and in_bogon_range(ip)
 
 
 def is_ip(text: str | None) -> bool:
