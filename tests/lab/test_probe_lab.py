@@ -326,3 +326,20 @@ def test_dnscheck_records_injection_and_dot_blocking(probe_run: ProbeRun, tmp_pa
     insta = ms["www.instagram.com"]["test_keys"]["lookups"]["udp://198.51.100.8:53"]
     assert insta["x_dns_duplicate_responses"] == []  # not DNS-blocked
     assert "10.10.34.36" in r.stderr  # the answers table
+
+
+def test_unusable_ipv6_answer_is_address_not_available(probe_run: ProbeRun) -> None:
+    # Iran's injected AAAA answer d0::11 reaches the system resolver; the client namespace
+    # has no IPv6, so connect(2) fails with EADDRNOTAVAIL before sending anything: OONI's
+    # probe calls that address_not_available (netxlite errno.go), not an unknown failure.
+    injected = [
+        m
+        for m in probe_run.by_url.values()
+        if "d0::11" in _answers(_query(m["test_keys"], "getaddrinfo"))
+    ]
+    if not injected:
+        pytest.skip("this profile injects no AAAA answer")
+    for m in injected:
+        flows = [c for c in m["test_keys"]["tcp_connect"] if c["ip"] == "d0::11"]
+        assert flows, m["input"]
+        assert {c["status"]["failure"] for c in flows} == {"address_not_available"}, m["input"]

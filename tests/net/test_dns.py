@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import struct
 
@@ -11,9 +12,10 @@ import dns.name
 import dns.rcode
 import dns.rrset
 import trustme
-from peers import DNSServer, Site, closed_port
+from peers import DNSServer, Site, closed_port, silent, tcp_server
 
 from didban.net import dns as ddns
+from didban.net.doh import DoHSession
 from didban.net.trace import Trace
 
 
@@ -212,3 +214,95 @@ async def test_system_resolver_localhost() -> None:
 async def test_system_resolver_nxdomain() -> None:
     r = await ddns.resolve_system("no-such-host.invalid", trace=Trace())
     assert r.failure in ("dns_nxdomain_error", "dns_temporary_failure")
+
+
+async def test_doh_session_multiplexes_lookups_on_one_connection(
+    ca: trustme.CA, ca_file: str
+) -> None:
+    site = await DoHSite(ca, names=("dns.google",)).start()
+    url, boot = "https://dns.google/dns-query", f"127.0.0.1:{site.https_port}"
+    session = DoHSession(url, boot, ca_file=ca_file)
+    try:
+        first = await ddns.resolve_doh(
+            "a.test", url, trace=Trace(), bootstrap_address=boot, ca_file=ca_file, session=session
+        )
+        rest = await asyncio.gather(
+            *(
+                ddns.resolve_doh(
+                    f"n{i}.test",
+                    url,
+                    trace=Trace(),
+                    bootstrap_address=boot,
+                    ca_file=ca_file,
+                    session=session,
+                )
+                for i in range(20)
+            )
+        )
+    finally:
+        session.close()
+        await site.stop()
+    # the first lookup opened the connection and recorded it, with its exchange
+    assert first.failure is None and first.addrs == ["198.51.100.77"]
+    assert not first.reused_connection
+    assert len(first.tcp_connect) == 1 and first.tls_handshakes[0].negotiated_protocol == "h2"
+    assert [(t.request.method, t.response.code, t.alpn) for t in first.requests] == [
+        ("POST", 200, "h2")
+    ]
+    # twenty concurrent lookups then shared it: no new connection, one exchange each
+    for r in rest:
+        assert r.failure is None and r.addrs == ["198.51.100.77"]
+        assert r.reused_connection and r.tcp_connect == [] and r.tls_handshakes == []
+        assert len(r.requests) == 1 and r.requests[0].response.code == 200
+    assert len(site.paths) == 21
+
+
+async def test_doh_timeout_keeps_the_tcp_connect_it_made() -> None:
+    server, port = await tcp_server(silent)  # accepts, then never answers the ClientHello
+    try:
+        r = await ddns.resolve_doh(
+            "c.test",
+            "https://dns.google/dns-query",
+            trace=Trace(),
+            bootstrap_address=f"127.0.0.1:{port}",
+            timeout=0.5,
+        )
+    finally:
+        server.close()
+    assert r.failure == "generic_timeout_error"
+    assert [c.status.success for c in r.tcp_connect] == [True]
+
+
+def test_query_wire_is_what_dnspython_builds() -> None:
+    for name, qtype in (("www.example.com", "A"), ("xn--mgbai9azgqp6j.ir.", "AAAA")):
+        ours = ddns._make_query(name, qtype)
+        ref = dns.message.make_query(name, qtype, use_edns=0, payload=1232)
+        ref.id = ours.id
+        assert ours.to_wire() == ref.to_wire()
+        reply = dns.message.make_response(ref)
+        assert ddns._matches(ours, dns.message.from_wire(reply.to_wire()))
+    assert ddns._make_query("a.test", "A", doh=True).id == 0
+
+
+async def test_doh_session_recovers_when_its_connection_dies(ca: trustme.CA, ca_file: str) -> None:
+    site = await DoHSite(ca, names=("dns.google",)).start()
+    url, boot = "https://dns.google/dns-query", f"127.0.0.1:{site.https_port}"
+    session = DoHSession(url, boot, ca_file=ca_file)
+
+    async def lookup(name: str) -> ddns.DNSResult:
+        return await ddns.resolve_doh(
+            name, url, trace=Trace(), bootstrap_address=boot, ca_file=ca_file, session=session
+        )
+
+    try:
+        await lookup("a.test")
+        assert session._conn is not None
+        session._conn.stream.raw.sock.shutdown(socket.SHUT_RDWR)  # the connection breaks
+        r = await lookup("b.test")
+    finally:
+        session.close()
+        await site.stop()
+    # the lookup still gets its answer, on a new connection it records
+    assert r.failure is None and r.addrs == ["198.51.100.77"]
+    assert len(r.tcp_connect) == 1 and r.tcp_connect[0].status.success
+    assert r.requests[0].response is not None and r.requests[0].response.code == 200

@@ -28,6 +28,7 @@ CASES: list[tuple[BaseException, str]] = [
     (OSError(errno.EHOSTUNREACH, "No route to host"), "host_unreachable"),
     (OSError(errno.ENETUNREACH, "Network is unreachable"), "network_unreachable"),
     (OSError(errno.ENETDOWN, "Network is down"), "network_down"),
+    (OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address"), "address_not_available"),
     (OSError(errno.ETIMEDOUT, "timed out"), "generic_timeout_error"),
     (TimeoutError(), "generic_timeout_error"),
     (ssl.SSLEOFError(8, "UNEXPECTED_EOF_WHILE_READING"), "eof_error"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import trustme
@@ -80,3 +81,21 @@ def test_self_signed_leaf_is_18(tmp_path: Path) -> None:
 def test_no_certificate() -> None:
     out = verify.verify_chain([], "x.test")
     assert out is not None and errors.verify_code_failure(out.code) == "ssl_invalid_certificate"
+
+
+def test_cached_chain_still_checks_each_name_and_a_new_ca_file(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    chain = _der_chain(ca.issue_cert("*.bench.test", "10.0.0.7"))
+    ca_file = _ca_file(ca, tmp_path)
+    for name in ("site1.bench.test", "SITE2.bench.test.", "10.0.0.7"):
+        assert verify.verify_chain(chain, name, ca_file=ca_file) is None, name
+    for name in ("a.site1.bench.test", "bench.test", "xbench.test", "10.0.0.8"):
+        out = verify.verify_chain(chain, name, ca_file=ca_file)
+        assert out is not None and out.code == 62, name
+    # the CA file now holds another root: the cached trust must not be reused
+    other = trustme.CA()
+    other.cert_pem.write_to_path(ca_file)
+    stat = Path(ca_file).stat()
+    os.utime(ca_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    out = verify.verify_chain(chain, "site1.bench.test", ca_file=ca_file)
+    assert out is not None and out.code == 20

@@ -37,7 +37,7 @@ from didban.net import http as httpmod
 from didban.net import quic as quicmod
 from didban.net import tcp as tcpmod
 from didban.net import tls as tlsmod
-from didban.net.stream import format_address, split_address
+from didban.net.stream import Stream, format_address, split_address
 from didban.net.trace import Trace
 
 MAX_BODY: Final = 1 << 24  # oohelperd maxAcceptableBodySize (16 MiB)
@@ -250,26 +250,43 @@ async def _tcp_tls(
     sni: str,
     tls: bool,
     cfg: HelperConfig,
+    keep: asyncio.Future[Stream | None] | None = None,
 ) -> tuple[THTCPConnectResult, THTLSHandshakeResult | None]:
+    """TCP (and TLS) to one endpoint. With ``keep``, a working connection is handed over
+    (the HTTP fetch then reuses it instead of connecting again) rather than closed."""
     trace = Trace(record_events=False)
-    tcp = await tcpmod.connect(ip, port, trace=trace, timeout=TCP_TIMEOUT)
-    tcp_res = THTCPConnectResult(status=tcp.failure is None, failure=th_tcp_failure(tcp.failure))
-    if tcp.stream is None:
-        return tcp_res, None
-    if not tls:
-        tcp.stream.close()
-        return tcp_res, None
-    hs = await tlsmod.handshake(
-        tcp.stream, server_name=sni, trace=trace, ca_file=cfg.ca_file, timeout=TLS_TIMEOUT
-    )
-    if hs.stream is not None:
-        hs.stream.close()
+    stream: Stream | None = None
+    try:
+        tcp = await tcpmod.connect(ip, port, trace=trace, timeout=TCP_TIMEOUT)
+        tcp_res = THTCPConnectResult(
+            status=tcp.failure is None, failure=th_tcp_failure(tcp.failure)
+        )
+        if tcp.stream is None or not tls:
+            stream = tcp.stream
+            return tcp_res, None
+        hs = await tlsmod.handshake(
+            tcp.stream, server_name=sni, trace=trace, ca_file=cfg.ca_file, timeout=TLS_TIMEOUT
+        )
+        stream = hs.stream
+    finally:
+        if keep is not None and not keep.done():
+            keep.set_result(stream)
+        elif stream is not None:
+            stream.close()
     return tcp_res, THTLSHandshakeResult(
         server_name=sni, status=hs.failure is None, failure=hs.failure
     )
 
 
-async def _http(req: THRequest, cfg: HelperConfig) -> THHTTPRequestResult:
+async def _http(
+    req: THRequest,
+    cfg: HelperConfig,
+    known: dict[str, tuple[list[str], str | None]] | None = None,
+    first: tuple[str, asyncio.Future[Stream | None]] | None = None,
+) -> THHTTPRequestResult:
+    """The helper's GET. ``known``: DNS answers already obtained (host → addrs, failure);
+    ``first``: (address, future connection) an endpoint measurement hands over for the
+    first hop, so the page is fetched on an already verified connection."""
     headers: list[tuple[str, str]] = []
     for name in FORWARDED_HEADERS:
         for key, values in req.http_request_headers.items():
@@ -280,26 +297,34 @@ async def _http(req: THRequest, cfg: HelperConfig) -> THHTTPRequestResult:
         headers.append(("User-Agent", httpmod.USER_AGENT))
 
     async def resolver(host: str) -> list[str] | str:
-        addrs, failure = await _resolve(host, cfg)
+        addrs, failure = (known or {}).get(host) or await _resolve(host, cfg)
         usable = [ip for ip in addrs if cfg.may_connect(ip)]
         if usable:
             return usable
         return (failure or F.DNS_BOGON) if addrs else (failure or F.DNS_NO_ANSWER)
 
     trace = Trace(record_events=False)
+    stream: Stream | None = None
     try:
         async with asyncio.timeout(HTTP_TIMEOUT + 1):
+            stream = await first[1] if first is not None else None
             res = await httpmod.fetch(
                 req.http_request,
                 trace=trace,
+                address=first[0] if first is not None and stream is not None else None,
+                stream=stream,
                 resolver=resolver,
                 headers=headers,
                 ca_file=cfg.ca_file,
                 body_cap=MAX_BODY,
                 timeout=HTTP_TIMEOUT,
             )
+            stream = None  # fetch closed it
     except TimeoutError:
         return THHTTPRequestResult(failure=F.GENERIC_TIMEOUT)
+    finally:
+        if stream is not None:
+            stream.close()
     final = res.requests[0] if res.requests else None
     if res.failure is not None or final is None or final.response is None:
         return THHTTPRequestResult(failure=th_http_failure(res.failure or F.HTTP_REQUEST_FAILED))
@@ -317,6 +342,7 @@ async def _http(req: THRequest, cfg: HelperConfig) -> THHTTPRequestResult:
         title=resp.x_didban_title or "",
         headers=dict(hdrs),
         status_code=resp.code,
+        x_didban_throughput=round(res.throughput, 1) if res.throughput is not None else None,
     )
 
 
@@ -370,7 +396,6 @@ def _ports(scheme: str, explicit: int | None) -> Sequence[int]:
 async def measure(req: THRequest, cfg: HelperConfig) -> THResponse:
     """Run the helper's measurement for ``req`` (already checked by :func:`check_request`)."""
     scheme, host, explicit_port = check_request(req)
-    http_task = asyncio.create_task(_http(req, cfg))
     th_addrs, dns_failure = await _resolve(host, cfg)
     probe_ips = [split_address(ep, 0)[0] for ep in req.tcp_connect]
 
@@ -396,8 +421,30 @@ async def measure(req: THRequest, cfg: HelperConfig) -> THResponse:
                 endpoints.append((ip, port))
     endpoints = [(ip, p) for ip, p in endpoints if cfg.may_connect(ip)]
     tls_port = explicit_port if scheme == "https" and explicit_port else 443
+    # The GET's first hop goes to the first usable address the helper resolved, on the
+    # URL's port: that endpoint's measurement hands its connection over to the fetch.
+    url_port = explicit_port or (443 if scheme == "https" else 80)
+    usable = [ip for ip in th_addrs if cfg.may_connect(ip)]
+    first: tuple[str, asyncio.Future[Stream | None]] | None = None
+    if (
+        usable
+        and (usable[0], url_port) in endpoints
+        and (url_port == tls_port) == (scheme == "https")
+    ):
+        first = (format_address(usable[0], url_port), asyncio.get_running_loop().create_future())
+    http_task = asyncio.create_task(_http(req, cfg, {host: (th_addrs, dns_failure)}, first))
     results = await asyncio.gather(
-        *(_tcp_tls(ip, port, host, port == tls_port, cfg) for ip, port in endpoints)
+        *(
+            _tcp_tls(
+                ip,
+                port,
+                host,
+                port == tls_port,
+                cfg,
+                first[1] if first is not None and (ip, port) == (usable[0], url_port) else None,
+            )
+            for ip, port in endpoints
+        )
     )
     http_result = await http_task
     response = THResponse(

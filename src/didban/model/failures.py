@@ -14,6 +14,9 @@ EOF_ERROR: Final = "eof_error"
 HOST_UNREACHABLE: Final = "host_unreachable"
 NETWORK_UNREACHABLE: Final = "network_unreachable"
 NETWORK_DOWN: Final = "network_down"
+# EADDRNOTAVAIL (e.g. an IPv6 answer where the host has no IPv6): not in df-007's list,
+# but OONI's probe emits it (probe-cli internal/netxlite/errno.go); see docs/net.md.
+ADDRESS_NOT_AVAILABLE: Final = "address_not_available"
 DNS_NXDOMAIN: Final = "dns_nxdomain_error"
 DNS_NO_ANSWER: Final = "dns_no_answer"
 DNS_SERVFAIL: Final = "dns_servfail_error"
@@ -55,6 +58,7 @@ ALL: Final[frozenset[str]] = frozenset(
         HOST_UNREACHABLE,
         NETWORK_UNREACHABLE,
         NETWORK_DOWN,
+        ADDRESS_NOT_AVAILABLE,
         DNS_NXDOMAIN,
         DNS_NO_ANSWER,
         DNS_SERVFAIL,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import socket
 import struct
 from dataclasses import dataclass, field
@@ -20,19 +21,26 @@ from urllib.parse import urlsplit
 import dns.exception
 import dns.flags
 import dns.message
+import dns.name
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
+import dns.rrset
 import msgspec
 
 from didban.model import failures as F
 from didban.model.ooni import (
+    BinaryData,
     DNSAnswer,
     DNSDuplicateResponse,
     DNSQuery,
+    HTTPRequest,
+    HTTPResponse,
     HTTPTransaction,
     TCPConnect,
     TLSHandshake,
 )
+from didban.net import doh as dohmod
 from didban.net import errors, guard
 from didban.net import http as httpmod
 from didban.net import tcp as tcpmod
@@ -52,7 +60,8 @@ class DNSResult:
     duplicates: list[DNSDuplicateResponse] = field(default_factory=list)
     tcp_connect: list[TCPConnect] = field(default_factory=list)
     tls_handshakes: list[TLSHandshake] = field(default_factory=list)
-    requests: list[HTTPTransaction] = field(default_factory=list)
+    requests: list[HTTPTransaction] = field(default_factory=list)  # DoH exchanges, newest first
+    reused_connection: bool = False  # DoH: the lookup ran on an already open connection
 
     @property
     def failure(self) -> str | None:
@@ -88,8 +97,9 @@ async def resolve_udp(
     sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM)
     sock.setblocking(False)
     t0 = trace.now()
-    replies: list[tuple[float, bytes]] = []
-    wrong_id: list[tuple[float, bytes]] = []  # same question, other id: kept, flagged
+    # (arrival time, wire, parsed reply, wrong id?): each datagram is parsed once
+    replies: list[tuple[float, bytes, dns.message.Message, bool]] = []
+    n_good = 0
     failure: str | None = None
     try:
         await loop.sock_connect(sock, (ip, port))
@@ -121,12 +131,15 @@ async def resolve_udp(
                 tags=tags,
                 transaction_id=tid,
             )
-            if _matches(query, data):
-                replies.append((trace.now(), data))
-                if len(replies) == 1:
+            reply = _parse(data)
+            if reply is not None and _matches(query, reply):
+                replies.append((trace.now(), data, reply, False))
+                n_good += 1
+                if n_good == 1:
                     deadline = loop.time() + wait_duplicates
-            elif _matches(query, data, check_id=False):
-                wrong_id.append((trace.now(), data))
+            elif reply is not None and _matches(query, reply, check_id=False):
+                # same question, other id: kept, flagged, never the answer
+                replies.append((trace.now(), data, reply, True))
     except Exception as exc:
         failure = errors.classify(exc)
         trace.event(
@@ -140,17 +153,19 @@ async def resolve_udp(
     finally:
         sock.close()
     t_end = trace.now()
-    if replies:
-        t_first, first = replies[0]
-        result = DNSResult(base.from_wire(first, qtype, t0, t_first))
+    first_i = next((i for i, r in enumerate(replies) if not r[3]), None)
+    if first_i is not None:
+        t_first, first, first_reply, _ = replies[first_i]
+        result = DNSResult(base.from_reply(first, first_reply, qtype, t0, t_first))
     else:
         failure = failure or F.GENERIC_TIMEOUT
         t_first = t_end
         result = DNSResult(base.query(failure, None, t0, t_end))
-    late = sorted(replies[1:] + [(t, d) for t, d in wrong_id])
-    for t_dup, data in late:
-        dup = base.from_wire(data, qtype, t0, t_dup)
-        if (t_dup, data) in wrong_id:
+    for i, (t_dup, data, reply, wrong) in enumerate(replies):  # arrival order
+        if i == first_i:
+            continue
+        dup = base.from_reply(data, reply, qtype, t0, t_dup)
+        if wrong:
             dup.failure = F.DNS_WRONG_QUERY_ID
         result.duplicates.append(DNSDuplicateResponse(**msgspec.structs.asdict(dup)))
     trace.event(
@@ -238,72 +253,63 @@ async def resolve_doh(
     timeout: float = DEFAULT_TIMEOUT,
     tags: list[str] | None = None,
     transaction_id: int | None = None,
+    session: dohmod.DoHSession | None = None,
 ) -> DNSResult:
     """DNS over HTTPS (RFC 8484, POST application/dns-message) to ``url``.
 
     ``bootstrap_address`` (``"ip"`` or ``"ip:port"``) is where to connect; the URL host is
     the SNI and ``:authority``/Host. ``resolver_address`` in the record is the URL.
+    With ``session`` (a :class:`~didban.net.doh.DoHSession` for the same URL and address)
+    the lookup runs over the session's shared HTTP/2 connection; without one it opens a
+    connection of its own and closes it. Either way ``requests`` holds the HTTP exchange
+    (and ``tcp_connect``/``tls_handshakes`` the connection it opened, if any).
     """
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
         raise ValueError(f"a DoH URL must be https://host/path, not {url!r}")
-    ip, port = split_address(bootstrap_address, parts.port or 443)
+    own = session is None or not session.matches(url, bootstrap_address)
+    sess = session if session is not None and not own else None
+    if sess is None:
+        sess = dohmod.DoHSession(url, bootstrap_address, ca_file=ca_file, verify_peer=verify_peer)
     tid = trace.new_transaction_id() if transaction_id is None else transaction_id
     base = _Base(hostname, qtype, "doh", url, tags, tid)
     query = _make_query(hostname, qtype, doh=True)
+    payload = query.to_wire()
     trace.event(tr.RESOLVE_START, address=url, tags=tags, transaction_id=tid)
     t0 = trace.now()
     result = DNSResult(base.query(None, None, t0, t0))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
     failure: str | None = None
     wire = b""
+    ex = dohmod.Exchange()
     try:
         async with asyncio.timeout(timeout):
-            tcp_r, tls_r = await tlsmod.connect_tls(
-                ip,
-                port,
-                server_name=parts.hostname,
-                trace=trace,
-                ca_file=ca_file,
-                verify_peer=verify_peer,
-                tcp_timeout=timeout,
-                tls_timeout=timeout,
-                tags=tags,
+            await sess.exchange(
+                payload, trace=trace, timeout=timeout, tags=tags, transaction_id=tid, into=ex
             )
-            result.tcp_connect.append(tcp_r.record)
-            if tls_r is not None:
-                result.tls_handshakes.append(tls_r.record)
-            if tls_r is None or tls_r.stream is None:
-                failure = (tls_r or tcp_r).failure
-            else:
-                stream = tls_r.stream
-                try:
-                    raw = await httpmod.request_on_stream(
-                        stream,
-                        url,
-                        trace=trace,
-                        method="POST",
-                        headers=(
-                            ("Content-Type", "application/dns-message"),
-                            ("Accept", "application/dns-message"),
-                        ),
-                        body=query.to_wire(),
-                        body_cap=65535,
-                        timeout=max(deadline - loop.time(), 0.001),
-                    )
-                finally:
-                    stream.close()
-                if raw.status != 200:
-                    failure = F.HTTP_UNEXPECTED_STATUS_CODE
-                else:
-                    wire = raw.body
     except Exception as exc:
         failure = errors.classify(exc)
+    finally:
+        if own:
+            sess.close()
+    result.tcp_connect.extend(ex.tcp_connect)
+    result.tls_handshakes.extend(ex.tls_handshakes)
+    result.reused_connection = ex.reused
+    for raw, att_failure, address, alpn, a_t0, a_t in reversed(ex.attempts):  # newest first
+        result.requests.append(
+            _doh_transaction(url, raw, att_failure, address, alpn, a_t0, a_t, tags, tid)
+        )
+    if failure is None:  # else the deadline (or a bug) ended the exchange
+        raw, failure = ex.last
+        if failure is None and raw is not None:
+            if raw.status != 200:
+                failure = F.HTTP_UNEXPECTED_STATUS_CODE
+            else:
+                wire = raw.body
     t = trace.now()
     if failure is None:
-        if _matches(query, wire, check_id=False):
-            result.query = base.from_wire(wire, qtype, t0, t)
+        reply = _parse(wire)
+        if reply is not None and _matches(query, reply, check_id=False):
+            result.query = base.from_reply(wire, reply, qtype, t0, t)
         else:
             failure = F.DNS_SERVER_MISBEHAVING
     if failure is not None:
@@ -318,6 +324,48 @@ async def resolve_doh(
         transaction_id=tid,
     )
     return result
+
+
+def _doh_transaction(
+    url: str,
+    raw: httpmod.RawResponse | None,
+    failure: str | None,
+    address: str,
+    alpn: str,
+    t0: float,
+    t: float,
+    tags: list[str] | None,
+    tid: int,
+) -> HTTPTransaction:
+    """One DoH exchange as an OONI ``httpt`` transaction (bodies in base64)."""
+    headers = [("Content-Type", dohmod.DNS_MESSAGE), ("Accept", dohmod.DNS_MESSAGE)]
+    response = HTTPResponse()
+    if raw is not None:
+        response = HTTPResponse(
+            code=raw.status,
+            headers={k: v for k, v in reversed(raw.headers)},
+            headers_list=list(raw.headers),
+            body=BinaryData(base64.b64encode(raw.body).decode()),
+            x_didban_body_length=raw.body_length,
+        )
+    return HTTPTransaction(
+        request=HTTPRequest(
+            url=url,
+            method="POST",
+            headers=dict(headers),
+            headers_list=headers,
+            x_transport="tcp",
+        ),
+        response=response,
+        failure=failure,
+        network="tcp",
+        address=address,
+        alpn=alpn,
+        t0=round(t0, 6),
+        t=round(t, 6),
+        tags=list(tags) if tags else None,
+        transaction_id=tid,
+    )
 
 
 async def resolve_system(
@@ -390,19 +438,47 @@ def rcode_failure(rcode: int, has_answer: bool) -> str | None:
     return None if has_answer else F.DNS_NO_ANSWER
 
 
-def _make_query(hostname: str, qtype: str, doh: bool = False) -> dns.message.QueryMessage:
-    q = dns.message.make_query(hostname, qtype, use_edns=0, payload=1232)
-    q.flags |= dns.flags.RD
-    if doh:
-        q.id = 0  # RFC 8484 §4.1: cache friendliness
-    return q
+EDNS_PAYLOAD = 1232
 
 
-def _matches(query: dns.message.Message, wire: bytes, check_id: bool = True) -> bool:
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A query as sent: its id, its question (to match replies) and its wire form.
+
+    Built by hand because building it with dnspython costs ~0.2 ms a query; the bytes
+    are exactly what ``dns.message.make_query(name, qtype, use_edns=0, payload=1232)``
+    with RD writes (tests/net/test_dns.py checks this).
+    """
+
+    id: int
+    question: list[dns.rrset.RRset]
+    wire: bytes
+
+    def to_wire(self) -> bytes:
+        return self.wire
+
+
+def _make_query(hostname: str, qtype: str, doh: bool = False) -> Query:
+    name = dns.name.from_text(hostname)
+    rdtype = dns.rdatatype.from_text(qtype)
+    # RFC 8484 §4.1: DoH uses id 0 (cache friendliness); otherwise a random id
+    qid = 0 if doh else int.from_bytes(os.urandom(2), "big")
+    header = struct.pack("!HHHHHH", qid, dns.flags.RD, 1, 0, 0, 1)  # QD 1, AR 1 (OPT)
+    question = (name.to_wire() or b"") + struct.pack("!HH", rdtype, dns.rdataclass.IN)
+    opt = b"\x00" + struct.pack("!HHIH", dns.rdatatype.OPT, EDNS_PAYLOAD, 0, 0)  # EDNS0
+    rrset = dns.rrset.RRset(name, dns.rdataclass.IN, rdtype)
+    return Query(qid, [rrset], header + question + opt)
+
+
+def _parse(wire: bytes) -> dns.message.Message | None:
+    """The reply parsed once (None if it is not a DNS message)."""
     try:
-        reply = dns.message.from_wire(wire, ignore_trailing=True)
+        return dns.message.from_wire(wire, ignore_trailing=True)
     except (dns.exception.DNSException, ValueError):
-        return False
+        return None
+
+
+def _matches(query: Query, reply: dns.message.Message, check_id: bool = True) -> bool:
     if check_id and reply.id != query.id:
         return False
     return bool(reply.flags & dns.flags.QR) and reply.question == query.question
@@ -441,10 +517,11 @@ class _Base:
             transaction_id=self.tid,
         )
 
-    def from_wire(self, wire: bytes, qtype: str, t0: float, t: float) -> DNSQuery:
-        try:
-            reply = dns.message.from_wire(wire, ignore_trailing=True)
-        except (dns.exception.DNSException, ValueError):
+    def from_reply(
+        self, wire: bytes, reply: dns.message.Message | None, qtype: str, t0: float, t: float
+    ) -> DNSQuery:
+        """The record of a reply already parsed by :func:`_parse` (None: unparsable)."""
+        if reply is None:
             return self.query(F.DNS_SERVER_MISBEHAVING, None, t0, t, raw=wire)
         answers = parse_answers(reply)
         wanted = dns.rdatatype.from_text(qtype)
@@ -542,8 +619,9 @@ async def _stream_query(
         failure = errors.classify(exc)
     t = trace.now()
     if failure is None:
-        if _matches(query, wire):
-            result.query = base.from_wire(wire, qtype, t0, t)
+        reply = _parse(wire)
+        if reply is not None and _matches(query, reply):
+            result.query = base.from_reply(wire, reply, qtype, t0, t)
         else:
             failure = F.DNS_SERVER_MISBEHAVING
     if failure is not None:

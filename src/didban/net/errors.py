@@ -35,6 +35,7 @@ _ERRNO: Final[dict[int, str]] = {
     errno.EHOSTUNREACH: F.HOST_UNREACHABLE,
     errno.ENETUNREACH: F.NETWORK_UNREACHABLE,
     errno.ENETDOWN: F.NETWORK_DOWN,
+    errno.EADDRNOTAVAIL: F.ADDRESS_NOT_AVAILABLE,  # netxlite errno.go
     errno.EINTR: F.INTERRUPTED,
     errno.EPIPE: F.CONNECTION_RESET,
 }

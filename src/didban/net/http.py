@@ -329,6 +329,7 @@ async def fetch(
     tls_timeout: float = tlsmod.DEFAULT_TIMEOUT,
     timeout: float = DEFAULT_TIMEOUT,
     tags: list[str] | None = None,
+    stream: Stream | None = None,
 ) -> FetchResult:
     """Fetch ``url`` following redirects; never raises for network failures.
 
@@ -336,7 +337,10 @@ async def fetch(
     URL's) if given, else to what ``resolver`` returns for the URL host; every later hop
     asks ``resolver`` (default: the system resolver). ``server_name``/``host_header``
     override SNI and Host on the first hop only. Addresses are tried in order until one
-    connects. ``timeout`` bounds each request (after connect/handshake).
+    connects. ``timeout`` bounds each request (after connect/handshake). ``stream`` is
+    an already open (and, for https, verified) connection to use for the first hop
+    instead of connecting (its connect/handshake records are the caller's); it is closed
+    when the fetch is done with it.
     """
     result = FetchResult(final_url=url)
     transactions: list[HTTPTransaction] = []
@@ -404,10 +408,12 @@ async def fetch(
         if _is_ip(sni) and not (hop == 0 and server_name):
             sni = ""  # no SNI for IP literals (RFC 6066 §3)
         # -- connect (and handshake) to the first address that works
-        stream: Stream | None = None
+        conn: Stream | None = None
         failure: str | None = None
         tid = 0
         used = format_address(*candidates[0])
+        if hop == 0 and stream is not None:
+            conn, used, candidates = stream, stream.address, []
         for ip, p in candidates:
             used = format_address(ip, p)
             if scheme == "https":
@@ -428,7 +434,7 @@ async def fetch(
                 if tls_r is not None:
                     result.tls_handshakes.append(tls_r.record)
                     if tls_r.stream is not None:
-                        stream = tls_r.stream
+                        conn = tls_r.stream
                         break
                     failure = tls_r.failure
                 else:
@@ -438,10 +444,10 @@ async def fetch(
                 result.tcp_connect.append(tcp_r.record)
                 tid = tcp_r.record.transaction_id
                 if tcp_r.stream is not None:
-                    stream = tcp_r.stream
+                    conn = tcp_r.stream
                     break
                 failure = tcp_r.failure
-        if stream is None:
+        if conn is None:
             result.failure = failure
             transactions.append(
                 _transaction(
@@ -464,7 +470,7 @@ async def fetch(
         raw: RawResponse | None = None
         try:
             raw = await request_on_stream(
-                stream,
+                conn,
                 current,
                 trace=trace,
                 method=method,
@@ -477,7 +483,7 @@ async def fetch(
         except Exception as exc:
             failure = errors.classify(exc)
         finally:
-            stream.close()
+            conn.close()
         trace.event(
             tr.HTTP_TRANSACTION_DONE,
             t0=t0,
@@ -494,7 +500,7 @@ async def fetch(
                 raw,
                 failure,
                 used,
-                stream.alpn,
+                conn.alpn,
                 t0,
                 trace.now(),
                 tags,

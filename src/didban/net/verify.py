@@ -15,6 +15,7 @@ import ipaddress
 import os
 import ssl
 import warnings
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -113,6 +114,33 @@ def _period_problem(certs: Sequence[x509.Certificate], now: dt.datetime) -> Veri
     return None
 
 
+@dataclass(frozen=True)
+class _ChainFacts:
+    """What a chain proves whatever name is asked: trust (None = trusted for its own
+    subjectAltName), its names, and the time range those facts hold for."""
+
+    trust: VerifyOutcome | None
+    dns_names: tuple[str, ...]
+    ips: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]
+    constrained: bool  # a CA of the chain has name constraints: check names in full
+    start: dt.datetime
+    end: dt.datetime
+    certs: tuple[x509.Certificate, ...]
+
+
+# (chain, CA file, its mtime) → facts; bounded, least recently used dropped first.
+_CACHE_SIZE = 4096
+_chains: OrderedDict[tuple[tuple[bytes, ...], str | None, float], _ChainFacts] = OrderedDict()
+
+
+def _store_key(ca_file: str | None) -> tuple[str | None, float]:
+    path = ca_file or default_ca_file()
+    try:
+        return path, os.stat(path).st_mtime if path else 0.0
+    except OSError:
+        return path, -1.0
+
+
 def verify_chain(
     chain: Sequence[bytes],
     server_name: str,
@@ -122,50 +150,134 @@ def verify_chain(
 ) -> VerifyOutcome | None:
     """None if ``chain`` (DER, leaf first) is valid for ``server_name``, else why not.
 
-    ``server_name`` "" skips the host-name check (no SNI was sent).
+    ``server_name`` "" skips the host-name check (no SNI was sent). The chain's trust is
+    verified once per (chain, CA file) and cached for as long as every certificate stays
+    inside its validity period; the host name is then matched against the leaf's
+    subjectAltName (RFC 6125 §6.4: exact, or a wildcard as the whole left-most label), so
+    a run meeting one wildcard certificate for many names verifies the chain once.
     """
     if not chain:
         return VerifyOutcome(UNSPECIFIED, "the server presented no certificate")
-    try:
-        certs = [x509.load_der_x509_certificate(c) for c in chain]
-    except ValueError as exc:
-        return VerifyOutcome(UNSPECIFIED, f"unparsable certificate: {exc}")
-    leaf, rest = certs[0], certs[1:]
     when = now or dt.datetime.now(dt.UTC)
+    path, mtime = _store_key(ca_file)
+    key = (tuple(chain), path, mtime)
+    facts = _chains.get(key)
+    if facts is not None and facts.start <= when <= facts.end:
+        _chains.move_to_end(key)
+    else:
+        try:
+            certs = [x509.load_der_x509_certificate(c) for c in chain]
+        except ValueError as exc:
+            return VerifyOutcome(UNSPECIFIED, f"unparsable certificate: {exc}")
+        facts = _facts(certs, ca_file, when)
+        if facts.start <= when <= facts.end:  # outside it the outcome depends on the time
+            _chains[key] = facts
+            if len(_chains) > _CACHE_SIZE:
+                _chains.popitem(last=False)
+    if facts.trust is not None:
+        return facts.trust
+    if not server_name:
+        return None
+    if facts.constrained:
+        return _name_in_full(facts.certs, server_name, ca_file, when)
+    if _name_matches(server_name, facts):
+        return None
+    return VerifyOutcome(
+        HOSTNAME_MISMATCH,
+        f"hostname mismatch for {server_name!r}: not among the certificate's subjectAltName",
+    )
+
+
+def _name_matches(name: str, facts: _ChainFacts) -> bool:
+    try:
+        return ipaddress.ip_address(name) in facts.ips
+    except ValueError:
+        pass
+    name = name.lower().rstrip(".")
+    first, _, rest = name.partition(".")
+    for pattern in facts.dns_names:
+        if pattern == name:
+            return True
+        if pattern.startswith("*.") and first and rest and rest == pattern[2:]:
+            return True
+    return False
+
+
+def _facts(
+    certs: Sequence[x509.Certificate], ca_file: str | None, when: dt.datetime
+) -> _ChainFacts:
+    leaf = certs[0]
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        dns_names = tuple(n.lower().rstrip(".") for n in san.get_values_for_type(x509.DNSName))
+        ips = tuple(
+            ip
+            for ip in san.get_values_for_type(x509.IPAddress)
+            if isinstance(ip, (ipaddress.IPv4Address, ipaddress.IPv6Address))
+        )
+    except x509.ExtensionNotFound:
+        dns_names, ips = (), ()
+    constrained = False
+    for cert in certs[1:]:
+        try:
+            cert.extensions.get_extension_for_class(x509.NameConstraints)
+            constrained = True
+        except x509.ExtensionNotFound:
+            pass
+    return _ChainFacts(
+        trust=_trust(certs, ca_file, when),
+        dns_names=dns_names,
+        ips=ips,
+        constrained=constrained,
+        start=max(c.not_valid_before_utc for c in certs),
+        end=min(c.not_valid_after_utc for c in certs),
+        certs=tuple(certs),
+    )
+
+
+def _trust(
+    certs: Sequence[x509.Certificate], ca_file: str | None, when: dt.datetime
+) -> VerifyOutcome | None:
+    """None if the chain is trusted (verified for a name it certainly carries), else
+    the OpenSSL-style reason, checked in OpenSSL's order (trust, then validity)."""
+    leaf, rest = certs[0], list(certs[1:])
     store = load_store(ca_file)
     own = _own_name(leaf)
     if store is None or own is None:
-        trusted = False
         reason = "no trusted roots" if store is None else "the certificate has no subjectAltName"
     else:
         try:
             _builder(store, when).build_server_verifier(own).verify(leaf, rest)
-            trusted = True
-            reason = ""
+            return None
         except xv.VerificationError as exc:
-            trusted = False
             reason = str(exc)
-    if not trusted:
-        period = _period_problem(certs, when)
-        if period is not None and "candidates exhausted" not in reason:
-            return period
-        if leaf.issuer == leaf.subject and len(certs) == 1:
-            return VerifyOutcome(DEPTH_ZERO_SELF_SIGNED, f"self-signed certificate ({reason})")
-        if any(c.issuer == c.subject for c in rest):
-            return VerifyOutcome(
-                SELF_SIGNED_IN_CHAIN, f"self-signed certificate in certificate chain ({reason})"
-            )
+    period = _period_problem(certs, when)
+    if period is not None and "candidates exhausted" not in reason:
+        return period
+    if leaf.issuer == leaf.subject and len(certs) == 1:
+        return VerifyOutcome(DEPTH_ZERO_SELF_SIGNED, f"self-signed certificate ({reason})")
+    if any(c.issuer == c.subject for c in rest):
         return VerifyOutcome(
-            UNABLE_TO_GET_ISSUER_LOCALLY, f"unable to get local issuer certificate ({reason})"
+            SELF_SIGNED_IN_CHAIN, f"self-signed certificate in certificate chain ({reason})"
         )
-    if not server_name or store is None:
+    return VerifyOutcome(
+        UNABLE_TO_GET_ISSUER_LOCALLY, f"unable to get local issuer certificate ({reason})"
+    )
+
+
+def _name_in_full(
+    certs: Sequence[x509.Certificate], server_name: str, ca_file: str | None, when: dt.datetime
+) -> VerifyOutcome | None:
+    """The host-name check by the full verifier (chains with name-constrained CAs)."""
+    store = load_store(ca_file)
+    if store is None:
         return None
     try:
         subject = _subject(server_name)
     except ValueError:
         return VerifyOutcome(HOSTNAME_MISMATCH, f"invalid server name {server_name!r}")
     try:
-        _builder(store, when).build_server_verifier(subject).verify(leaf, rest)
+        _builder(store, when).build_server_verifier(subject).verify(certs[0], list(certs[1:]))
     except xv.VerificationError as exc:
         return VerifyOutcome(HOSTNAME_MISMATCH, f"hostname mismatch for {server_name!r}: {exc}")
     return None

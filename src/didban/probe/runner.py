@@ -39,7 +39,11 @@ DEFAULT_DEADLINE = 60.0
 
 
 class Experiment(Protocol):
-    """One experiment run over one input; never raises for network failures."""
+    """One experiment run over one input; never raises for network failures.
+
+    An experiment may also have ``close()``: the runner calls it when the run ends, to
+    release what it shared between inputs (web_connectivity's DoH connection).
+    """
 
     test_name: str
 
@@ -145,6 +149,9 @@ async def run(
             raise
         finally:
             result.elapsed = time.monotonic() - started
+            close = getattr(experiment, "close", None)
+            if callable(close):  # what the experiment shared between URLs (connections)
+                close()
     return result
 
 

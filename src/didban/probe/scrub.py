@@ -70,6 +70,8 @@ class Scrubber:
     def __init__(self, addresses: Iterable[str]) -> None:
         self.addresses: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._v4: list[str] = []  # exact texts; v6 forms are matched case-insensitively
+        self._v6: list[str] = []
         self.add(addresses)
 
     def add(self, addresses: Iterable[str]) -> None:
@@ -79,6 +81,15 @@ class Scrubber:
             self._compile()
 
     def _compile(self) -> None:
+        self._v4 = [a for a in self.addresses if ":" not in a]
+        self._v6 = sorted(
+            {
+                f.lower()
+                for a in self.addresses
+                if ":" in a
+                for f in (ipaddress.ip_address(a).compressed, ipaddress.ip_address(a).exploded)
+            }
+        )
         alts: list[str] = []
         for a in sorted(self.addresses, key=len, reverse=True):
             ip = ipaddress.ip_address(a)
@@ -94,9 +105,19 @@ class Scrubber:
 
     def text(self, s: str) -> str:
         """``s`` with every probe address replaced."""
-        if self._pattern is None:
+        if self._pattern is None or not self._may_contain(s):
             return s
         return self._pattern.sub(SCRUBBED_IP, s)
+
+    def _may_contain(self, s: str) -> bool:
+        """A cheap substring pre-check: the regular expression (~1 ms on a 16 KB line)
+        only runs when an address text occurs at all."""
+        if any(a in s for a in self._v4):
+            return True
+        if self._v6:
+            low = s.lower()
+            return any(a in low for a in self._v6)
+        return False
 
     def bytes(self, b: bytes) -> bytes:
         if self._pattern is None:

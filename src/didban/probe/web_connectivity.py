@@ -52,7 +52,7 @@ from didban.model.ooni import (
     TLSHandshake,
     WebConnectivityTestKeys,
 )
-from didban.net import dns, errors, quic
+from didban.net import dns, doh, errors, quic
 from didban.net import http as httpmod
 from didban.net import tcp as tcpmod
 from didban.net import tls as tlsmod
@@ -98,7 +98,7 @@ class _State:
 
     tk: WebConnectivityTestKeys
     addrs: dict[str, set[str]] = field(default_factory=dict)  # ip -> origins, insertion order
-    doh: dict[str, list[Any]] = field(
+    doh: dict[str, Any] = field(
         default_factory=lambda: {
             "queries": [],
             "tcp_connect": [],
@@ -152,6 +152,14 @@ class WebConnectivity:
             TEST_NAME, identity.probe_cc, identity.probe_asn, self.test_start
         )
         self.test_version = envelope.WEB_CONNECTIVITY_VERSION
+        # one shared, multiplexed DoH connection for every URL of the run (net/doh.py)
+        self._doh_session: doh.DoHSession | None = None
+
+    def close(self) -> None:
+        """Release what the run shared between URLs (the DoH connection)."""
+        if self._doh_session is not None:
+            self._doh_session.close()
+            self._doh_session = None
 
     # ------------------------------------------------------------------ public
 
@@ -322,6 +330,8 @@ class WebConnectivity:
             )
             tk.x_doh = st.doh
             return
+        if self._doh_session is None:
+            self._doh_session = doh.DoHSession(cfg.doh_url, bootstrap, ca_file=cfg.ca_file)
         r = await dns.resolve_doh(
             host,
             cfg.doh_url,
@@ -331,12 +341,14 @@ class WebConnectivity:
             ca_file=cfg.ca_file,
             timeout=cfg.dns_timeout,
             tags=["depth=0"],
+            session=self._doh_session,
         )
         tk.queries.append(r.query)
         st.doh["queries"].append(_to_plain(r.query))
         st.doh["tcp_connect"].extend(_to_plain(x) for x in r.tcp_connect)
         st.doh["tls_handshakes"].extend(_to_plain(x) for x in r.tls_handshakes)
         st.doh["requests"].extend(_to_plain(x) for x in r.requests)
+        st.doh["x_didban_reused_connection"] = r.reused_connection
         tk.x_doh = st.doh
         for a in r.addrs:
             st.addrs.setdefault(a, set()).add(DOH)
