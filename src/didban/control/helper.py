@@ -19,6 +19,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from didban.model import failures as F
+from didban.model.addresses import is_bogon
 from didban.model.ooni import (
     IPINFO_BOGON,
     IPINFO_RESOLVED_BY_PROBE,
@@ -47,41 +48,8 @@ TLS_TIMEOUT: Final = 10.0
 HTTP_TIMEOUT: Final = 15.0
 FORWARDED_HEADERS: Final = ("User-Agent", "Accept", "Accept-Language")
 
-# Special-purpose ranges the helper never connects to (RFC 6890). As in didban.analysis,
-# the RFC 5737 TEST-NET ranges are not bogons: the lab gives real services those addresses.
-_BOGONS: Final = tuple(
-    ipaddress.ip_network(n)
-    for n in (
-        "0.0.0.0/8",
-        "10.0.0.0/8",
-        "100.64.0.0/10",
-        "127.0.0.0/8",
-        "169.254.0.0/16",
-        "172.16.0.0/12",
-        "192.0.0.0/24",
-        "192.168.0.0/16",
-        "198.18.0.0/15",
-        "224.0.0.0/4",
-        "240.0.0.0/4",
-        "::/8",
-        "100::/64",
-        "fc00::/7",
-        "fe80::/10",
-        "ff00::/8",
-    )
-)
-
+# Bogons (RFC 6890; TEST-NET excluded, see didban.model.addresses): never connected to.
 _ALT_SVC_H3 = re.compile(r'(?:^|[,\s])h3="([^"]*)"')
-
-
-def is_bogon(ip: str) -> bool:
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return any(addr.version == n.version and addr in n for n in _BOGONS)
 
 
 def _is_loopback(ip: str) -> bool:
