@@ -250,24 +250,30 @@ def test_sigint_leaves_a_valid_file_of_what_finished(
     assert "interrupted" in stderr
 
 
-def test_cli_run_uploads_through_the_durable_queue(
-    loopback: Loopback, config_home: Path, tmp_path: Path
-) -> None:
+def _start_collector(data_dir: Path) -> tuple[int, subprocess.Popen[bytes]]:
+    """``didban serve`` on a free loopback port, once it accepts connections."""
     port = free_port()
     collector = subprocess.Popen(
         [sys.executable, "-m", "didban.cli", "serve", "--listen", f"127.0.0.1:{port}",
-         "--data-dir", str(tmp_path / "store")],
+         "--data-dir", str(data_dir)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            assert collector.poll() is None, collector.communicate()[1]
+            time.sleep(0.1)
+    return port, collector
+
+
+def test_cli_run_uploads_through_the_durable_queue(
+    loopback: Loopback, config_home: Path, tmp_path: Path
+) -> None:
+    port, collector = _start_collector(tmp_path / "store")
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert collector.poll() is None, collector.communicate()[1]
-                time.sleep(0.1)
         out = tmp_path / "up.jsonl"
         env = {**_env(config_home), "XDG_STATE_HOME": str(tmp_path / "state")}
         p = _didban(
@@ -315,21 +321,8 @@ def test_probe_killed_mid_run_loses_nothing_it_measured(
     finally:
         hole.close()
     assert len(list((queue / "pending").glob("*.json"))) == 1
-    port = free_port()
-    collector = subprocess.Popen(
-        [sys.executable, "-m", "didban.cli", "serve", "--listen", f"127.0.0.1:{port}",
-         "--data-dir", str(tmp_path / "store")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    port, collector = _start_collector(tmp_path / "store")
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert collector.poll() is None, collector.communicate()[1]
-                time.sleep(0.1)
         p = _didban(
             ["run", "--accept-risk", "--output", str(tmp_path / "next.jsonl"), *_flags(loopback),
              "--url", loopback.url("/old"), "--upload", f"http://127.0.0.1:{port}"],
