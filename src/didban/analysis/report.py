@@ -98,6 +98,8 @@ def render(items: Iterable[Item], generated: dt.datetime | None = None) -> str:
     """The report HTML for ``items`` (autoescaped)."""
     source = resources.files(__package__).joinpath(TEMPLATE).read_text(encoding="utf-8")
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    # OONI's keys as they appear in the JSON (false, null, "dns"), not Python's spelling.
+    env.filters["json"] = lambda value: msgspec.json.encode(value).decode()
     tmpl = env.from_string(source)
     groups: dict[str, Group] = {}
     summary: dict[tuple[Any, ...], dict[str, Any]] = {}
