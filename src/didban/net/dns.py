@@ -30,12 +30,9 @@ import msgspec
 
 from didban.model import failures as F
 from didban.model.ooni import (
-    BinaryData,
     DNSAnswer,
     DNSDuplicateResponse,
     DNSQuery,
-    HTTPRequest,
-    HTTPResponse,
     HTTPTransaction,
     TCPConnect,
     TLSHandshake,
@@ -47,6 +44,9 @@ from didban.net import tcp as tcpmod
 from didban.net import tls as tlsmod
 from didban.net import trace as tr
 from didban.net.stream import Stream, format_address, split_address
+
+# The request headers recorded for every DoH exchange (RFC 8484 POST).
+_DOH_HEADERS = (("Content-Type", dohmod.DNS_MESSAGE), ("Accept", dohmod.DNS_MESSAGE))
 
 DEFAULT_TIMEOUT = 4.0
 DEFAULT_DUPLICATE_WAIT = 0.5
@@ -296,7 +296,20 @@ async def resolve_doh(
     result.reused_connection = ex.reused
     for raw, att_failure, address, alpn, a_t0, a_t in reversed(ex.attempts):  # newest first
         result.requests.append(
-            _doh_transaction(url, raw, att_failure, address, alpn, a_t0, a_t, tags, tid)
+            httpmod.transaction(
+                url,
+                "POST",
+                _DOH_HEADERS,
+                raw,
+                att_failure,
+                address,
+                alpn,
+                a_t0,
+                a_t,
+                tags,
+                tid,
+                binary_body=True,
+            )
         )
     if failure is None:  # else the deadline (or a bug) ended the exchange
         raw, failure = ex.last
@@ -324,48 +337,6 @@ async def resolve_doh(
         transaction_id=tid,
     )
     return result
-
-
-def _doh_transaction(
-    url: str,
-    raw: httpmod.RawResponse | None,
-    failure: str | None,
-    address: str,
-    alpn: str,
-    t0: float,
-    t: float,
-    tags: list[str] | None,
-    tid: int,
-) -> HTTPTransaction:
-    """One DoH exchange as an OONI ``httpt`` transaction (bodies in base64)."""
-    headers = [("Content-Type", dohmod.DNS_MESSAGE), ("Accept", dohmod.DNS_MESSAGE)]
-    response = HTTPResponse()
-    if raw is not None:
-        response = HTTPResponse(
-            code=raw.status,
-            headers={k: v for k, v in reversed(raw.headers)},
-            headers_list=list(raw.headers),
-            body=BinaryData(base64.b64encode(raw.body).decode()),
-            x_didban_body_length=raw.body_length,
-        )
-    return HTTPTransaction(
-        request=HTTPRequest(
-            url=url,
-            method="POST",
-            headers=dict(headers),
-            headers_list=headers,
-            x_transport="tcp",
-        ),
-        response=response,
-        failure=failure,
-        network="tcp",
-        address=address,
-        alpn=alpn,
-        t0=round(t0, 6),
-        t=round(t, 6),
-        tags=list(tags) if tags else None,
-        transaction_id=tid,
-    )
 
 
 async def resolve_system(

@@ -356,7 +356,7 @@ async def fetch(
                 F.HTTP_UNEXPECTED_REDIRECT_URL if hop else F.unknown(f"unsupported URL {current!r}")
             )
             transactions.append(
-                _transaction(
+                transaction(
                     current,
                     method,
                     req_headers,
@@ -388,7 +388,7 @@ async def fetch(
             if isinstance(resolved, str) or not resolved:
                 result.failure = resolved if isinstance(resolved, str) else F.DNS_NO_ANSWER
                 transactions.append(
-                    _transaction(
+                    transaction(
                         current,
                         method,
                         req_headers,
@@ -450,7 +450,7 @@ async def fetch(
         if conn is None:
             result.failure = failure
             transactions.append(
-                _transaction(
+                transaction(
                     current,
                     method,
                     req_headers,
@@ -493,7 +493,7 @@ async def fetch(
             transaction_id=tid,
         )
         transactions.append(
-            _transaction(
+            transaction(
                 current,
                 method,
                 req_headers,
@@ -533,7 +533,7 @@ async def fetch(
     return result
 
 
-def _transaction(
+def transaction(
     url: str,
     method: str,
     req_headers: Sequence[tuple[str, str]],
@@ -545,7 +545,11 @@ def _transaction(
     t: float,
     tags: list[str] | None,
     tid: int,
+    *,
+    binary_body: bool = False,
 ) -> HTTPTransaction:
+    """One exchange as an OONI ``httpt`` transaction. ``binary_body`` (DoH's DNS messages)
+    always stores the body as base64 and extracts no title."""
     request = HTTPRequest(
         url=url,
         method=method,
@@ -559,10 +563,14 @@ def _transaction(
             code=raw.status,
             headers=_first_values(raw.headers),
             headers_list=list(raw.headers),
-            body=body_value(raw.body),
+            body=(
+                BinaryData(base64.b64encode(raw.body).decode())
+                if binary_body
+                else body_value(raw.body)
+            ),
             body_is_truncated=raw.truncated,
             x_didban_body_length=raw.body_length,
-            x_didban_title=extract_title(raw.body),
+            x_didban_title=None if binary_body else extract_title(raw.body),
         )
     return HTTPTransaction(
         request=request,
