@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import trustme
 
 from didban.net import guard
 
@@ -65,3 +66,17 @@ def ooni_fixtures() -> Path:
     if not OONI_FIXTURES.is_dir():
         pytest.skip(f"OONI fixtures not present at {OONI_FIXTURES}")
     return OONI_FIXTURES
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    """A throwaway CA for loopback TLS peers (net, control and probe tests)."""
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``ca`` as a PEM file, for code that takes a CA bundle path."""
+    path = Path(tmp_path_factory.mktemp("ca")) / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return str(path)

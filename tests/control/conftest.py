@@ -26,18 +26,6 @@ class Lab:
     ca_file: str
 
 
-@pytest.fixture(scope="session")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="session")
-def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = Path(tmp_path_factory.mktemp("ca")) / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return str(path)
-
-
 @pytest.fixture
 async def lab(ca: trustme.CA, ca_file: str) -> AsyncIterator[Lab]:
     site = await Site(ca).start()

@@ -8,16 +8,19 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 import trustme
 from peers import PAGE, Site, closed_port, start_h3
 
-from conftest import Lab
 from didban.control import client
 from didban.control.helper import HelperConfig, load_asn_map, measure
 from didban.model.ooni import THRequest, THResponse
 from didban.net import http
+
+if TYPE_CHECKING:
+    from conftest import Lab
 from didban.net.trace import Trace
 
 
