@@ -42,8 +42,6 @@ from didban.model import failures as F
 from didban.model.ooni import (
     WEB_CONNECTIVITY_EXTENSIONS,
     DNSQuery,
-    HTTPRequest,
-    HTTPResponse,
     HTTPTransaction,
     Measurement,
     TCPConnect,
@@ -593,33 +591,8 @@ class WebConnectivity:
             tags=tags,
             transaction_id=tid,
         )
-        response = HTTPResponse()
-        if raw is not None:
-            response = HTTPResponse(
-                code=raw.status,
-                headers={k: v for k, v in reversed(raw.headers)},
-                headers_list=list(raw.headers),
-                body=httpmod.body_value(raw.body),
-                body_is_truncated=raw.truncated,
-                x_didban_body_length=raw.body_length,
-                x_didban_title=httpmod.extract_title(raw.body),
-            )
-        tx = HTTPTransaction(
-            request=HTTPRequest(
-                url=url,
-                method="GET",
-                headers={k: v for k, v in reversed(req_headers)},
-                headers_list=list(req_headers),
-            ),
-            response=response,
-            failure=failure,
-            network="tcp",
-            address=address,
-            alpn=stream.alpn,
-            t0=round(t0, 6),
-            t=round(t, 6),
-            tags=tags,
-            transaction_id=tid,
+        tx = httpmod.transaction(
+            url, "GET", req_headers, raw, failure, address, stream.alpn, t0, t, tags, tid
         )
         return tx, raw
 
