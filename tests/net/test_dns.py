@@ -162,6 +162,21 @@ async def test_dot_transport(ca: trustme.CA, ca_file: str) -> None:
     assert bad.failure == "ssl_invalid_hostname"
 
 
+async def test_dot_handshake_that_stalls_is_recorded_as_a_tls_timeout() -> None:
+    # Iran's DoT blocking lets the TCP handshake through and drops the ClientHello: the
+    # lookup's record must show the TCP connect working and the TLS step timing out.
+    server, port = await tcp_server(silent)
+    try:
+        r = await ddns.resolve_dot(
+            "b.test", f"127.0.0.1:{port}", server_name="dns.google", trace=Trace(), timeout=0.3
+        )
+    finally:
+        server.close()
+    assert r.failure == "generic_timeout_error"
+    assert [c.status.success for c in r.tcp_connect] == [True]
+    assert [h.failure for h in r.tls_handshakes] == ["generic_timeout_error"]
+
+
 class DoHSite(Site):
     def respond(
         self, method: str, path: str, body: bytes, headers: list[tuple[str, str]]

@@ -49,6 +49,9 @@ from didban.net.stream import Stream, format_address, split_address
 _DOH_HEADERS = (("Content-Type", dohmod.DNS_MESSAGE), ("Accept", dohmod.DNS_MESSAGE))
 
 DEFAULT_TIMEOUT = 4.0
+# How long after a stream lookup's deadline its outer limit fires: its connect and TLS
+# steps time out first, so their records (and failure strings) are kept.
+STEP_GRACE = 0.25
 DEFAULT_DUPLICATE_WAIT = 0.5
 
 
@@ -553,10 +556,19 @@ async def _stream_query(
     result = DNSResult(base.query(None, None, t0, t0))
     failure: str | None = None
     wire = b""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+
+    def left() -> float:
+        return max(deadline - loop.time(), 0.001)
+
     try:
-        async with asyncio.timeout(timeout):
+        # The connect and the handshake each get what is left of the budget and record
+        # their own timeout; the outer limit (a little later) only bounds the exchange, so
+        # it never cancels a step before that step's record is written.
+        async with asyncio.timeout_at(deadline + STEP_GRACE):
             tcp_r = await tcpmod.connect(
-                ip, port, trace=trace, timeout=timeout, tags=tags, transaction_id=tid
+                ip, port, trace=trace, timeout=left(), tags=tags, transaction_id=tid
             )
             result.tcp_connect.append(tcp_r.record)
             stream: Stream | None = tcp_r.stream
@@ -568,7 +580,7 @@ async def _stream_query(
                     alpn=("dot",),
                     ca_file=ca_file,
                     verify_peer=verify_peer,
-                    timeout=timeout,
+                    timeout=left(),
                     tags=tags,
                     transaction_id=tid,
                 )
