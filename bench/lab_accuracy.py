@@ -128,9 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             if s.mismatches:
                 console.print(_mismatch_table(run))
             if run.not_measured:
-                console.print(
-                    f"  ground truth not measured (not a web URL): {', '.join(run.not_measured)}"
-                )
+                console.print(f"  ground truth no experiment takes: {', '.join(run.not_measured)}")
     total = accuracy.Score([r for run in runs for r in run.rows])
     console.print()
     console.print(_matrix_table(total))

@@ -153,6 +153,11 @@ BROKEN = [
         GOOD_HEAD + "rules:\n  - id: c\n    technique: curfew\n    schedule: {on: 5s}\n" + GT,
         "iran-custom.yaml:6: rule 'c': schedule: needs 'off'",
     ),
+    (
+        GOOD_HEAD + "rules: []\n" + GT + "  targets:\n    dot://dns.google:853: "
+        "{outcome: blocked, layer: tls, method: tls.sni.timeout}\n",
+        "iran-custom.yaml:7: ground_truth: 'dot://dns.google:853' is not dot://IP[:PORT]",
+    ),
     (GOOD_HEAD + "rules: [\n", "iran-custom.yaml:4: invalid YAML"),
     (GOOD_HEAD + GT, "iran-custom.yaml:1: missing key 'rules'"),
 ]

@@ -2,10 +2,11 @@
 
 One lab per shipped profile (module scope, control helper on, always torn down): the probe
 runs on the default test list (and the profile's other http(s) ground-truth targets)
-through ``didban run --lab``, ``didban analyze`` classifies the measurements (batch rules
-included), and every target's verdict is checked against the profile's ground truth: the
-outcome, and for anything but ``ok`` the method and the layer. ``clean`` (and every
-profile) must call no target ``blocked`` that should be ok.
+through ``didban run --lab``, ``didban dnscheck --lab`` checks its ``dot://`` targets,
+``didban analyze`` classifies the measurements (batch rules included), and every target's
+verdict is checked against the profile's ground truth: the outcome, and for anything but
+``ok`` the method and the layer. ``clean`` (and every profile) must call no target
+``blocked`` that should be ok.
 
 The scoring itself (matrix, precision/recall, false ``blocked``) and the bad-input paths of
 ``bench/lab_accuracy.py`` and ``didban demo`` are checked first, without a lab.
@@ -151,6 +152,20 @@ def test_targets_beyond_the_default_list_get_the_ground_truth_verdict(
         row = measured.row(url)
         assert row is not None, f"{url}: no row"
         assert row.match, _describe(row)
+
+
+@pytest.mark.lab
+def test_encrypted_dns_targets_get_the_ground_truth_verdict(
+    measured: accuracy.ProfileRun,
+) -> None:
+    targets = accuracy.dns_extras(measured.profile)
+    if not targets:
+        pytest.skip(f"{measured.profile.name} has no dot:// ground truth")
+    for url in targets:
+        row = measured.row(url)
+        assert row is not None, f"{url}: no row"
+        assert row.match, _describe(row)
+    assert measured.not_measured == []
 
 
 @pytest.mark.lab

@@ -5,7 +5,8 @@ This module lines the two up per URL (``compare``), scores them (``Score``: conf
 matrix of expected label × verdict label, accuracy, precision and recall per label, false
 ``blocked`` on targets that should be ok), and runs the whole measurement for one profile
 exactly as a user would (``run_profile``: ``lab up`` with the control helper, ``didban run
---lab`` on the default list, ``didban analyze``, lab down on every path). The demo prints a
+--lab`` on the default list, ``didban dnscheck --lab`` for each ``dot://`` target,
+``didban analyze``, lab down on every path). The demo prints a
 verdict table with a "matches the truth?" column from it, ``bench/lab_accuracy.py`` prints
 the matrix over all profiles, and ``tests/lab/test_accuracy.py`` asserts on it.
 """
@@ -21,11 +22,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 
-from didban.lab import runtime
-from didban.lab.profiles import Profile, default_urls
+from didban.lab import plan, runtime, zone
+from didban.lab.profiles import Profile, default_urls, dot_endpoint
 from didban.lab.profiles import load as load_profile
 
 # The label of a target the probe produced no verdict for.
@@ -228,12 +230,12 @@ class ProfileRun:
     """One profile measured: the verdicts lined up with its ground truth, and timings."""
 
     profile: Profile
-    measurements: list[Path]  # the default list's run, then the extra targets' run
+    measurements: list[Path]  # the default list's run, the extra targets' run, dnscheck's
     verdicts_file: Path
     verdicts: list[dict[str, Any]]
     rows: list[Row]
-    targets: list[str]  # every URL probed: the default list, then web_extras()
-    not_measured: list[str]  # ground-truth targets the probe cannot take (dot://...)
+    targets: list[str]  # every target: the default list, web_extras(), then dns_extras()
+    not_measured: list[str]  # ground-truth targets no experiment takes (none shipped)
     seconds: dict[str, float] = field(default_factory=dict)
     probe_exit: int = 0
 
@@ -277,6 +279,48 @@ def web_extras(profile: Profile) -> list[str]:
     ]
 
 
+def dns_extras(profile: Profile) -> list[str]:
+    """Ground-truth ``dot://IP:PORT`` targets (an encrypted-DNS resolver): ``measure``
+    checks each with ``didban dnscheck``, asking the same resolver over UDP and TCP too so
+    that a blocked transport can be told from a resolver that is down."""
+    return [t.url for t in profile.ground_truth if t.url.startswith("dot://")]
+
+
+def _resolver_name(ip: str) -> str:
+    """The name the lab's public resolver at ``ip`` has a certificate for ('' if none)."""
+    for addrs, names in plan.PUBLIC_RESOLVERS.values():
+        if ip in addrs and names:
+            return names[0]
+    return ""
+
+
+def _lookup_domain(profile: Profile) -> str:
+    """A lab name the profile leaves alone (its first ``ok`` web target), for dnscheck."""
+    for t in profile.ground_truth:
+        host = urlsplit(t.url).hostname
+        web = t.url.startswith(("http://", "https://"))
+        if t.outcome == "ok" and web and host and zone.site_for_host(host) is not None:
+            return host
+    return "en.wikipedia.org"
+
+
+def _dnscheck(url: str, out: Path, domain: str, lab_json: str, timeout: float, name: str) -> None:
+    endpoint = dot_endpoint(url)
+    if endpoint is None:
+        raise SetupError(f"{url}: not a dot://IP[:PORT] target")
+    ip, port = endpoint
+    sni = _resolver_name(ip)
+    dot = f"{ip}:{port}" + (f"#{sni}" if sni else "")
+    args = ["dnscheck", "--lab", "--accept-risk", "--output", str(out)]
+    args += ["--resolver", ip, "--dot", dot, domain]
+    run = _didban(args, {"DIDBAN_LAB": lab_json}, timeout)
+    if run.returncode != 0 or not out.exists():
+        raise SetupError(
+            f"didban dnscheck --lab failed (exit {run.returncode}) for {url} in profile "
+            f"{name}: {_tail(run.stderr or run.stdout)}"
+        )
+
+
 def _probe(
     urls: Sequence[str], out: Path, lab_json: str, concurrency: int, timeout: float, name: str
 ) -> int:
@@ -304,12 +348,15 @@ def measure(
     timeout: float = 600.0,
 ) -> ProfileRun:
     """Probe the default list inside a running lab (then the profile's other http(s)
-    ground-truth targets, in a second run), classify both with one ``didban analyze``."""
+    ground-truth targets, in a second run), classify both with one ``didban analyze``;
+    check each ``dot://`` target with ``didban dnscheck`` and classify it on its own (its
+    verdict, about the looked-up domain, is filed under the resolver it tested)."""
     lab_json = str(Path(desc_state_dir) / "lab.json")
     measurements = workdir / f"{profile.name}.jsonl"
     extra_file = workdir / f"{profile.name}.extra.jsonl"
     verdicts_file = workdir / f"{profile.name}.verdicts.jsonl"
     extras = web_extras(profile)
+    dns_targets = dns_extras(profile)
     seconds: dict[str, float] = {}
     t0 = time.monotonic()
     code = _probe([], measurements, lab_json, concurrency, timeout, profile.name)
@@ -320,19 +367,22 @@ def measure(
         code = max(code, _probe(extras, extra_file, lab_json, concurrency, timeout, profile.name))
         seconds["probe extras"] = time.monotonic() - t0
         files.append(extra_file)
+    dns_files: list[tuple[str, Path]] = []
+    if dns_targets:
+        t0 = time.monotonic()
+        domain = _lookup_domain(profile)
+        for i, url in enumerate(dns_targets):
+            out = workdir / f"{profile.name}.dnscheck{i}.jsonl"
+            _dnscheck(url, out, domain, lab_json, timeout, profile.name)
+            dns_files.append((url, out))
+        seconds["dnscheck"] = time.monotonic() - t0
     t0 = time.monotonic()
-    ana = _didban(
-        ["analyze", "--quiet", *map(str, files), "--output", str(verdicts_file)], {}, timeout
-    )
+    verdicts = _analyze(files, verdicts_file, timeout, profile.name)
+    for url, out in dns_files:
+        found = _analyze([out], out.with_suffix(".verdicts.jsonl"), timeout, profile.name)
+        verdicts += [{**v, "input": url, "x_domain": v.get("input")} for v in found]
     seconds["analyze"] = time.monotonic() - t0
-    if ana.returncode != 0 or not verdicts_file.exists():
-        raise SetupError(
-            f"didban analyze failed (exit {ana.returncode}) for profile {profile.name}: "
-            f"{_tail(ana.stderr or ana.stdout)}"
-        )
-    with verdicts_file.open("rb") as f:
-        verdicts = [msgspec.json.decode(line) for line in f if line.strip()]
-    targets = default_urls() + extras
+    targets = default_urls() + extras + dns_targets
     rows = [r for r in compare(verdicts, profile) if r.url in set(targets)]
     rows += missing_rows(
         missing((str(v.get("input")) for v in verdicts), profile, targets), profile
@@ -341,7 +391,7 @@ def measure(
     rows.sort(key=lambda r: order[r.url])
     return ProfileRun(
         profile=profile,
-        measurements=files,
+        measurements=files + [out for _, out in dns_files],
         verdicts_file=verdicts_file,
         verdicts=verdicts,
         rows=rows,
@@ -350,6 +400,17 @@ def measure(
         seconds=seconds,
         probe_exit=code,
     )
+
+
+def _analyze(files: Sequence[Path], out: Path, timeout: float, name: str) -> list[dict[str, Any]]:
+    ana = _didban(["analyze", "--quiet", *map(str, files), "--output", str(out)], {}, timeout)
+    if ana.returncode != 0 or not out.exists():
+        raise SetupError(
+            f"didban analyze failed (exit {ana.returncode}) for profile {name}: "
+            f"{_tail(ana.stderr or ana.stdout)}"
+        )
+    with out.open("rb") as f:
+        return [msgspec.json.decode(line) for line in f if line.strip()]
 
 
 def run_profile(

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import msgspec
 import yaml
@@ -84,6 +85,19 @@ class Profile(msgspec.Struct, frozen=True):
             if t.url == url:
                 return t
         raise KeyError(url)
+
+
+def dot_endpoint(url: str) -> tuple[str, int] | None:
+    """(ip, port) of a ``dot://IP[:PORT]`` ground-truth target (port 853 by default)."""
+    split = urlsplit(url)
+    try:
+        ip = str(ipaddress.ip_address(split.hostname or ""))
+        port = split.port or 853
+    except ValueError:
+        return None
+    if split.scheme != "dot" or split.path not in ("", "/"):
+        return None
+    return ip, port
 
 
 def default_urls() -> list[str]:
@@ -405,6 +419,10 @@ class _Validator:
             for url, (knode, vnode) in targets.items():
                 if not re.match(r"^(https?|dot|dns)://[^/\s]+", url):
                     raise self.fail(knode, f"ground_truth: '{url}' is not a URL")
+                if url.startswith("dot://") and dot_endpoint(url) is None:
+                    raise self.fail(
+                        knode, f"ground_truth: '{url}' is not dot://IP[:PORT] (a DoT resolver)"
+                    )
                 entries[url] = self.truth(url, vnode, rule_ids)
         out: list[Truth] = []
         for url in default_urls():
