@@ -8,8 +8,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from didban.cli import app
+from didban.data.ipasn import country, default_db, snapshot_dir
 from didban.model.labinfo import AsnRow
-from didban.store.asndb import default_db, snapshot_dir
 
 
 def test_snapshot_answers_known_networks() -> None:
@@ -19,6 +19,15 @@ def test_snapshot_answers_known_networks() -> None:
     assert db.lookup("157.240.192.35").org == "Facebook, Inc."  # type: ignore[union-attr]
     assert db.lookup("10.10.34.36") is None  # Iran's blockpage address is private
     assert db.lookup("not an ip") is None
+
+
+def test_snapshot_gives_the_registration_country_of_public_addresses_only() -> None:
+    tci = default_db().lookup("2.176.0.1")  # Iran's TCI/ITC address space
+    assert tci is not None and (tci.asn, tci.cc) == (12880, "IR")
+    assert default_db().lookup("8.8.8.8").cc == "US"  # type: ignore[union-attr]
+    assert country("2a01:5ec0::1") == "IR"  # Irancell
+    assert country("10.10.34.36") is None and country("192.0.2.1") is None
+    assert country("not an ip") is None
 
 
 def test_snapshot_is_documented_with_its_licence() -> None:

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from store_helpers import measurement
 
+from didban.data.ipasn import default_db
 from didban.store import rows
-from didban.store.asndb import default_db
 from didban.store.ingest import ingest
 from didban.store.store import Store
 

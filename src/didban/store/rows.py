@@ -22,8 +22,8 @@ import orjson
 
 from didban.data import catalog
 from didban.data import path as data_path
+from didban.data.ipasn import AsnDB
 from didban.model.verdict import Verdict
-from didban.store.asndb import AsnDB
 from didban.store.uid import parse_time, uid_time
 
 Row = dict[str, Any]

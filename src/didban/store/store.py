@@ -32,10 +32,10 @@ from typing import IO, Any
 import msgspec
 import orjson
 
+from didban.data.ipasn import AsnDB, default_db
 from didban.model.labinfo import AsnRow
 from didban.model.verdict import Verdict
 from didban.store import archive, rows
-from didban.store.asndb import AsnDB, default_db
 from didban.store.index import Index, Location, NewRow
 from didban.store.query import Query
 from didban.store.tables import RWLock, TableWriter
