@@ -98,9 +98,11 @@ async def test_bogons_are_not_connected_without_allow_loopback(lab: Lab) -> None
     assert res.http_request is not None and res.http_request.failure == "dns_lookup_error"
 
 
-async def _post(lab: Lab, body: bytes, method: str = "POST") -> tuple[int, dict[str, str]]:
+async def _post(
+    lab: Lab, body: bytes, method: str = "POST", path: str = "/"
+) -> tuple[int, dict[str, str]]:
     res = await http.fetch(
-        lab.helper_url,
+        lab.helper_url.rstrip("/") + path,
         trace=Trace(),
         method=method,
         body=body,
@@ -115,6 +117,15 @@ async def _post(lab: Lab, body: bytes, method: str = "POST") -> tuple[int, dict[
 
 async def test_hello(lab: Lab) -> None:
     assert await _post(lab, b"", "GET") == (200, {"message": "Hello OONItarian!"})
+
+
+async def test_whoami_reports_the_address_the_helper_sees(lab: Lab) -> None:
+    assert await client.whoami(lab.helper_url) == "127.0.0.1"
+    status, doc = await _post(lab, b"{}", "POST", path="/x-didban/whoami")
+    assert status == 405 and "use GET" in doc["error"]
+    # a helper without the resource (OONI's, or not a helper at all) gives no answer
+    assert await client.whoami(f"http://127.0.0.1:{lab.site.http_port}/") is None
+    assert await client.whoami(f"http://127.0.0.1:{closed_port()}/", 5) is None
 
 
 async def test_bad_requests_get_400_with_a_sentence(lab: Lab) -> None:
@@ -162,6 +173,9 @@ def test_asn_map(tmp_path: Path) -> None:
     assert cfg.asn("203.0.113.10") == 32934
     assert cfg.asn("203.0.113.11") == 64500
     assert cfg.asn("192.0.2.1") == 0
+    # public addresses the map lacks: the shipped offline snapshot (as oohelperd's GeoIP)
+    assert cfg.asn("157.240.192.35") == 32934
+    assert cfg.asn("10.10.34.36") == 0
     bad = tmp_path / "bad.json"
     bad.write_text('[["203.0.113.0/25", "AS1"]]')
     try:

@@ -94,6 +94,34 @@ def test_identity_from_lab_table_and_overrides() -> None:
         identity.resolve(cc="IRN")
 
 
+def test_identity_from_a_public_address_looked_up_offline() -> None:
+    # a public address (an interface's, or what didban's helper saw) → the shipped
+    # snapshot; private and documentation addresses are never looked up
+    assert identity.public_addresses(["127.0.0.1", "10.0.0.7", "::ffff:2.176.0.1"]) == ["2.176.0.1"]
+    ident = identity.resolve(public=["192.168.1.10", "2.176.0.1"])
+    assert (ident.probe_cc, ident.probe_asn) == ("IR", "AS12880")
+    assert ident.probe_network_name == "Information Technology Company (ITC)"
+    assert not ident.notes
+    assert identity.resolve(public=["2.176.0.1"], asn="AS197207").probe_asn == "AS197207"
+    assert identity.resolve(public=["10.0.0.7"]).probe_cc == "ZZ"
+    assert not identity.asks_whoami("https://0.th.ooni.org/")  # OONI's helpers lack it
+    assert identity.asks_whoami("https://control.example.org/") and not identity.asks_whoami(None)
+
+
+async def test_public_address_from_the_helper_joins_the_interfaces() -> None:
+    from didban.control.helper import HelperConfig
+    from didban.control.server import start
+
+    server = await start("127.0.0.1", 0, HelperConfig(allow_loopback=True))
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    try:
+        # the helper sees 127.0.0.1 (not public): only the interface's public address stays
+        found = await identity.discover_public(["127.0.0.1", "2.176.0.1"], url)
+    finally:
+        server.close()
+    assert found == ["2.176.0.1"]
+
+
 def test_consent_asks_once_and_remembers(tmp_path: Path) -> None:
     state = consent.state_file({"XDG_CONFIG_HOME": str(tmp_path)})
     assert state == tmp_path / "didban" / "consent.json"

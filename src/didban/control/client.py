@@ -1,4 +1,5 @@
-"""Client of the test helper: POST a ``THRequest`` to an oohelperd-compatible helper.
+"""Client of the test helper: POST a ``THRequest`` to an oohelperd-compatible helper, and
+ask didban's helper which address it sees (``whoami``).
 
 Works with didban's helper and OONI's (``https://N.th.ooni.org``); http and https URLs.
 The request goes over didban's own TCP/TLS/HTTP code (no proxy settings, no system
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
@@ -22,6 +23,7 @@ from didban.net.trace import Trace
 
 DEFAULT_TIMEOUT = 30.0
 _MAP_FIELDS = ("tcp_connect", "tls_handshake", "quic_handshake", "ip_info")
+WHOAMI_PATH = "/x-didban/whoami"  # didban's helper only (control.server.WHOAMI)
 
 
 def decode_response(body: bytes) -> THResponse:
@@ -97,3 +99,45 @@ async def query(
         return decode_response(res.final_body)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return F.JSON_PARSE_ERROR
+
+
+async def whoami(
+    helper_url: str, timeout: float = 10.0, *, ca_file: str | None = None
+) -> str | None:
+    """The probe's address as didban's helper sees it (``GET /x-didban/whoami``); None when
+    the helper does not say (OONI's helpers have no such resource) or cannot be reached."""
+    parts = urlsplit(helper_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    address = None
+    try:
+        ipaddress.ip_address(parts.hostname)
+        address = parts.hostname
+    except ValueError:
+        pass
+    url = urlunsplit((parts.scheme, parts.netloc, WHOAMI_PATH, "", ""))
+    try:
+        async with asyncio.timeout(timeout):
+            res = await httpmod.fetch(
+                url,
+                trace=Trace(record_events=False),
+                address=address,
+                headers=(("User-Agent", f"didban/{__version__}"), ("Accept", "application/json")),
+                ca_file=ca_file,
+                max_redirects=0,
+                body_cap=4096,
+                timeout=timeout,
+                tcp_timeout=timeout,
+                tls_timeout=timeout,
+            )
+    except TimeoutError:
+        return None
+    final = res.requests[0].response if res.requests else None
+    if res.failure is not None or final is None or final.code != 200:
+        return None
+    try:
+        data = msgspec.json.decode(res.final_body)
+        found = data.get("address") if isinstance(data, dict) else None
+        return str(ipaddress.ip_address(found)) if isinstance(found, str) else None
+    except (msgspec.DecodeError, ValueError):
+        return None

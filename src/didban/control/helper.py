@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
 
+from didban.data import ipasn
 from didban.model import failures as F
 from didban.model.addresses import is_bogon
 from didban.model.ooni import (
@@ -100,6 +101,8 @@ class HelperConfig:
     allow_loopback: bool = False
 
     def asn(self, ip: str) -> int:
+        """The AS of ``ip``: the ASN map (a lab's) first, then the shipped offline snapshot
+        for public addresses (loaded on first use); 0 when unknown."""
         try:
             addr = ipaddress.ip_address(ip)
         except ValueError:
@@ -112,7 +115,12 @@ class HelperConfig:
                 and (best is None or row.network.prefixlen > best.network.prefixlen)
             ):
                 best = row
-        return best.asn if best else 0
+        if best is not None:
+            return best.asn
+        if not addr.is_global:
+            return 0
+        info = ipasn.default_db().lookup(ip)
+        return info.asn if info else 0
 
     def may_connect(self, ip: str) -> bool:
         return not is_bogon(ip) or (self.allow_loopback and _is_loopback(ip))

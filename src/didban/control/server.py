@@ -1,7 +1,10 @@
 """The test helper's HTTP server: OONI oohelperd's wire protocol on asyncio + h11.
 
 ``GET /`` answers ``{"message": "Hello OONItarian!"}``; ``POST /`` takes a ``THRequest``
-JSON body and answers the ``THResponse`` of :func:`didban.control.helper.measure`. A bad
+JSON body and answers the ``THResponse`` of :func:`didban.control.helper.measure`.
+``GET /x-didban/whoami`` (didban's extension) answers ``{"address": "<the client's source
+address as the helper sees it>"}``: the probe looks its network up offline from that, with
+no third party (OONI's probe asks STUN servers and its backend). A bad
 request (not JSON, wrong schema, not an http(s) URL, body over 1 MiB) gets HTTP 400 with
 ``{"error": "<one sentence>"}``. Connections are served concurrently and kept alive.
 A plain asyncio server (no web framework) keeps start-up well under a second.
@@ -33,11 +36,19 @@ def _error(message: str) -> bytes:
     return _encoder.encode({"error": message})
 
 
+WHOAMI: Final = "/x-didban/whoami"
+
+
 async def handle_body(
-    method: str, target: str, body: bytes | None, cfg: HelperConfig
+    method: str, target: str, body: bytes | None, cfg: HelperConfig, peer: str = ""
 ) -> tuple[int, bytes]:
-    """Status and JSON body for one request (``body`` None: it was over the limit)."""
+    """Status and JSON body for one request (``body`` None: it was over the limit;
+    ``peer``: the client's source address)."""
     path = target.split("?", 1)[0]
+    if path == WHOAMI:
+        if method not in ("GET", "HEAD"):
+            return 405, _error(f"method {method} is not allowed on {WHOAMI}; use GET")
+        return 200, _encoder.encode({"address": peer})
     if path != "/":
         return 404, _error(f"no such resource {path!r}; the helper answers at /")
     if method in ("GET", "HEAD"):
@@ -65,6 +76,8 @@ class _Connection:
     ) -> None:
         self.reader, self.writer, self.cfg = reader, writer, cfg
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
+        peer = writer.get_extra_info("peername")
+        self.peer = str(peer[0]) if isinstance(peer, tuple) and peer else ""
 
     async def _next(self) -> h11.Event | type[h11.PAUSED] | type[h11.NEED_DATA]:
         while True:
@@ -113,7 +126,7 @@ class _Connection:
                     else:
                         return
                 status, payload = await handle_body(
-                    method, target, None if body is None else bytes(body), self.cfg
+                    method, target, None if body is None else bytes(body), self.cfg, self.peer
                 )
                 await self._send(status, b"" if method == "HEAD" else payload, keep_alive=True)
                 if self.conn.our_state is h11.MUST_CLOSE:

@@ -180,8 +180,6 @@ def run(
                 asn=ident_asn or lab_desc.probe_asn,
                 network_name=lab_desc.probe_network_name,
             )
-    else:
-        ident = identity.resolve(cc=ident_cc, asn=ident_asn)
     if udp is not None:
         cfg.udp_resolver = udp
     if doh:
@@ -192,6 +190,11 @@ def run(
         cfg.control_url = control
     if ca_file is not None:
         cfg.ca_file = str(ca_file)
+    if lab_desc is None:
+        # The public address is looked up offline, then scrubbed like the local ones.
+        public = asyncio.run(identity.discover_public(scrub_addrs, cfg.control_url, cfg.ca_file))
+        scrub_addrs.update(public)
+        ident = identity.resolve(public=public, cc=ident_cc, asn=ident_asn)
 
     execute(
         entries,

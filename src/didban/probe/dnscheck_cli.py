@@ -150,7 +150,9 @@ def dnscheck(
         except consent.ConsentRefused as exc:
             fail("dnscheck", str(exc), code=1)
         specs = specs or _specs_real()
-        ident = identity.resolve(cc=cc, asn=asn)
+        public = identity.public_addresses(addrs)
+        addrs = addrs | set(public)
+        ident = identity.resolve(public=public, cc=cc, asn=asn)
 
     console = Console(stderr=True)
     try:
