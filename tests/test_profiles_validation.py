@@ -11,7 +11,7 @@ from didban.lab import profiles
 from didban.lab.censor.techniques import TECHNIQUES
 from didban.model.verdict import METHODS
 
-SHIPPED = ("clean", "iran-2019-shutdown", "iran-2022", "iran-protocol-filter")
+SHIPPED = ("clean", "iran-2019-shutdown", "iran-2022", "iran-protocol-filter", "national-root-mitm")
 
 
 def test_shipped_profiles_are_available() -> None:

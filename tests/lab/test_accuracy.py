@@ -26,7 +26,13 @@ from didban.lab import accuracy
 from didban.lab.profiles import default_urls, loads
 
 ROOT = Path(__file__).resolve().parents[2]
-PROFILES = ["clean", "iran-2022", "iran-protocol-filter", "iran-2019-shutdown"]
+PROFILES = [
+    "clean",
+    "iran-2022",
+    "iran-protocol-filter",
+    "iran-2019-shutdown",
+    "national-root-mitm",
+]
 
 
 # --- scoring, no lab ------------------------------------------------------------------------

@@ -74,6 +74,25 @@ def tls(addr, port, sni):
     except Exception as e:
         return {"stage": "handshake", "error": err(e)}
 
+def tls_unverified(addr, port, sni):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        raw = socket.create_connection((addr, port), timeout=2)
+        with ctx.wrap_socket(raw, server_hostname=sni) as t:
+            cert = t.getpeercert(binary_form=True)
+            t.sendall(b"GET / HTTP/1.1\r\nHost: " + sni.encode() + b"\r\n\r\n")
+            data = t.recv(65536).decode("latin-1")
+        from cryptography import x509
+        c = x509.load_der_x509_certificate(cert)
+        return {"error": None, "issuer": c.issuer.rfc4514_string(),
+                "san": c.extensions.get_extension_for_class(
+                    x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName),
+                "page": data}
+    except Exception as e:
+        return {"error": err(e)}
+
 def http(addr, host):
     s = socket.create_connection((addr, 80), timeout=2)
     s.sendall(b"GET / HTTP/1.1\r\nHost: " + host.encode() + b"\r\nConnection: close\r\n\r\n")
@@ -129,6 +148,8 @@ CHECKS = {
     "quic": (quic, "www.youtube.com"),
     "dot": (tls, "198.51.100.1", 853, "cloudflare-dns.com"),
     "delayed": (tls, "203.0.113.46", 443, "mail.google.com"),
+    "mitm": (tls, "203.0.113.58", 443, "en.wikipedia.org"),
+    "mitm_page": (tls_unverified, "203.0.113.58", 443, "fa.wikipedia.org"),
 }
 # Capture what reaches the client from the SNI-reset and blockpage hosts, on the wire.
 cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
@@ -320,6 +341,19 @@ def test_userspace_delay_keeps_the_site_reachable_and_logs(lab: Any, censored: A
     assert any(e["action"] == "delayed 200 ms" for e in fired(lab, "t-delay", t0))
 
 
+def test_tls_mitm_presents_an_untrusted_certificate_for_the_name(lab: Any, censored: Any) -> None:
+    t0, obs = censored
+    assert obs["mitm"] == {"stage": "handshake", "error": "SSLCertVerificationError"}
+    page = obs["mitm_page"]  # a client that does not verify meets the censor itself
+    assert page["error"] is None and page["san"] == ["fa.wikipedia.org"]
+    assert "didban lab censor" in page["issuer"] and "intercepted" in page["page"]
+    lines = fired(lab, "t-mitm", t0)
+    assert {e["technique"] for e in lines} == {"tls_mitm"}
+    refused = [e for e in lines if e["detail"].startswith("en.wikipedia.org")]
+    assert refused and refused[0]["action"] == "intercepted, certificate refused by the client"
+    assert refused[0]["dst"] == "203.0.113.58:443"  # the original destination
+
+
 # --- the same under clean: nothing happens ----------------------------------------------
 
 
@@ -342,7 +376,7 @@ def test_clean_http_serves_the_sites(uncensored: Any) -> None:
 
 def test_clean_tls_tcp_and_quic_succeed(lab: Any, uncensored: Any) -> None:
     _, obs = uncensored
-    for key in ("sni_rst", "sni_hole", "ip_hole_tls", "rst_connect_tls", "dot", "delayed"):
+    for key in ("sni_rst", "sni_hole", "ip_hole_tls", "rst_connect_tls", "dot", "delayed", "mitm"):
         assert obs[key] == {"stage": "done", "error": None}, key
     assert obs["quic"] == {"error": None}
     curl = lab.run(["curl", "-sS", "-m", "5", "https://www.instagram.com/"])

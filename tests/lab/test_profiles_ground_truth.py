@@ -75,6 +75,8 @@ def matches(truth: profiles.Truth, o: dict[str, Any]) -> bool:
         return o["exit"] == 7
     if method == "http.blockpage":
         return o["code"] == 403 and 'iframe src="http://10.10.34.36/' in o["body"]
+    if method == "tls.mitm":
+        return o["exit"] == 60  # curl: peer certificate cannot be authenticated
     if method == "throttled":
         return o["exit"] == 0 and o["code"] == 200  # a small page still loads
     raise AssertionError(f"no observable for method {method}")
@@ -106,6 +108,10 @@ def test_iran_2019_shutdown_ground_truth(lab: Any) -> None:
 
 def test_iran_protocol_filter_ground_truth(lab: Any) -> None:
     check_profile(lab, "iran-protocol-filter")
+
+
+def test_national_root_mitm_ground_truth(lab: Any) -> None:
+    check_profile(lab, "national-root-mitm")
 
 
 def test_clean_ground_truth(lab: Any) -> None:

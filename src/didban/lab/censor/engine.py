@@ -29,6 +29,7 @@ import msgspec
 from didban.lab import profiles
 from didban.lab.censor import kernel, wire
 from didban.lab.censor.log import CensorLog
+from didban.lab.censor.mitm import MitmServer
 from didban.lab.censor.rules import (
     MARK_BLACKHOLE,
     MARK_INJECTED,
@@ -38,6 +39,7 @@ from didban.lab.censor.rules import (
     Decision,
     Plan,
     State,
+    TLSMitm,
 )
 from didban.model.labinfo import LabDescriptor
 
@@ -101,6 +103,7 @@ class Engine:
         self.pruned = time.monotonic()
         self.devices: list[str] = []
         self.sched = Scheduler()
+        self.mitm: MitmServer | None = None
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
         self.sock.setsockopt(socket.SOL_SOCKET, SO_MARK, MARK_INJECTED)
         self.conn = fnfqueue.Connection()
@@ -113,6 +116,8 @@ class Engine:
         """(Re)load profile.json and install it atomically; on error keep the old rules."""
         profile = profiles.from_json(self.profile_file.read_bytes())
         plan = Plan(profile)
+        if plan.mitm and self.mitm is None:  # started once, kept across reloads
+            self.mitm = MitmServer(self._mitm_rules, self._mitm_log)
         with self.lock:
             self.devices = kernel.install(plan, self.devices)
             self._write_policy(plan.resolver_policy())
@@ -123,6 +128,13 @@ class Engine:
                 self._schedule_curfew(c, self.generation)
         self.log.write("engine", "engine", f"loaded profile {profile.name}", "-", "-",
                        f"{len(profile.rules)} rules")  # fmt: skip
+
+    def _mitm_rules(self) -> list[TLSMitm]:
+        plan = self.plan
+        return plan.mitm if plan is not None else []
+
+    def _mitm_log(self, rule_id: str, action: str, src: str, dst: str, detail: str) -> None:
+        self.log.write(rule_id, TLSMitm.name, action, src, dst, detail)
 
     def _write_policy(self, policy: dict[str, Any]) -> None:
         tmp = self.policy_file.with_suffix(".json.tmp")
@@ -226,6 +238,8 @@ class Engine:
                 self._write_policy({"rules": []})
             self.conn.close()
         self.sched.stop()
+        if self.mitm is not None:
+            self.mitm.close()
         for p in problems:
             if "No chain" not in p and "does not exist" not in p:
                 print(f"censor: cleanup: {p}", file=sys.stderr)

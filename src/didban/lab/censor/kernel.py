@@ -1,15 +1,20 @@
 """The censor's kernel state in the isp namespace: its own iptables chains (hooked from
-FORWARD and raw OUTPUT, replaced atomically with ``iptables-restore --noflush``) and its
-htb qdiscs. Everything it installs it can remove again, and nothing else."""
+FORWARD, raw OUTPUT and nat PREROUTING, replaced atomically with ``iptables-restore
+--noflush``) and its htb qdiscs. Everything it installs it can remove again, and nothing
+else."""
 
 from __future__ import annotations
 
 import subprocess
 from collections.abc import Sequence
 
-from didban.lab.censor.rules import CHAIN, RAW_CHAIN, Plan
+from didban.lab.censor.rules import CHAIN, NAT_CHAIN, RAW_CHAIN, Plan
 
-HOOKS = (("filter", "FORWARD", CHAIN), ("raw", "OUTPUT", RAW_CHAIN))
+HOOKS = (
+    ("filter", "FORWARD", CHAIN),
+    ("raw", "OUTPUT", RAW_CHAIN),
+    ("nat", "PREROUTING", NAT_CHAIN),
+)
 
 
 class KernelError(RuntimeError):

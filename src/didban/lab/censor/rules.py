@@ -25,6 +25,8 @@ MARK_REJECT: Final = 0x1D1B0002  # REJECT --reject-with tcp-reset
 MARK_INJECTED: Final = 0x1D1B00FF  # SO_MARK of the raw socket: not tracked by conntrack
 CHAIN: Final = "DIDBAN-FWD"
 RAW_CHAIN: Final = "DIDBAN-RAW"
+NAT_CHAIN: Final = "DIDBAN-NAT"  # PREROUTING: flows redirected to the censor's own listeners
+MITM_PORT: Final = 8443  # the TLS-terminating listener of tls_mitm, in the isp namespace
 IF_CLIENT: Final = "v-client"
 IF_DOMESTIC: Final = "v-domestic"
 IF_INTL: Final = "v-intl"
@@ -124,6 +126,10 @@ class Technique:
 
     def iptables(self) -> list[str]:
         """Match specs (without ``-A CHAIN`` and target) of packets to queue."""
+        return []
+
+    def nat(self) -> list[str]:
+        """Full rule specs (match and target) for the nat PREROUTING chain."""
         return []
 
     def tc(self) -> list[list[str]]:
@@ -659,6 +665,30 @@ class Curfew(Shutdown):
         return pkt.src == lab_plan.CLIENT_ADDR and not is_domestic(pkt.dst)
 
 
+class TLSMitm(Technique):
+    """TLS interception: TCP flows to the addresses are redirected (nat REDIRECT) to the
+    censor's own listener, which completes the handshake with a certificate for the
+    client's SNI issued by a CA nobody trusts (a national root the client never
+    installed). Nothing is queued: the kernel redirects, ``censor.mitm`` answers."""
+
+    name = "tls_mitm"
+    priority = 20
+
+    def __init__(self, rule: Rule) -> None:
+        super().__init__(rule)
+        self.addrs = Nets(self.p["addresses"])
+
+    def nat(self) -> list[str]:
+        return [
+            f"-i {IF_CLIENT} -p tcp {d} {_ports(self.p['ports'])} "
+            f"-j REDIRECT --to-ports {MITM_PORT}"
+            for d in self.addrs.dst_args()
+        ]
+
+    def covers(self, addr: str, port: int) -> bool:
+        return addr in self.addrs and port in self.p["ports"]
+
+
 TECHNIQUE_CLASSES: Final[dict[str, type[Technique]]] = {
     c.name: c
     for c in (
@@ -680,6 +710,7 @@ TECHNIQUE_CLASSES: Final[dict[str, type[Technique]]] = {
         Shutdown,
         NINIsolation,
         Curfew,
+        TLSMitm,
     )
 }
 
@@ -698,6 +729,7 @@ class Plan:
             t.index = i
         self.ordered = sorted(self.rules, key=lambda t: t.priority)
         self.curfews = [t for t in self.rules if isinstance(t, Curfew)]
+        self.mitm = [t for t in self.rules if isinstance(t, TLSMitm)]
 
     def iptables_restore(self) -> str:
         """iptables-restore input (use with --noflush) that atomically replaces our chains."""
@@ -723,8 +755,12 @@ class Plan:
             f":{RAW_CHAIN} - [0:0]",
             f"-A {RAW_CHAIN} -m mark --mark {MARK_INJECTED:#x} -j CT --notrack",
             "COMMIT",
-            "",
+            "*nat",
+            f":{NAT_CHAIN} - [0:0]",
         ]
+        for t in self.ordered:
+            lines += [f"-A {NAT_CHAIN} {' '.join(spec.split())}" for spec in t.nat()]
+        lines += ["COMMIT", ""]
         return "\n".join(lines)
 
     def tc_devices(self) -> list[str]:

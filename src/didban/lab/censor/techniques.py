@@ -196,6 +196,17 @@ TECHNIQUES: Final[dict[str, Technique]] = {
             packets=Param("int", default=2, minimum=1, maximum=10),
         ),
         _t(
+            "tls_mitm",
+            "TLS interception with an untrusted root: TCP flows to the addresses are "
+            "redirected to the censor, which completes the handshake with a certificate for "
+            "the client's SNI from its own CA (never installed on the client), so "
+            "verification fails; a client that ignores the error gets the censor's page.",
+            "Kazakhstan 2019 national root (Censored Planet; reference §2.10); Iran 2011 "
+            "DigiNotar MITM (a *trusted* root: not emulated)",
+            addresses=Param("addresses", required=True),
+            ports=Param("ports", default=[443]),
+        ),
+        _t(
             "shutdown",
             "Total shutdown: every packet the client sends through the ISP is dropped.",
             "OONI/IODA November 2019; 2025-2026 blackouts",
