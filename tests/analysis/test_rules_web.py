@@ -3,9 +3,12 @@ from OONI (no control, site down, CAPTCHA, TLS rescue, duplicate DNS replies).""
 
 from __future__ import annotations
 
+import base64
+import ssl
 from typing import Any
 
 import pytest
+import trustme
 from analysis_builders import IR_BLOCKPAGE, PAGE, ctrl, didban_web, q, req, tcp, tls, web
 
 from didban.analysis import RULES_VERSION, classify
@@ -314,6 +317,32 @@ def test_tls_failure_after_consistent_dns(failure: str, method: str) -> None:
     )
     assert out.evidence[0].pointer == "/test_keys/tls_handshakes/0"
     assert out.evidence[0].observed == failure
+
+
+def test_mitm_evidence_names_who_issued_the_certificate() -> None:
+    # a certificate for the name from a CA the probe does not trust: the verdict says
+    # who issued it (a national root's name identifies the interceptor)
+    rogue = trustme.CA(organization_name="Qaznet Trust Network")
+    leaf = rogue.issue_cert(HOST).cert_chain_pems[0].bytes()
+    der = ssl.PEM_cert_to_DER_cert(leaf.decode())
+    m = https_failing("ssl_unknown_authority", layer="tls")
+    m["test_keys"]["tls_handshakes"][0]["peer_certificates"] = [
+        {"format": "base64", "data": base64.b64encode(der).decode()}
+    ]
+    out = v(m)
+    assert (out.method, out.rule_id) == ("tls.mitm", "wc.tls.mitm")
+    shown = [e for e in out.evidence if e.summary == "certificate presented"]
+    assert [(e.pointer, e.observed) for e in shown] == [
+        (
+            "/test_keys/tls_handshakes/0/peer_certificates/0",
+            f"issued by Qaznet Trust Network for {HOST}",
+        )
+    ]
+    # no chain, or garbage in it: the verdict stands, without that line
+    m["test_keys"]["tls_handshakes"][0]["peer_certificates"] = [{"format": "base64", "data": "!"}]
+    out = v(m)
+    assert out.rule_id == "wc.tls.mitm"
+    assert not [e for e in out.evidence if e.summary == "certificate presented"]
 
 
 def test_tls_failure_for_control_too_is_down() -> None:

@@ -60,6 +60,7 @@ class TLSHandshake(msgspec.Struct, gc=False):
     failure: str | None = None
     no_tls_verify: bool | None = None
     tags: list[str] | None = None
+    peer_certificates: msgspec.Raw = NULL  # decoded only for evidence (raw_certificates)
 
 
 class HTTPRequest(msgspec.Struct, gc=False):
@@ -306,6 +307,19 @@ def raw_headers(raw: msgspec.Raw | None) -> dict[str, Any] | None:
     try:
         return _HEADERS.decode(raw)
     except msgspec.ValidationError:
+        return None
+
+
+_CERTS: Final[msgspec.json.Decoder[list[Binary] | None]] = msgspec.json.Decoder(list[Binary] | None)
+
+
+def raw_certificates(raw: msgspec.Raw | None) -> list[Binary] | None:
+    """A raw ``peer_certificates`` list (MaybeBinaryData items), or None if it is not one."""
+    if raw is None:
+        return None
+    try:
+        return _CERTS.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError):
         return None
 
 

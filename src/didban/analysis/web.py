@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Final
 from urllib.parse import urlsplit
 
-from didban.analysis import httpdiff, netaddr
+from didban.analysis import certs, httpdiff, netaddr
 from didban.analysis.fingerprints import (
     Fingerprint,
     Fingerprints,
@@ -30,6 +30,7 @@ from didban.analysis.records import (
     TCPConnect,
     TLSHandshake,
     WebKeys,
+    raw_certificates,
     raw_headers,
 )
 from didban.analysis.rules import ALL as RULES
@@ -1082,6 +1083,8 @@ def r_layer_failure(f: WebFacts) -> Hit | None:
     table = {"tcp": _TCP_METHOD, "tls": _TLS_METHOD, "http": _HTTP_METHOD}[layer]
     for failures, rid in table:
         if stage.failure in failures:
+            if rid == "wc.tls.mitm":
+                ev += _presented(f, stage)
             conf = 0.6 if stage.inferred else None
             return _hit(
                 f,
@@ -1098,6 +1101,17 @@ def r_layer_failure(f: WebFacts) -> Hit | None:
         f"{layer} failed with {stage.failure}, not a failure censors are known to cause",
         ev,
     )
+
+
+def _presented(f: WebFacts, stage: Stage) -> list[Evidence]:
+    """The certificate the probe was shown (issuer and names): who intercepted."""
+    if stage.inferred or not stage.pointer.startswith(TLS):
+        return []
+    i = int(stage.pointer[len(TLS) :])
+    what = certs.describe_leaf(raw_certificates(f.tls[i].peer_certificates))
+    if what is None:
+        return []
+    return [_ev(f"{stage.pointer}/peer_certificates/0", "certificate presented", what)]
 
 
 def _network_failure(failure: str) -> bool:
