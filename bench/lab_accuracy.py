@@ -1,10 +1,12 @@
 """Lab accuracy: probe + analysis checked against every shipped profile's ground truth.
 
-For each profile (clean, iran-2022, iran-2019-shutdown, iran-protocol-filter, or the one
-given with ``--profile``): bring a lab up with the control helper, run ``didban run --lab``
-on the default test list (JSONL into a temporary directory) and then on the profile's other
-http(s) ground-truth targets (``--url``), classify both with ``didban analyze`` (so batch
-rules apply), compare every verdict with the profile's ground truth,
+For each shipped profile (``didban.lab.profiles.available()``: clean, iran-2019-shutdown,
+iran-2022, iran-protocol-filter, national-root-mitm; or the one given with ``--profile``):
+bring a lab up with the control helper, run ``didban run --lab`` on the default test list
+(JSONL into a temporary directory) and then on the profile's other http(s) ground-truth
+targets (``--url``), check its ``dot://`` targets with ``didban dnscheck``, classify with
+``didban analyze`` (so batch rules apply), compare every verdict with the profile's ground
+truth,
 and bring the lab down — also when a step fails. Prints, per profile, the mismatches; then,
 over all profiles, the confusion matrix (rows: expected label — ``ok`` or the method;
 columns: the verdict's label), accuracy, precision/recall per label and the number of false
@@ -30,7 +32,7 @@ from rich.table import Table
 
 from didban.lab import accuracy, profiles
 
-SHIPPED = ("clean", "iran-2022", "iran-2019-shutdown", "iran-protocol-filter")
+SHIPPED = tuple(profiles.available())
 
 
 def _pct(x: float | None) -> str:
