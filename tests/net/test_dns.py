@@ -177,6 +177,23 @@ async def test_dot_handshake_that_stalls_is_recorded_as_a_tls_timeout() -> None:
     assert [h.failure for h in r.tls_handshakes] == ["generic_timeout_error"]
 
 
+async def test_doh_handshake_that_stalls_is_recorded_as_a_tls_timeout() -> None:
+    server, port = await tcp_server(silent)
+    try:
+        r = await ddns.resolve_doh(
+            "c.test",
+            "https://dns.google/dns-query",
+            trace=Trace(),
+            bootstrap_address=f"127.0.0.1:{port}",
+            timeout=0.3,
+        )
+    finally:
+        server.close()
+    assert r.failure == "generic_timeout_error"
+    assert [c.status.success for c in r.tcp_connect] == [True]
+    assert [h.failure for h in r.tls_handshakes] == ["generic_timeout_error"]
+
+
 class DoHSite(Site):
     def respond(
         self, method: str, path: str, body: bytes, headers: list[tuple[str, str]]

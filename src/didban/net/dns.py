@@ -49,8 +49,9 @@ from didban.net.stream import Stream, format_address, split_address
 _DOH_HEADERS = (("Content-Type", dohmod.DNS_MESSAGE), ("Accept", dohmod.DNS_MESSAGE))
 
 DEFAULT_TIMEOUT = 4.0
-# How long after a stream lookup's deadline its outer limit fires: its connect and TLS
-# steps time out first, so their records (and failure strings) are kept.
+# How long after a stream or DoH lookup's deadline its outer limit fires: its connect and
+# TLS steps time out first, so their records (and failure strings) are kept. A lookup can
+# therefore last up to timeout + STEP_GRACE.
 STEP_GRACE = 0.25
 DEFAULT_DUPLICATE_WAIT = 0.5
 
@@ -285,7 +286,8 @@ async def resolve_doh(
     wire = b""
     ex = dohmod.Exchange()
     try:
-        async with asyncio.timeout(timeout):
+        # the session's connect and handshake time out first (and are recorded)
+        async with asyncio.timeout(timeout + STEP_GRACE):
             await sess.exchange(
                 payload, trace=trace, timeout=timeout, tags=tags, transaction_id=tid, into=ex
             )

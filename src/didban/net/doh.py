@@ -314,12 +314,19 @@ class DoHSession:
             else:
                 end(raw, None, conn.address, "h2", t0)
                 return ex
-        # open a connection of our own (first lookups, or the shared one failed)
+        # open a connection of our own (first lookups, or the shared one failed); the
+        # connect and the handshake share the budget, so each records its own timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+
+        def left() -> float:
+            return max(deadline - loop.time(), 0.001)
+
         tcp_r = await tcpmod.connect(
             self.ip,
             self.port,
             trace=trace,
-            timeout=timeout,
+            timeout=left(),
             tags=tags,
             transaction_id=transaction_id,  # the connection's records share the lookup's id
         )
@@ -332,7 +339,7 @@ class DoHSession:
                 trace=trace,
                 ca_file=self.ca_file,
                 verify_peer=self.verify_peer,
-                timeout=timeout,
+                timeout=left(),
                 tags=tags,
                 transaction_id=tcp_r.record.transaction_id,
             )

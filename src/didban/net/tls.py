@@ -210,6 +210,9 @@ async def handshake(
             await _drive(obj, incoming, outgoing, raw)
     except Exception as exc:
         failure = errors.classify(exc)
+    except BaseException:  # cancelled by a caller's deadline: the socket is ours to close
+        raw.close()
+        raise
     if failure is None:
         chain = _peer_chain(obj)
         outcome = verify.verify_chain(chain, server_name, ca_file=ca_file)
