@@ -26,19 +26,19 @@ def _name(n: x509.Name) -> str:
 
 
 def describe_leaf(certs: list[Binary] | None) -> str | None:
-    """``issued by <issuer> for <names>`` for the leaf certificate, or None when absent or
-    unreadable."""
+    """``issued by <issuer> for <names>`` (at most 300 characters) for the leaf
+    certificate, or None when it is absent or unreadable."""
     if not certs:
         return None
     try:
-        der = base64.b64decode(certs[0].data, validate=True)
-        cert = x509.load_der_x509_certificate(der)
-    except (binascii.Error, ValueError):
+        cert = x509.load_der_x509_certificate(base64.b64decode(certs[0].data, validate=True))
+        try:
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+            names = san.value.get_values_for_type(x509.DNSName)
+        except x509.ExtensionNotFound:
+            names = []
+        subject = ", ".join(names[:3]) or _name(cert.subject)
+        text = f"issued by {_name(cert.issuer)} for {subject}"
+    except (binascii.Error, ValueError):  # bad base64, DER or ASN.1 anywhere in it
         return None
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-        names = san.value.get_values_for_type(x509.DNSName)
-    except x509.ExtensionNotFound:
-        names = []
-    subject = ", ".join(names[:3]) or _name(cert.subject)
-    return f"issued by {_name(cert.issuer)} for {subject}"
+    return text[:300]
