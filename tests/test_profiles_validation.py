@@ -158,6 +158,15 @@ BROKEN = [
         "{outcome: blocked, layer: tls, method: tls.sni.timeout}\n",
         "iran-custom.yaml:7: ground_truth: 'dot://dns.google:853' is not dot://IP[:PORT]",
     ),
+    (
+        GOOD_HEAD + "rules:\n  - id: a\n    technique: ip_blackhole\n    addresses: []\n" + GT,
+        "iran-custom.yaml:6: rule 'a': addresses must not be empty",
+    ),
+    (
+        GOOD_HEAD + "rules:\n  - id: m\n    technique: tls_mitm\n    addresses: [203.0.113.10]\n"
+        "    ports: []\n" + GT,
+        "iran-custom.yaml:7: rule 'm': ports must not be empty",
+    ),
     (GOOD_HEAD + "rules: [\n", "iran-custom.yaml:4: invalid YAML"),
     (GOOD_HEAD + GT, "iran-custom.yaml:1: missing key 'rules'"),
 ]

@@ -48,8 +48,15 @@ class CensorLog:
                 "detail": detail,
             }
         )
-        os.write(self.fd, line + b"\n")
+        with self._lock:
+            if self.fd < 0:
+                return False
+            os.write(self.fd, line + b"\n")
         return True
 
     def close(self) -> None:
-        os.close(self.fd)
+        """Close the file; later writes (a listener thread finishing) are dropped."""
+        with self._lock:
+            fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)

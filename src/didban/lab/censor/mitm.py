@@ -86,9 +86,12 @@ class MitmServer:
             threading.Thread(target=self._serve, args=(conn, peer), daemon=True).start()
 
     def _rule_for(self, ip: str, port: int) -> str:
-        for rule in self._rules():
-            if rule.covers(ip, port):
-                return rule.id
+        try:
+            for rule in self._rules():
+                if rule.covers(ip, port):
+                    return rule.id
+        except ValueError:  # no original destination (SO_ORIGINAL_DST failed)
+            pass
         return "tls_mitm"
 
     def _serve(self, conn: socket.socket, peer: tuple[str, int]) -> None:
