@@ -108,7 +108,7 @@ def test_identity_from_a_public_address_looked_up_offline() -> None:
     assert identity.asks_whoami("https://control.example.org/") and not identity.asks_whoami(None)
 
 
-async def test_public_address_from_the_helper_joins_the_interfaces() -> None:
+async def test_a_helper_reporting_no_public_address_leaves_the_interfaces_one() -> None:
     from didban.control.helper import HelperConfig
     from didban.control.server import start
 

@@ -8,7 +8,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import msgspec
@@ -159,6 +162,64 @@ def test_cli_run_writes_scrubbed_valid_jsonl(
     assert "2 measurements written" in stderr
     # consent given with --accept-risk is remembered
     assert (config_home / "didban" / "consent.json").is_file()
+
+
+class _ReportingHelper(BaseHTTPRequestHandler):
+    """didban's helper as seen from behind NAT: ``whoami`` reports a public address
+    (Iran's TCI/ITC space); ``POST /`` is passed to the real helper on loopback."""
+
+    protocol_version = "HTTP/1.1"
+    real = ""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _send(self, code: int, body: bytes) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        if self.path == "/x-didban/whoami":
+            self._send(200, b'{"address": "2.176.0.1"}')
+        else:
+            self._send(404, b"{}")
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        req = urllib.request.Request(self.real, data=body, method="POST")
+        req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, timeout=30) as r:
+            self._send(r.status, r.read())
+
+
+def test_cli_run_looks_up_and_scrubs_the_public_address_the_helper_reports(
+    loopback: Loopback, config_home: Path, tmp_path: Path
+) -> None:
+    assert loopback.control_url is not None
+    _ReportingHelper.real = loopback.control_url
+    helper = ThreadingHTTPServer(("127.0.0.1", 0), _ReportingHelper)
+    threading.Thread(target=helper.serve_forever, daemon=True).start()
+    flags = _flags(loopback)
+    flags[flags.index("--control") + 1] = f"http://127.0.0.1:{helper.server_address[1]}/"
+    Handler.echo = "2.176.0.1"  # the site echoes the probe's public address
+    out = tmp_path / "public.jsonl"
+    args = ["run", "--accept-risk", "--output", str(out), *flags, "--url", loopback.url("/whoami")]
+    try:
+        p = _didban(args, _env(config_home))
+        _, stderr = p.communicate(timeout=90)
+    finally:
+        helper.shutdown()
+        Handler.echo = ""
+    assert p.returncode == 0, stderr
+    text = out.read_text()
+    assert "2.176.0.1" not in text  # never written, though the page echoed it
+    (m,) = [msgspec.json.decode(x) for x in text.splitlines()]
+    assert (m["probe_cc"], m["probe_asn"]) == ("IR", "AS12880")  # offline lookup of it
+    assert m["test_keys"]["control"] is not None  # the helper still measured
+    assert "Your address: 127.0.0.1" in m["test_keys"]["requests"][0]["response"]["body"]
 
 
 def test_cli_consent_refused_measures_nothing(

@@ -105,7 +105,8 @@ async def whoami(
     helper_url: str, timeout: float = 10.0, *, ca_file: str | None = None
 ) -> str | None:
     """The probe's address as didban's helper sees it (``GET /x-didban/whoami``); None when
-    the helper does not say (OONI's helpers have no such resource) or cannot be reached."""
+    the helper does not say (OONI's helpers have no such resource), cannot be reached, or
+    reports its own address (a helper behind a proxy on the same host sees the proxy)."""
     parts = urlsplit(helper_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None
@@ -138,6 +139,8 @@ async def whoami(
     try:
         data = msgspec.json.decode(res.final_body)
         found = data.get("address") if isinstance(data, dict) else None
-        return str(ipaddress.ip_address(found)) if isinstance(found, str) else None
+        seen = str(ipaddress.ip_address(found)) if isinstance(found, str) else None
     except (msgspec.DecodeError, ValueError):
         return None
+    helper_ip = (res.requests[0].address or "").rsplit(":", 1)[0].strip("[]")
+    return None if seen is None or seen == helper_ip else seen

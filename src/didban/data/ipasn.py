@@ -24,9 +24,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import iptocc
-import pyarrow.parquet as pq
-
 from didban.data import path as data_path
 from didban.model.labinfo import AsnRow
 
@@ -44,8 +41,11 @@ def country(ip: str) -> str | None:
         return None
     if not addr.is_global:
         return None
+    import iptocc  # ~50 ms: only when a public address is looked up
+
     cc = iptocc.country_code(str(addr))
-    return cc if isinstance(cc, str) and len(cc) == 2 else None
+    # RIR files also use EU and AP (regions, not countries): no country then
+    return cc if isinstance(cc, str) and len(cc) == 2 and cc not in ("EU", "AP") else None
 
 
 def _v6_key(addr: ipaddress.IPv6Address) -> bytes:
@@ -73,6 +73,8 @@ class AsnDB:
         self._v6_asn: list[int] = []
         self._names: dict[int, str] = {}
         if (d / "asn-ipv4.parquet").exists():
+            import pyarrow.parquet as pq  # ~100 ms: only when the snapshot is loaded
+
             t4 = pq.read_table(d / "asn-ipv4.parquet")
             self._v4_start = t4.column("start").to_pylist()
             self._v4_end = t4.column("end").to_pylist()

@@ -131,6 +131,11 @@ def resolve(
                 ident.probe_network_name = info.org
                 ident.probe_cc = info.cc or ident.probe_cc
                 known = True
+                if info.cc is None and cc is None:
+                    ident.notes.append(
+                        f"probe_cc unknown (ZZ): the offline table has no country for "
+                        f"{ident.probe_asn}'s address; pass --probe-cc to set it"
+                    )
                 break
     if cc is not None:
         ident.probe_cc = normalise_cc(cc)
