@@ -146,6 +146,33 @@ async def test_bad_requests_get_400_with_a_sentence(lab: Lab) -> None:
         assert set(doc) == {"error"} and doc["error"].count(". ") == 0 and doc["error"]
 
 
+async def test_session_reuses_its_connection_and_recovers_when_the_helper_drops_it(
+    lab: Lab,
+) -> None:
+    port = lab.site.https_port
+    req = THRequest(http_request=f"https://site.test:{port}/", tcp_connect=[f"127.0.0.1:{port}"])
+    session = client.HelperSession(lab.helper_url)
+    try:
+        first = [await session.query(req, 10) for _ in range(3)]
+        assert all(isinstance(r, THResponse) and r.dns.addrs == ["127.0.0.1"] for r in first)
+        assert session.connections == 1  # one kept-alive connection served all three
+        # the helper closes the idle connection (restart, idle timeout): the next query
+        # notices and goes over a fresh one
+        for stream in session._idle:
+            stream.close()
+        again = await session.query(req, 10)
+        assert isinstance(again, THResponse) and session.connections == 2
+        parallel = await asyncio.gather(*(session.query(req, 10) for _ in range(4)))
+        assert all(isinstance(r, THResponse) for r in parallel)
+    finally:
+        session.close()
+    dead = client.HelperSession(f"http://127.0.0.1:{closed_port()}/")
+    assert await dead.query(req, 5) == "connection_refused"
+    not_helper = client.HelperSession(f"http://127.0.0.1:{lab.site.http_port}/binary")
+    assert await not_helper.query(req, 5) in ("json_parse_error", "http_unexpected_status_code")
+    not_helper.close()
+
+
 async def test_client_reports_failures_as_strings(lab: Lab) -> None:
     req = THRequest(http_request="http://site.test/")
     assert await client.query(f"http://127.0.0.1:{closed_port()}/", req, 5) == "connection_refused"

@@ -1,6 +1,11 @@
 """Client of the test helper: POST a ``THRequest`` to an oohelperd-compatible helper, and
 ask didban's helper which address it sees (``whoami``).
 
+``query`` opens a connection per request; ``HelperSession`` keeps connections to one helper
+alive and reuses them (HTTP/1.1 keep-alive), as OONI's probe does with its test helper: a
+run of 1,000 URLs then pays for a handful of TCP (and, for an https helper, TLS)
+handshakes instead of 1,000.
+
 Works with didban's helper and OONI's (``https://N.th.ooni.org``); http and https URLs.
 The request goes over didban's own TCP/TLS/HTTP code (no proxy settings, no system
 trust surprises); failures come back as OONI failure strings for ``control_failure``.
@@ -18,12 +23,21 @@ import msgspec
 from didban import __version__
 from didban.model import failures as F
 from didban.model.ooni import THRequest, THResponse
+from didban.net import errors
 from didban.net import http as httpmod
+from didban.net import tcp as tcpmod
+from didban.net import tls as tlsmod
+from didban.net.stream import Stream
 from didban.net.trace import Trace
 
 DEFAULT_TIMEOUT = 30.0
 _MAP_FIELDS = ("tcp_connect", "tls_handshake", "quic_handshake", "ip_info")
 WHOAMI_PATH = "/x-didban/whoami"  # didban's helper only (control.server.WHOAMI)
+_HEADERS = (
+    ("User-Agent", f"didban/{__version__}"),
+    ("Accept", "application/json"),
+    ("Content-Type", "application/json"),
+)
 
 
 def decode_response(body: bytes) -> THResponse:
@@ -67,11 +81,7 @@ async def query(
         except ValueError:
             pass
     body = msgspec.json.encode(request)
-    headers = (
-        ("User-Agent", f"didban/{__version__}"),
-        ("Accept", "application/json"),
-        ("Content-Type", "application/json"),
-    )
+    headers = _HEADERS
     try:
         async with asyncio.timeout(timeout):
             res = await httpmod.fetch(
@@ -144,3 +154,114 @@ async def whoami(
         return None
     helper_ip = (res.requests[0].address or "").rsplit(":", 1)[0].strip("[]")
     return None if seen is None or seen == helper_ip else seen
+
+
+class HelperSession:
+    """Kept-alive HTTP/1.1 connections to one helper (at most ``max_idle`` idle ones),
+    shared by the concurrent queries of a run. ``close`` releases them."""
+
+    def __init__(self, helper_url: str, *, ca_file: str | None = None, max_idle: int = 16) -> None:
+        parts = urlsplit(helper_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"bad helper URL {helper_url!r}")
+        self.url = helper_url
+        self._host = parts.hostname
+        self._port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._tls = parts.scheme == "https"
+        self._ca_file = ca_file
+        self._max_idle = max_idle
+        self._idle: list[Stream] = []
+        self._addrs: list[str] | None = None
+        try:
+            ipaddress.ip_address(self._host)
+            self._addrs = [self._host]
+        except ValueError:
+            pass
+        self.connections = 0  # opened so far (for tests and benchmarks)
+
+    async def _open(self, timeout: float) -> Stream | str:
+        trace = Trace(record_events=False)
+        if self._addrs is None:
+            from didban.net import dns as dnsmod
+
+            r = await dnsmod.resolve_system(self._host, trace=trace, timeout=timeout)
+            if r.failure or not r.addrs:
+                return r.failure or F.DNS_NO_ANSWER
+            self._addrs = r.addrs
+        failure: str = F.unknown("the helper has no address")
+        for ip in self._addrs:
+            tcp = await tcpmod.connect(ip, self._port, trace=trace, timeout=timeout)
+            if tcp.stream is None:
+                failure = tcp.failure or failure
+                continue
+            self.connections += 1
+            if not self._tls:
+                return tcp.stream
+            hs = await tlsmod.handshake(
+                tcp.stream,
+                server_name=self._host,
+                trace=trace,
+                alpn=("http/1.1",),
+                ca_file=self._ca_file,
+                timeout=timeout,
+            )
+            if hs.stream is not None:
+                return hs.stream
+            failure = hs.failure or failure
+        return failure
+
+    async def _exchange(self, stream: Stream, body: bytes, timeout: float) -> httpmod.RawResponse:
+        return await httpmod.request_on_stream(
+            stream,
+            self.url,
+            trace=Trace(record_events=False),
+            method="POST",
+            headers=_HEADERS,
+            body=body,
+            body_cap=16 << 20,
+            timeout=timeout,
+        )
+
+    async def query(self, request: THRequest, timeout: float = DEFAULT_TIMEOUT) -> THResponse | str:
+        """Like :func:`query`, over a kept-alive connection (a new one when none is idle;
+        a request that fails on a reused connection — the helper closed it while idle —
+        is sent once more on a fresh one)."""
+        body = msgspec.json.encode(request)
+        try:
+            async with asyncio.timeout(timeout):
+                raw: httpmod.RawResponse | None = None
+                while raw is None:
+                    reused = bool(self._idle)
+                    stream = self._idle.pop() if reused else await self._open(timeout)
+                    if isinstance(stream, str):
+                        return stream
+                    try:
+                        raw = await self._exchange(stream, body, timeout)
+                    except Exception as exc:
+                        stream.close()
+                        if not reused:
+                            return errors.classify(exc)
+                        continue
+                    except BaseException:
+                        stream.close()
+                        raise
+                    keep = all(
+                        not (k.lower() == "connection" and v.lower() == "close")
+                        for k, v in raw.headers
+                    )
+                    if keep and not raw.truncated and len(self._idle) < self._max_idle:
+                        self._idle.append(stream)
+                    else:
+                        stream.close()
+        except TimeoutError:
+            return F.GENERIC_TIMEOUT
+        if raw.status != 200:
+            return F.HTTP_UNEXPECTED_STATUS_CODE
+        try:
+            return decode_response(raw.body)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return F.JSON_PARSE_ERROR
+
+    def close(self) -> None:
+        while self._idle:
+            self._idle.pop().close()

@@ -152,12 +152,16 @@ class WebConnectivity:
         self.test_version = envelope.WEB_CONNECTIVITY_VERSION
         # one shared, multiplexed DoH connection for every URL of the run (net/doh.py)
         self._doh_session: doh.DoHSession | None = None
+        self._helper: control_client.HelperSession | None = None
 
     def close(self) -> None:
         """Release what the run shared between URLs (the DoH connection)."""
         if self._doh_session is not None:
             self._doh_session.close()
             self._doh_session = None
+        if self._helper is not None:
+            self._helper.close()
+            self._helper = None
 
     # ------------------------------------------------------------------ public
 
@@ -368,9 +372,9 @@ class WebConnectivity:
             st.control_done = True
             return
         try:
-            res = await control_client.query(
-                cfg.control_url, req, cfg.control_timeout, ca_file=cfg.ca_file
-            )
+            if self._helper is None or self._helper.url != cfg.control_url:
+                self._helper = control_client.HelperSession(cfg.control_url, ca_file=cfg.ca_file)
+            res = await self._helper.query(req, cfg.control_timeout)
         except asyncio.CancelledError:
             tk.control_failure = F.GENERIC_TIMEOUT
             raise
