@@ -25,8 +25,12 @@ sysdeps:
 uv:
 	@$(UV) --version >/dev/null 2>&1 || $(PY) -m pip install --quiet uv
 
+# Bytecode is compiled once here: with PYTHONDONTWRITEBYTECODE set (as on the CI
+# machines) Python would otherwise recompile every imported module on every `didban`
+# start (measured: 1.1 s -> 0.57 s for `didban --version`).
 deps: sysdeps uv
-	@$(UV) sync --frozen --quiet
+	@$(UV) sync --frozen --quiet --compile-bytecode
+	@$(UV) run --frozen python -m compileall -q src >/dev/null
 
 lint: deps
 	$(UV) run --frozen ruff check src tests bench

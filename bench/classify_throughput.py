@@ -6,7 +6,9 @@ a control and, for pages, 4-64 KiB of HTML with attributes, line breaks and Pers
 serialises them as JSONL bytes, then measures in one run:
 
 * parse only: ``msgspec.json.decode`` of every line into Python objects;
-* classify: ``didban.analysis.classify_record`` of every line (decode + rules + verdict).
+* classify: ``didban.analysis.classify_record`` of every line (decode + rules + verdict);
+* the file pipeline ``didban analyze`` runs (``classify_paths``: read the JSONL file,
+  classify, the run-level pass), once, on the same lines.
 
 Prints measurements/s on one core for each and the ratio classify/parse.
 Targets (issue 4): >= 50,000 measurements/s/core and ratio >= 0.5.
@@ -18,13 +20,15 @@ from __future__ import annotations
 
 import random
 import sys
+import tempfile
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from didban.analysis import classify_record
+from didban.analysis import classify_paths, classify_record
 from didban.analysis.fingerprints import default
 
 HEADERS = {
@@ -184,7 +188,7 @@ def measurement(rng: random.Random, i: int, kind: str) -> dict[str, Any]:
         "probe_asn": "AS197207",
         "probe_cc": "IR",
         "probe_ip": "127.0.0.1",
-        "report_id": f"20261121T100000Z_webconnectivity_IR_{i}",
+        "report_id": f"20261121T100000Z_webconnectivity_IR_{i // 100}",  # runs of 100 URLs
         "resolver_asn": "AS197207",
         "resolver_ip": "127.0.0.1",
         "software_name": "didban",
@@ -266,6 +270,18 @@ def main() -> None:
     print(f"parse only (msgspec.json.decode): {n / parse:,.0f} measurements/s/core")
     print(f"classify (decode + rules + verdict): {n / classify:,.0f} measurements/s/core")
     print(f"ratio classify/parse: {parse / classify:.2f}")
+    # What `didban analyze` does on the same lines: read the file, classify, run-level pass.
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.jsonl"
+        path.write_bytes(b"\n".join(lines) + b"\n")
+        errors: list[str] = []
+        t0 = time.process_time()
+        n_out = sum(1 for _ in classify_paths([path], errors.append))
+        pipeline = time.process_time() - t0
+    print(
+        f"file pipeline (read + classify + run-level pass, as didban analyze): "
+        f"{n_out / pipeline:,.0f} measurements/s/core ({len(errors)} errors)"
+    )
     print("rules hit: " + ", ".join(f"{k}={v}" for k, v in sorted(states.items())))
 
 

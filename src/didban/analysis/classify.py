@@ -21,6 +21,7 @@ from didban.analysis.records import (
     DNSCheckKeys,
     Envelope,
     WebKeys,
+    WebMeasurement,
     decode_envelope,
     decode_keys,
     decode_web,
@@ -61,20 +62,29 @@ def classify_record(
     measurement: dict[str, Any] | bytes | str, fingerprints: Fingerprints | None = None
 ) -> Verdict:
     """The verdict for one measurement; raises ``Malformed`` if it is not a measurement."""
+    return classify_decoded(measurement, fingerprints)[0]
+
+
+def classify_decoded(
+    measurement: dict[str, Any] | bytes | str, fingerprints: Fingerprints | None = None
+) -> tuple[Verdict, WebMeasurement | None]:
+    """``classify_record``, plus the web measurement as decoded for it (None for other
+    tests and for records that needed the lenient path), so a caller that reads more of
+    it (the run-level pass) does not decode the bytes a second time."""
     data = _to_bytes(measurement)
     fps = fingerprints or default()
     fast = decode_web(data)
     if fast is not None and fast.test_name in WEB_TESTS and fast.test_keys is not None:
         url = fast.input if isinstance(fast.input, str) else ""
         hit = web.classify_web(fast.test_keys, url, fps)
-        return build(hit, fast, web=True, domain=_domain(url))
+        return build(hit, fast, web=True, domain=_domain(url)), fast
     try:
         env = decode_envelope(data)
     except msgspec.DecodeError as exc:
         raise Malformed(f"invalid JSON: {exc}") from None
     if not isinstance(env.test_name, str) or not env.test_name:
         raise Malformed("no test_name: not an OONI measurement")
-    return classify_envelope(env, fps)
+    return classify_envelope(env, fps), None
 
 
 def classify_envelope(env: Envelope, fps: Fingerprints) -> Verdict:

@@ -29,7 +29,7 @@ import msgspec
 
 from didban.analysis import web
 from didban.analysis.fingerprints import Fingerprints
-from didban.analysis.records import decode_web
+from didban.analysis.records import WebMeasurement, decode_web
 from didban.analysis.rules import rule
 from didban.data import catalog
 from didban.model import failures as F
@@ -91,11 +91,12 @@ DNS_FAILURES: Final = frozenset({F.GENERIC_TIMEOUT, F.DNS_SERVFAIL})
 NO_CONTROL_CONFIDENCE: Final = 0.7  # the control abroad was unreachable too
 
 
-def unreachable_without_control(data: bytes | str, fps: Fingerprints) -> bool:
-    """For a ``wc.control.missing`` measurement: the probe could not reach the control (a
-    network failure in ``control_failure``) and its own fetch failed at DNS, TCP or TLS with
-    a network failure — an international destination and the target both unreachable."""
-    m = decode_web(data)
+def unreachable_without_control(data: bytes | str | WebMeasurement, fps: Fingerprints) -> bool:
+    """For a ``wc.control.missing`` measurement (its bytes, or as ``decode_web`` gave it):
+    the probe could not reach the control (a network failure in ``control_failure``) and
+    its own fetch failed at DNS, TCP or TLS with a network failure — an international
+    destination and the target both unreachable."""
+    m = data if isinstance(data, WebMeasurement) else decode_web(data)
     if m is None or m.test_keys is None or not isinstance(m.input, str):
         return False
     keys = m.test_keys
@@ -110,10 +111,11 @@ def unreachable_without_control(data: bytes | str, fps: Fingerprints) -> bool:
     return stage is not None and stage.layer in ("tcp", "tls") and stage.failure in NETWORK_FAILURES
 
 
-def fetch_rate(data: bytes | str) -> float | None:
-    """The probe's body rate (bytes/s) of the final response, if its body was large enough
-    for a rate to mean anything (``web.THROTTLE_MIN_BODY``); None otherwise."""
-    m = decode_web(data)
+def fetch_rate(data: bytes | str | WebMeasurement) -> float | None:
+    """The probe's body rate (bytes/s) of the final response (from the measurement's bytes
+    or its ``decode_web``), if its body was large enough for a rate to mean anything
+    (``web.THROTTLE_MIN_BODY``); None otherwise."""
+    m = data if isinstance(data, WebMeasurement) else decode_web(data)
     if m is None or m.test_keys is None:
         return None
     keys = m.test_keys
