@@ -94,8 +94,16 @@ def run(
     upload_queue: Path | None = typer.Option(
         None, "--upload-queue", hidden=True, help="Queue each measurement here (lab child)."
     ),
-    probe_cc: str | None = typer.Option(None, "--probe-cc", help="Country code, e.g. IR."),
-    probe_asn: str | None = typer.Option(None, "--probe-asn", help="AS number, e.g. AS197207."),
+    probe_cc: str | None = typer.Option(
+        None,
+        "--probe-cc",
+        help="Country code, e.g. IR (default: looked up offline from the public address).",
+    ),
+    probe_asn: str | None = typer.Option(
+        None,
+        "--probe-asn",
+        help="AS number, e.g. AS197207 (default: looked up offline from the public address).",
+    ),
     no_quic: bool = typer.Option(False, "--no-quic", help="Skip the QUIC/HTTP3 attempts."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:

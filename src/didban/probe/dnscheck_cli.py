@@ -77,8 +77,12 @@ def dnscheck(
     append: bool = typer.Option(False, "--append", help="Append to an existing --output."),
     lab: bool = typer.Option(False, "--lab", help="Run inside the current lab."),
     accept_risk: bool = typer.Option(False, "--accept-risk", help="Accept the risk notice."),
-    probe_cc: str | None = typer.Option(None, "--probe-cc", help="Country code."),
-    probe_asn: str | None = typer.Option(None, "--probe-asn", help="AS number."),
+    probe_cc: str | None = typer.Option(
+        None, "--probe-cc", help="Country code (default: offline lookup of a public address)."
+    ),
+    probe_asn: str | None = typer.Option(
+        None, "--probe-asn", help="AS number (default: offline lookup of a public address)."
+    ),
 ) -> None:
     """Look DOMAINs up with many resolvers and transports; record injected replies."""
     for d in domains:
