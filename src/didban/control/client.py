@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import msgspec
 
@@ -27,7 +27,7 @@ from didban.net import errors
 from didban.net import http as httpmod
 from didban.net import tcp as tcpmod
 from didban.net import tls as tlsmod
-from didban.net.stream import Stream
+from didban.net.stream import Stream, split_address
 from didban.net.trace import Trace
 
 DEFAULT_TIMEOUT = 30.0
@@ -58,6 +58,29 @@ def decode_response(body: bytes) -> THResponse:
     return msgspec.convert(data, THResponse)
 
 
+def _helper_url(helper_url: str) -> tuple[SplitResult, str, str | None] | None:
+    """The parts of an http(s) helper URL, its host, and the host again when it is an IP
+    literal (no lookup needed); None when it is not an http(s) URL with a host."""
+    parts = urlsplit(helper_url)
+    host = parts.hostname
+    if parts.scheme not in ("http", "https") or not host:
+        return None
+    try:
+        return parts, host, str(ipaddress.ip_address(host))
+    except ValueError:
+        return parts, host, None
+
+
+def _answer(status: int, body: bytes) -> THResponse | str:
+    """The helper's answer to a POST: its response, or the OONI failure string."""
+    if status != 200:
+        return F.HTTP_UNEXPECTED_STATUS_CODE
+    try:
+        return decode_response(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return F.JSON_PARSE_ERROR
+
+
 async def query(
     helper_url: str,
     request: THRequest,
@@ -71,24 +94,18 @@ async def query(
     ``address`` (``"ip"``/``"ip:port"``) skips resolving the helper's host; an IP-literal
     helper URL needs none. ``ca_file`` is the CA bundle for https helpers.
     """
-    parts = urlsplit(helper_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    url = _helper_url(helper_url)
+    if url is None:
         return F.unknown(f"bad helper URL {helper_url!r}")
-    if address is None:
-        try:
-            ipaddress.ip_address(parts.hostname)
-            address = parts.hostname
-        except ValueError:
-            pass
+    address = address or url[2]
     body = msgspec.json.encode(request)
-    headers = _HEADERS
     try:
         async with asyncio.timeout(timeout):
             res = await httpmod.fetch(
                 helper_url,
                 trace=Trace(record_events=False),
                 address=address,
-                headers=headers,
+                headers=_HEADERS,
                 method="POST",
                 body=body,
                 ca_file=ca_file,
@@ -103,12 +120,7 @@ async def query(
     if res.failure is not None:
         return res.failure
     final = res.requests[0].response if res.requests else None
-    if final is None or final.code != 200:
-        return F.HTTP_UNEXPECTED_STATUS_CODE
-    try:
-        return decode_response(res.final_body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return F.JSON_PARSE_ERROR
+    return _answer((final.code or 0) if final is not None else 0, res.final_body)
 
 
 async def whoami(
@@ -117,15 +129,10 @@ async def whoami(
     """The probe's address as didban's helper sees it (``GET /x-didban/whoami``); None when
     the helper does not say (OONI's helpers have no such resource), cannot be reached, or
     reports its own address (a helper behind a proxy on the same host sees the proxy)."""
-    parts = urlsplit(helper_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    helper = _helper_url(helper_url)
+    if helper is None:
         return None
-    address = None
-    try:
-        ipaddress.ip_address(parts.hostname)
-        address = parts.hostname
-    except ValueError:
-        pass
+    parts, _, address = helper
     url = urlunsplit((parts.scheme, parts.netloc, WHOAMI_PATH, "", ""))
     try:
         async with asyncio.timeout(timeout):
@@ -152,7 +159,7 @@ async def whoami(
         seen = str(ipaddress.ip_address(found)) if isinstance(found, str) else None
     except (msgspec.DecodeError, ValueError):
         return None
-    helper_ip = (res.requests[0].address or "").rsplit(":", 1)[0].strip("[]")
+    helper_ip = split_address(res.requests[0].address or "", 0)[0]
     return None if seen is None or seen == helper_ip else seen
 
 
@@ -161,22 +168,18 @@ class HelperSession:
     shared by the concurrent queries of a run. ``close`` releases them."""
 
     def __init__(self, helper_url: str, *, ca_file: str | None = None, max_idle: int = 16) -> None:
-        parts = urlsplit(helper_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        helper = _helper_url(helper_url)
+        if helper is None:
             raise ValueError(f"bad helper URL {helper_url!r}")
+        parts, host, literal = helper
         self.url = helper_url
-        self._host = parts.hostname
+        self._host = host
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
         self._tls = parts.scheme == "https"
         self._ca_file = ca_file
         self._max_idle = max_idle
         self._idle: list[Stream] = []
-        self._addrs: list[str] | None = None
-        try:
-            ipaddress.ip_address(self._host)
-            self._addrs = [self._host]
-        except ValueError:
-            pass
+        self._addrs: list[str] | None = [literal] if literal is not None else None
         self.connections = 0  # opened so far (for tests and benchmarks)
 
     async def _open(self, timeout: float) -> Stream | str:
@@ -255,12 +258,7 @@ class HelperSession:
                         stream.close()
         except TimeoutError:
             return F.GENERIC_TIMEOUT
-        if raw.status != 200:
-            return F.HTTP_UNEXPECTED_STATUS_CODE
-        try:
-            return decode_response(raw.body)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return F.JSON_PARSE_ERROR
+        return _answer(raw.status, raw.body)
 
     def close(self) -> None:
         while self._idle:
