@@ -25,6 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from didban.data import path as data_path
+from didban.model.addresses import parse_ip
 from didban.model.labinfo import AsnRow
 
 
@@ -35,11 +36,8 @@ def snapshot_dir() -> Path:
 def country(ip: str) -> str | None:
     """The registration country (ISO 3166-1 alpha-2) of ``ip``; None for private or
     unknown addresses and for text that is not an address."""
-    try:
-        addr = ipaddress.ip_address(ip.split("%", 1)[0].strip("[]"))
-    except ValueError:
-        return None
-    if not addr.is_global:
+    addr = parse_ip(ip)
+    if addr is None or not addr.is_global:
         return None
     import iptocc  # ~50 ms: only when a public address is looked up
 
@@ -126,9 +124,8 @@ class AsnDB:
         return found
 
     def _lookup(self, ip: str) -> AsnInfo | None:
-        try:
-            addr = ipaddress.ip_address(ip.split("%", 1)[0].strip("[]"))
-        except ValueError:
+        addr = parse_ip(ip)
+        if addr is None:
             return None
         for net, info in self._overrides:
             if addr.version == net.version and addr in net:

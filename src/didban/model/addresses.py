@@ -35,6 +35,15 @@ BOGONS: Final = tuple(
 )
 
 
+def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address ``text`` spells — brackets (``[2001:db8::1]``) and an IPv6 zone
+    (``fe80::1%eth0``) allowed — or None when it is not an IP address."""
+    try:
+        return ipaddress.ip_address(text.split("%", 1)[0].strip("[]"))
+    except ValueError:
+        return None
+
+
 def in_bogon_range(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """True when ``ip`` (IPv4-mapped IPv6 unwrapped) lies in a bogon range."""
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from urllib.parse import urlsplit
 
 from didban.data import ipasn
+from didban.model.addresses import parse_ip
 from didban.model.labinfo import AsnRow
 from didban.probe.envelope import ProbeIdentity
 
@@ -67,9 +68,8 @@ def public_addresses(candidates: Iterable[str]) -> list[str]:
     (IPv4-mapped IPv6 addresses as IPv4)."""
     out: list[str] = []
     for a in candidates:
-        try:
-            ip = ipaddress.ip_address(a.split("%", 1)[0].strip("[]"))
-        except ValueError:
+        ip = parse_ip(a)
+        if ip is None:
             continue
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped
