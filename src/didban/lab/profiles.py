@@ -293,12 +293,12 @@ class _Validator:
                     f"rule '{rid}': technique '{tname}' has no parameter '{key}' (known: {names})",
                 )
             params[key] = self.param(vnode, tech.params[key], f"rule '{rid}': {key}")
-            # an empty list means "any" to the censor: a required one must name something
-            # (ip_blackhole with addresses: [] would cut every destination)
-            if tech.params[key].required and params[key] == []:
+            # an empty list means "any" to the censor: a required list, or one with a
+            # minimum (tls_mitm's ports), must name something (ip_blackhole with
+            # addresses: [] would cut every destination)
+            spec = tech.params[key]
+            if params[key] == [] and (spec.required or spec.minimum):
                 raise self.fail(vnode, f"rule '{rid}': {key} must not be empty")
-            if tname == "tls_mitm" and key == "ports" and params[key] == []:
-                raise self.fail(vnode, f"rule '{rid}': ports must not be empty")
         for pname, spec in tech.params.items():
             if pname not in params:
                 if spec.required:

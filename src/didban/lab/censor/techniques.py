@@ -27,7 +27,7 @@ class Param:
     required: bool = False
     default: object = None
     choices: tuple[str, ...] = ()
-    minimum: float | None = None
+    minimum: float | None = None  # numbers: the least value; lists: at least one item
     maximum: float | None = None
 
 
@@ -204,7 +204,7 @@ TECHNIQUES: Final[dict[str, Technique]] = {
             "Kazakhstan 2019 national root (Censored Planet; reference §2.10); Iran 2011 "
             "DigiNotar MITM (a *trusted* root: not emulated)",
             addresses=Param("addresses", required=True),
-            ports=Param("ports", default=[443]),
+            ports=Param("ports", default=[443], minimum=1),  # empty would mean every port
         ),
         _t(
             "shutdown",
