@@ -259,11 +259,8 @@ async def http3_get(
         failure = errors.classify(exc)
     suite, alpn, chain = _tls_fields(quic)
     if handshook:
-        outcome = verify.verify_chain(chain, sni, ca_file=ca_file)
-        if outcome is not None:
-            code, message = outcome.code, outcome.message
-            if verify_peer:
-                failure = errors.verify_code_failure(outcome.code)
+        code, message, refused = verify.judge(chain, sni, ca_file=ca_file, verify_peer=verify_peer)
+        failure = refused or failure
     t = trace.now()
     trace.event(
         tr.QUIC_HANDSHAKE_DONE,

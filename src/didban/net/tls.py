@@ -215,11 +215,9 @@ async def handshake(
         raise
     if failure is None:
         chain = _peer_chain(obj)
-        outcome = verify.verify_chain(chain, server_name, ca_file=ca_file)
-        if outcome is not None:
-            code, message = outcome.code, outcome.message
-            if verify_peer:
-                failure = errors.verify_code_failure(outcome.code)
+        code, message, failure = verify.judge(
+            chain, server_name, ca_file=ca_file, verify_peer=verify_peer
+        )
     t = trace.now()
     trace.event(
         tr.TLS_HANDSHAKE_DONE,

@@ -5,7 +5,8 @@ chain is kept even when it does not verify. Verification uses ``cryptography``'s
 verifier (python-stack.md §6) with the CA/Browser-Forum end-entity rules relaxed (test
 CAs such as trustme mark subjectAltName critical); the outcome is reported with the
 OpenSSL ``X509_V_ERR_*`` code OONI's mapping is keyed on, checked in OpenSSL's order:
-trust (20 / 18 / 19), validity period (10 / 9), then the host name (62).
+trust (20 / 18 / 19), validity period (10 / 9), then the host name (62). ``judge`` turns
+the outcome into the handshake's OONI failure, for the TLS driver and QUIC alike.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from functools import lru_cache
 
 from cryptography import x509
 from cryptography.x509 import verification as xv
+
+from didban.net import errors
 
 # OpenSSL X509_V_ERR_* codes.
 UNSPECIFIED = 1
@@ -139,6 +142,19 @@ def _store_key(ca_file: str | None) -> tuple[str | None, float]:
         return path, os.stat(path).st_mtime if path else 0.0
     except OSError:
         return path, -1.0
+
+
+def judge(
+    chain: Sequence[bytes], server_name: str, *, ca_file: str | None, verify_peer: bool
+) -> tuple[int | None, str | None, str | None]:
+    """For a completed handshake (TLS or QUIC): the verify code and message of ``chain``
+    (None, None when it is valid) and the OONI failure they mean — None when the chain is
+    valid, or when ``verify_peer`` is off (OONI ``no_tls_verify``: only recorded)."""
+    outcome = verify_chain(chain, server_name, ca_file=ca_file)
+    if outcome is None:
+        return None, None, None
+    failure = errors.verify_code_failure(outcome.code) if verify_peer else None
+    return outcome.code, outcome.message, failure
 
 
 def verify_chain(
