@@ -15,17 +15,16 @@ import base64
 import os
 import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import dns.exception
 import dns.flags
-import dns.message
 import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
-import dns.rrset
 import msgspec
 
 from didban.model import failures as F
@@ -37,8 +36,8 @@ from didban.model.ooni import (
     TCPConnect,
     TLSHandshake,
 )
+from didban.net import dnswire, errors, guard
 from didban.net import doh as dohmod
-from didban.net import errors, guard
 from didban.net import http as httpmod
 from didban.net import tcp as tcpmod
 from didban.net import tls as tlsmod
@@ -87,8 +86,15 @@ async def resolve_udp(
     wait_duplicates: float = DEFAULT_DUPLICATE_WAIT,
     tags: list[str] | None = None,
     transaction_id: int | None = None,
+    on_answer: Callable[[DNSResult], None] | None = None,
 ) -> DNSResult:
-    """Query ``server`` (``"ip"`` or ``"ip:port"``, default port 53) over UDP."""
+    """Query ``server`` (``"ip"`` or ``"ip:port"``, default port 53) over UDP.
+
+    After the first matching reply the socket keeps listening for ``wait_duplicates``
+    seconds, so an injected answer and the genuine one are both kept. ``on_answer`` (if
+    given) is called with the first reply's result as soon as it arrives, so a caller can
+    use the addresses during that wait; the returned result has the same answer, plus the
+    duplicates."""
     ip, port = split_address(server, 53)
     tid = trace.new_transaction_id() if transaction_id is None else transaction_id
     address = format_address(ip, port)
@@ -102,8 +108,8 @@ async def resolve_udp(
     sock.setblocking(False)
     t0 = trace.now()
     # (arrival time, wire, parsed reply, wrong id?): each datagram is parsed once
-    replies: list[tuple[float, bytes, dns.message.Message, bool]] = []
-    n_good = 0
+    replies: list[tuple[float, bytes, dnswire.Message, bool]] = []
+    first_result: DNSResult | None = None
     failure: str | None = None
     try:
         await loop.sock_connect(sock, (ip, port))
@@ -137,10 +143,13 @@ async def resolve_udp(
             )
             reply = _parse(data)
             if reply is not None and _matches(query, reply):
-                replies.append((trace.now(), data, reply, False))
-                n_good += 1
-                if n_good == 1:
+                t_reply = trace.now()
+                replies.append((t_reply, data, reply, False))
+                if first_result is None:
                     deadline = loop.time() + wait_duplicates
+                    first_result = DNSResult(base.from_reply(data, reply, qtype, t0, t_reply))
+                    if on_answer is not None:
+                        on_answer(first_result)
             elif reply is not None and _matches(query, reply, check_id=False):
                 # same question, other id: kept, flagged, never the answer
                 replies.append((trace.now(), data, reply, True))
@@ -158,9 +167,9 @@ async def resolve_udp(
         sock.close()
     t_end = trace.now()
     first_i = next((i for i, r in enumerate(replies) if not r[3]), None)
-    if first_i is not None:
-        t_first, first, first_reply, _ = replies[first_i]
-        result = DNSResult(base.from_reply(first, first_reply, qtype, t0, t_first))
+    if first_i is not None and first_result is not None:
+        t_first = replies[first_i][0]
+        result = first_result
     else:
         failure = failure or F.GENERIC_TIMEOUT
         t_first = t_end
@@ -423,11 +432,13 @@ class Query:
 
     Built by hand because building it with dnspython costs ~0.2 ms a query; the bytes
     are exactly what ``dns.message.make_query(name, qtype, use_edns=0, payload=1232)``
-    with RD writes (tests/net/test_dns.py checks this).
+    with RD writes (tests/net/test_dns.py checks this). ``question`` is the key
+    ``dnswire.Message.question`` holds for it: a reply matches when its only question is
+    the same, compared without case as DNS names are.
     """
 
     id: int
-    question: list[dns.rrset.RRset]
+    question: bytes
     wire: bytes
 
     def to_wire(self) -> bytes:
@@ -440,24 +451,24 @@ def _make_query(hostname: str, qtype: str, doh: bool = False) -> Query:
     # RFC 8484 §4.1: DoH uses id 0 (cache friendliness); otherwise a random id
     qid = 0 if doh else int.from_bytes(os.urandom(2), "big")
     header = struct.pack("!HHHHHH", qid, dns.flags.RD, 1, 0, 0, 1)  # QD 1, AR 1 (OPT)
-    question = (name.to_wire() or b"") + struct.pack("!HH", rdtype, dns.rdataclass.IN)
+    qname = name.to_wire() or b""
+    qtail = struct.pack("!HH", rdtype, dns.rdataclass.IN)
     opt = b"\x00" + struct.pack("!HHIH", dns.rdatatype.OPT, EDNS_PAYLOAD, 0, 0)  # EDNS0
-    rrset = dns.rrset.RRset(name, dns.rdataclass.IN, rdtype)
-    return Query(qid, [rrset], header + question + opt)
+    return Query(qid, qname.lower() + qtail, header + qname + qtail + opt)
 
 
-def _parse(wire: bytes) -> dns.message.Message | None:
+def _parse(wire: bytes) -> dnswire.Message | None:
     """The reply parsed once (None if it is not a DNS message)."""
     try:
-        return dns.message.from_wire(wire, ignore_trailing=True)
-    except (dns.exception.DNSException, ValueError):
+        return dnswire.parse(wire)
+    except dnswire.WireError:
         return None
 
 
-def _matches(query: Query, reply: dns.message.Message, check_id: bool = True) -> bool:
+def _matches(query: Query, reply: dnswire.Message, check_id: bool = True) -> bool:
     if check_id and reply.id != query.id:
         return False
-    return bool(reply.flags & dns.flags.QR) and reply.question == query.question
+    return bool(reply.flags & dnswire.QR) and reply.question == (query.question,)
 
 
 class _Base:
@@ -494,31 +505,32 @@ class _Base:
         )
 
     def from_reply(
-        self, wire: bytes, reply: dns.message.Message | None, qtype: str, t0: float, t: float
+        self, wire: bytes, reply: dnswire.Message | None, qtype: str, t0: float, t: float
     ) -> DNSQuery:
         """The record of a reply already parsed by :func:`_parse` (None: unparsable)."""
         if reply is None:
             return self.query(F.DNS_SERVER_MISBEHAVING, None, t0, t, raw=wire)
         answers = parse_answers(reply)
-        wanted = dns.rdatatype.from_text(qtype)
-        has = any(a.answer_type == dns.rdatatype.to_text(wanted) for a in answers)
-        failure = rcode_failure(reply.rcode(), has)
-        return self.query(failure, answers or None, t0, t, rcode=reply.rcode(), raw=wire)
+        has = any(a.answer_type == qtype.upper() for a in answers)
+        failure = rcode_failure(reply.rcode, has)
+        return self.query(failure, answers or None, t0, t, rcode=reply.rcode, raw=wire)
 
 
-def parse_answers(reply: dns.message.Message) -> list[DNSAnswer]:
-    """A, AAAA and CNAME records of the answer section as OONI answers."""
+def parse_answers(reply: dnswire.Message) -> list[DNSAnswer]:
+    """A, AAAA and CNAME records of the answer section as OONI answers, in wire order,
+    each with its own TTL."""
     out: list[DNSAnswer] = []
-    for rrset in reply.answer:
-        for rd in rrset:
-            if rd.rdtype == dns.rdatatype.A:
-                out.append(DNSAnswer(answer_type="A", ipv4=rd.address, ttl=rrset.ttl))
-            elif rd.rdtype == dns.rdatatype.AAAA:
-                out.append(DNSAnswer(answer_type="AAAA", ipv6=rd.address, ttl=rrset.ttl))
-            elif rd.rdtype == dns.rdatatype.CNAME:
-                out.append(
-                    DNSAnswer(answer_type="CNAME", hostname=rd.target.to_text(), ttl=rrset.ttl)
-                )
+    for r in reply.answer:
+        kind = dnswire.TYPE_TEXT.get(r.rtype)
+        if kind is None:
+            continue
+        value = reply.text(r)
+        if kind == "A":
+            out.append(DNSAnswer(answer_type="A", ipv4=value, ttl=r.ttl))
+        elif kind == "AAAA":
+            out.append(DNSAnswer(answer_type="AAAA", ipv6=value, ttl=r.ttl))
+        else:
+            out.append(DNSAnswer(answer_type="CNAME", hostname=value, ttl=r.ttl))
     return out
 
 
