@@ -14,7 +14,7 @@ from typing import Final
 
 from didban.model.verdict import METHODS, Layer, State
 
-RULES_VERSION: Final = "2026.11.2"
+RULES_VERSION: Final = "2026.11.3"
 
 
 @dataclass(frozen=True)

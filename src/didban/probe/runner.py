@@ -29,6 +29,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from didban.probe import slot
 from didban.probe.lists import ListEntry
 from didban.probe.output import JsonlWriter
 from didban.probe.summary import Outcome, outcome
@@ -114,17 +115,37 @@ async def run(
     task_id = progress.add_task(experiment.test_name, total=len(entries), failed=0, rate=0.0)
 
     async def one(entry: ListEntry) -> None:
-        async with sem, per_host[entry.host]:
-            try:
-                m = await asyncio.wait_for(
-                    experiment.measure(entry, options.deadline), options.deadline + 10.0
-                )
-            except TimeoutError:
-                result.errors.append(f"{entry.url}: did not finish within its deadline")
-                return
-            except Exception as exc:  # a bug, not a network failure: report, keep going
-                result.errors.append(f"{entry.url}: internal error: {exc!r}")
-                return
+        host_sem = per_host[entry.host]
+        await sem.acquire()
+        try:
+            await host_sem.acquire()
+        except BaseException:
+            sem.release()
+            raise
+        held = True
+
+        def give_back() -> None:  # once: the experiment may release it before it returns
+            nonlocal held
+            if held:
+                held = False
+                host_sem.release()
+                sem.release()
+
+        # the slot as the experiment sees it (didban.probe.slot); the task wait_for makes
+        # below copies this context
+        slot.bind(give_back)
+        try:
+            m = await asyncio.wait_for(
+                experiment.measure(entry, options.deadline), options.deadline + 10.0
+            )
+        except TimeoutError:
+            result.errors.append(f"{entry.url}: did not finish within its deadline")
+            return
+        except Exception as exc:  # a bug, not a network failure: report, keep going
+            result.errors.append(f"{entry.url}: internal error: {exc!r}")
+            return
+        finally:
+            give_back()
         raw = await writer.awrite(m)
         result.written += 1
         o = outcome(msgspec.json.decode(raw))

@@ -56,7 +56,7 @@ from didban.net import tcp as tcpmod
 from didban.net import tls as tlsmod
 from didban.net.stream import Stream, format_address
 from didban.net.trace import HTTP_TRANSACTION_DONE, HTTP_TRANSACTION_START, Trace
-from didban.probe import envelope
+from didban.probe import envelope, slot
 from didban.probe.config import ProbeConfig
 from didban.probe.envelope import ProbeIdentity
 from didban.probe.lists import ListEntry
@@ -110,6 +110,9 @@ class _State:
     http_started: bool = False
     http_done: bool = False
     control_done: bool = False
+    # set when the UDP resolver's first reply is in (or it failed): its addresses are known,
+    # though the lookup keeps listening for late replies
+    udp_answered: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def _is_ip(host: str) -> bool:
@@ -206,10 +209,12 @@ class WebConnectivity:
         """The pipeline: each step starts as soon as what it needs is known.
 
         Endpoint flows to the system resolver's addresses start when getaddrinfo answers;
-        the control query when getaddrinfo and DoH have answered (the UDP lookup may still
-        be collecting late replies for 500 ms); flows to addresses only UDP or DoH gave
-        start when those answer; the fetch starts as soon as a system-resolver flow works,
-        otherwise once every flow is done (then preferring UDP, then DoH addresses).
+        the control query when getaddrinfo and DoH have answered; flows to addresses only
+        UDP or DoH gave start when those answer (UDP: its first reply); the fetch starts as
+        soon as a system-resolver flow works, otherwise once every flow is done (then
+        preferring UDP, then DoH addresses). When all of that is done and only the UDP
+        lookup is still listening for late replies (500 ms after its first), the runner's
+        concurrency slot is given back (``slot.release``) for the rest of that wait.
         """
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -230,6 +235,7 @@ class WebConnectivity:
                 system_t: asyncio.Future[Any] = start(asyncio.sleep(0))
                 udp_t: asyncio.Future[Any] = start(asyncio.sleep(0))
                 doh_t: asyncio.Future[Any] = start(asyncio.sleep(0))
+                st.udp_answered.set()
             else:
                 system_t = start(self._system(host, trace, st))
                 udp_t = start(self._udp(host, trace, st))
@@ -250,7 +256,7 @@ class WebConnectivity:
                 await asyncio.gather(*flows_t)
                 if any(f.ok for f in st.flows if not f.ip_check and SYSTEM in f.origins):
                     http_t = start(self._http(url, host, port, trace, st))
-            await asyncio.gather(udp_t, doh_t)
+            await asyncio.gather(st.udp_answered.wait(), doh_t)
             st.dns_done = True
             more = self._start_flows(host, scheme, port, explicit, trace, st)
             if more:
@@ -268,6 +274,8 @@ class WebConnectivity:
                 reason = "catalog" if self._catalog_h3(host) else "alt-svc"
                 await self._quic(url, host, trace, st, reason)
             await control
+            slot.release()  # what is left is listening for late UDP replies
+            await udp_t
         except BaseException:
             for fut in pending:
                 fut.cancel()
@@ -292,24 +300,36 @@ class WebConnectivity:
 
     async def _udp(self, host: str, trace: Trace, st: _State) -> None:
         cfg = self.config
-        r = await dns.resolve_udp(
-            host,
-            format_address(*cfg.udp_resolver),
-            trace=trace,
-            qtype="A",
-            timeout=cfg.dns_timeout,
-            wait_duplicates=cfg.duplicate_wait,
-            tags=["depth=0"],
-        )
         tk = st.tk
-        tk.queries.append(r.query)
+        answered: list[dns.DNSResult] = []
+
+        def answer(r: dns.DNSResult) -> None:  # the first reply, while late ones may follow
+            answered.append(r)
+            tk.queries.append(r.query)
+            for a in r.addrs:
+                st.addrs.setdefault(a, set()).add(UDP)
+            st.udp_answered.set()
+
+        try:
+            r = await dns.resolve_udp(
+                host,
+                format_address(*cfg.udp_resolver),
+                trace=trace,
+                qtype="A",
+                timeout=cfg.dns_timeout,
+                wait_duplicates=cfg.duplicate_wait,
+                tags=["depth=0"],
+                on_answer=answer,
+            )
+        finally:
+            st.udp_answered.set()
+        if not answered:
+            tk.queries.append(r.query)
         tk.x_dns_duplicate_responses.extend(r.duplicates)
         tk.x_do53 = {
             "queries": [_to_plain(r.query)],
             "duplicates": [_to_plain(d) for d in r.duplicates],
         }
-        for a in r.addrs:
-            st.addrs.setdefault(a, set()).add(UDP)
 
     async def _doh(self, host: str, trace: Trace, st: _State) -> None:
         cfg = self.config
