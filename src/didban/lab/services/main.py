@@ -20,11 +20,7 @@ from didban.net import guard
 
 
 async def _public_answer(q: dnsserver.Query) -> bytes | None:
-    query = dnsanswer.parse(q.wire)
-    if query is None:
-        return None
-    limit = dnsanswer.udp_limit(query) if q.transport == "udp" else 65535
-    return dnsanswer.to_wire(dnsanswer.answer(query), limit)
+    return dnsanswer.answer_wire(q.wire, udp=q.transport == "udp")
 
 
 async def _start_inet(state_dir: Path) -> list[Any]:
