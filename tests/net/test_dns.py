@@ -40,6 +40,26 @@ async def test_injected_then_genuine_both_kept_in_order() -> None:
     assert len(reads) == 2
 
 
+async def test_first_reply_is_handed_over_while_late_replies_are_awaited() -> None:
+    server = await DNSServer(
+        {"www.instagram.com": ["203.0.113.10"]}, forged="10.10.34.36", gap=0.2
+    ).start()
+    seen: list[tuple[list[str], int]] = []
+    try:
+        r = await ddns.resolve_udp(
+            "www.instagram.com",
+            f"127.0.0.1:{server.port}",
+            trace=Trace(),
+            on_answer=lambda first: seen.append((first.addrs, len(first.duplicates))),
+        )
+    finally:
+        server.stop()
+    # called once, with the first (injected) reply, before the genuine one had arrived
+    assert seen == [(["10.10.34.36"], 0)]
+    assert r.addrs == ["10.10.34.36"]
+    assert [a.ipv4 for a in r.duplicates[0].answers or []] == ["203.0.113.10"]
+
+
 async def test_reply_with_wrong_id_is_kept_but_not_the_answer() -> None:
     server = await DNSServer(
         {"www.instagram.com": ["203.0.113.10"]}, forged="10.10.34.36", forged_wrong_id=True

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from didban.net import dns as ddns
 from didban.net import dnswire
 
 LABEL = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=20)
@@ -157,3 +158,40 @@ def test_corrupted_replies_parse_or_raise_wire_error(
     wire[at % len(wire)] = byte
     with contextlib.suppress(dnswire.WireError):
         dnswire.parse(bytes(wire))
+
+
+def _pointer_chain(n: int) -> bytes:
+    """A reply whose n questions each point at the one before: a name n pointers deep."""
+    head = struct.pack("!HHHHHH", 1, 0x8180, n, 0, 0, 0)
+    body = b"\x01a\x00\x00\x01\x00\x01"
+    offsets = [12]
+    for _ in range(n - 1):
+        offsets.append(12 + len(body))
+        body += struct.pack("!H", 0xC000 | offsets[-2]) + b"\x00\x01\x00\x01"
+    return head + body
+
+
+def test_a_reply_built_to_stall_the_parser_is_refused() -> None:
+    # dnspython stops at 16 pointers too; without a bound this reply took seconds to read
+    with pytest.raises(dnswire.WireError, match="compression pointers"):
+        dnswire.parse(_pointer_chain(5000))
+    assert dnswire.parse(_pointer_chain(16)).qnames[-1] == "a."
+    # many questions each pointing at a long name: bounded by the labels read per message
+    head = struct.pack("!HHHHHH", 1, 0x8180, 4000, 0, 0, 0)
+    name = b"\x01x" * 120 + b"\x00"
+    wire = head + name + b"\x00\x01\x00\x01" + b"\xc0\x0c\x00\x01\x00\x01" * 3999
+    with pytest.raises(dnswire.WireError, match="labels in one message"):
+        dnswire.parse(wire)
+    # and the probe refuses any reply that does not answer exactly one question
+    assert ddns._parse(wire) is None
+    assert ddns._parse(_pointer_chain(2)) is None
+
+
+def test_records_of_other_classes_are_read_but_are_not_addresses() -> None:
+    q = dns.message.make_query("www.example.org", "A")
+    head = struct.pack("!HHHHHH", q.id, 0x8180, 1, 2, 0, 0)
+    question = (dns.name.from_text("www.example.org").to_wire() or b"") + b"\x00\x01\x00\x01"
+    chaos = b"\xc0\x0c" + struct.pack("!HHIH", 1, 3, 60, 0)  # class CH, type A, no data
+    real = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + bytes([192, 0, 2, 7])
+    m = dnswire.parse(head + question + chaos + real)
+    assert [(a.answer_type, a.ipv4) for a in ddns.parse_answers(m)] == [("A", "192.0.2.7")]

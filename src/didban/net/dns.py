@@ -458,7 +458,10 @@ def _make_query(hostname: str, qtype: str, doh: bool = False) -> Query:
 
 
 def _parse(wire: bytes) -> dnswire.Message | None:
-    """The reply parsed once (None if it is not a DNS message)."""
+    """The reply parsed once (None if it is not a DNS message, or not a reply to one
+    question: every query didban sends has one, RFC 9619)."""
+    if len(wire) < 12 or wire[4] != 0 or wire[5] != 1:
+        return None
     try:
         return dnswire.parse(wire)
     except dnswire.WireError:
@@ -522,7 +525,7 @@ def parse_answers(reply: dnswire.Message) -> list[DNSAnswer]:
     out: list[DNSAnswer] = []
     for r in reply.answer:
         kind = dnswire.TYPE_TEXT.get(r.rtype)
-        if kind is None:
+        if kind is None or r.rclass != dnswire.CLASS_IN:
             continue
         value = reply.text(r)
         if kind == "A":

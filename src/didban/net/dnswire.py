@@ -12,7 +12,11 @@ for a message that breaks that. Bytes after the last record are ignored, as
 
 Records are kept as they came, in wire order, each with its own TTL (as OONI's probe
 records them): no merging into RRsets, no removal of repeated records, which are
-evidence in an injected reply.
+evidence in an injected reply. The data of types it does not read (MX, SOA, TXT, ...) is
+kept as a byte range and not validated, so a reply dnspython would refuse for a malformed
+MX record is read here for its A/AAAA/CNAME answers. The work per message is bounded
+(``MAX_POINTERS`` per name, ``MAX_LABELS`` per message): a reply built to stall the
+parser is refused instead.
 """
 
 from __future__ import annotations
@@ -31,6 +35,13 @@ TYPE_OPT: Final = 41
 TYPE_ANY: Final = 255
 CLASS_IN: Final = 1
 MAX_NAME: Final = 255
+# Bounds on the work one message may cost, so a hostile reply (an injector's, a resolver's)
+# cannot stall the event loop: compression pointers followed in one name (dnspython also
+# stops at 16), and labels read in the whole message. A legitimate reply stays far below:
+# 100 records of 10-label names are 1,000 labels; 65,535 bytes of chained pointers to a
+# 127-label name would be ~700,000.
+MAX_POINTERS: Final = 16
+MAX_LABELS: Final = 8192
 TYPE_TEXT: Final = {TYPE_A: "A", TYPE_CNAME: "CNAME", TYPE_AAAA: "AAAA"}
 
 # characters dnspython (and BIND's presentation format) escape inside a label
@@ -82,14 +93,25 @@ class Message:
         return None
 
 
-def read_name(wire: bytes, pos: int) -> tuple[list[bytes], int]:
+class _Budget:
+    """Labels a message may still make the parser read (``MAX_LABELS``)."""
+
+    __slots__ = ("left",)
+
+    def __init__(self) -> None:
+        self.left = MAX_LABELS
+
+
+def read_name(wire: bytes, pos: int, budget: _Budget | None = None) -> tuple[list[bytes], int]:
     """The labels of the name at ``pos`` and the offset just after it (after the first
     pointer, if the name is compressed)."""
     labels: list[bytes] = []
     total = 1
     end = -1
+    hops = 0
     floor = pos  # a pointer must point before every place already read
     n = len(wire)
+    budget = budget or _Budget()
     while True:
         if pos >= n:
             raise WireError("name runs past the end of the message")
@@ -104,6 +126,9 @@ def read_name(wire: bytes, pos: int) -> tuple[list[bytes], int]:
             target = ((length & 0x3F) << 8) | wire[pos + 1]
             if target >= floor:
                 raise WireError("name pointer does not point backwards")
+            hops += 1
+            if hops > MAX_POINTERS:
+                raise WireError(f"more than {MAX_POINTERS} compression pointers in one name")
             if end < 0:
                 end = pos + 2
             pos = floor = target
@@ -116,6 +141,9 @@ def read_name(wire: bytes, pos: int) -> tuple[list[bytes], int]:
         total += length + 1
         if total > MAX_NAME:
             raise WireError("name longer than 255 octets")
+        budget.left -= 1
+        if budget.left < 0:
+            raise WireError(f"more than {MAX_LABELS} labels in one message")
         labels.append(label)
         pos += length + 1
 
@@ -142,10 +170,10 @@ def to_text(labels: list[bytes]) -> str:
     return ".".join(out) + "."
 
 
-def _records(wire: bytes, pos: int, count: int, out: list[Record]) -> int:
+def _records(wire: bytes, pos: int, count: int, out: list[Record], budget: _Budget) -> int:
     n = len(wire)
     for _ in range(count):
-        labels, pos = read_name(wire, pos)
+        labels, pos = read_name(wire, pos, budget)
         if pos + 10 > n:
             raise WireError("record header runs past the end of the message")
         rtype = (wire[pos] << 8) | wire[pos + 1]
@@ -156,14 +184,15 @@ def _records(wire: bytes, pos: int, count: int, out: list[Record]) -> int:
         end = start + rdlen
         if end > n:
             raise WireError("record data runs past the end of the message")
-        if rtype == TYPE_A and rdlen != 4:
-            raise WireError("A record data is not 4 octets")
-        if rtype == TYPE_AAAA and rdlen != 16:
-            raise WireError("AAAA record data is not 16 octets")
-        if rtype == TYPE_CNAME:
-            _, after = read_name(wire, start)
-            if after != end:
-                raise WireError("CNAME data is not one name")
+        if rclass == CLASS_IN:  # other classes' A (Chaosnet's, say) is not an address
+            if rtype == TYPE_A and rdlen != 4:
+                raise WireError("A record data is not 4 octets")
+            if rtype == TYPE_AAAA and rdlen != 16:
+                raise WireError("AAAA record data is not 16 octets")
+            if rtype == TYPE_CNAME:
+                _, after = read_name(wire, start, budget)
+                if after != end:
+                    raise WireError("CNAME data is not one name")
         name = to_text(labels).lower() if labels else "."
         out.append(Record(name, rtype, rclass, ttl, start, end))
         pos = end
@@ -181,12 +210,13 @@ def parse(wire: bytes) -> Message:
     ns = (wire[8] << 8) | wire[9]
     ar = (wire[10] << 8) | wire[11]
     pos = 12
+    budget = _Budget()
     question: list[bytes] = []
     qnames: list[str] = []
     qtypes: list[int] = []
     for _ in range(qd):
         start = pos
-        labels, pos = read_name(wire, pos)
+        labels, pos = read_name(wire, pos, budget)
         if pos + 4 > len(wire):
             raise WireError("question runs past the end of the message")
         plain = pos - start == sum(len(x) + 1 for x in labels) + 1  # not compressed
@@ -198,9 +228,9 @@ def parse(wire: bytes) -> Message:
     answer: list[Record] = []
     authority: list[Record] = []
     additional: list[Record] = []
-    pos = _records(wire, pos, an, answer)
-    pos = _records(wire, pos, ns, authority)
-    _records(wire, pos, ar, additional)
+    pos = _records(wire, pos, an, answer, budget)
+    pos = _records(wire, pos, ns, authority, budget)
+    _records(wire, pos, ar, additional, budget)
     rcode = flags & 0xF
     payload: int | None = None
     for r in additional:
