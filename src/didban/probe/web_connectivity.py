@@ -242,8 +242,14 @@ class WebConnectivity:
                 doh_t = start(self._doh(host, trace, st))
 
             await system_t
+            n_before = len(st.flows)
             first_flows = self._start_flows(host, scheme, port, explicit, trace, st)
             flows_t = [start(f) for f in first_flows]
+            # the fetch waits for the flows to the system resolver's addresses only: an
+            # injected UDP (or DoH) answer that came first must not hold it back
+            system_flows_t = [
+                t for t, f in zip(flows_t, st.flows[n_before:], strict=True) if SYSTEM in f.origins
+            ]
 
             async def control_when_ready() -> None:
                 await doh_t
@@ -252,15 +258,16 @@ class WebConnectivity:
             control = start(control_when_ready())
 
             http_t: asyncio.Future[Any] | None = None
-            if flows_t:
-                await asyncio.gather(*flows_t)
+            if system_flows_t:
+                await asyncio.gather(*system_flows_t)
                 if any(f.ok for f in st.flows if not f.ip_check and SYSTEM in f.origins):
                     http_t = start(self._http(url, host, port, trace, st))
             await asyncio.gather(st.udp_answered.wait(), doh_t)
+            if udp_t.done():
+                udp_t.result()  # a lookup that failed outright (not a DNS failure) fails now
             st.dns_done = True
             more = self._start_flows(host, scheme, port, explicit, trace, st)
-            if more:
-                await asyncio.gather(*(start(f) for f in more))
+            await asyncio.gather(*flows_t, *(start(f) for f in more))
             st.flows_done = True
             if http_t is None:
                 http_t = start(self._http(url, host, port, trace, st))
