@@ -63,7 +63,7 @@ def test_large_page_far_below_the_control_rate_is_throttled() -> None:
     ("probe_rate", "ctrl_rate", "why"),
     [
         (125_000, 400_000, "31 % of the control: above the 25 % ratio"),
-        (400_000, 50_000_000, "under 10 % but above the 2 Mbit/s ceiling"),
+        (400_000, 50_000_000, "under 25 % but above the 2 Mbit/s ceiling"),
         (None, 5_000_000, "the probe recorded no rate (OONI's probes do not)"),
         (125_000, None, "the control measured no rate (OONI's helper does not)"),
     ],
