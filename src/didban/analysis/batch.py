@@ -6,7 +6,8 @@ recursively, in sorted order). Lines are read one at a time from the (decompress
 stream, so memory stays constant whatever the size of the input. A record that is not a
 measurement is reported through ``on_error`` as ``file:line: reason`` and skipped.
 Verdicts of one probe run are buffered until the run ends (at most ``nin.MAX_RUN``) so
-that run-level rules (NIN isolation, shutdown) can relabel them.
+that run-level rules (NIN isolation, shutdown) can relabel them. ``jobs`` > 1 has
+``didban.analysis.parallel`` classify the records in worker processes, in the same order.
 """
 
 from __future__ import annotations
@@ -128,37 +129,76 @@ def classify_paths(
     fingerprints: Fingerprints | None = None,
     *,
     by_run: bool = True,
+    jobs: int = 1,
 ) -> Iterator[tuple[Record, Verdict]]:
     """Verdicts for every measurement under ``paths``; bad records go to ``on_error``.
 
     With ``by_run`` (the default), the verdicts of each probe run are also judged together
     (``analysis.nin``: NIN isolation, shutdown); they are yielded in input order, a run's
-    once the run is complete.
+    once the run is complete. With ``jobs`` > 1 the records are classified by that many
+    worker processes (``didban.analysis.parallel``); verdicts, errors and their order are
+    the same as with one.
     """
     fps = fingerprints or default()
     counts = counts if counts is not None else Counts()
+    if jobs > 1:
+        from didban.analysis import parallel
+
+        results = parallel.classified(paths, on_error, counts, fps, by_run, jobs)
+    else:
+        results = _classified(paths, on_error, counts, fps, by_run)
+    if not by_run:
+        for rec, verdict, _, _ in results:
+            yield rec, verdict
+        return
     runs: nin.Runs[Record] = nin.Runs()
+    for rec, verdict, no_control, rate in results:
+        yield from runs.add(rec, verdict, no_control, rate)
+    yield from runs.flush()
+
+
+Classified = tuple[Record, Verdict, bool, float | None]
+"""A record, its verdict, and what the run-level pass reads of it (``classify_one``)."""
+
+
+def classify_one(
+    data: bytes, fps: Fingerprints, by_run: bool
+) -> tuple[Verdict, bool, float | None]:
+    """One record's verdict, whether it is unreachable without a control and its fetch
+    rate (the run-level pass reads these, so it never decodes the bytes a second time).
+    Raises ``Malformed``."""
+    verdict, decoded = classify_decoded(data, fps)
+    if not by_run:
+        return verdict, False, None
+    m = decoded if decoded is not None else data
+    no_control = verdict.rule_id == "wc.control.missing" and (
+        nin.unreachable_without_control(m, fps)
+    )
+    rate = nin.fetch_rate(m) if verdict.test_name in nin.WEB_TESTS else None
+    return verdict, no_control, rate
+
+
+def read_error(path: Path, exc: BaseException) -> str:
+    return f"{path}: cannot read: {exc}"
+
+
+UNREADABLE: Final = (OSError, EOFError, zstandard.ZstdError)
+
+
+def _classified(
+    paths: Iterable[Path], on_error: ErrorSink, counts: Counts, fps: Fingerprints, by_run: bool
+) -> Iterator[Classified]:
     for path in iter_files(paths):
         try:
             for rec in iter_records(path):
                 try:
-                    verdict, decoded = classify_decoded(rec.data, fps)
+                    verdict, no_control, rate = classify_one(rec.data, fps, by_run)
                 except Malformed as exc:
                     counts.malformed += 1
                     on_error(f"{rec.path}:{rec.line}: {exc}")
                     continue
                 counts.classified += 1
-                if by_run:
-                    # the run-level pass reads the decoded measurement, not the bytes again
-                    m = decoded if decoded is not None else rec.data
-                    no_control = verdict.rule_id == "wc.control.missing" and (
-                        nin.unreachable_without_control(m, fps)
-                    )
-                    rate = nin.fetch_rate(m) if verdict.test_name in nin.WEB_TESTS else None
-                    yield from runs.add(rec, verdict, no_control, rate)
-                else:
-                    yield rec, verdict
-        except (OSError, EOFError, zstandard.ZstdError) as exc:
+                yield rec, verdict, no_control, rate
+        except UNREADABLE as exc:
             counts.unreadable_files += 1
-            on_error(f"{path}: cannot read: {exc}")
-    yield from runs.flush()
+            on_error(read_error(path, exc))
