@@ -4,6 +4,7 @@ order as one process, over ranges of one file, compressed files and unreadable o
 from __future__ import annotations
 
 import gzip
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +97,17 @@ def test_analyze_jobs_flag(
     assert outs[0] == outs[1]
     r = runner.invoke(app, ["analyze", str(corpus[0]), "--jobs", "-1"])
     assert r.exit_code == 2 and "--jobs must be 0" in r.stderr
+
+
+def test_a_process_with_threads_starts_workers_afresh(corpus: list[Path]) -> None:
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    t.start()
+    try:
+        assert parallel._context().get_start_method() != "fork"
+        par, par_errors = _run(corpus, 2)
+    finally:
+        stop.set()
+        t.join()
+    serial, serial_errors = _run(corpus, 1)
+    assert (par, par_errors) == (serial, serial_errors)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import multiprocessing
 import signal
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -134,9 +135,14 @@ def _tasks(path: Path) -> Iterator[_Task | str]:
 
 
 def _context() -> multiprocessing.context.BaseContext:
-    # fork: a worker starts with the parent's modules and fingerprints already loaded
+    """fork when this process has one thread (a worker then starts with the modules and
+    fingerprints already loaded); forking a process with other threads can copy a lock
+    one of them holds, so then forkserver (or the platform's default), which starts
+    workers afresh and sends them the fingerprints pickled."""
     methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else None)
+    if "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else None)
 
 
 def classified(
