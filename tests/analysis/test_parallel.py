@@ -4,7 +4,9 @@ order as one process, over ranges of one file, compressed files and unreadable o
 from __future__ import annotations
 
 import gzip
+import multiprocessing
 import threading
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +113,49 @@ def test_a_process_with_threads_starts_workers_afresh(corpus: list[Path]) -> Non
         t.join()
     serial, serial_errors = _run(corpus, 1)
     assert (par, par_errors) == (serial, serial_errors)
+
+
+def test_a_file_given_twice_and_odd_line_shapes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(parallel, "CHUNK_BYTES", 2048)
+    d = tmp_path / "in"
+    d.mkdir()
+    crlf = d / "crlf.jsonl"
+    crlf.write_bytes(b"\r\n".join(_lines(40)) + b"\r\n")
+    long = d / "long.jsonl"
+    huge = _m(99)
+    huge["test_keys"]["requests"][0]["response"]["body"] = "x" * 10_000  # > CHUNK_BYTES
+    long.write_bytes(b"\n".join([*_lines(5), msgspec.json.encode(huge), *_lines(5)]))
+    empty = d / "empty.jsonl"
+    empty.write_bytes(b"")
+    paths = [d, crlf, long]  # the directory, then two of its files again
+    serial, serial_errors = _run(paths, 1)
+    par, par_errors = _run(paths, 2)
+    assert (par, par_errors) == (serial, serial_errors)
+    # the second pass over crlf.jsonl numbers its lines from 1 again
+    crlf_lines = [line for name, line, *_ in serial if name == "crlf.jsonl"]
+    assert len(crlf_lines) == 80 and crlf_lines[:3] == crlf_lines[40:43]
+
+
+def test_workers_really_classify(corpus: list[Path]) -> None:
+    it = batch.classify_paths(corpus, lambda e: None, jobs=2)
+    next(it)
+    assert multiprocessing.active_children(), "no worker process was started"
+    it.close()  # a consumer that stops early: the pool shuts down
+    assert not multiprocessing.active_children()
+
+
+def test_analyze_says_so_when_a_worker_dies(
+    corpus: list[Path], tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> Any:
+        yield from ()
+        raise BrokenProcessPool("a child process terminated abruptly")
+
+    monkeypatch.setattr(batch, "classify_paths", broken)
+    out = tmp_path_factory.mktemp("out") / "v.jsonl"
+    r = CliRunner().invoke(app, ["analyze", str(corpus[0]), "-o", str(out)])
+    assert r.exit_code == 3
+    assert "a worker process died" in r.stderr and "--jobs 1" in r.stderr
+    assert not out.exists() and not list(out.parent.iterdir())

@@ -41,7 +41,7 @@ class Record:
     data: bytes
 
 
-def _kind(path: Path) -> tuple[str, str] | None:
+def file_kind(path: Path) -> tuple[str, str] | None:
     """(format, compression) for a supported file name, else None."""
     name = path.name.lower()
     comp = ""
@@ -56,7 +56,7 @@ def _kind(path: Path) -> tuple[str, str] | None:
 
 
 def supported(path: Path) -> bool:
-    return _kind(path) is not None
+    return file_kind(path) is not None
 
 
 def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
@@ -75,7 +75,7 @@ def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
 READ_BUFFER = 1 << 20
 
 
-def _open(path: Path, comp: str) -> io.BufferedReader:
+def open_stream(path: Path, comp: str) -> io.BufferedReader:
     if comp == ".gz":
         return io.BufferedReader(gzip.GzipFile(path, "rb"), READ_BUFFER)
     if comp == ".zst":
@@ -88,11 +88,11 @@ def _open(path: Path, comp: str) -> io.BufferedReader:
 
 def iter_records(path: Path) -> Iterator[Record]:
     """The records of one file. Raises ``OSError`` for unreadable or corrupt files."""
-    kind = _kind(path)
+    kind = file_kind(path)
     if kind is None:
         raise OSError(f"{path}: not a .json, .jsonl, .ndjson file (optionally .gz or .zst)")
     fmt, comp = kind
-    with _open(path, comp) as stream:
+    with open_stream(path, comp) as stream:
         if fmt == "json":
             data = stream.read(MAX_JSON_DOCUMENT + 1)
             if len(data) <= MAX_JSON_DOCUMENT and _is_one_document(data):
@@ -136,8 +136,9 @@ def classify_paths(
     With ``by_run`` (the default), the verdicts of each probe run are also judged together
     (``analysis.nin``: NIN isolation, shutdown); they are yielded in input order, a run's
     once the run is complete. With ``jobs`` > 1 the records are classified by that many
-    worker processes (``didban.analysis.parallel``); verdicts, errors and their order are
-    the same as with one.
+    worker processes (``didban.analysis.parallel``); verdicts, errors, their order and the
+    counts are the same as with one, but the yielded records carry their file and line,
+    not their bytes (``data`` is empty).
     """
     fps = fingerprints or default()
     counts = counts if counts is not None else Counts()

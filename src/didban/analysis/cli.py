@@ -11,7 +11,10 @@ Exit codes (both commands):
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import msgspec
@@ -26,6 +29,11 @@ from didban.model.verdict import Verdict
 EXIT_OK = 0
 EXIT_NOTHING = 1
 EXIT_USAGE = 2
+EXIT_WORKER = 3
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
@@ -73,17 +81,19 @@ def analyze(
         0,
         "--jobs",
         "-j",
-        help="Processes classifying in parallel; 0 (default): one per CPU; 1: none.",
+        help="Processes classifying in parallel, at most one per CPU; 0 (default): one per "
+        "CPU; 1: none.",
     ),
 ) -> None:
     """Classify OONI-format measurements: one verdict each, and a summary per service.
 
     Malformed records are reported on stderr as FILE:LINE: REASON and skipped. Exit codes:
-    0 at least one measurement classified; 1 none could be; 2 bad usage (nothing written).
+    0 at least one measurement classified; 1 none could be; 2 bad usage (nothing written);
+    3 a worker process died (nothing written).
     """
     if jobs < 0:
         raise _fail(f"--jobs must be 0 (one per CPU) or more, not {jobs}")
-    jobs = jobs or _cpus()
+    jobs = min(jobs or _cpus(), _cpus())  # more processes than CPUs only add start-up
     for p in paths:
         if not p.exists():
             raise _fail(f"{p} does not exist")
@@ -96,6 +106,10 @@ def analyze(
         writer = output.open_writer(output_path)
     counts = batch.Counts()
     summary = output.Summary()
+    # SIGTERM (timeout, a service manager) unwinds like Ctrl-C: no half-written output, and
+    # the worker processes are stopped
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if main else None
     try:
         if jobs > 1 and _total_size(paths) < PARALLEL_MIN_BYTES:
             jobs = 1  # starting the workers would cost more than they save
@@ -103,10 +117,21 @@ def analyze(
             summary.add(verdict)
             if writer is not None:
                 writer.write(verdict)
+    except BrokenProcessPool:
+        if writer is not None:
+            writer.abort()
+        raise _fail(
+            "a worker process died (out of memory, or killed); nothing was written; "
+            "--jobs 1 classifies in this process",
+            EXIT_WORKER,
+        ) from None
     except BaseException:
         if writer is not None:
             writer.abort()
         raise
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
     if counts.classified == 0:
         if writer is not None:
             writer.abort()

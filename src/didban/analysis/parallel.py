@@ -1,24 +1,37 @@
 """Batch classification on several cores: ``batch.classify_paths(..., jobs=N)``.
 
-The unit of work is a task: a byte range of a plain JSONL file (about ``CHUNK_BYTES``,
-cut at a line end), or a whole file for everything else (compressed, ``.json``). The
-parent only finds where the ranges end (a seek and a short read each), so it never
-reads or copies the measurements; each worker reads its task's bytes itself, classifies
-every record with ``batch.classify_one`` (the very function the one-process path runs)
-and returns, per record, its line number and the verdict encoded as MessagePack
-(msgspec Structs round-trip exactly), or the reason it is malformed, and the file's read
-error if there was one. The parent keeps at most ``WINDOW_PER_JOB`` tasks per worker in
-flight, so memory stays bounded, and reports errors in the order the one-process path
-reports them. Yielded records carry their file and line, not their bytes (those stayed
-in the worker). Workers ignore SIGINT: Ctrl-C stops the parent, which cancels what is
-queued and shuts them down.
+The input is cut into tasks, each classified by a worker process with
+``batch.classify_one`` (the very function the one-process path runs):
+
+* a plain JSONL file on disk: byte ranges of about ``CHUNK_BYTES``, cut at line ends. The
+  parent only finds where each range ends (a seek and a short read), so it never reads or
+  copies the measurements; the worker reads its range itself;
+* a compressed file, or one that is not a regular file (a pipe): the parent decompresses
+  it as the one-process path does and sends blocks of whole lines of about ``CHUNK_BYTES``;
+* a ``.json`` file (one document, or JSONL under that name): the whole file, read by the
+  worker with ``batch.iter_records``.
+
+Per record the worker returns its line within the task and the verdict encoded as
+MessagePack (msgspec Structs round-trip exactly), or the reason it is malformed. The
+parent keeps at most ``WINDOW_PER_JOB`` tasks per worker in flight (memory stays bounded),
+rebuilds line numbers per occurrence of a file (a file may be given twice), and reports
+everything in the order the one-process path does: the same verdicts, ``file:line``
+errors, one "cannot read" per unreadable file (nothing of that file after it), the same
+counts. Yielded records carry their file and line, not their bytes (those stayed in the
+worker). Workers ignore SIGINT (Ctrl-C stops the parent, which cancels what is queued and
+shuts them down) and, on Linux, are sent SIGTERM if the parent dies.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import io
 import multiprocessing
+import os
 import signal
+import stat
+import sys
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -34,9 +47,10 @@ from didban.analysis.classify import Malformed
 from didban.analysis.fingerprints import Fingerprints
 from didban.model.verdict import Verdict
 
-CHUNK_BYTES: Final = 8 << 20  # bytes of a plain JSONL file per task
+CHUNK_BYTES: Final = 8 << 20  # bytes of JSONL per task
 WINDOW_PER_JOB: Final = 3  # tasks in flight per worker
 _SCAN: Final = 1 << 16  # read size while looking for the end of a range's last line
+_PR_SET_PDEATHSIG: Final = 1
 
 # per record: (line, encoded verdict, no_control, rate) or (line, reason it is malformed)
 _Result = tuple[int, bytes, bool, float | None] | tuple[int, str]
@@ -45,14 +59,17 @@ _Result = tuple[int, bytes, bool, float | None] | tuple[int, str]
 @dataclass(frozen=True, slots=True)
 class _Task:
     path: Path
-    start: int = 0
-    end: int = -1  # -1: the whole file, read with batch.iter_records
+    seq: int  # which file of the input this is (the same file may come twice)
+    start: int = 0  # a byte range the worker reads ...
+    end: int = 0
+    data: bytes | None = None  # ... or the lines themselves ...
+    whole: bool = False  # ... or the whole file, read with batch.iter_records
 
 
 @dataclass(slots=True)
 class _Done:
     results: list[_Result]
-    lines: int  # lines in the range (ranges only): the next range's first line follows
+    lines: int  # lines in the task's bytes: the file's next task starts after them
     error: str | None = None  # the file could not be read (after ``results``)
 
 
@@ -65,6 +82,9 @@ def _init(fps: Fingerprints) -> None:
     global _fps
     _fps = fps
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):  # do not outlive a parent killed by a signal
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _classify(line: int, data: bytes, by_run: bool, out: list[_Result]) -> None:
@@ -77,61 +97,111 @@ def _classify(line: int, data: bytes, by_run: bool, out: list[_Result]) -> None:
     out.append((line, _encoder.encode(verdict), no_control, rate))
 
 
+def _lines(data: bytes, by_run: bool, out: list[_Result]) -> int:
+    n = 0
+    for n, line in enumerate(io.BytesIO(data), start=1):
+        if line and not line.isspace():  # as batch.iter_records
+            _classify(n, line, by_run, out)
+    return n
+
+
 def _work(task: _Task, by_run: bool) -> _Done:
     out: list[_Result] = []
-    if task.end < 0:
+    if task.whole:
         try:
             for rec in batch.iter_records(task.path):
                 _classify(rec.line, rec.data, by_run, out)
         except batch.UNREADABLE as exc:
             return _Done(out, 0, batch.read_error(task.path, exc))
         return _Done(out, 0)
+    data = task.data
+    if data is None:
+        try:
+            with task.path.open("rb") as fh:
+                fh.seek(task.start)
+                data = fh.read(task.end - task.start)
+        except OSError as exc:
+            return _Done(out, 0, batch.read_error(task.path, exc))
+    return _Done(out, _lines(data, by_run, out))
+
+
+def _ranges(path: Path, seq: int) -> Iterator[_Task]:
+    with path.open("rb") as fh:
+        size = fh.seek(0, io.SEEK_END)
+        start = 0
+        while start < size:
+            end = start + CHUNK_BYTES
+            if end >= size:
+                end = size
+            else:
+                fh.seek(end)
+                while True:
+                    piece = fh.read(_SCAN)
+                    nl = piece.find(b"\n")
+                    if nl >= 0:
+                        end += nl + 1
+                        break
+                    if not piece:
+                        break  # the last line has no newline
+                    end += len(piece)
+            yield _Task(path, seq, start, end)
+            start = end
+
+
+def _blocks(path: Path, seq: int, comp: str) -> Iterator[_Task | str]:
+    """Blocks of whole lines of a stream read as ``batch.iter_records`` reads it; when a
+    read fails, the whole lines read before the failure, then the error."""
+    parts: list[bytes] = []
+    size = 0
     try:
-        with task.path.open("rb") as fh:
-            fh.seek(task.start)
-            data = fh.read(task.end - task.start)
-    except OSError as exc:
-        return _Done(out, 0, batch.read_error(task.path, exc))
-    n = 0
-    for n, line in enumerate(io.BytesIO(data), start=1):
-        if line and not line.isspace():
-            _classify(n, line, by_run, out)
-    return _Done(out, n)
-
-
-def _plain_jsonl(path: Path) -> bool:
-    name = path.name.lower()
-    return name.endswith((".jsonl", ".ndjson"))
-
-
-def _tasks(path: Path) -> Iterator[_Task | str]:
-    """The tasks of one file (or its read error)."""
-    if not _plain_jsonl(path):
-        yield _Task(path)
+        with batch.open_stream(path, comp) as stream:
+            # read1: one read of the underlying stream per call, as readline() fills its
+            # buffer, so a failing read loses exactly what it loses in iter_records
+            while piece := stream.read1(batch.READ_BUFFER):
+                parts.append(piece)
+                size += len(piece)
+                if size >= CHUNK_BYTES and b"\n" in piece:
+                    data = b"".join(parts)
+                    cut = data.rfind(b"\n") + 1
+                    yield _Task(path, seq, data=data[:cut])
+                    parts, size = [data[cut:]], len(data) - cut
+    except batch.UNREADABLE as exc:
+        data = b"".join(parts)
+        cut = data.rfind(b"\n") + 1  # a line cut short by the failure is not a record
+        if cut:
+            yield _Task(path, seq, data=data[:cut])
+        yield batch.read_error(path, exc)
         return
+    if size:
+        yield _Task(path, seq, data=b"".join(parts))
+
+
+def _tasks(path: Path, seq: int) -> Iterator[_Task | str]:
+    """The tasks of one file, or its read error (a string)."""
+    kind = batch.file_kind(path)
+    if kind is None or kind[0] == "json":
+        yield _Task(path, seq, whole=True)  # the worker reports what iter_records says
+        return
+    comp = kind[1]
     try:
-        with path.open("rb") as fh:
-            size = fh.seek(0, io.SEEK_END)
-            start = 0
-            while start < size:
-                end = start + CHUNK_BYTES
-                if end >= size:
-                    end = size
-                else:
-                    fh.seek(end)
-                    while True:
-                        piece = fh.read(_SCAN)
-                        nl = piece.find(b"\n")
-                        if nl >= 0:
-                            end += nl + 1
-                            break
-                        if not piece:
-                            break  # the last line has no newline
-                        end += len(piece)
-                yield _Task(path, start, end)
-                start = end
+        regular = stat.S_ISREG(path.stat().st_mode)
     except OSError as exc:
         yield batch.read_error(path, exc)
+        return
+    if comp or not regular:
+        yield from _blocks(path, seq, comp)
+        return
+    try:
+        yield from _ranges(path, seq)
+    except OSError as exc:
+        yield batch.read_error(path, exc)
+
+
+def _threads() -> int:
+    try:
+        return len(os.listdir("/proc/self/task"))  # native threads too (pyarrow's)
+    except OSError:
+        return threading.active_count()
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -140,7 +210,7 @@ def _context() -> multiprocessing.context.BaseContext:
     one of them holds, so then forkserver (or the platform's default), which starts
     workers afresh and sends them the fingerprints pickled."""
     methods = multiprocessing.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1:
+    if "fork" in methods and _threads() == 1:
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else None)
 
@@ -155,18 +225,25 @@ def classified(
 ) -> Iterator[batch.Classified]:
     """What the one-process path yields, classified by ``jobs`` worker processes."""
     window: deque[tuple[_Task, Future[_Done]] | str] = deque()
-    line_base: dict[Path, int] = {}
+    seq = base = -1  # the file whose tasks are being drained, and its lines so far
+    failed = -1  # the last file that could not be read: the rest of it is dropped
+
+    def unreadable(message: str) -> None:
+        counts.unreadable_files += 1
+        on_error(message)
 
     def drain() -> Iterator[batch.Classified]:
+        nonlocal seq, base, failed
         item = window.popleft()
         if isinstance(item, str):
-            counts.unreadable_files += 1
-            on_error(item)
+            unreadable(item)
             return
         task, future = item
         done = future.result()
-        base = line_base.get(task.path, 0)
-        line_base[task.path] = base + done.lines
+        if task.seq == failed:
+            return
+        if task.seq != seq:
+            seq, base = task.seq, 0
         for res in done.results:
             line = base + res[0]
             if len(res) == 2:
@@ -176,16 +253,17 @@ def classified(
             _, raw, no_control, rate = res
             counts.classified += 1
             yield batch.Record(task.path, line, b""), _decoder.decode(raw), no_control, rate
+        base += done.lines
         if done.error is not None:
-            counts.unreadable_files += 1
-            on_error(done.error)
+            failed = task.seq
+            unreadable(done.error)
 
     with ProcessPoolExecutor(
         max_workers=jobs, mp_context=_context(), initializer=_init, initargs=(fps,)
     ) as pool:
         try:
-            for path in batch.iter_files(paths):
-                for task in _tasks(path):
+            for n, path in enumerate(batch.iter_files(paths)):
+                for task in _tasks(path, n):
                     if isinstance(task, str):
                         window.append(task)
                     else:
