@@ -93,7 +93,8 @@ def analyze(
     """
     if jobs < 0:
         raise _fail(f"--jobs must be 0 (one per CPU) or more, not {jobs}")
-    jobs = min(jobs or _cpus(), _cpus())  # more processes than CPUs only add start-up
+    cpus = _cpus()
+    jobs = min(jobs or cpus, cpus)  # more processes than CPUs only add start-up
     for p in paths:
         if not p.exists():
             raise _fail(f"{p} does not exist")

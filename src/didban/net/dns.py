@@ -167,9 +167,9 @@ async def resolve_udp(
         sock.close()
     t_end = trace.now()
     first_i = next((i for i, r in enumerate(replies) if not r[3]), None)
-    if first_i is not None and first_result is not None:
-        t_first = replies[first_i][0]
+    if first_result is not None:  # made from replies[first_i] when it arrived
         result = first_result
+        t_first = result.query.t
     else:
         failure = failure or F.GENERIC_TIMEOUT
         t_first = t_end
