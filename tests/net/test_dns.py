@@ -75,6 +75,28 @@ async def test_reply_with_wrong_id_is_kept_but_not_the_answer() -> None:
     assert [a.ipv4 for a in r.duplicates[0].answers or []] == ["10.10.34.36"]
 
 
+async def test_every_other_reply_is_handed_over_as_it_arrives() -> None:
+    server = await DNSServer(
+        {"www.instagram.com": ["203.0.113.10"]}, forged="10.10.34.36", forged_wrong_id=True
+    ).start()
+    seen: list[tuple[str | None, list[str]]] = []
+    try:
+        r = await ddns.resolve_udp(
+            "www.instagram.com",
+            f"127.0.0.1:{server.port}",
+            trace=Trace(),
+            wait_duplicates=0.1,
+            on_duplicate=lambda d: seen.append(
+                (d.failure, [a.ipv4 or "" for a in d.answers or []])
+            ),
+        )
+    finally:
+        server.stop()
+    # the wrong-id reply came first and is not the answer, but it is handed over at once
+    assert seen == [("dns_reply_with_wrong_query_id", ["10.10.34.36"])]
+    assert [d.failure for d in r.duplicates] == ["dns_reply_with_wrong_query_id"]
+
+
 async def test_single_reply_has_no_duplicates() -> None:
     server = await DNSServer({"a.test": ["192.0.2.7"]}).start()
     try:

@@ -86,6 +86,28 @@ async def test_complete_measurement_validates(loopback: Loopback) -> None:
     assert any(e["operation"] == "tls_handshake_done" for e in tk["network_events"])
 
 
+async def test_deadline_during_the_late_reply_wait_keeps_the_replies(loopback: Loopback) -> None:
+    # the URL's deadline falls while the UDP lookup still listens for late replies: the
+    # injected answer and the genuine reply that followed it are evidence, and are kept
+    cfg = _config(loopback)
+    cfg.duplicate_wait = 60.0
+    exp = WebConnectivity(cfg, ProbeIdentity("IR", "AS197207", "lab"))
+    m = msgspec.to_builtins(await exp.measure(ListEntry(loopback.url("/")), 6))
+    assert problems(m) == []
+    tk = m["test_keys"]
+    udp = [q for q in tk["queries"] if q["engine"] == "udp"]
+    assert [a["ipv4"] for q in udp for a in q["answers"]] == ["127.0.0.2"]
+    assert [a["ipv4"] for d in tk["x_dns_duplicate_responses"] for a in d["answers"]] == [
+        "127.0.0.1"
+    ]
+    assert [a["ipv4"] for d in tk["x_do53"]["duplicates"] for a in d["answers"]] == ["127.0.0.1"]
+    assert tk["x_do53"]["queries"][0]["answers"][0]["ipv4"] == "127.0.0.2"
+    # everything else had finished: nothing is marked as cut off by the deadline
+    assert tk["http_experiment_failure"] is None
+    assert tk["dns_experiment_failure"] is None
+    assert tk["control_failure"] is None
+
+
 async def test_unreachable_port_is_recorded_not_raised(loopback: Loopback) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

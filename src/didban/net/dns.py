@@ -87,14 +87,17 @@ async def resolve_udp(
     tags: list[str] | None = None,
     transaction_id: int | None = None,
     on_answer: Callable[[DNSResult], None] | None = None,
+    on_duplicate: Callable[[DNSDuplicateResponse], None] | None = None,
 ) -> DNSResult:
     """Query ``server`` (``"ip"`` or ``"ip:port"``, default port 53) over UDP.
 
     After the first matching reply the socket keeps listening for ``wait_duplicates``
     seconds, so an injected answer and the genuine one are both kept. ``on_answer`` (if
     given) is called with the first reply's result as soon as it arrives, so a caller can
-    use the addresses during that wait; the returned result has the same answer, plus the
-    duplicates."""
+    use the addresses during that wait; ``on_duplicate`` with every other reply (later
+    ones, and those with another query id) as it arrives, so a caller cancelled during the
+    wait still has them. The returned result has the same answer, plus the duplicates in
+    arrival order."""
     ip, port = split_address(server, 53)
     tid = trace.new_transaction_id() if transaction_id is None else transaction_id
     address = format_address(ip, port)
@@ -107,10 +110,20 @@ async def resolve_udp(
     sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM)
     sock.setblocking(False)
     t0 = trace.now()
-    # (arrival time, wire, parsed reply, wrong id?): each datagram is parsed once
-    replies: list[tuple[float, bytes, dnswire.Message, bool]] = []
     first_result: DNSResult | None = None
+    # every reply but the answer, built as it arrives (arrival order)
+    duplicates: list[DNSDuplicateResponse] = []
     failure: str | None = None
+
+    def duplicate(data: bytes, reply: dnswire.Message, t_dup: float, wrong: bool) -> None:
+        dup = base.from_reply(data, reply, qtype, t0, t_dup)
+        if wrong:
+            dup.failure = F.DNS_WRONG_QUERY_ID
+        record = DNSDuplicateResponse(**msgspec.structs.asdict(dup))
+        duplicates.append(record)
+        if on_duplicate is not None:
+            on_duplicate(record)
+
     try:
         await loop.sock_connect(sock, (ip, port))
         await loop.sock_sendall(sock, wire)
@@ -141,18 +154,19 @@ async def resolve_udp(
                 tags=tags,
                 transaction_id=tid,
             )
-            reply = _parse(data)
+            reply = _parse(data)  # each datagram is parsed once
             if reply is not None and _matches(query, reply):
                 t_reply = trace.now()
-                replies.append((t_reply, data, reply, False))
                 if first_result is None:
                     deadline = loop.time() + wait_duplicates
                     first_result = DNSResult(base.from_reply(data, reply, qtype, t0, t_reply))
                     if on_answer is not None:
                         on_answer(first_result)
+                else:
+                    duplicate(data, reply, t_reply, False)
             elif reply is not None and _matches(query, reply, check_id=False):
                 # same question, other id: kept, flagged, never the answer
-                replies.append((trace.now(), data, reply, True))
+                duplicate(data, reply, trace.now(), True)
     except Exception as exc:
         failure = errors.classify(exc)
         trace.event(
@@ -165,22 +179,14 @@ async def resolve_udp(
         )
     finally:
         sock.close()
-    t_end = trace.now()
-    first_i = next((i for i, r in enumerate(replies) if not r[3]), None)
-    if first_result is not None:  # made from replies[first_i] when it arrived
+    if first_result is not None:
         result = first_result
         t_first = result.query.t
     else:
         failure = failure or F.GENERIC_TIMEOUT
-        t_first = t_end
-        result = DNSResult(base.query(failure, None, t0, t_end))
-    for i, (t_dup, data, reply, wrong) in enumerate(replies):  # arrival order
-        if i == first_i:
-            continue
-        dup = base.from_reply(data, reply, qtype, t0, t_dup)
-        if wrong:
-            dup.failure = F.DNS_WRONG_QUERY_ID
-        result.duplicates.append(DNSDuplicateResponse(**msgspec.structs.asdict(dup)))
+        t_first = trace.now()
+        result = DNSResult(base.query(failure, None, t0, t_first))
+    result.duplicates.extend(duplicates)
     trace.event(
         tr.RESOLVE_DONE,
         t0=t0,

@@ -41,6 +41,7 @@ from didban.data import catalog
 from didban.model import failures as F
 from didban.model.ooni import (
     WEB_CONNECTIVITY_EXTENSIONS,
+    DNSDuplicateResponse,
     DNSQuery,
     HTTPTransaction,
     Measurement,
@@ -309,6 +310,7 @@ class WebConnectivity:
         cfg = self.config
         tk = st.tk
         answered: list[dns.DNSResult] = []
+        duplicates: list[DNSDuplicateResponse] = []
 
         def answer(r: dns.DNSResult) -> None:  # the first reply, while late ones may follow
             answered.append(r)
@@ -317,6 +319,7 @@ class WebConnectivity:
                 st.addrs.setdefault(a, set()).add(UDP)
             st.udp_answered.set()
 
+        r: dns.DNSResult | None = None
         try:
             r = await dns.resolve_udp(
                 host,
@@ -327,16 +330,21 @@ class WebConnectivity:
                 wait_duplicates=cfg.duplicate_wait,
                 tags=["depth=0"],
                 on_answer=answer,
+                on_duplicate=duplicates.append,
             )
         finally:
+            # also when the URL's deadline cancels the wait for late replies: the answer
+            # and the replies that came so far (an injected one among them) are evidence
             st.udp_answered.set()
-        if not answered:
-            tk.queries.append(r.query)
-        tk.x_dns_duplicate_responses.extend(r.duplicates)
-        tk.x_do53 = {
-            "queries": [_to_plain(r.query)],
-            "duplicates": [_to_plain(d) for d in r.duplicates],
-        }
+            if r is not None and not answered:
+                tk.queries.append(r.query)
+            first = answered[0] if answered else r
+            tk.x_dns_duplicate_responses.extend(duplicates)
+            if first is not None:
+                tk.x_do53 = {
+                    "queries": [_to_plain(first.query)],
+                    "duplicates": [_to_plain(d) for d in duplicates],
+                }
 
     async def _doh(self, host: str, trace: Trace, st: _State) -> None:
         cfg = self.config
