@@ -10,7 +10,6 @@ Exit codes (both commands):
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
@@ -21,7 +20,7 @@ import msgspec
 import typer
 from rich.console import Console
 
-from didban.analysis import batch, output, report
+from didban.analysis import batch, output, parallel, report
 from didban.analysis.classify import Malformed, classify_record
 from didban.analysis.fingerprints import default
 from didban.model.verdict import Verdict
@@ -50,13 +49,6 @@ def _err(line: str) -> None:
 PARALLEL_MIN_BYTES = 16 << 20
 
 
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def _total_size(paths: list[Path]) -> int:
     total = 0
     for path in batch.iter_files(paths):
@@ -81,8 +73,8 @@ def analyze(
         0,
         "--jobs",
         "-j",
-        help="Processes classifying in parallel, at most one per CPU; 0 (default): one per "
-        "CPU; 1: none.",
+        help="Processes classifying in parallel, at most one per usable CPU (the affinity "
+        "mask, capped by a cgroup CPU quota); 0 (default): one per usable CPU; 1: none.",
     ),
 ) -> None:
     """Classify OONI-format measurements: one verdict each, and a summary per service.
@@ -93,7 +85,7 @@ def analyze(
     """
     if jobs < 0:
         raise _fail(f"--jobs must be 0 (one per CPU) or more, not {jobs}")
-    cpus = _cpus()
+    cpus = parallel.usable_cpus()
     jobs = min(jobs or cpus, cpus)  # more processes than CPUs only add start-up
     for p in paths:
         if not p.exists():

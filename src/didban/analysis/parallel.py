@@ -20,6 +20,10 @@ errors, one "cannot read" per unreadable file (nothing of that file after it), t
 counts. Yielded records carry their file and line, not their bytes (those stayed in the
 worker). Workers ignore SIGINT (Ctrl-C stops the parent, which cancels what is queued and
 shuts them down) and, on Linux, are sent SIGTERM if the parent dies.
+
+``usable_cpus`` is how many CPUs this process may use: its affinity mask, capped by a
+cgroup CPU quota (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``) of its cgroup or any ancestor,
+as containers and service managers set it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import io
+import math
 import multiprocessing
 import os
 import signal
@@ -54,6 +59,67 @@ _PR_SET_PDEATHSIG: Final = 1
 
 # per record: (line, encoded verdict, no_control, rate) or (line, reason it is malformed)
 _Result = tuple[int, bytes, bool, float | None] | tuple[int, str]
+
+
+def _quota(text: str) -> float | None:
+    """CPUs granted by a ``cpu.max`` line ("max 100000", "150000 100000"); None: no limit."""
+    parts = text.split()
+    if len(parts) != 2 or parts[0] == "max":
+        return None
+    try:
+        quota, period = int(parts[0]), int(parts[1])
+    except ValueError:
+        return None
+    return quota / period if quota > 0 and period > 0 else None
+
+
+def _cgroup_quota(root: Path, proc_cgroup: str) -> float | None:
+    """The tightest CPU quota on this process's cgroup path and its ancestors."""
+    best: float | None = None
+    files: tuple[str, ...]
+    for line in proc_cgroup.splitlines():
+        hid, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if hid == "0" and controllers == "":  # cgroup v2
+            base, files = root, ("cpu.max",)
+        elif "cpu" in controllers.split(","):  # cgroup v1
+            base = next((d for d in (root / "cpu", root / "cpu,cpuacct") if d.is_dir()), root)
+            files = ("cpu.cfs_quota_us", "cpu.cfs_period_us")
+        else:
+            continue
+        d = base / path.lstrip("/")
+        while True:
+            try:
+                if len(files) == 1:
+                    q = _quota((d / files[0]).read_text())
+                else:
+                    q = _quota(f"{(d / files[0]).read_text()} {(d / files[1]).read_text()}")
+            except OSError:
+                q = None
+            if q is not None and (best is None or q < best):
+                best = q
+            if d == base or base not in d.parents:
+                break
+            d = d.parent
+    return best
+
+
+def usable_cpus(
+    root: Path = Path("/sys/fs/cgroup"), proc_cgroup: Path = Path("/proc/self/cgroup")
+) -> int:
+    """CPUs this process may use: the affinity mask, capped by a cgroup CPU quota (rounded
+    up: a quota of 1.5 CPUs lets two workers share it)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    try:
+        quota = _cgroup_quota(root, proc_cgroup.read_text())
+    except OSError:
+        quota = None
+    if quota is not None:
+        cpus = min(cpus, max(1, math.ceil(quota)))
+    return max(1, cpus)
 
 
 @dataclass(frozen=True, slots=True)
