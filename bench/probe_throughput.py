@@ -15,12 +15,20 @@ after the other on the same targets and with the same concurrency:
   helper share the cores with the probe, so this is the least work *any* web_connectivity
   with a control causes here: its rate bounds didban's from above.
 
+* bare web_connectivity (the floor): every step issue 3 names — getaddrinfo, a UDP
+  query, a DoH query, TCP+TLS+GET, a control exchange; and on the control side the
+  helper's own UDP A/AAAA queries, TCP to :80 and TCP+TLS+GET — each done by the cheapest
+  asyncio code (HTTP/1.1 everywhere, kept-alive DoH and control connections, no records;
+  the control exchange goes to a bare server that answers a canned response). No asyncio
+  implementation of the issue's steps does less work against this lab, so floor/bare
+  bounds didban/bare here.
+
 Before the timed runs, every name is resolved once (untimed), so no run is favoured by
 the lab ISP resolver's cache.
 
-Prints the three rates (URLs/s), CPU seconds per process, and the ratios didban/bare
-(the issue's figure) and didban/bare-from-both-vantages. Targets (issue 3): 1,000 URLs in
-≤ 60 s on 2 cores, ratio ≥ 0.5.
+Prints the four rates (URLs/s), CPU seconds per process, and the ratios didban/bare
+(the issue's figure), didban/bare-from-both-vantages, floor/bare and didban/floor.
+Targets (issue 3): 1,000 URLs in ≤ 60 s on 2 cores, ratio ≥ 0.5.
 
     sudo .venv/bin/python bench/probe_throughput.py [--urls 1000] [--concurrency 32]
 """
@@ -32,6 +40,7 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -121,6 +130,285 @@ async def _bare(
 
     await asyncio.gather(*(one(u) for u in urls))
     return ok, failed
+
+
+# ----------------------------------------------------------------------------- the floor
+# "Bare web_connectivity": every step issue 3 names, each done by the cheapest asyncio code
+# there is (HTTP/1.1 everywhere, no records, no parsing beyond what the step needs):
+#   client namespace, per URL: getaddrinfo, one UDP A query (first reply only), one DoH
+#   query (POST over a pool of kept-alive HTTP/1.1 connections), TCP+TLS+GET to the
+#   system resolver's first address, and one control exchange (a POST of a control request
+#   to a bare server in the control namespace that answers with a canned response);
+#   control namespace, per URL (what a test helper must do): UDP A and AAAA queries, a TCP
+#   connect to :80, TCP+TLS+GET to :443 - and the bare server answering the POSTs.
+# Its rate, against the bare TCP+TLS+GET loop's, bounds what any implementation of the
+# issue's steps can reach on this machine with this lab.
+
+FLOOR_PORT = 8053  # the bare control server, in the control namespace
+CONTROL_REQUEST = json.dumps(
+    {
+        "http_request": "https://site1.bench.didban.test/",
+        "http_request_headers": {
+            "Accept": ["text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"],
+            "Accept-Language": ["en-US;q=0.8,en;q=0.5"],
+            "User-Agent": ["Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36"],
+        },
+        "tcp_connect": ["203.0.113.200:443", "203.0.113.200:80"],
+        "x_quic_enabled": False,
+    }
+).encode()
+CONTROL_RESPONSE = json.dumps(
+    {
+        "tcp_connect": {
+            "203.0.113.200:443": {"status": True, "failure": None},
+            "203.0.113.200:80": {"status": True, "failure": None},
+        },
+        "tls_handshake": {
+            "203.0.113.200:443": {
+                "server_name": "site1.bench.didban.test",
+                "status": True,
+                "failure": None,
+            }
+        },
+        "quic_handshake": {},
+        "http_request": {
+            "body_length": 1500,
+            "discovered_h3_endpoint": "",
+            "failure": None,
+            "title": "site1.bench.didban.test",
+            "headers": {"Content-Type": "text/html; charset=utf-8", "Server": "didban-lab"},
+            "status_code": 200,
+        },
+        "http3_request": None,
+        "dns": {"failure": None, "addrs": ["203.0.113.200"]},
+        "ip_info": {"203.0.113.200": {"asn": 64500, "flags": 11}},
+    }
+).encode()
+
+
+def _dns_query(host: str, qtype: int) -> bytes:
+    labels = b"".join(bytes([len(p)]) + p.encode() for p in host.split("."))
+    return (
+        os.urandom(2) + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+        + labels + b"\x00" + qtype.to_bytes(2, "big") + b"\x00\x01"
+    )  # fmt: skip
+
+
+async def _udp_query(host: str, server: str, qtype: int = 1) -> bytes:
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        await loop.sock_connect(sock, (server, 53))
+        await loop.sock_sendall(sock, _dns_query(host, qtype))
+        async with asyncio.timeout(10):
+            return await loop.sock_recv(sock, 4096)
+
+
+class _Pool:
+    """Kept-alive HTTP/1.1 connections to one server; one POST at a time on each."""
+
+    def __init__(self, addr: str, port: int, size: int, ctx: ssl.SSLContext | None, sni: str):
+        self.addr, self.port, self.ctx, self.sni = addr, port, ctx, sni
+        self.free: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+            asyncio.Queue()
+        )
+        self.size = size
+
+    async def open(self) -> None:
+        for _ in range(self.size):
+            self.free.put_nowait(
+                await asyncio.open_connection(
+                    self.addr,
+                    self.port,
+                    ssl=self.ctx,
+                    server_hostname=self.sni if self.ctx else None,
+                )
+            )
+
+    async def post(self, path: str, ctype: str, body: bytes) -> bytes:
+        reader, writer = await self.free.get()
+        try:
+            writer.write(
+                f"POST {path} HTTP/1.1\r\nHost: {self.sni}\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            return await reader.readexactly(length)
+        finally:
+            self.free.put_nowait((reader, writer))
+
+    def close(self) -> None:
+        while not self.free.empty():
+            self.free.get_nowait()[1].close()
+
+
+async def _get(addr: str, port: int, host: str, ctx: ssl.SSLContext) -> bool:
+    reader, writer = await asyncio.open_connection(addr, port, ssl=ctx, server_hostname=host)
+    writer.write(
+        f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: bench\r\n\r\n".encode()
+    )
+    data = await reader.read()
+    writer.close()
+    return data.startswith(b"HTTP/1.1 200")
+
+
+async def _floor_client(urls: list[str], concurrency: int, desc: Any) -> tuple[int, int]:
+    loop = asyncio.get_running_loop()
+    ctx = ssl.create_default_context(cafile=desc.ca_file)
+    ctx.set_alpn_protocols(["http/1.1"])
+    resolver = desc.udp_resolver.rsplit(":", 1)[0]
+    doh = _Pool(desc.doh_bootstrap, 443, 4, ctx, desc.doh_url.split("/")[2])
+    control = _Pool(desc.control_url.split("/")[2], FLOOR_PORT, concurrency, None, "control")
+    await doh.open()
+    await control.open()
+    sem = asyncio.Semaphore(concurrency)
+    ok = failed = 0
+
+    async def one(url: str) -> None:
+        nonlocal ok, failed
+        host = url.split("/")[2]
+        async with sem:
+            try:
+                infos, _, _ = await asyncio.gather(
+                    loop.getaddrinfo(host, 443, type=socket.SOCK_STREAM),
+                    _udp_query(host, resolver),
+                    doh.post("/dns-query", "application/dns-message", _dns_query(host, 1)),
+                )
+                got, answer = await asyncio.gather(
+                    _get(str(infos[0][4][0]), 443, host, ctx),
+                    control.post("/", "application/json", CONTROL_REQUEST),
+                )
+                json.loads(answer)
+                if got:
+                    ok += 1
+                else:
+                    failed += 1
+            except (OSError, TimeoutError, ssl.SSLError, ValueError, asyncio.IncompleteReadError):
+                failed += 1
+
+    await asyncio.gather(*(one(u) for u in urls))
+    doh.close()
+    control.close()
+    return ok, failed
+
+
+async def _floor_control(urls: list[str], concurrency: int, desc: Any) -> dict[str, Any]:
+    """The helper's share: the bare server for the POSTs, and per URL its own steps."""
+    from didban.lab import zone
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                json.loads(await reader.readexactly(length))
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(CONTROL_RESPONSE)}\r\n\r\n".encode()
+                    + CONTROL_RESPONSE
+                )
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(
+        serve, desc.control_url.split("/")[2].split(":")[0], FLOOR_PORT
+    )
+    ctx = ssl.create_default_context(cafile=desc.ca_file)
+    ctx.set_alpn_protocols(["http/1.1"])
+    resolver = desc.udp_resolver.rsplit(":", 1)[0]
+    sem = asyncio.Semaphore(concurrency)
+    ok = 0
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # "go"
+    t0 = time.monotonic()
+
+    async def one(url: str) -> None:
+        nonlocal ok
+        host = url.split("/")[2]
+        n = zone.bench_index(host)
+        addr = zone.bench_addr(n) if n is not None else host
+        async with sem:
+            with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
+                await asyncio.gather(_udp_query(host, resolver, 1), _udp_query(host, resolver, 28))
+                _, w = await asyncio.open_connection(addr, 80)
+                w.close()
+                if await _get(addr, 443, host, ctx):
+                    ok += 1
+
+    await asyncio.gather(*(one(u) for u in urls))
+    helper_s = time.monotonic() - t0
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # client done
+    server.close()
+    return {"helper_s": helper_s, "helper_ok": ok}
+
+
+def inner_floor(n: int, concurrency: int, side: str) -> None:
+    """One side of the floor (client or control namespace); one JSON line."""
+    from didban.probe import labmode
+
+    desc = labmode.load()
+    urls = _urls(n, desc.bench_domain or "bench.didban.test")
+    if side == "control":
+        print(json.dumps(asyncio.run(_floor_control(urls, concurrency, desc))))
+        return
+    t0 = time.monotonic()
+    ok, failed = asyncio.run(_floor_client(urls, concurrency, desc))
+    print(json.dumps({"floor_s": time.monotonic() - t0, "floor_ok": ok, "floor_failed": failed}))
+
+
+def _floor(desc: Any, args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+    """Both sides of the floor at the same time; the run lasts until both are done."""
+    cpu0 = {**_cpu(desc.pids), "children": _children_cpu()}
+    ctl = subprocess.Popen(
+        _in_netns(desc.namespaces["control"], "floor-control", args),
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert ctl.stdin is not None and ctl.stdout is not None
+    try:
+        if ctl.stdout.readline().strip() != "ready":
+            raise RuntimeError(ctl.communicate()[1][-3000:])
+        t0 = time.monotonic()
+        client = subprocess.Popen(
+            _in_netns(desc.client_netns, "floor-client", args),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        ctl.stdin.write("go\n")
+        ctl.stdin.flush()
+        out, err = client.communicate()
+        client_wall = time.monotonic() - t0
+        if client.returncode != 0:
+            raise RuntimeError(err[-3000:])
+        ctl_out, ctl_err = ctl.communicate("done\n", timeout=120)
+        if ctl.returncode != 0:
+            raise RuntimeError(ctl_err[-3000:])
+    finally:
+        if ctl.poll() is None:
+            ctl.kill()
+            ctl.wait()
+    cpu = _delta(cpu0, {**_cpu(desc.pids), "children": _children_cpu()})
+    cpu.pop("probe")
+    fig = json.loads(out.strip().splitlines()[-1])
+    helper = json.loads(ctl_out.strip().splitlines()[-1])
+    return {
+        "floor_s": max(client_wall, helper["helper_s"]),
+        "floor_ok": min(fig["floor_ok"], helper["helper_ok"]),
+        "cpu_floor": cpu,
+    }
 
 
 def inner_bare(n: int, concurrency: int, direct: bool) -> None:
@@ -263,7 +551,11 @@ def main() -> int:
     ap.add_argument("--urls", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--use-running", action="store_true", help="use the current lab")
-    ap.add_argument("--mode", choices=("probe", "bare", "bare-direct"), help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--mode",
+        choices=("probe", "bare", "bare-direct", "floor-client", "floor-control"),
+        help=argparse.SUPPRESS,
+    )
     args = ap.parse_args()
     if args.urls < 1 or args.concurrency < 1:
         print("--urls and --concurrency must be at least 1", file=sys.stderr)
@@ -271,6 +563,8 @@ def main() -> int:
     if os.environ.get(INNER_ENV):
         if args.mode in ("bare", "bare-direct"):
             inner_bare(args.urls, args.concurrency, direct=args.mode == "bare-direct")
+        elif args.mode in ("floor-client", "floor-control"):
+            inner_floor(args.urls, args.concurrency, args.mode.split("-")[1])
         else:
             inner(args.urls, args.concurrency)
         return 0
@@ -303,8 +597,9 @@ def main() -> int:
             return 1
         fig = json.loads(r.stdout.strip().splitlines()[-1])
         fig.update(_both_vantages(desc, args, env))
+        fig.update(_floor(desc, args, env))
     except RuntimeError as exc:
-        print(f"bare loop from both vantages failed: {exc}", file=sys.stderr)
+        print(f"a bare loop failed: {exc}", file=sys.stderr)
         return 1
     finally:
         if started_lab:
@@ -327,19 +622,39 @@ def main() -> int:
         f"bare from both vantages:      {fig['both_s']:.1f} s, {both_rate:.1f} URLs/s "
         f"({fig['both_ok']} ok on each side; client + control namespace at once)"
     )
+    floor_rate = n / fig["floor_s"]
+    print(
+        f"bare web_connectivity (floor): {fig['floor_s']:.1f} s, {floor_rate:.1f} URLs/s "
+        f"({fig['floor_ok']} ok; every step of issue 3 done by the cheapest asyncio code, "
+        "HTTP/1.1, no records)"
+    )
     print(f"ratio didban/bare:            {d_rate / b_rate:.2f}  (target ≥ 0.5)")
+    print(
+        f"ratio floor/bare:             {floor_rate / b_rate:.2f}  (the most an asyncio "
+        "implementation of the issue's steps reaches on this machine and lab)"
+    )
+    print(f"ratio didban/floor:           {d_rate / floor_rate:.2f}")
     print(
         f"ratio didban/both vantages:   {d_rate / both_rate:.2f}  "
         f"(both vantages/bare = {both_rate / b_rate:.2f}: the ceiling of the first ratio "
         "for any web_connectivity with a control on this machine)"
     )
-    for label, key in (("didban", "cpu_didban"), ("bare", "cpu_bare"), ("both", "cpu_both")):
+    for label, key in (
+        ("didban", "cpu_didban"),
+        ("bare", "cpu_bare"),
+        ("both", "cpu_both"),
+        ("floor", "cpu_floor"),
+    ):
         parts = ", ".join(f"{k} {v:.1f}" for k, v in fig[key].items())
         print(f"CPU seconds during {label + ':':8} {parts}")
-    per_url = {k: sum(fig[k].values()) * 1000 / n for k in ("cpu_didban", "cpu_bare", "cpu_both")}
+    per_url = {
+        k: sum(fig[k].values()) * 1000 / n
+        for k in ("cpu_didban", "cpu_bare", "cpu_both", "cpu_floor")
+    }
     print(
         f"CPU per URL (all parts):      didban {per_url['cpu_didban']:.1f} ms, "
-        f"bare {per_url['cpu_bare']:.1f} ms, both vantages {per_url['cpu_both']:.1f} ms  "
+        f"bare {per_url['cpu_bare']:.1f} ms, both vantages {per_url['cpu_both']:.1f} ms, "
+        f"floor {per_url['cpu_floor']:.1f} ms  "
         f"(load average during the run: {load0:.1f} → {os.getloadavg()[0]:.1f} on "
         f"{os.cpu_count()} CPUs, shared)"
     )
