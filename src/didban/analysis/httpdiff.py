@@ -88,7 +88,7 @@ def _long_words(title: str) -> set[str]:
     return {w.lower() for w in title.split(" ") if len(w.encode()) >= 5}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class HTTPDiff:
     status_code_match: bool | None
     body_proportion: float | None
@@ -157,11 +157,15 @@ def compare(
         proportion = 0.0 if p_len <= 0 else min(p_len, c_len) / max(p_len, c_len)
     body_match = None if proportion is None else proportion > BODY_MATCH_THRESHOLD
 
-    headers_match = _headers_match(headers, raw_headers(ctrl.headers))
+    if headers is not None and resp.headers == ctrl.headers:
+        headers_match: bool | None = True  # the very same JSON map: the same names
+    else:
+        headers_match = _headers_match(headers, raw_headers(ctrl.headers))
 
     title: bool | None = None
     if p_title and not truncated:
-        title = _long_words(p_title) == _long_words(ctrl.title or "")
+        c_title = ctrl.title or ""
+        title = p_title == c_title or _long_words(p_title) == _long_words(c_title)
     return HTTPDiff(status, proportion, body_match, headers_match, title)
 
 
