@@ -97,6 +97,36 @@ async def test_every_other_reply_is_handed_over_as_it_arrives() -> None:
     assert [d.failure for d in r.duplicates] == ["dns_reply_with_wrong_query_id"]
 
 
+async def test_on_answer_gets_the_failure_when_no_reply_comes_or_the_caller_gives_up() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as quiet:
+        quiet.bind(("127.0.0.1", 0))
+        server = f"127.0.0.1:{quiet.getsockname()[1]}"
+        seen: list[str | None] = []
+        r = await ddns.resolve_udp(
+            "a.test", server, trace=Trace(), timeout=0.2, on_answer=lambda x: seen.append(x.failure)
+        )
+        assert seen == ["generic_timeout_error"] and r.failure == "generic_timeout_error"
+        seen.clear()
+        task = asyncio.ensure_future(
+            ddns.resolve_udp(
+                "a.test",
+                server,
+                trace=Trace(),
+                timeout=30,
+                on_answer=lambda x: seen.append(x.failure),
+            )
+        )
+        await asyncio.sleep(0.2)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        else:
+            raise AssertionError("the cancellation was swallowed")
+        assert seen == ["generic_timeout_error"]  # exactly once, before the cancellation went on
+
+
 async def test_single_reply_has_no_duplicates() -> None:
     server = await DNSServer({"a.test": ["192.0.2.7"]}).start()
     try:

@@ -108,6 +108,27 @@ async def test_deadline_during_the_late_reply_wait_keeps_the_replies(loopback: L
     assert tk["control_failure"] is None
 
 
+async def test_deadline_before_any_udp_reply_records_the_query_as_timed_out(
+    loopback: Loopback,
+) -> None:
+    # the UDP resolver never answers and the URL's deadline comes first: the lookup is
+    # still in queries (generic_timeout_error), and the system resolver, which answered,
+    # is not marked failed
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        cfg = _config(loopback)
+        cfg.udp_resolver = ("127.0.0.1", silent.getsockname()[1])
+        cfg.dns_timeout = 60.0
+        exp = WebConnectivity(cfg, ProbeIdentity("IR", "AS197207", "lab"))
+        m = msgspec.to_builtins(await exp.measure(ListEntry(loopback.url("/")), 4))
+    assert problems(m) == []
+    tk = m["test_keys"]
+    udp = [q for q in tk["queries"] if q["engine"] == "udp"]
+    assert [q["failure"] for q in udp] == ["generic_timeout_error"]
+    assert tk["dns_experiment_failure"] is None
+    assert tk["x_do53"]["queries"][0]["failure"] == "generic_timeout_error"
+
+
 async def test_unreachable_port_is_recorded_not_raised(loopback: Loopback) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -92,12 +92,16 @@ async def resolve_udp(
     """Query ``server`` (``"ip"`` or ``"ip:port"``, default port 53) over UDP.
 
     After the first matching reply the socket keeps listening for ``wait_duplicates``
-    seconds, so an injected answer and the genuine one are both kept. ``on_answer`` (if
-    given) is called with the first reply's result as soon as it arrives, so a caller can
-    use the addresses during that wait; ``on_duplicate`` with every other reply (later
-    ones, and those with another query id) as it arrives, so a caller cancelled during the
-    wait still has them. The returned result has the same answer, plus the duplicates in
-    arrival order."""
+    seconds, so an injected answer and the genuine one are both kept.
+
+    ``on_answer`` (if given) is called exactly once, with the lookup's result as soon as it
+    is known: the first reply's, so a caller can use the addresses during that wait; or,
+    when no reply came, the failure (``generic_timeout_error`` also when the caller is
+    cancelled first). ``on_duplicate`` is called with every other reply (later ones, and
+    those with another query id) as it arrives. So a caller cancelled at any point still
+    has the query and every reply so far. The returned result has the same answer, plus the
+    duplicates in arrival order. The callbacks must not raise: an exception in one is
+    recorded as the lookup's network failure."""
     ip, port = split_address(server, 53)
     tid = trace.new_transaction_id() if transaction_id is None else transaction_id
     address = format_address(ip, port)
@@ -123,6 +127,12 @@ async def resolve_udp(
         duplicates.append(record)
         if on_duplicate is not None:
             on_duplicate(record)
+
+    def unanswered(why: str) -> DNSResult:
+        result = DNSResult(base.query(why, None, t0, trace.now()))
+        if on_answer is not None:
+            on_answer(result)
+        return result
 
     try:
         await loop.sock_connect(sock, (ip, port))
@@ -167,6 +177,10 @@ async def resolve_udp(
             elif reply is not None and _matches(query, reply, check_id=False):
                 # same question, other id: kept, flagged, never the answer
                 duplicate(data, reply, trace.now(), True)
+    except asyncio.CancelledError:
+        if first_result is None:
+            unanswered(F.GENERIC_TIMEOUT)
+        raise
     except Exception as exc:
         failure = errors.classify(exc)
         trace.event(
@@ -179,13 +193,8 @@ async def resolve_udp(
         )
     finally:
         sock.close()
-    if first_result is not None:
-        result = first_result
-        t_first = result.query.t
-    else:
-        failure = failure or F.GENERIC_TIMEOUT
-        t_first = trace.now()
-        result = DNSResult(base.query(failure, None, t0, t_first))
+    result = first_result or unanswered(failure or F.GENERIC_TIMEOUT)
+    t_first = result.query.t
     result.duplicates.extend(duplicates)
     trace.event(
         tr.RESOLVE_DONE,

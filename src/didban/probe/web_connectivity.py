@@ -107,6 +107,7 @@ class _State:
     )
     flows: list[_Flow] = field(default_factory=list)
     dns_done: bool = False
+    system_done: bool = False  # the system resolver's query is recorded
     flows_done: bool = False
     http_started: bool = False
     http_done: bool = False
@@ -233,6 +234,7 @@ class WebConnectivity:
         try:
             if _is_ip(host):
                 st.addrs[host] = {SYSTEM}
+                st.system_done = True  # nothing to resolve
                 system_t: asyncio.Future[Any] = start(asyncio.sleep(0))
                 udp_t: asyncio.Future[Any] = start(asyncio.sleep(0))
                 doh_t: asyncio.Future[Any] = start(asyncio.sleep(0))
@@ -303,6 +305,7 @@ class WebConnectivity:
         )
         st.tk.queries.append(r.query)
         st.tk.dns_experiment_failure = r.failure
+        st.system_done = True
         for a in r.addrs:
             st.addrs.setdefault(a, set()).add(SYSTEM)
 
@@ -312,16 +315,15 @@ class WebConnectivity:
         answered: list[dns.DNSResult] = []
         duplicates: list[DNSDuplicateResponse] = []
 
-        def answer(r: dns.DNSResult) -> None:  # the first reply, while late ones may follow
+        def answer(r: dns.DNSResult) -> None:  # the first reply (late ones may follow)
             answered.append(r)
             tk.queries.append(r.query)
             for a in r.addrs:
                 st.addrs.setdefault(a, set()).add(UDP)
             st.udp_answered.set()
 
-        r: dns.DNSResult | None = None
         try:
-            r = await dns.resolve_udp(
+            await dns.resolve_udp(
                 host,
                 format_address(*cfg.udp_resolver),
                 trace=trace,
@@ -333,16 +335,14 @@ class WebConnectivity:
                 on_duplicate=duplicates.append,
             )
         finally:
-            # also when the URL's deadline cancels the wait for late replies: the answer
-            # and the replies that came so far (an injected one among them) are evidence
+            # also when the URL's deadline cancels the lookup: its query (answered, or
+            # generic_timeout_error) and the replies that came so far (an injected one
+            # among them) are evidence
             st.udp_answered.set()
-            if r is not None and not answered:
-                tk.queries.append(r.query)
-            first = answered[0] if answered else r
             tk.x_dns_duplicate_responses.extend(duplicates)
-            if first is not None:
+            if answered:
                 tk.x_do53 = {
-                    "queries": [_to_plain(first.query)],
+                    "queries": [_to_plain(answered[0].query)],
                     "duplicates": [_to_plain(d) for d in duplicates],
                 }
 
@@ -673,7 +673,9 @@ class WebConnectivity:
 
     def _mark_unfinished(self, st: _State, failure: str) -> None:
         tk = st.tk
-        if not st.dns_done and tk.dns_experiment_failure is None and not tk.queries:
+        # dns_experiment_failure is the system resolver's (v0.4): set when it never answered,
+        # whatever the UDP and DoH lookups recorded meanwhile
+        if not st.system_done and tk.dns_experiment_failure is None:
             tk.dns_experiment_failure = failure
         if not st.http_done and tk.http_experiment_failure is None and not tk.requests:
             tk.http_experiment_failure = failure
