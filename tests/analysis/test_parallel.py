@@ -190,12 +190,12 @@ def test_usable_cpus_honours_a_cgroup_v2_quota_of_an_ancestor(tmp_path: Path) ->
 def test_usable_cpus_rounds_a_fractional_quota_up_and_reads_cgroup_v1(tmp_path: Path) -> None:
     root, proc = _cgroup(
         tmp_path,
-        {"cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "50000\n",
-         "cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n"},
-        "5:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n",
+        {"cpuacct,cpu/docker/abc/cpu.cfs_quota_us": "50000\n",
+         "cpuacct,cpu/docker/abc/cpu.cfs_period_us": "100000\n"},
+        "5:memory:/docker/abc\n4:cpuacct,cpu:/docker/abc\n",
     )  # fmt: skip
     assert parallel.usable_cpus(root, proc) == 1  # half a CPU: one worker, never zero
-    (root / "cpu,cpuacct/docker/abc/cpu.cfs_quota_us").write_text("-1\n")
+    (root / "cpuacct,cpu/docker/abc/cpu.cfs_quota_us").write_text("-1\n")
     assert parallel.usable_cpus(root, proc) == len(os.sched_getaffinity(0))
 
 

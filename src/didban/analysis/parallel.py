@@ -82,12 +82,15 @@ def _cgroup_quota(root: Path, proc_cgroup: str) -> float | None:
         controllers, _, path = rest.partition(":")
         if hid == "0" and controllers == "":  # cgroup v2
             base, files = root, ("cpu.max",)
-        elif "cpu" in controllers.split(","):  # cgroup v1
-            base = next((d for d in (root / "cpu", root / "cpu,cpuacct") if d.is_dir()), root)
+        elif "cpu" in controllers.split(","):  # cgroup v1: mounted by its controller list
+            mounts = (controllers, "cpu", "cpu,cpuacct", "cpuacct,cpu")
+            base = next((root / m for m in mounts if (root / m).is_dir()), root)
             files = ("cpu.cfs_quota_us", "cpu.cfs_period_us")
         else:
             continue
-        d = base / path.lstrip("/")
+        d = Path(os.path.normpath(base / path.lstrip("/")))
+        if d != base and base not in d.parents:
+            continue  # a path outside the mount (".."): nothing of ours to read
         while True:
             try:
                 if len(files) == 1:
