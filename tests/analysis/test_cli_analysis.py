@@ -159,3 +159,51 @@ def test_report_uses_given_verdicts(tmp_path: Path) -> None:
     )
     assert r.exit_code == 2 and "not a didban verdict" in r.stderr
     assert not (tmp_path / "r2.html").exists()
+
+
+def _no_temp_files(d: Path) -> None:
+    assert [p.name for p in d.iterdir() if p.name.startswith(".")] == []
+
+
+def test_output_that_would_destroy_an_input_or_cannot_be_written_is_refused(
+    tmp_path: Path,
+) -> None:
+    src = tmp_path / "m.jsonl"
+    src.write_bytes(jsonl(blocked_instagram(), ok_page()))
+    before = src.read_bytes()
+    r = runner.invoke(app, ["analyze", str(src), "-q", "-o", str(src)])
+    assert r.exit_code == 2 and "is one of the inputs" in r.stderr
+    assert src.read_bytes() == before  # the measurements are untouched
+    (tmp_path / "d.jsonl").mkdir()
+    r = runner.invoke(app, ["analyze", str(src), "-o", str(tmp_path / "d.jsonl")])
+    assert r.exit_code == 2 and "is a directory" in r.stderr
+    (tmp_path / "d.html").mkdir()
+    r = runner.invoke(app, ["report", "-i", str(src), "-o", str(tmp_path / "d.html")])
+    assert r.exit_code == 2 and "is a directory" in r.stderr
+    for args in (["analyze", str(src), "-o", "/proc/x.jsonl"], ["report", "-i", str(src), "-o", "/proc/x.html"]):  # fmt: skip
+        r = runner.invoke(app, args)
+        assert r.exit_code == 2 and "cannot write --output /proc/x." in r.stderr, r.output
+        assert "Traceback" not in r.output
+    _no_temp_files(tmp_path)
+
+
+def test_verdicts_given_as_measurements_are_refused_with_the_reason(tmp_path: Path) -> None:
+    src = tmp_path / "m.jsonl"
+    src.write_bytes(jsonl(blocked_instagram()))
+    verdicts = tmp_path / "v.jsonl"
+    assert runner.invoke(app, ["analyze", str(src), "-q", "-o", str(verdicts)]).exit_code == 0
+    r = runner.invoke(app, ["analyze", str(verdicts), "-q"])
+    assert r.exit_code == 1
+    assert f"{verdicts}:1: a didban verdict, not a measurement" in r.stderr
+    r = runner.invoke(app, ["report", "-i", str(verdicts), "-o", str(tmp_path / "r.html")])
+    assert r.exit_code == 1 and "a didban verdict, not a measurement" in r.stderr
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_report_on_a_truncated_archive_says_why(tmp_path: Path) -> None:
+    src = tmp_path / "m.jsonl.gz"
+    src.write_bytes(gzip.compress(jsonl(blocked_instagram()))[:30])
+    r = runner.invoke(app, ["report", "-i", str(src), "-o", str(tmp_path / "r.html")])
+    assert r.exit_code == 1
+    assert "cannot read: Compressed file ended before the end-of-stream marker" in r.stderr
+    assert "Aborted" not in r.output

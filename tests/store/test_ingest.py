@@ -75,6 +75,20 @@ def test_cli_ingest_and_bad_path(tmp_path: Path) -> None:
     assert "no such file or directory" in r.output
 
 
+def test_cli_ingest_of_verdicts_stores_nothing_and_fails(tmp_path: Path) -> None:
+    m = tmp_path / "m.jsonl"
+    m.write_bytes(orjson.dumps(measurement(1)) + b"\n")
+    v = tmp_path / "v.jsonl"
+    runner = CliRunner()
+    assert runner.invoke(app, ["analyze", str(m), "-q", "-o", str(v)]).exit_code == 0
+    r = runner.invoke(app, ["ingest", str(v), "--data-dir", str(tmp_path / "d")])
+    assert r.exit_code == 1
+    assert f"{v}:1: a didban verdict, not a measurement" in r.output
+    assert "1 records: 0 added, 0 duplicates, 1 bad" in r.output
+    r = runner.invoke(app, ["store", "info", "--data-dir", str(tmp_path / "d")])
+    assert r.exit_code == 0 and "archived measurements: 0" in r.output
+
+
 def test_cli_rebuild(tmp_path: Path) -> None:
     f = tmp_path / "m.jsonl"
     f.write_bytes(b"\n".join(orjson.dumps(measurement(i)) for i in range(4)) + b"\n")
@@ -121,3 +135,27 @@ def test_ingest_with_a_lab_descriptor_uses_its_asn_rows(tmp_path: Path) -> None:
     from didban.store.cli import lab_asn_map
 
     assert lab_asn_map(tmp_path) == lab_asn_map(desc) == list(lab.asn_map)
+
+
+def test_store_commands_refuse_bad_data_dirs_in_one_sentence(tmp_path: Path) -> None:
+    runner = CliRunner()
+    missing = tmp_path / "typo"
+    r = runner.invoke(app, ["store", "info", "--data-dir", str(missing)])
+    assert r.exit_code == 2 and f"there is no store at {missing}" in r.output
+    assert not missing.exists()  # a mistyped path does not become an empty store
+    a_file = tmp_path / "f.jsonl"
+    a_file.write_bytes(orjson.dumps(measurement(1)) + b"\n")
+    r = runner.invoke(app, ["ingest", str(a_file), "--data-dir", str(a_file)])
+    assert r.exit_code == 2 and "is a file, not a directory" in r.output
+    d = tmp_path / "d"
+    assert runner.invoke(app, ["ingest", str(a_file), "--data-dir", str(d)]).exit_code == 0
+    (d / "index.sqlite").write_bytes(b"not a database at all, just bytes" * 40)
+    r = runner.invoke(app, ["store", "info", "--data-dir", str(d)])
+    assert r.exit_code == 1 and "is damaged" in r.output and "Traceback" not in r.output
+    (d / "index.sqlite").unlink()
+    r = runner.invoke(app, ["store", "rebuild", "--data-dir", str(d)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["store", "info", "--data-dir", str(d)])
+    assert "archived measurements: 1" in r.output
+    r = runner.invoke(app, ["store", "compact", "--data-dir", str(d), "--min-files", "0"])
+    assert r.exit_code == 2 and "--min-files must be 2 or more" in r.output

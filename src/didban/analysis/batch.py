@@ -90,7 +90,7 @@ def iter_records(path: Path) -> Iterator[Record]:
     """The records of one file. Raises ``OSError`` for unreadable or corrupt files."""
     kind = file_kind(path)
     if kind is None:
-        raise OSError(f"{path}: not a .json, .jsonl, .ndjson file (optionally .gz or .zst)")
+        raise OSError("not a .json, .jsonl or .ndjson file (optionally .gz or .zst)")
     fmt, comp = kind
     with open_stream(path, comp) as stream:
         if fmt == "json":

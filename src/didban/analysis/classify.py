@@ -18,6 +18,7 @@ from didban.analysis import apps, web
 from didban.analysis.fingerprints import Fingerprints, default
 from didban.analysis.outcome import Hit, build
 from didban.analysis.records import (
+    NULL,
     DNSCheckKeys,
     Envelope,
     WebKeys,
@@ -27,7 +28,7 @@ from didban.analysis.records import (
     decode_web,
 )
 from didban.analysis.rules import rule
-from didban.model.verdict import Evidence, Verdict
+from didban.model.verdict import NOT_A_MEASUREMENT, Evidence, Verdict
 
 WEB_TESTS = frozenset({"web_connectivity", "web_connectivity@v0.5"})
 
@@ -82,6 +83,12 @@ def classify_decoded(
         env = decode_envelope(data)
     except msgspec.DecodeError as exc:
         raise Malformed(f"invalid JSON: {exc}") from None
+    if (
+        env.test_keys == NULL
+        and isinstance(env.rule_id, str)
+        and isinstance(env.rules_version, str)
+    ):
+        raise Malformed(NOT_A_MEASUREMENT)
     if not isinstance(env.test_name, str) or not env.test_name:
         raise Malformed("no test_name: not an OONI measurement")
     return classify_envelope(env, fps), None

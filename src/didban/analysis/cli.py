@@ -44,6 +44,28 @@ def _err(line: str) -> None:
     sys.stderr.write(line + "\n")
 
 
+def _check_output(output_path: Path, inputs: list[Path], suffixes: tuple[str, ...]) -> None:
+    """Refuse, in one sentence, an --output that cannot be written or would destroy an input."""
+    if output_path.suffix.lower() not in suffixes:
+        raise _fail(f"--output must end in {' or '.join(suffixes)}, not {output_path.name!r}")
+    if output_path.is_dir():
+        raise _fail(f"--output {output_path} is a directory; give a file name")
+    if not output_path.parent.is_dir():
+        raise _fail(f"the directory of --output, {output_path.parent}, does not exist")
+    if output_path.exists():
+        for p in inputs:
+            try:
+                same = p.is_file() and p.samefile(output_path)
+            except OSError:
+                same = False
+            if same:
+                raise _fail(f"--output {output_path} is one of the inputs; it would be overwritten")
+
+
+def _cannot_write(output_path: Path, exc: OSError) -> typer.Exit:
+    return _fail(f"cannot write --output {output_path}: {exc.strerror or exc}")
+
+
 # Inputs smaller than this are classified in this process (≈ 1,000 measurements of
 # 20 KiB: a few tenths of a second, about what starting the workers costs).
 PARALLEL_MIN_BYTES = 16 << 20
@@ -92,11 +114,11 @@ def analyze(
             raise _fail(f"{p} does not exist")
     writer: output.Writer | None = None
     if output_path is not None:
-        if output_path.suffix.lower() not in output.OUTPUT_SUFFIXES:
-            raise _fail(f"--output must end in .jsonl or .parquet, not {output_path.name!r}")
-        if not output_path.parent.is_dir():
-            raise _fail(f"the directory of --output, {output_path.parent}, does not exist")
-        writer = output.open_writer(output_path)
+        _check_output(output_path, paths, output.OUTPUT_SUFFIXES)
+        try:
+            writer = output.open_writer(output_path)
+        except OSError as exc:
+            raise _cannot_write(output_path, exc) from None
     counts = batch.Counts()
     summary = output.Summary()
     # SIGTERM (timeout, a service manager) unwinds like Ctrl-C: no half-written output, and
@@ -134,7 +156,11 @@ def analyze(
             EXIT_NOTHING,
         )
     if writer is not None:
-        writer.close()
+        try:
+            writer.close()
+        except OSError as exc:
+            writer.abort()
+            raise _cannot_write(output_path or Path(), exc) from None
     if not quiet:
         console = Console()
         console.print(summary.table(f"{counts.classified} measurements classified"))
@@ -189,10 +215,7 @@ def report_cmd(
     """
     if not input_path.exists():
         raise _fail(f"{input_path} does not exist")
-    if output_path.suffix.lower() not in (".html", ".htm"):
-        raise _fail(f"--output must be an .html file, not {output_path.name!r}")
-    if not output_path.parent.is_dir():
-        raise _fail(f"the directory of --output, {output_path.parent}, does not exist")
+    _check_output(output_path, [input_path], (".html", ".htm"))
     known = _load_verdicts(verdicts_path) if verdicts_path is not None else None
     fps = default()
     items: list[report.Item] = []
@@ -221,8 +244,8 @@ def report_cmd(
                     _err(f"{rec.path}:{rec.line}: {exc}")
                     continue
                 items.append(report.item(verdict, doc))
-        except OSError as exc:
-            _err(f"{path}: cannot read: {exc}")
+        except batch.UNREADABLE as exc:
+            _err(batch.read_error(path, exc))
     if not items:
         raise _fail(
             f"no measurement could be read from {input_path} ({malformed} malformed records)",
@@ -230,8 +253,12 @@ def report_cmd(
         )
     html = report.render(items)
     tmp = output_path.with_name(f".{output_path.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(output_path)
+    try:
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(output_path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _cannot_write(output_path, exc) from None
     Console().print(f"report with {len(items)} verdicts written to {output_path}")
 
 

@@ -172,6 +172,8 @@ class Envelope(msgspec.Struct, gc=False):
     probe_asn: Any = None
     measurement_start_time: Any = None
     test_keys: msgspec.Raw = msgspec.Raw(b"null")
+    rule_id: Any = None  # present only in didban verdicts given by mistake
+    rules_version: Any = None
 
 
 class WebMeasurement(msgspec.Struct, gc=False):

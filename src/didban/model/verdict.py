@@ -7,7 +7,7 @@ the exact evidence (a JSON pointer into the measurement) that proves it.
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import msgspec
 
@@ -78,3 +78,18 @@ class Verdict(msgspec.Struct, omit_defaults=True):
     accessible: bool | None = None  # OONI-compatible
     evidence: list[Evidence] = msgspec.field(default_factory=list)
     reason: str = ""
+
+
+NOT_A_MEASUREMENT: Final = (
+    "a didban verdict, not a measurement (verdicts go to 'didban report --verdicts')"
+)
+
+
+def is_verdict_record(doc: dict[str, Any]) -> bool:
+    """A decoded record that is one of didban's verdicts (written by ``didban analyze``),
+    not a measurement: it has a rule id and rules version and no test keys."""
+    return (
+        "test_keys" not in doc
+        and isinstance(doc.get("rule_id"), str)
+        and isinstance(doc.get("rules_version"), str)
+    )

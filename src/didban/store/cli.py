@@ -66,15 +66,36 @@ def lab_asn_map(descriptor: Path | None) -> list[AsnRow]:
     return list(lab.asn_map)
 
 
-def open_store(data_dir: Path | None, lab: Path | None = None) -> Store:
-    """The store of ``data_dir`` as its writer; exits with a clear message if it is busy."""
+def open_store(data_dir: Path | None, lab: Path | None = None, *, existing: bool = False) -> Store:
+    """The store of ``data_dir`` as its writer; exits with one sentence if it is busy or
+    cannot be opened (``existing``: also if there is no store there yet, for the commands
+    that only read or rework one, so a mistyped path does not create an empty store)."""
+    import sqlite3
+
     from didban.store.store import Store, StoreBusy
 
+    where = data_dir or default_data_dir()
+    if where.exists() and not where.is_dir():
+        typer.echo(f"error: the data directory {where} is a file, not a directory", err=True)
+        raise typer.Exit(2)
+    if existing and not where.is_dir():
+        typer.echo(f"error: there is no store at {where} (see --data-dir)", err=True)
+        raise typer.Exit(2)
     try:
-        return Store(data_dir or default_data_dir(), lab_asn_map=lab_asn_map(lab))
+        return Store(where, lab_asn_map=lab_asn_map(lab))
     except StoreBusy as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    except sqlite3.DatabaseError as exc:
+        typer.echo(
+            f"error: the store's index {where / 'index.sqlite'} is damaged ({exc}); remove "
+            "it and run 'didban store rebuild', which rebuilds it from the archive",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        typer.echo(f"error: cannot open the store in {where}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def ingest_cmd(
@@ -121,6 +142,9 @@ def ingest_cmd(
         f"{rep.records} records: {rep.added} added, {rep.duplicates} duplicates, "
         f"{len(rep.bad)} bad"
     )
+    if rep.bad and rep.added == 0 and rep.duplicates == 0 and rep.skipped_files == 0:
+        typer.echo("error: nothing could be ingested (see the reasons above)", err=True)
+        raise typer.Exit(1)
 
 
 store_app = typer.Typer(help="The measurement store (archive and tables).", no_args_is_help=True)
@@ -129,7 +153,7 @@ store_app = typer.Typer(help="The measurement store (archive and tables).", no_a
 @store_app.command("rebuild")
 def rebuild_cmd(data_dir: Path | None = DATA_DIR_OPT, lab: Path | None = LAB_OPT) -> None:
     """Rebuild the index and every table from the raw archive (e.g. after a rules change)."""
-    store = open_store(data_dir, lab)
+    store = open_store(data_dir, lab, existing=True)
     with (
         store,
         Progress(
@@ -147,7 +171,10 @@ def compact_cmd(
     min_files: int = typer.Option(2, "--min-files", help="Merge days holding this many files."),
 ) -> None:
     """Merge each day's small Parquet files into one."""
-    with open_store(data_dir) as store:
+    if min_files < 2:
+        typer.echo(f"error: --min-files must be 2 or more, not {min_files}", err=True)
+        raise typer.Exit(2)
+    with open_store(data_dir, existing=True) as store:
         n = store.compact(min_files)
     typer.echo(f"compacted {n} table partitions")
 
@@ -155,7 +182,7 @@ def compact_cmd(
 @store_app.command("info")
 def info_cmd(data_dir: Path | None = DATA_DIR_OPT) -> None:
     """How many measurements the store holds, per table."""
-    with open_store(data_dir) as store:
+    with open_store(data_dir, existing=True) as store:
         typer.echo(f"data directory: {store.dir}")
         typer.echo(f"archived measurements: {store.count()}")
         for t in ("measurements", "observations", "verdicts"):

@@ -26,6 +26,7 @@ from typing import IO, Any, cast
 import orjson
 import zstandard
 
+from didban.model.verdict import NOT_A_MEASUREMENT, is_verdict_record
 from didban.store.store import Store
 from didban.store.uid import parse_time
 
@@ -80,6 +81,8 @@ def check(m: Any) -> str | None:
     """Why a decoded record cannot be stored, or None (lenient, see the module docstring)."""
     if not isinstance(m, dict):
         return "not a JSON object"
+    if is_verdict_record(m):
+        return NOT_A_MEASUREMENT
     if not isinstance(m.get("test_name"), str) or not m["test_name"]:
         return "missing field 'test_name'"
     if not isinstance(m.get("probe_cc"), str):

@@ -87,7 +87,11 @@ class Store:
         self._lockfile = self._take_lock(data_dir / "writer.lock")
         self.raw = data_dir / "raw"
         self.tables_root = data_dir / "tables"
-        self.index = Index(data_dir / "index.sqlite")
+        try:
+            self.index = Index(data_dir / "index.sqlite")
+        except BaseException:  # a damaged index: let the next writer in
+            self._lockfile.close()
+            raise
         self.rwlock = RWLock()
         self._pending: list[tuple[dict[str, Any], str, bytes]] = []
         self._pending_lock = threading.Lock()
