@@ -180,7 +180,10 @@ def test_output_that_would_destroy_an_input_or_cannot_be_written_is_refused(
     (tmp_path / "d.html").mkdir()
     r = runner.invoke(app, ["report", "-i", str(src), "-o", str(tmp_path / "d.html")])
     assert r.exit_code == 2 and "is a directory" in r.stderr
-    for args in (["analyze", str(src), "-o", "/proc/x.jsonl"], ["report", "-i", str(src), "-o", "/proc/x.html"]):  # fmt: skip
+    for args in (
+        ["analyze", str(src), "-o", "/proc/x.jsonl"],
+        ["report", "-i", str(src), "-o", "/proc/x.html"],
+    ):
         r = runner.invoke(app, args)
         assert r.exit_code == 2 and "cannot write --output /proc/x." in r.stderr, r.output
         assert "Traceback" not in r.output
