@@ -290,6 +290,7 @@ def test_cli_consent_refused_measures_nothing(
         (["--list", "/nonexistent/list.csv"], "no such test-list file"),
         (["--probe-asn", "ASX"], "is not an AS number"),
         (["--control", "gopher://h/"], "must be an http or https URL"),
+        (["--doh-bootstrap", "nothost"], "--doh-bootstrap 'nothost' is not an IP address"),
     ],
 )
 def test_cli_bad_input_is_one_sentence_exit_2(
@@ -312,6 +313,24 @@ def test_cli_refuses_to_clobber_output(config_home: Path, tmp_path: Path) -> Non
     assert r.exit_code == 2
     assert "already exists; choose another --output or pass --append" in r.stderr
     assert out.read_text() == "keep me\n"
+
+
+def test_cli_output_is_checked_before_the_risk_notice_and_any_traffic(
+    config_home: Path, tmp_path: Path
+) -> None:
+    # no --accept-risk and no answer on stdin: a bad --output must be refused first
+    for out, message in (
+        (tmp_path / "missing" / "x.jsonl", "does not exist"),
+        (tmp_path, "is a directory; give a file name"),
+        (Path("/proc/x.jsonl"), "cannot write --output /proc/x.jsonl"),
+    ):
+        r = CliRunner().invoke(app, ["run", "--url", "https://a.example.org/", "-o", str(out)])
+        assert r.exit_code == 2, r.output
+        assert message in r.stderr
+        assert "risk" not in r.stderr.lower()  # the notice was not shown
+        r = CliRunner().invoke(app, ["dnscheck", "a.example.org", "-o", str(out)])
+        assert r.exit_code == 2 and message in r.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_lab_mode_without_a_lab_is_one_sentence(

@@ -85,7 +85,9 @@ def _total_size(paths: list[Path]) -> int:
 
 def analyze(
     paths: list[Path] = typer.Argument(
-        ..., help="Measurement files (.jsonl/.json, optionally .gz/.zst) or directories."
+        ...,
+        metavar="PATH",
+        help="Measurement files (.jsonl/.json, optionally .gz/.zst) or directories.",
     ),
     output_path: Path | None = typer.Option(
         None, "--output", "-o", help="Write verdicts to FILE.jsonl or FILE.parquet."

@@ -94,7 +94,7 @@ def serve(
 
 @control_app.command("query")
 def query_cmd(
-    url: str = typer.Argument(..., help="The URL to ask the helper about."),
+    url: str = typer.Argument(..., metavar="URL", help="The URL to ask the helper about."),
     helper: str = typer.Option(..., "--helper", help="The helper's URL, e.g. http://IP:PORT/"),
     endpoint: list[str] = typer.Option(
         [], "--endpoint", help="An ip:port the probe would connect to (repeatable)."

@@ -128,7 +128,7 @@ def run(
         if upload:
             check_http_url("--upload", upload)
         if doh_bootstrap:
-            parse_resolver(doh_bootstrap)
+            parse_resolver(doh_bootstrap, "--doh-bootstrap", 443)
     except ConfigError as exc:
         fail("run", str(exc))
     if ca_file is not None and not ca_file.is_file():
@@ -139,6 +139,7 @@ def run(
     except identity.IdentityError as exc:
         fail("run", str(exc))
     out = (output or default_output()).absolute()
+    check_output_target("run", out, append)
 
     lab_desc = None
     if lab:
@@ -147,7 +148,6 @@ def run(
         except labmode.LabModeError as exc:
             fail("run", str(exc))
         if not labmode.inside(lab_desc):
-            check_output_target("run", out, append)
             argv = argv_without(argv_with_output(sys.argv[1:], out), "--upload")
             if upload:
                 # The collector is reachable from here, not from the lab: the child queues

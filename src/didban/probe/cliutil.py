@@ -4,6 +4,7 @@ target check and the argument rewriting of the ``--lab`` re-exec."""
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 from typing import NoReturn
 
@@ -17,13 +18,19 @@ def fail(command: str, sentence: str, code: int = 2) -> NoReturn:
 
 
 def check_output_target(command: str, path: Path, append: bool) -> None:
-    """Exit 2 unless ``path`` can become the output file (checked before a re-exec)."""
+    """Exit 2 unless ``path`` can become the output file. Checked first, before the consent
+    notice, a lab re-exec or any network request, and without creating anything there."""
     if path.is_dir():
         fail(command, f"--output {path} is a directory; give a file name")
     if not path.parent.is_dir():
         fail(command, f"--output {path}: the directory {path.parent} does not exist")
     if path.exists() and not append:
         fail(command, f"{path} already exists; choose another --output or pass --append")
+    try:  # can a file be created there? (a temporary one, gone at once)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        fail(command, f"cannot write --output {path}: {exc.strerror or exc}")
 
 
 def ask(text: str) -> str:

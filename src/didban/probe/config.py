@@ -33,17 +33,19 @@ class ConfigError(ValueError):
     """A bad --resolver / --doh / --control value (one sentence)."""
 
 
-def parse_resolver(value: str) -> tuple[str, int]:
-    """``IP`` or ``IP:PORT`` (``[v6]:PORT``) → (ip, port); port 53 by default."""
+def parse_resolver(value: str, flag: str = "--resolver", default_port: int = 53) -> tuple[str, int]:
+    """``IP`` or ``IP:PORT`` (``[v6]:PORT``) → (ip, port), ``default_port`` when absent;
+    errors name ``flag``, the option the value came from."""
     try:
-        ip, port = split_address(value, 53)
+        ip, port = split_address(value, default_port)
         ipaddress.ip_address(ip)
     except ValueError:
         raise ConfigError(
-            f"--resolver {value!r} is not an IP address with an optional port (e.g. 8.8.8.8:53)"
+            f"{flag} {value!r} is not an IP address with an optional port "
+            f"(e.g. 8.8.8.8:{default_port})"
         ) from None
     if not 0 < port < 65536:
-        raise ConfigError(f"--resolver {value!r}: the port must be 1-65535")
+        raise ConfigError(f"{flag} {value!r}: the port must be 1-65535")
     return ip, port
 
 

@@ -54,14 +54,12 @@ def _doh_spec(url: str, bootstrap: str | None) -> ResolverSpec:
     ip = bootstrap or DOH_BOOTSTRAP.get(host)
     if ip is None:
         raise ConfigError(f"--doh {url}: no bootstrap address known; add --doh-bootstrap IP")
-    rip, rport = parse_resolver(ip)
-    return ResolverSpec(
-        "doh", format_address(rip, rport if ":" in ip else 443), url=url, server_name=host
-    )
+    rip, rport = parse_resolver(ip, "--doh-bootstrap", 443)
+    return ResolverSpec("doh", format_address(rip, rport), url=url, server_name=host)
 
 
 def dnscheck(
-    domains: list[str] = typer.Argument(..., help="Domain names to look up."),
+    domains: list[str] = typer.Argument(..., metavar="DOMAIN", help="Domain names to look up."),
     resolvers: list[str] = typer.Option(
         [], "--resolver", help="Resolver IP[:PORT], asked over UDP and TCP (repeatable)."
     ),
@@ -98,9 +96,7 @@ def dnscheck(
             ]
         for d in dot:
             addr, _, name = d.partition("#")
-            ip, port = parse_resolver(
-                addr if (":" in addr or addr.startswith("[")) else f"{addr}:853"
-            )
+            ip, port = parse_resolver(addr, "--dot", 853)
             specs.append(ResolverSpec("dot", format_address(ip, port), server_name=name))
         for u in doh:
             check_http_url("--doh", u, https_only=True)
@@ -113,6 +109,7 @@ def dnscheck(
         fail("dnscheck", f"--ca-file {ca_file} is not a readable file")
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     out = (output or Path(f"didban-dnscheck-{stamp}.jsonl")).absolute()
+    check_output_target("dnscheck", out, append)
 
     lab_profile = None
     ca = str(ca_file) if ca_file else None
@@ -123,7 +120,6 @@ def dnscheck(
         except labmode.LabModeError as exc:
             fail("dnscheck", str(exc))
         if not labmode.inside(desc):
-            check_output_target("dnscheck", out, append)
             try:
                 code = labmode.reexec(desc, argv_with_output(sys.argv[1:], out))
             except labmode.LabModeError as exc:

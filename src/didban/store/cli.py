@@ -99,7 +99,7 @@ def open_store(data_dir: Path | None, lab: Path | None = None, *, existing: bool
 
 
 def ingest_cmd(
-    paths: list[Path] = typer.Argument(..., help="Files or directories to load."),
+    paths: list[Path] = typer.Argument(..., metavar="PATH", help="Files or directories to load."),
     data_dir: Path | None = DATA_DIR_OPT,
     lab: Path | None = LAB_OPT,
 ) -> None:
