@@ -210,3 +210,19 @@ def test_report_on_a_truncated_archive_says_why(tmp_path: Path) -> None:
     assert r.exit_code == 1
     assert "cannot read: Compressed file ended before the end-of-stream marker" in r.stderr
     assert "Aborted" not in r.output
+
+
+def test_report_tells_didbans_blocking_from_the_one_the_measurement_recorded(
+    tmp_path: Path,
+) -> None:
+    m = blocked_instagram()
+    m["test_keys"]["blocking"] = False  # what the probe concluded, not didban
+    m["test_keys"]["accessible"] = True
+    src = tmp_path / "m.jsonl"
+    src.write_bytes(jsonl(m))
+    out = tmp_path / "r.html"
+    r = runner.invoke(app, ["report", "-i", str(src), "-o", str(out)])
+    assert r.exit_code == 0 and "report with 1 verdict written" in r.stdout
+    html = out.read_text()
+    assert "didban: <code>&#34;dns&#34;</code> / <code>false</code>" in html
+    assert "in the measurement: <code>false</code> / <code>true</code>" in html

@@ -40,6 +40,11 @@ def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 verdict``, ``2 verdicts``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _err(line: str) -> None:
     sys.stderr.write(line + "\n")
 
@@ -153,8 +158,8 @@ def analyze(
         if writer is not None:
             writer.abort()
         raise _fail(
-            f"no measurement could be classified ({counts.malformed} malformed records, "
-            f"{counts.unreadable_files} unreadable files)",
+            f"no measurement could be classified ({_count(counts.malformed, 'malformed record')}, "
+            f"{_count(counts.unreadable_files, 'unreadable file')})",
             EXIT_NOTHING,
         )
     if writer is not None:
@@ -168,8 +173,8 @@ def analyze(
         console.print(summary.table(f"{counts.classified} measurements classified"))
         if counts.malformed or counts.unreadable_files:
             console.print(
-                f"skipped: {counts.malformed} malformed records, "
-                f"{counts.unreadable_files} unreadable files (see stderr)"
+                f"skipped: {_count(counts.malformed, 'malformed record')}, "
+                f"{_count(counts.unreadable_files, 'unreadable file')} (see stderr)"
             )
         if output_path is not None:
             console.print(f"verdicts written to {output_path}")
@@ -250,7 +255,8 @@ def report_cmd(
             _err(batch.read_error(path, exc))
     if not items:
         raise _fail(
-            f"no measurement could be read from {input_path} ({malformed} malformed records)",
+            f"no measurement could be read from {input_path} "
+            f"({_count(malformed, 'malformed record')})",
             EXIT_NOTHING,
         )
     html = report.render(items)
@@ -261,7 +267,7 @@ def report_cmd(
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise _cannot_write(output_path, exc) from None
-    Console().print(f"report with {len(items)} verdicts written to {output_path}")
+    Console().print(f"report with {_count(len(items), 'verdict')} written to {output_path}")
 
 
 def register(app: typer.Typer) -> None:

@@ -58,6 +58,9 @@ def excerpt(value: Any) -> str:
 class Item:
     verdict: Verdict
     evidence: list[tuple[Any, str]]  # (Evidence, resolved excerpt or "")
+    # the measurement's own test_keys blocking/accessible (what OONI's probe concluded;
+    # didban's probe leaves them null), None when the measurement has neither key
+    recorded: tuple[Any, Any] | None = None
 
 
 @dataclass
@@ -88,7 +91,11 @@ def item(verdict: Verdict, measurement: dict[str, Any] | None) -> Item:
             except LookupError:
                 text = "(pointer not found in the measurement)"
         evs.append((ev, text))
-    return Item(verdict, evs)
+    recorded = None
+    keys = measurement.get("test_keys") if measurement is not None else None
+    if isinstance(keys, dict) and ("blocking" in keys or "accessible" in keys):
+        recorded = (keys.get("blocking"), keys.get("accessible"))
+    return Item(verdict, evs, recorded)
 
 
 TEMPLATE: Final = "report.html.j2"  # beside this module
