@@ -131,22 +131,30 @@ def open_writer(target: Path) -> Writer:
 
 
 class Summary:
-    """Counts per (service, state, method) and how many of them were confirmed."""
+    """Counts per (service, country, state, method) and how many of them were confirmed
+    (one service blocked in one country and reachable in another are two rows)."""
 
     def __init__(self) -> None:
-        self.counts: Counter[tuple[str, str, str]] = Counter()
-        self.confirmed: Counter[tuple[str, str, str]] = Counter()
+        self.counts: Counter[tuple[str, str, str, str]] = Counter()
+        self.confirmed: Counter[tuple[str, str, str, str]] = Counter()
 
     def add(self, v: Verdict) -> None:
-        key = (v.service or v.domain or v.test_name or "?", v.state, v.method or "-")
+        key = (
+            v.service or v.domain or v.test_name or "?",
+            v.probe_cc or "?",
+            v.state,
+            v.method or "-",
+        )
         self.counts[key] += 1
         if v.confirmed:
             self.confirmed[key] += 1
 
     def table(self, title: str) -> Table:
         t = Table(title=title)
-        for col in ("service", "state", "method"):
-            t.add_column(col)
+        t.add_column("service", overflow="fold")  # a long domain wraps; a method never does
+        t.add_column("cc", no_wrap=True)
+        t.add_column("state", no_wrap=True)
+        t.add_column("method", no_wrap=True)
         t.add_column("count", justify="right")
         t.add_column("confirmed", justify="right")
         for key in sorted(self.counts):

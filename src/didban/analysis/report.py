@@ -122,11 +122,12 @@ def render(items: Iterable[Item], generated: dt.datetime | None = None) -> str:
             else (v.input or v.service or v.test_name)
         )
         groups.setdefault(key, Group(key)).items.append(it)
-        skey = (key, v.state, v.layer, v.method, v.rule_id, v.confirmed)
+        skey = (key, v.probe_cc, v.state, v.layer, v.method, v.rule_id, v.confirmed)
         row = summary.setdefault(
             skey,
             {
                 "key": key,
+                "cc": v.probe_cc or "?",
                 "state": v.state,
                 "layer": v.layer,
                 "method": v.method,
@@ -143,7 +144,8 @@ def render(items: Iterable[Item], generated: dt.datetime | None = None) -> str:
         total=total,
         states=sorted(states.items()),
         summary=[
-            summary[k] for k in sorted(summary, key=lambda k: (str(k[0]), str(k[1]), str(k[4])))
+            summary[k]
+            for k in sorted(summary, key=lambda k: (str(k[0]), str(k[1]), str(k[2]), str(k[5])))
         ],
         groups=[groups[k] for k in sorted(groups)],
     )
