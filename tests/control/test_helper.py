@@ -284,3 +284,21 @@ async def test_quic_when_enabled_and_advertised(
     assert res.http3_request is not None and res.http3_request.status_code == 200
     assert res.http3_request.title == "Hello didban"
     assert plain.quic_handshake == {} and plain.http3_request is None
+
+
+def test_cli_query_refuses_what_a_helper_would_refuse_with_its_reason() -> None:
+    from typer.testing import CliRunner
+
+    from didban.cli import app
+
+    helper = f"http://127.0.0.1:{closed_port()}/"  # never contacted: refused before
+    for args, reason in (
+        (["not a url"], "http_request must be an absolute http:// or https:// URL"),
+        (["https://a.example/", "--endpoint", "bogus"], "'bogus' is not an ip:port endpoint"),
+        (["https://a.example/", "--timeout", "-1"], "--timeout must be a positive number"),
+        (["https://a.example/", "--ca-file", "/nonexistent.pem"], "is not a readable file"),
+    ):
+        r = CliRunner().invoke(app, ["control", "query", *args, "--helper", helper])
+        assert r.exit_code == 2
+        assert reason in r.stderr
+        assert "did not answer" not in r.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from pathlib import Path
 from typing import NoReturn
 
 import typer
@@ -108,6 +109,7 @@ def query_cmd(
     import msgspec
 
     from didban.control.client import query
+    from didban.control.helper import BadRequest, check_request
     from didban.model.ooni import THRequest
     from didban.net import guard
     from didban.net.http import DEFAULT_HEADERS
@@ -118,6 +120,15 @@ def query_cmd(
         tcp_connect=list(endpoint),
         http_request_headers={k: [v] for k, v in DEFAULT_HEADERS},
     )
+    # what a helper would refuse with a 400 is refused here, with the helper's own reason
+    try:
+        check_request(req)
+    except BadRequest as exc:
+        _fail(str(exc))
+    if not timeout > 0:
+        _fail(f"--timeout must be a positive number of seconds, not {timeout}")
+    if ca_file is not None and not Path(ca_file).is_file():
+        _fail(f"--ca-file {ca_file} is not a readable file")
     res = asyncio.run(query(helper, req, timeout, ca_file=ca_file))
     if isinstance(res, str):
         _fail(f"the helper did not answer: {res}")
