@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -17,6 +18,22 @@ def test_serve_refuses_a_bad_listen_address(tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["serve", "--listen", "localhost", "--data-dir", str(tmp_path)])
     assert r.exit_code == 2
     assert "--listen must be HOST:PORT" in r.output
+
+
+def test_serve_refuses_bad_flags_and_a_busy_port_before_announcing(tmp_path: Path) -> None:
+    d = str(tmp_path / "d")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for args, reason in (
+            (["--max-body", "0"], "--max-body must be a positive number of bytes"),
+            (["--listen", "127.0.0.1:0"], "the port must be 1-65535"),
+            (["--listen", f"127.0.0.1:{port}"], "cannot listen on 127.0.0.1:"),
+        ):
+            r = CliRunner().invoke(app, ["serve", *args, "--data-dir", d])
+            assert r.exit_code == 2 and reason in r.output
+            assert "didban API on" not in r.output
 
 
 def test_busy_data_directory_is_refused(tmp_path: Path) -> None:

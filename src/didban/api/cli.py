@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NoReturn
 
 import typer
 
@@ -32,19 +33,34 @@ def serve_cmd(
 
     from didban.api.app import create_app
 
-    host, sep, port_s = listen.rpartition(":")
-    if not sep or not port_s.isdigit() or not 0 < int(port_s) < 65536:
-        typer.echo(
-            f"error: --listen must be HOST:PORT, e.g. 127.0.0.1:8080, not {listen!r}", err=True
-        )
+    def fail(sentence: str) -> NoReturn:
+        typer.echo(f"error: {sentence}", err=True)
         raise typer.Exit(2)
+
+    host, sep, port_s = listen.rpartition(":")
+    if not sep or not port_s.isdigit():
+        fail(f"--listen must be HOST:PORT, e.g. 127.0.0.1:8080, not {listen!r}")
+    if not 0 < int(port_s) < 65536:
+        fail(f"--listen {listen!r}: the port must be 1-65535")
+    if max_body < 1:
+        fail(f"--max-body must be a positive number of bytes, not {max_body}")
     host = host.strip("[]") or "127.0.0.1"
+    try:  # can we listen there? (before announcing anything)
+        family, kind, proto, _, addr = socket.getaddrinfo(
+            host, int(port_s), type=socket.SOCK_STREAM
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(addr)
+    except OSError as exc:
+        fail(f"cannot listen on {listen}: {exc.strerror or exc}")
+    shown = f"[{host}]" if ":" in host else host
     store = open_store(data_dir, lab)
     try:
         app = create_app(store, max_body=max_body)
         loop, http = server_stack()
         typer.echo(
-            f"didban API on http://{listen}/ (docs at /docs), data in {store.dir} "
+            f"didban API on http://{shown}:{port_s}/ (docs at /docs), data in {store.dir} "
             f"({loop} + {http})",
             err=True,
         )
