@@ -4,6 +4,7 @@ escaping."""
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -226,3 +227,32 @@ def test_report_tells_didbans_blocking_from_the_one_the_measurement_recorded(
     html = out.read_text()
     assert "didban: <code>&#34;dns&#34;</code> / <code>false</code>" in html
     assert "in the measurement: <code>false</code> / <code>true</code>" in html
+
+
+def test_a_truncated_archive_keeps_every_record_before_the_damage(tmp_path: Path) -> None:
+    # records of ~40 KB: the damage is far past the first megabyte of whole records
+    pages = []
+    for i in range(120):
+        m = ok_page()
+        m["input"] = f"http://site{i}.example.org/"
+        m["test_keys"]["requests"][0]["response"]["body"] = f"<p>{i}</p>" + "x" * 40_000
+        pages.append(m)
+    data = jsonl(*pages)
+    for name, packed, unpack in (
+        ("m.jsonl.gz", gzip.compress(data), lambda b: zlib.decompressobj(31).decompress(b)),
+        (
+            "m.jsonl.zst",
+            zstandard.ZstdCompressor().compress(data),
+            lambda b: zstandard.ZstdDecompressor().decompressobj().decompress(b),
+        ),
+    ):
+        cut = packed[: len(packed) * 3 // 4]
+        whole = unpack(cut).count(b"\n")  # the records wholly inside the intact part
+        src = tmp_path / name
+        src.write_bytes(cut)
+        out = tmp_path / f"{name}.verdicts.jsonl"
+        r = runner.invoke(app, ["analyze", str(src), "-q", "-o", str(out)])
+        assert r.exit_code == 0, r.output
+        assert f"{src}: cannot read:" in r.stderr  # the damage is reported, not passed over
+        assert len(out.read_bytes().splitlines()) == whole > 60, name
+        assert "invalid JSON" not in r.stderr  # no half record is classified

@@ -159,3 +159,29 @@ def test_store_commands_refuse_bad_data_dirs_in_one_sentence(tmp_path: Path) -> 
     assert "archived measurements: 1" in r.output
     r = runner.invoke(app, ["store", "compact", "--data-dir", str(d), "--min-files", "0"])
     assert r.exit_code == 2 and "--min-files must be 2 or more" in r.output
+
+
+def test_a_truncated_archive_is_read_as_analyze_reads_it(tmp_path: Path) -> None:
+    import zlib
+
+    lines = [orjson.dumps({**measurement(i), "pad": "x" * 30_000}) + b"\n" for i in range(80)]
+    packed = gzip.compress(b"".join(lines))
+    cut = packed[: len(packed) * 2 // 3]
+    f = tmp_path / "cut.jsonl.gz"
+    f.write_bytes(cut)
+    whole = zlib.decompressobj(31).decompress(cut).count(b"\n")
+    s = Store(tmp_path / "d", classifier=None)
+    try:
+        rep = ingest(s, [f])
+    finally:
+        s.close()
+    assert rep.added == whole > 20  # every complete record before the damage
+    assert rep.bad[-1].startswith(f"{f}: unreadable (Compressed file ended")
+    zst = tmp_path / "cut.jsonl.zst"
+    zst.write_bytes(zstandard.ZstdCompressor().compress(b"".join(lines))[:-100])
+    s = Store(tmp_path / "d2", classifier=None)
+    try:
+        rep = ingest(s, [zst])
+    finally:
+        s.close()
+    assert rep.bad[-1] == f"{zst}: unreadable (the archive ends inside a frame (truncated))"

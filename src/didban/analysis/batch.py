@@ -17,7 +17,7 @@ import io
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 import zstandard
@@ -75,14 +75,89 @@ def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
 READ_BUFFER = 1 << 20
 
 
+class _Read1(io.RawIOBase):
+    """A decompressing stream seen as a raw one that fills each read with one ``read1``.
+
+    The buffered readers' own ``read(n)`` gathers several chunks and, when a truncated
+    archive ends mid-way, drops all of them with the error: up to ``READ_BUFFER`` bytes of
+    complete records before the damage. One ``read1`` per fill loses none of them; the
+    error comes on the next read, after every whole line before it was yielded."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        data = self.inner.read1(len(b))
+        n = len(data)
+        b[:n] = data
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self.inner.close()
+        super().close()
+
+
+class _Zstd(io.RawIOBase):
+    """Zstandard frames (one or many, concatenated) as a raw stream that notices truncation.
+
+    zstandard's own stream reader ends quietly when the file stops inside a frame, so a
+    cut archive would pass for a complete one (its last line merely malformed, or nothing
+    at all when the cut falls at a line end). Here the end of the file inside a frame is
+    an error, raised after every byte decompressed before it was read."""
+
+    CHUNK: Final = 1 << 17
+
+    def __init__(self, path: Path) -> None:
+        self.fh = path.open("rb")
+        self.dctx = zstandard.ZstdDecompressor()
+        self.obj = self.dctx.decompressobj()
+        self.in_frame = False
+        self.out = b""
+        self.pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while self.pos >= len(self.out):
+            chunk = self.fh.read(self.CHUNK)
+            if not chunk:
+                if self.in_frame:
+                    raise zstandard.ZstdError("the archive ends inside a frame (truncated)")
+                return 0
+            self.out, self.pos = self._feed(chunk), 0
+        n = min(len(b), len(self.out) - self.pos)
+        b[:n] = self.out[self.pos : self.pos + n]
+        self.pos += n
+        return n
+
+    def _feed(self, chunk: bytes) -> bytes:
+        parts: list[bytes] = []
+        while chunk:
+            parts.append(self.obj.decompress(chunk))
+            if not self.obj.eof:
+                self.in_frame = True
+                break
+            chunk = self.obj.unused_data  # the next frame starts here
+            self.obj = self.dctx.decompressobj()
+            self.in_frame = False
+        return b"".join(parts)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.fh.close()
+        super().close()
+
+
 def open_stream(path: Path, comp: str) -> io.BufferedReader:
     if comp == ".gz":
-        return io.BufferedReader(gzip.GzipFile(path, "rb"), READ_BUFFER)
+        return io.BufferedReader(_Read1(gzip.GzipFile(path, "rb")), READ_BUFFER)
     if comp == ".zst":
-        raw = path.open("rb")
-        return io.BufferedReader(
-            zstandard.ZstdDecompressor().stream_reader(raw, closefd=True), READ_BUFFER
-        )
+        return io.BufferedReader(_Zstd(path), READ_BUFFER)
     return io.BufferedReader(io.FileIO(path, "rb"), READ_BUFFER)
 
 

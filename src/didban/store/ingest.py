@@ -15,17 +15,16 @@ the file and the content-hash de-duplication drops what was already stored.
 
 from __future__ import annotations
 
-import gzip
-import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 
 import orjson
 import zstandard
 
+from didban.analysis.batch import open_stream
 from didban.model.verdict import NOT_A_MEASUREMENT, is_verdict_record
 from didban.store.store import Store
 from didban.store.uid import parse_time
@@ -68,13 +67,11 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[str]]:
 
 
 def _open(path: Path) -> IO[bytes]:
-    raw = path.open("rb")
-    if path.name.endswith(".gz"):
-        return cast(IO[bytes], gzip.GzipFile(fileobj=raw))
-    if path.name.endswith(".zst"):
-        reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-        return io.BufferedReader(reader)
-    return raw
+    """The file's bytes, decompressed exactly as ``didban analyze`` reads them (so both
+    keep the same records of a truncated archive, and both notice the truncation)."""
+    name = path.name
+    comp = ".gz" if name.endswith(".gz") else ".zst" if name.endswith(".zst") else ""
+    return open_stream(path, comp)
 
 
 def check(m: Any) -> str | None:
