@@ -161,6 +161,16 @@ def test_report_uses_given_verdicts(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "not a didban verdict" in r.stderr
     assert not (tmp_path / "r2.html").exists()
 
+    parquet = tmp_path / "v.parquet"
+    assert runner.invoke(app, ["analyze", str(src), "-o", str(parquet), "-q"]).exit_code == 0
+    r = runner.invoke(app, ["report", "-i", str(src), "--verdicts", str(parquet), "-o", str(out)])
+    assert r.exit_code == 2 and "--verdicts must be the .jsonl file" in r.stderr
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    r = runner.invoke(app, ["report", "-i", str(src), "--verdicts", str(empty), "-o", str(out)])
+    assert r.exit_code == 0
+    assert f"1 measurement had no verdict in {empty}; classified afresh" in r.stderr
+
 
 def _no_temp_files(d: Path) -> None:
     assert [p.name for p in d.iterdir() if p.name.startswith(".")] == []

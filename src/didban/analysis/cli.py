@@ -223,7 +223,13 @@ def report_cmd(
     if not input_path.exists():
         raise _fail(f"{input_path} does not exist")
     _check_output(output_path, [input_path], (".html", ".htm"))
+    if verdicts_path is not None and verdicts_path.suffix.lower() != ".jsonl":
+        raise _fail(
+            f"--verdicts must be the .jsonl file 'didban analyze --output' writes, "
+            f"not {verdicts_path.name!r}"
+        )
     known = _load_verdicts(verdicts_path) if verdicts_path is not None else None
+    afresh = 0
     fps = default()
     items: list[report.Item] = []
     malformed = 0
@@ -244,6 +250,7 @@ def report_cmd(
                         )
                         found = known.get(key)
                         verdict = found.pop(0) if found else None
+                        afresh += verdict is None
                     if verdict is None:
                         verdict = classify_record(rec.data, fps)
                 except (msgspec.DecodeError, Malformed) as exc:
@@ -258,6 +265,11 @@ def report_cmd(
             f"no measurement could be read from {input_path} "
             f"({_count(malformed, 'malformed record')})",
             EXIT_NOTHING,
+        )
+    if afresh:
+        _err(
+            f"{_count(afresh, 'measurement')} had no verdict in {verdicts_path}; "
+            "classified afresh (without the run-level rules)"
         )
     html = report.render(items)
     tmp = output_path.with_name(f".{output_path.name}.tmp")
