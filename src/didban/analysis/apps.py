@@ -187,7 +187,8 @@ def tunnel(keys: dict[str, Any]) -> Hit:
         return Hit(rule("app.tunnel.ok"), "the tunnel bootstrapped", ev)
     return Hit(
         rule("app.tunnel.blocked"),
-        f"the tunnel did not bootstrap ({failure}; progress {progress}%)",
+        f"the tunnel did not bootstrap ({failure}"
+        + (f"; progress {progress}%)" if progress is not None else ")"),
         ev,
     )
 
