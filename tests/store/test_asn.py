@@ -51,3 +51,10 @@ def test_data_update_refuses_a_bad_package(tmp_path: Path) -> None:
     assert r.exit_code == 2
     assert "not an @ip-location-db/asn package" in r.output
     assert (snapshot_dir() / "SOURCE.json").read_text() == before
+
+
+def test_data_update_refuses_a_malformed_package_json(tmp_path: Path) -> None:
+    (tmp_path / "package.json").write_text("{bad")
+    r = CliRunner().invoke(app, ["data", "update", "--from", str(tmp_path)])
+    assert r.exit_code == 2
+    assert "is not a readable package.json" in r.output and "Traceback" not in r.output

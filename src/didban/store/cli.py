@@ -248,7 +248,13 @@ def data_update_cmd(
         meta = pkg / "package.json"
         ver = "unknown"
         if meta.exists():
-            ver = str(msgspec.json.decode(meta.read_bytes()).get("version", "unknown"))
+            try:
+                doc = msgspec.json.decode(meta.read_bytes())
+            except (msgspec.DecodeError, OSError) as exc:
+                typer.echo(f"error: {meta} is not a readable package.json ({exc})", err=True)
+                raise typer.Exit(2) from None
+            if isinstance(doc, dict):
+                ver = str(doc.get("version", "unknown"))
         try:
             counts = asndb.build(
                 pkg, asndb.snapshot_dir(), ver, datetime.now(UTC).strftime("%Y-%m-%d")
