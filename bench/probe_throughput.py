@@ -19,9 +19,10 @@ after the other on the same targets and with the same concurrency:
   query, a DoH query, TCP+TLS+GET, a control exchange; and on the control side the
   helper's own UDP A/AAAA queries, TCP to :80 and TCP+TLS+GET — each done by the cheapest
   asyncio code (HTTP/1.1 everywhere, kept-alive DoH and control connections, no records;
-  the control exchange goes to a bare server that answers a canned response). No asyncio
-  implementation of the issue's steps does less work against this lab, so floor/bare
-  bounds didban/bare here.
+  the control exchange goes to a bare server that answers a canned response). An asyncio
+  implementation that also records the steps does more work against this lab, so
+  floor/bare is about the most didban/bare can be here (an estimate: the canned control
+  answer makes the floor a little fast, see docs/probe.md).
 
 Before the timed runs, every name is resolved once (untimed), so no run is favoured by
 the lab ISP resolver's cache.
