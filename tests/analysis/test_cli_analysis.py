@@ -266,3 +266,12 @@ def test_a_truncated_archive_keeps_every_record_before_the_damage(tmp_path: Path
         assert f"{src}: cannot read:" in r.stderr  # the damage is reported, not passed over
         assert len(out.read_bytes().splitlines()) == whole > 60, name
         assert "invalid JSON" not in r.stderr  # no half record is classified
+
+
+def test_files_a_directory_holds_that_are_not_measurements_are_mentioned(tmp_path: Path) -> None:
+    (tmp_path / "m.jsonl").write_bytes(jsonl(ok_page()))
+    (tmp_path / "README.yaml").write_text("not a measurement\n")
+    r = runner.invoke(app, ["analyze", str(tmp_path), "-q"])
+    assert r.exit_code == 0
+    assert "note: 1 file in the given directories is not a measurement file" in r.stderr
+    assert "README.yaml" in r.stderr

@@ -59,6 +59,18 @@ def supported(path: Path) -> bool:
     return file_kind(path) is not None
 
 
+def skipped_files(paths: Iterable[Path]) -> list[Path]:
+    """The files under the directories among ``paths`` that ``iter_files`` passes over (not
+    a measurement file by name), so a caller can say so."""
+    return [
+        child
+        for p in paths
+        if p.is_dir()
+        for child in sorted(p.rglob("*"))
+        if child.is_file() and not supported(child)
+    ]
+
+
 def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
     """Every supported file under ``paths`` (files as given, directories recursively)."""
     for p in paths:

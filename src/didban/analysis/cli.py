@@ -154,6 +154,13 @@ def analyze(
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)
+    skipped = batch.skipped_files(paths)
+    if skipped:
+        _err(
+            f"note: {_count(len(skipped), 'file')} in the given directories "
+            f"{'is' if len(skipped) == 1 else 'are'} not a measurement file and "
+            f"{'was' if len(skipped) == 1 else 'were'} skipped (e.g. {skipped[0]})"
+        )
     if counts.classified == 0:
         if writer is not None:
             writer.abort()
