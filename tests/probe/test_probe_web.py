@@ -458,3 +458,23 @@ def test_probe_killed_mid_run_loses_nothing_it_measured(
     assert p.returncode == 0, stderr
     assert f"uploaded 2 to http://127.0.0.1:{port}" in stderr
     assert not list((queue / "pending").glob("*.json"))
+
+
+def test_a_ca_file_without_certificates_is_refused_not_measured_with(
+    config_home: Path, tmp_path: Path
+) -> None:
+    # it would make every handshake "ssl_unknown_authority": false interception evidence
+    broken_pem = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+    for content in (b"", b"not pem\n", broken_pem):
+        bundle = tmp_path / "ca.pem"
+        bundle.write_bytes(content)
+        out = tmp_path / "x.jsonl"
+        for args in (
+            ["run", "--accept-risk", "--url", "https://a.example.org/", "-o", str(out)],
+            ["dnscheck", "--accept-risk", "a.example.org", "-o", str(out)],
+            ["control", "query", "https://a.example.org/", "--helper", "http://127.0.0.1:9/"],
+        ):
+            r = CliRunner().invoke(app, [*args, "--ca-file", str(bundle)])
+            assert r.exit_code == 2, (args, r.output)
+            assert f"--ca-file {bundle} holds no PEM certificate" in r.stderr
+        assert not out.exists()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
-from pathlib import Path
 from typing import NoReturn
 
 import typer
@@ -14,6 +12,12 @@ control_app = typer.Typer(
     help="The test helper (OONI oohelperd-compatible): serve it or query it.",
     no_args_is_help=True,
 )
+
+
+def _ca_problem(path: str) -> str | None:
+    from didban.net.verify import ca_file_problem
+
+    return ca_file_problem(path)
 
 
 def _fail(message: str) -> NoReturn:
@@ -63,8 +67,8 @@ def serve(
     if resolver is not None:
         r_host, r_port = _endpoint(resolver, "--resolver", 53)
         resolver = f"[{r_host}]:{r_port}" if ":" in r_host else f"{r_host}:{r_port}"
-    if ca_file is not None and not os.path.isfile(ca_file):
-        _fail(f"--ca-file {ca_file} does not exist")
+    if ca_file is not None and (problem := _ca_problem(ca_file)):
+        _fail(problem)
     rows = []
     if asn_map is not None:
         try:
@@ -127,8 +131,8 @@ def query_cmd(
         _fail(str(exc))
     if not timeout > 0:
         _fail(f"--timeout must be a positive number of seconds, not {timeout}")
-    if ca_file is not None and not Path(ca_file).is_file():
-        _fail(f"--ca-file {ca_file} is not a readable file")
+    if ca_file is not None and (problem := _ca_problem(ca_file)):
+        _fail(problem)
     res = asyncio.run(query(helper, req, timeout, ca_file=ca_file))
     if isinstance(res, str):
         _fail(f"the helper did not answer: {res}")

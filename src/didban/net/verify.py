@@ -62,6 +62,27 @@ def _load_store(path: str, mtime: float) -> xv.Store | None:
     return xv.Store(roots) if roots else None
 
 
+def ca_file_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` cannot serve as a CA bundle (one sentence naming it), or None.
+
+    A bundle with no certificate in it would make every handshake look untrusted
+    (``ssl_unknown_authority``), i.e. false interception evidence, so it is refused up
+    front rather than measured with."""
+    if not os.path.isfile(path):
+        return f"--ca-file {path} is not a readable file"
+    try:
+        with open(path, "rb") as fh, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            roots = x509.load_pem_x509_certificates(fh.read())
+    except OSError as exc:
+        return f"--ca-file {path} cannot be read: {exc.strerror or exc}"
+    except ValueError:
+        roots = []
+    if not roots:
+        return f"--ca-file {path} holds no PEM certificate"
+    return None
+
+
 def load_store(ca_file: str | None) -> xv.Store | None:
     """A store of the roots in ``ca_file`` (PEM bundle) or the system default; None if none."""
     path = ca_file or default_ca_file()
