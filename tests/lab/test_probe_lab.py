@@ -10,8 +10,10 @@ looks like in a measurement). One lab per profile, brought up and always torn do
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -343,3 +345,35 @@ def test_unusable_ipv6_answer_is_address_not_available(probe_run: ProbeRun) -> N
         flows = [c for c in m["test_keys"]["tcp_connect"] if c["ip"] == "d0::11"]
         assert flows, m["input"]
         assert {c["status"]["failure"] for c in flows} == {"address_not_available"}, m["input"]
+
+
+def test_run_lab_passes_a_stop_signal_on_and_waits_for_the_measurement(tmp_path: Path) -> None:
+    # `run --lab` re-runs itself inside the client namespace: a SIGTERM to the command
+    # must stop that inner run too (as Ctrl-C does), not leave it measuring on its own
+    desc = runtime.up("clean", control=True, make_current=False)
+    try:
+        out = tmp_path / "stop.jsonl"
+        env = {**os.environ, "DIDBAN_LAB": str(Path(desc.state_dir) / "lab.json")}
+        p = subprocess.Popen(
+            [sys.executable, "-m", "didban.cli", "run", "--lab", "--no-progress",
+             "--concurrency", "1", "--output", str(out)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if out.exists() and len(out.read_bytes().splitlines()) >= 2:
+                break
+            assert p.poll() is None, p.communicate()[1]
+            time.sleep(0.05)
+        p.send_signal(signal.SIGTERM)
+        _, stderr = p.communicate(timeout=60)
+        assert p.returncode == 130, stderr
+        written = out.read_bytes()
+        time.sleep(1.5)
+        assert out.read_bytes() == written  # nothing is still measuring
+        lines = written.splitlines()
+        assert 2 <= len(lines) < len(default_list())
+        assert all(problems(msgspec.json.decode(x)) == [] for x in lines)
+        assert "interrupted" in stderr
+    finally:
+        runtime.down(desc.state_dir)

@@ -25,6 +25,7 @@ from didban.probe.cliutil import (
     ask,
     check_output_target,
     fail,
+    stop_signals_interrupt,
 )
 from didban.probe.config import (
     DEFAULT_CONTROL_URL,
@@ -256,7 +257,8 @@ def execute(
     from didban.probe import runner
 
     try:
-        asyncio.run(runner.run(entries, experiment, writer, options, console, result))
+        with stop_signals_interrupt():
+            asyncio.run(runner.run(entries, experiment, writer, options, console, result))
     except KeyboardInterrupt:
         interrupted = True
     finally:

@@ -3,8 +3,12 @@ target check and the argument rewriting of the ``--lab`` re-exec."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -60,3 +64,23 @@ def argv_without(argv: list[str], flag: str) -> list[str]:
 def argv_with_output(argv: list[str], out: Path) -> list[str]:
     """``argv`` with every --output/-o value replaced by the absolute path ``out``."""
     return [*argv_without(argv_without(argv, "--output"), "-o"), "--output", str(out)]
+
+
+@contextlib.contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP stop a run the way Ctrl-C does (asyncio cancels the measurements;
+    what finished is in the file and the summary is printed), instead of killing it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+    stops = (signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, interrupt) for s in stops}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

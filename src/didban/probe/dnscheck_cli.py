@@ -21,7 +21,13 @@ from rich.table import Table
 from didban.net import verify
 from didban.net.stream import format_address
 from didban.probe import consent, identity, labmode
-from didban.probe.cliutil import argv_with_output, ask, check_output_target, fail
+from didban.probe.cliutil import (
+    argv_with_output,
+    ask,
+    check_output_target,
+    fail,
+    stop_signals_interrupt,
+)
 from didban.probe.config import DOH_BOOTSTRAP, ConfigError, check_http_url, parse_resolver
 from didban.probe.dnscheck import DNSCheck, ResolverSpec
 from didban.probe.lists import url_problem
@@ -168,7 +174,8 @@ def dnscheck(
             console.print(answers_table(msgspec.json.decode(raw)))
 
     try:
-        asyncio.run(all_domains())
+        with stop_signals_interrupt():
+            asyncio.run(all_domains())
     except KeyboardInterrupt:
         writer.close()
         raise typer.Exit(130) from None

@@ -10,7 +10,9 @@ and IP→ASN table from the descriptor (explicit flags still win).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -83,10 +85,21 @@ def reexec(lab: LabDescriptor, argv: list[str]) -> int:
     env[INSIDE_ENV] = lab.client_netns
     env["SSL_CERT_FILE"] = lab.ca_file
     cmd = ["ip", "netns", "exec", lab.client_netns, sys.executable, "-m", "didban.cli", *argv]
-    proc = subprocess.Popen(cmd, env=env)
-    while True:
-        try:
-            return proc.wait()
-        except KeyboardInterrupt:
-            # Ctrl-C reached the child too (same process group): let it finish its file.
-            continue
+    # The child has its own process group, and every stop signal this process gets (Ctrl-C
+    # from the terminal, SIGTERM from kill or timeout, SIGHUP) is passed on to it once;
+    # this process then waits for it, so the command never returns while the measurement
+    # still runs, and the child finishes its file and prints its summary.
+    proc = subprocess.Popen(cmd, env=env, process_group=0)
+
+    def forward(signum: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signum)
+
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, forward) for s in stops}
+    try:
+        code = proc.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 128 - code if code < 0 else code  # killed by signal N: the shell's 128 + N

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
@@ -83,15 +84,24 @@ class JsonlWriter:
             self.queue.put(raw)
         return raw
 
-    async def awrite(self, measurement: Any) -> bytes:
+    async def awrite(
+        self, measurement: Any, on_appended: Callable[[bytes], None] | None = None
+    ) -> bytes:
         """:meth:`write` for the event loop: the line is appended at once (lines never
-        interleave), the fsync runs on the writer's own thread and is awaited."""
+        interleave) and ``on_appended`` told so; the fsync and the queueing then run as one
+        job on the writer's own thread, awaited. A run cancelled during that wait (Ctrl-C)
+        still has the line counted, synced and queued: the job, once started, finishes,
+        and :meth:`close` waits for it."""
         raw, fd = self._append(measurement)
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._sync, os.fsync, fd)
-        if self.queue is not None:
-            await loop.run_in_executor(self._sync, self.queue.put, raw)
+        if on_appended is not None:
+            on_appended(raw)
+        await asyncio.get_running_loop().run_in_executor(self._sync, self._settle, fd, raw)
         return raw
+
+    def _settle(self, fd: int, raw: bytes) -> None:
+        os.fsync(fd)
+        if self.queue is not None:
+            self.queue.put(raw)
 
     def close(self) -> None:
         """Wait for pending fsyncs, sync once more and close the file."""

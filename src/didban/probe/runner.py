@@ -146,17 +146,18 @@ async def run(
             return
         finally:
             give_back()
-        raw = await writer.awrite(m)
-        result.written += 1
-        o = outcome(msgspec.json.decode(raw))
-        result.outcomes.append(o)
-        elapsed = max(time.monotonic() - started, 1e-6)
-        progress.update(
-            task_id,
-            advance=1,
-            failed=result.failed_steps,
-            rate=len(result.outcomes) / elapsed,
-        )
+        def appended(raw: bytes) -> None:  # the line is in the file: count it now
+            result.written += 1
+            result.outcomes.append(outcome(msgspec.json.decode(raw)))
+            elapsed = max(time.monotonic() - started, 1e-6)
+            progress.update(
+                task_id,
+                advance=1,
+                failed=result.failed_steps,
+                rate=len(result.outcomes) / elapsed,
+            )
+
+        await writer.awrite(m, appended)
 
     with progress:
         tasks = [asyncio.create_task(one(e)) for e in entries]
