@@ -146,6 +146,7 @@ async def run(
             return
         finally:
             give_back()
+
         def appended(raw: bytes) -> None:  # the line is in the file: count it now
             result.written += 1
             result.outcomes.append(outcome(msgspec.json.decode(raw)))
