@@ -167,3 +167,15 @@ def test_no_control_for_other_reasons_is_not_isolation(tmp_path: Path) -> None:
     records.append(reached(DOMESTIC[0], 20))
     got = by_input(analyze(tmp_path, records))
     assert got["https://www.bbc.com/"][3] == "wc.control.missing"
+
+
+def test_report_without_verdicts_judges_the_run_as_analyze_does(tmp_path: Path) -> None:
+    src = tmp_path / "run.jsonl"
+    records = [reached(DOMESTIC[0], 20)] + [timed_out(h, i) for i, h in enumerate(INTERNATIONAL)]
+    src.write_bytes(b"".join(msgspec.json.encode(r) + b"\n" for r in records))
+    out = tmp_path / "r.html"
+    r = CliRunner().invoke(app, ["report", "-i", str(src), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    html = out.read_text()
+    assert html.count("batch.nin.isolated") >= 4  # not four tcp.timeout verdicts
+    assert "blocked: 4, ok: 1" in html

@@ -275,3 +275,19 @@ def test_files_a_directory_holds_that_are_not_measurements_are_mentioned(tmp_pat
     assert r.exit_code == 0
     assert "note: 1 file in the given directories is not a measurement file" in r.stderr
     assert "README.yaml" in r.stderr
+
+
+def test_report_of_lab_measurements_says_so_at_the_top(tmp_path: Path) -> None:
+    lab = blocked_instagram()
+    lab["annotations"] = {"engine_name": "didban", "x_didban_lab_profile": "iran-2022"}
+    src = tmp_path / "m.jsonl"
+    src.write_bytes(jsonl(lab, ok_page()))
+    out = tmp_path / "r.html"
+    assert runner.invoke(app, ["report", "-i", str(src), "-o", str(out)]).exit_code == 0
+    html = " ".join(out.read_text().split())
+    assert "Lab measurements, not a real network." in html
+    assert "1 of these 2 measurements was made in didban's emulated censorship lab" in html
+    assert html.index("Lab measurements") < html.index("<h2>Summary</h2>")
+    src.write_bytes(jsonl(ok_page()))
+    assert runner.invoke(app, ["report", "-i", str(src), "-o", str(out)]).exit_code == 0
+    assert "Lab measurements" not in out.read_text()

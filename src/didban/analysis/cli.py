@@ -21,7 +21,6 @@ import typer
 from rich.console import Console
 
 from didban.analysis import batch, output, parallel, report
-from didban.analysis.classify import Malformed, classify_record
 from didban.analysis.fingerprints import default
 from didban.model.verdict import Verdict
 
@@ -237,36 +236,27 @@ def report_cmd(
         )
     known = _load_verdicts(verdicts_path) if verdicts_path is not None else None
     afresh = 0
-    fps = default()
     items: list[report.Item] = []
-    malformed = 0
-    for path in batch.iter_files([input_path]):
-        try:
-            for rec in batch.iter_records(path):
-                try:
-                    doc = msgspec.json.decode(rec.data)
-                    if not isinstance(doc, dict):
-                        raise Malformed("a measurement must be a JSON object")
-                    verdict = None
-                    if known is not None:
-                        key = _verdict_key(
-                            doc.get("report_id"),
-                            doc.get("input"),
-                            doc.get("measurement_start_time"),
-                            doc.get("test_name"),
-                        )
-                        found = known.get(key)
-                        verdict = found.pop(0) if found else None
-                        afresh += verdict is None
-                    if verdict is None:
-                        verdict = classify_record(rec.data, fps)
-                except (msgspec.DecodeError, Malformed) as exc:
-                    malformed += 1
-                    _err(f"{rec.path}:{rec.line}: {exc}")
-                    continue
-                items.append(report.item(verdict, doc))
-        except batch.UNREADABLE as exc:
-            _err(batch.read_error(path, exc))
+    counts = batch.Counts()
+    # the verdicts analyze would give (the run-level rules included: a shutdown is judged
+    # over the whole run), unless --verdicts has the one analyze wrote for a measurement
+    for rec, fresh in batch.classify_paths([input_path], _err, counts, default()):
+        doc = msgspec.json.decode(rec.data)  # classify_paths decoded it: a JSON object
+        verdict = fresh
+        if known is not None:
+            key = _verdict_key(
+                doc.get("report_id"),
+                doc.get("input"),
+                doc.get("measurement_start_time"),
+                doc.get("test_name"),
+            )
+            found = known.get(key)
+            if found:
+                verdict = found.pop(0)
+            else:
+                afresh += 1
+        items.append(report.item(verdict, doc))
+    malformed = counts.malformed
     if not items:
         raise _fail(
             f"no measurement could be read from {input_path} "
@@ -276,7 +266,7 @@ def report_cmd(
     if afresh:
         _err(
             f"{_count(afresh, 'measurement')} had no verdict in {verdicts_path}; "
-            "classified afresh (without the run-level rules)"
+            "classified afresh"
         )
     html = report.render(items)
     tmp = output_path.with_name(f".{output_path.name}.tmp")

@@ -61,6 +61,8 @@ class Item:
     # the measurement's own test_keys blocking/accessible (what OONI's probe concluded;
     # didban's probe leaves them null), None when the measurement has neither key
     recorded: tuple[Any, Any] | None = None
+    # the didban lab profile the measurement was made in (annotations), None: a network
+    lab_profile: str | None = None
 
 
 @dataclass
@@ -95,7 +97,9 @@ def item(verdict: Verdict, measurement: dict[str, Any] | None) -> Item:
     keys = measurement.get("test_keys") if measurement is not None else None
     if isinstance(keys, dict) and ("blocking" in keys or "accessible" in keys):
         recorded = (keys.get("blocking"), keys.get("accessible"))
-    return Item(verdict, evs, recorded)
+    notes = measurement.get("annotations") if measurement is not None else None
+    lab = notes.get("x_didban_lab_profile") if isinstance(notes, dict) else None
+    return Item(verdict, evs, recorded, lab if isinstance(lab, str) and lab else None)
 
 
 TEMPLATE: Final = "report.html.j2"  # beside this module
@@ -112,9 +116,12 @@ def render(items: Iterable[Item], generated: dt.datetime | None = None) -> str:
     summary: dict[tuple[Any, ...], dict[str, Any]] = {}
     states: dict[str, int] = {}
     total = 0
+    labs: dict[str, int] = {}  # lab profile -> measurements made in it
     for it in items:
         v = it.verdict
         total += 1
+        if it.lab_profile is not None:
+            labs[it.lab_profile] = labs.get(it.lab_profile, 0) + 1
         states[v.state] = states.get(v.state, 0) + 1
         key = (
             f"{v.service} — {v.input}"
@@ -148,4 +155,5 @@ def render(items: Iterable[Item], generated: dt.datetime | None = None) -> str:
             for k in sorted(summary, key=lambda k: (str(k[0]), str(k[1]), str(k[2]), str(k[5])))
         ],
         groups=[groups[k] for k in sorted(groups)],
+        labs=sorted(labs.items()),
     )
