@@ -265,8 +265,7 @@ def report_cmd(
         )
     if afresh:
         _err(
-            f"{_count(afresh, 'measurement')} had no verdict in {verdicts_path}; "
-            "classified afresh"
+            f"{_count(afresh, 'measurement')} had no verdict in {verdicts_path}; classified afresh"
         )
     html = report.render(items)
     tmp = output_path.with_name(f".{output_path.name}.tmp")
