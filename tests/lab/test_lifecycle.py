@@ -139,3 +139,26 @@ def test_full_cycle_up_status_exec_switch_down() -> None:
     after = _didban("lab", "status")
     assert (after.returncode, after.stderr.strip()) == (
         1, "didban lab: no lab is up (start one with: didban lab up --profile clean)")  # fmt: skip
+
+
+def test_switch_refuses_when_the_censor_is_not_running() -> None:
+    import signal
+    import time
+
+    desc = runtime.up("clean", control=False, make_current=False)
+    try:
+        pid = desc.pids.get("censor")
+        if pid is None:
+            pytest.skip("this lab runs without a censor (no iptables)")
+        os.kill(pid, signal.SIGKILL)  # a process this test's lab started
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+                break
+            time.sleep(0.05)
+        profile_json = Path(desc.state_dir) / "profile.json"
+        with pytest.raises(runtime.LabError, match="censor .* is not running"):
+            runtime.switch("iran-2022", desc.state_dir)
+        assert json.loads(profile_json.read_bytes())["name"] == "clean"  # unchanged
+    finally:
+        runtime.down(desc.state_dir)

@@ -395,6 +395,12 @@ def switch(profile: str, target: str | Path | None = None, *, wait: float = SWIT
     record = state.load(sd)
     if record is None or not lab_exists(sd):
         raise LabError(f"no lab at {sd}")
+    recorded = next((p for p in record.procs if p.name == "censor"), None)
+    if recorded is not None and not state.alive(recorded):
+        raise LabError(
+            f"the lab's censor (pid {recorded.pid}) is not running, so '{name}' cannot be "
+            "applied; 'didban lab down' and 'didban lab up' start a new lab"
+        )
     profile_file = sd / state.PROFILE_FILE
     previous = (profile_file.read_bytes(), record.profile)
     log = sd / CENSOR_LOG
@@ -403,8 +409,8 @@ def switch(profile: str, target: str | Path | None = None, *, wait: float = SWIT
     record.profile = name
     state.save(record)
     write_descriptor(record)
-    censor = next((p for p in record.procs if p.name == "censor" and state.alive(p)), None)
-    if censor is None:
+    censor = recorded
+    if censor is None:  # a lab started without a censor (no iptables): nothing to tell
         return name
     os.kill(censor.pid, signal.SIGHUP)
     failure = _await_reload(log, offset, wait)
