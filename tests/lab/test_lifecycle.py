@@ -157,7 +157,7 @@ def test_switch_refuses_when_the_censor_is_not_running() -> None:
                 break
             time.sleep(0.05)
         profile_json = Path(desc.state_dir) / "profile.json"
-        with pytest.raises(runtime.LabError, match="censor .* is not running"):
+        with pytest.raises(runtime.LabError, match=r"censor .* is not running"):
             runtime.switch("iran-2022", desc.state_dir)
         assert json.loads(profile_json.read_bytes())["name"] == "clean"  # unchanged
     finally:
