@@ -56,3 +56,16 @@ def test_dnscheck_rejects_a_url_instead_of_a_domain(config_home: Path, tmp_path:
     )
     assert r.exit_code == 2
     assert "is not a domain name" in r.stderr
+
+
+def test_dnscheck_flags_name_themselves_when_wrong(config_home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "d.jsonl"
+    for args, reason in (
+        (["--doh-bootstrap", "zz"], "--doh-bootstrap 'zz' is not an IP address"),
+        (["--dot", "198.51.100.1#"], "--dot '198.51.100.1#': the server name after '#' is empty"),
+        (["--dot", "foo#bar"], "--dot 'foo' is not an IP address"),
+    ):
+        r = CliRunner().invoke(app, ["dnscheck", "a.example.org", "-o", str(out), *args])
+        assert r.exit_code == 2, r.output
+        assert reason in r.stderr
+    assert not out.exists()

@@ -101,8 +101,12 @@ def dnscheck(
                 ResolverSpec("udp", format_address(ip, port)),
                 ResolverSpec("tcp", format_address(ip, port)),
             ]
+        if doh_bootstrap is not None:
+            parse_resolver(doh_bootstrap, "--doh-bootstrap", 443)
         for d in dot:
-            addr, _, name = d.partition("#")
+            addr, hashed, name = d.partition("#")
+            if hashed and not name:
+                raise ConfigError(f"--dot {d!r}: the server name after '#' is empty")
             ip, port = parse_resolver(addr, "--dot", 853)
             specs.append(ResolverSpec("dot", format_address(ip, port), server_name=name))
         for u in doh:
