@@ -162,3 +162,41 @@ def test_switch_refuses_when_the_censor_is_not_running() -> None:
         assert json.loads(profile_json.read_bytes())["name"] == "clean"  # unchanged
     finally:
         runtime.down(desc.state_dir)
+
+
+def test_sigterm_during_lab_up_removes_the_half_built_lab() -> None:
+    import signal
+    import time
+
+    live = runtime.current()
+    if live is not None and runtime.lab_exists(live):
+        pytest.skip(f"another lab ({live.name}) is the current lab; this test needs the CLI's")
+    labs = Path(plan.RUN_DIR)
+    before = set(labs.iterdir()) if labs.is_dir() else set()
+    p = subprocess.Popen(
+        [*DIDBAN, "lab", "up", "--profile", "iran-2022"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    new: set[Path] = set()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not new and p.poll() is None:
+            new = (set(labs.iterdir()) if labs.is_dir() else set()) - before
+            time.sleep(0.005)
+        p.send_signal(signal.SIGTERM)  # while it builds: its state directory exists
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        leftover = (set(labs.iterdir()) if labs.is_dir() else set()) - before
+        for sd in leftover:  # whatever happened, no lab of this test stays up
+            runtime.down(sd)
+    assert new, "lab up finished before it could be interrupted"
+    if p.returncode == 0:
+        pytest.skip("lab up completed before the signal arrived")
+    assert p.returncode == 130, err
+    assert "interrupted; the half-built lab was removed" in err
+    assert not leftover  # it removed itself: nothing was left for the test to remove
+    (state_dir,) = new
+    assert not topology.existing(topology.namespaces(state_dir.name).values())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -62,10 +63,20 @@ def up_cmd(
     if live is not None:
         _fail(f"a lab is already up ({live.name}); run 'didban lab down' first")
     t0 = time.monotonic()
+
+    def stop(_signum: int, _frame: object) -> None:  # unwind: runtime.up removes what it built
+        raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
         desc = runtime.up(profile, control=not no_control)
     except runtime.LabError as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted; the half-built lab was removed", 130)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     took = time.monotonic() - t0
     typer.echo(f"lab {desc.prefix} up with profile '{desc.profile}' in {took:.2f} s")
     for role, ns in desc.namespaces.items():
