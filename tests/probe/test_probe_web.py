@@ -480,3 +480,20 @@ def test_a_ca_file_without_certificates_is_refused_not_measured_with(
             assert r.exit_code == 2, (args, r.output)
             assert f"--ca-file {bundle} holds no PEM certificate" in r.stderr
         assert not out.exists()
+
+
+def test_a_run_whose_control_failed_says_what_that_means(
+    loopback: Loopback, config_home: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "noctl.jsonl"
+    flags = _flags(loopback)
+    flags[flags.index("--control") + 1] = f"http://127.0.0.1:{free_port()}/"  # nobody there
+    p = _didban(
+        ["run", "--accept-risk", "--output", str(out), *flags, "--url", loopback.url("/")],
+        _env(config_home),
+    )
+    _, stderr = p.communicate(timeout=60)
+    assert p.returncode == 0, stderr
+    said = " ".join(stderr.split())
+    assert "warning: the control (test helper) failed for 1 of 1 measurements" in said
+    assert "didban analyze will call them inconclusive" in said

@@ -47,6 +47,7 @@ from didban.probe.runner import (
     summary_table,
 )
 from didban.probe.scrub import Scrubber, local_addresses
+from didban.probe.summary import control_warning
 
 
 def default_output(now: dt.datetime | None = None) -> Path:
@@ -266,6 +267,8 @@ def execute(
     console.print(summary_table(result, entries))
     for err in result.errors:
         console.print(f"[red]error:[/] {err}")
+    if warning := control_warning(result.outcomes):
+        console.print(f"[yellow]warning:[/] {warning}")
     rate = result.written / result.elapsed if result.elapsed > 0 else 0.0
     console.print(
         f"{result.written} measurement{'s' if result.written != 1 else ''} written to {out} "

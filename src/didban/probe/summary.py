@@ -23,6 +23,7 @@ class Outcome:
     http: str
     failed_steps: int
     quic: str = "-"
+    control_failure: str | None = None  # the control (test helper) query's failure
 
 
 def _endpoint_step(item: dict[str, Any]) -> bool:
@@ -109,4 +110,19 @@ def outcome(m: dict[str, Any]) -> Outcome:
     failed += sum(1 for h in tk.get("tls_handshakes") or [] if h.get("failure"))
     failed += 1 if tk.get("http_experiment_failure") else 0
     failed += 1 if tk.get("control_failure") else 0
-    return Outcome(url, dns, tcp, tls, http, failed, quic)
+    ctrl = tk.get("control_failure")
+    return Outcome(url, dns, tcp, tls, http, failed, quic, str(ctrl) if ctrl else None)
+
+
+def control_warning(outcomes: list[Outcome]) -> str | None:
+    """A sentence when the control failed for some measurements: without it their verdicts
+    can only be inconclusive, which the per-step table does not show."""
+    failed = [o.control_failure for o in outcomes if o.control_failure]
+    if not failed:
+        return None
+    common = max(set(failed), key=failed.count)
+    return (
+        f"the control (test helper) failed for {len(failed)} of {len(outcomes)} measurements "
+        f"({common}): without it blocked cannot be told from down, so didban analyze will "
+        "call them inconclusive"
+    )
