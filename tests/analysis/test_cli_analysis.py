@@ -291,3 +291,33 @@ def test_report_of_lab_measurements_says_so_at_the_top(tmp_path: Path) -> None:
     src.write_bytes(jsonl(ok_page()))
     assert runner.invoke(app, ["report", "-i", str(src), "-o", str(out)]).exit_code == 0
     assert "Lab measurements" not in out.read_text()
+
+
+def test_summary_names_the_domain_only_where_a_service_fared_differently(
+    tmp_path: Path,
+) -> None:
+    def ok(url: str, host: str, ip: str) -> dict[str, Any]:
+        return web(
+            url,
+            queries=[q(host, [ip])],
+            tcp_connect=[tcp(ip, 80)],
+            requests=[req(url)],
+            control=ctrl([ip]),
+        )
+
+    fa = web(
+        "http://fa.wikipedia.org/",
+        queries=[q("fa.wikipedia.org", ["10.10.34.35"])],
+        control=ctrl(["198.51.100.50"]),
+    )
+    records = [fa, ok("http://en.wikipedia.org/", "en.wikipedia.org", "198.51.100.50")]
+    records += [ok(f"http://{h}/", h, "203.0.113.9") for h in ("telegram.org", "web.telegram.org")]
+    src = tmp_path / "m.jsonl"
+    src.write_bytes(jsonl(*records))
+    r = runner.invoke(app, ["analyze", str(src)], env={"COLUMNS": "160"})
+    assert r.exit_code == 0, r.output
+    rows = [" ".join(line.replace("│", " ").split()) for line in r.stdout.splitlines()]
+    assert "wikipedia: fa.wikipedia.org IR blocked dns.hijack 1 1" in rows
+    assert "wikipedia: en.wikipedia.org IR ok - 1 0" in rows
+    assert "telegram IR ok - 2 0" in rows  # same outcome on both domains: one row
+    assert "confirmed: matched a known censor fingerprint" in r.stdout

@@ -43,6 +43,10 @@ def _domain(url: Any) -> str | None:
 
 @lru_cache(maxsize=65536)
 def _host_of(url: str) -> str | None:
+    """The host of a URL input, or the input itself when it is a bare domain (dnscheck)."""
+    if "://" not in url:
+        name = url.strip().rstrip(".").lower()
+        return name if name and "/" not in name and " " not in name else None
     try:
         host = urlsplit(url).hostname
     except ValueError:

@@ -131,16 +131,18 @@ def open_writer(target: Path) -> Writer:
 
 
 class Summary:
-    """Counts per (service, country, state, method) and how many of them were confirmed
-    (one service blocked in one country and reachable in another are two rows)."""
+    """Counts per (service, domain, country, state, method) and how many of them were
+    confirmed: one service blocked in one country and reachable in another, or blocked on
+    one of its domains and not on another, are separate rows."""
 
     def __init__(self) -> None:
-        self.counts: Counter[tuple[str, str, str, str]] = Counter()
-        self.confirmed: Counter[tuple[str, str, str, str]] = Counter()
+        self.counts: Counter[tuple[str, str, str, str, str]] = Counter()
+        self.confirmed: Counter[tuple[str, str, str, str, str]] = Counter()
 
     def add(self, v: Verdict) -> None:
         key = (
             v.service or v.domain or v.test_name or "?",
+            v.domain or "",
             v.probe_cc or "?",
             v.state,
             v.method or "-",
@@ -150,13 +152,34 @@ class Summary:
             self.confirmed[key] += 1
 
     def table(self, title: str) -> Table:
-        t = Table(title=title)
-        t.add_column("service", overflow="fold")  # a long domain wraps; a method never does
+        t = Table(
+            title=title,
+            caption="confirmed: matched a known censor fingerprint (blockpage, injected DNS "
+            "answer); the others rest on the failure and the control",
+        )
+        t.add_column("service", overflow="fold")  # long names wrap; a method never does
         t.add_column("cc", no_wrap=True)
         t.add_column("state", no_wrap=True)
         t.add_column("method", no_wrap=True)
         t.add_column("count", justify="right")
         t.add_column("confirmed", justify="right")
-        for key in sorted(self.counts):
-            t.add_row(*key, str(self.counts[key]), str(self.confirmed[key]))
+        for row in self.rows():
+            t.add_row(*row[:4], str(row[4]), str(row[5]))
         return t
+
+    def rows(self) -> list[tuple[str, str, str, str, int, int]]:
+        """(service, cc, state, method, count, confirmed), sorted. A service's domains are
+        one row, unless they fared differently in that country (fa. blocked, en.wikipedia
+        ok; twitter.com hijacked, x.com reset): then each row names its domain."""
+        outcomes: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        for name, _, cc, state, method in self.counts:
+            outcomes.setdefault((name, cc), set()).add((state, method))
+        merged: Counter[tuple[str, str, str, str]] = Counter()
+        confirmed: Counter[tuple[str, str, str, str]] = Counter()
+        for key, n in self.counts.items():
+            name, domain, cc, state, method = key
+            split = len(outcomes[(name, cc)]) > 1 and domain and domain != name
+            label = f"{name}: {domain}" if split else name
+            merged[(label, cc, state, method)] += n
+            confirmed[(label, cc, state, method)] += self.confirmed[key]
+        return [(*k, merged[k], confirmed[k]) for k in sorted(merged)]
