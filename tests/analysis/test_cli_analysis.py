@@ -4,6 +4,7 @@ escaping."""
 from __future__ import annotations
 
 import gzip
+import re
 import zlib
 from pathlib import Path
 from typing import Any
@@ -321,3 +322,15 @@ def test_summary_names_the_domain_only_where_a_service_fared_differently(
     assert "wikipedia: en.wikipedia.org IR ok - 1 0" in rows
     assert "telegram IR ok - 2 0" in rows  # same outcome on both domains: one row
     assert "confirmed: matched a known censor fingerprint" in r.stdout
+
+
+def test_report_summary_rows_link_to_their_evidence(tmp_path: Path) -> None:
+    src = tmp_path / "m.jsonl"
+    src.write_bytes(jsonl(blocked_instagram(), ok_page()))
+    out = tmp_path / "r.html"
+    assert runner.invoke(app, ["report", "-i", str(src), "-o", str(out)]).exit_code == 0
+    html = out.read_text()
+    links = re.findall(r'<a href="#(g\d+)">([^<]*)</a>', html)
+    assert len(links) == 2
+    for anchor, label in links:
+        assert f'id="{anchor}">{label} — ' in html  # the section of that row

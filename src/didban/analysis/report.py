@@ -144,6 +144,10 @@ def render(items: Iterable[Item], generated: dt.datetime | None = None) -> str:
             },
         )
         row["count"] += 1
+    order = sorted(groups)
+    anchor = {k: i for i, k in enumerate(order, start=1)}  # the template's id="g<N>"
+    for row in summary.values():
+        row["anchor"] = anchor[row["key"]]
     when = (generated or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
     return tmpl.render(
         generated=when,
@@ -154,6 +158,6 @@ def render(items: Iterable[Item], generated: dt.datetime | None = None) -> str:
             summary[k]
             for k in sorted(summary, key=lambda k: (str(k[0]), str(k[1]), str(k[2]), str(k[5])))
         ],
-        groups=[groups[k] for k in sorted(groups)],
+        groups=[groups[k] for k in order],
         labs=sorted(labs.items()),
     )
