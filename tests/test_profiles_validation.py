@@ -192,3 +192,17 @@ def test_every_technique_is_documented() -> None:
     doc = (Path(__file__).resolve().parent.parent / "docs" / "lab-profiles.md").read_text()
     for name in TECHNIQUES:
         assert f"`{name}`" in doc, f"docs/lab-profiles.md does not describe {name}"
+
+
+def test_lab_up_help_names_every_shipped_profile_and_a_directory_is_refused(
+    tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from didban.cli import app
+
+    text = " ".join(CliRunner().invoke(app, ["lab", "up", "--help"]).output.split())
+    listed = text.split("A shipped profile (", 1)[1].split(";", 1)[0]
+    assert [p.strip() for p in listed.split(",")] == profiles.available()
+    with pytest.raises(profiles.ProfileError, match="is a directory, not a profile file"):
+        profiles.load(str(tmp_path))

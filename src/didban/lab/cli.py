@@ -46,7 +46,13 @@ def _need_root() -> None:
 
 @lab_app.command("up")
 def up_cmd(
-    profile: str = typer.Option("clean", "--profile", "-p", help="Shipped profile or YAML path."),
+    profile: str = typer.Option(
+        "clean",
+        "--profile",
+        "-p",
+        help="A shipped profile (clean, iran-2019-shutdown, iran-2022, iran-protocol-filter, "
+        "national-root-mitm; docs/lab-profiles.md) or the path of a YAML profile.",
+    ),
     no_control: bool = typer.Option(
         False, "--no-control", help="Do not start the control test helper."
     ),

@@ -126,6 +126,8 @@ def load(name_or_path: str) -> Profile:
     if not file.is_file():
         if file.parent == PROFILE_DIR:
             raise ProfileError(f"no profile '{name_or_path}' (available: {', '.join(available())})")
+        if file.is_dir():
+            raise ProfileError(f"{file} is a directory, not a profile file")
         raise ProfileError(f"{file}: no such profile file")
     try:
         text = file.read_text(encoding="utf-8")
