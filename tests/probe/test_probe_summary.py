@@ -66,3 +66,17 @@ def test_outcomes_of_a_blockpage_over_http() -> None:
     }
     o = outcome(m)
     assert (o.tcp, o.tls, o.http, o.failed_steps) == ("ok", ":443 ok", "403", 0)
+
+
+def test_addresses_that_failed_differently_show_each_failure() -> None:
+    m = {
+        "input": "https://www.facebook.com/",
+        "test_keys": {
+            "tcp_connect": [
+                {"ip": "d0::11", "status": {"failure": "address_not_available"}, "tags": []},
+                {"ip": "10.10.34.36", "status": {"failure": "connection_refused"}, "tags": []},
+                {"ip": "10.10.34.35", "status": {"failure": "connection_refused"}, "tags": []},
+            ],
+        },
+    }
+    assert outcome(m).tcp == "connection_refused ×2, address_not_available (3/3)"

@@ -39,10 +39,15 @@ def _mixed(failures: list[str | None]) -> str:
     bad = [f for f in failures if f]
     if not bad:
         return "ok" if len(failures) == 1 else f"ok ({len(failures)})"
-    common = Counter(bad).most_common(1)[0][0]
     if len(failures) == 1:
-        return common
-    return f"{common} ({len(bad)}/{len(failures)})"
+        return bad[0]
+    # every distinct failure, the most frequent first: two addresses failing differently
+    # (d0::11 address_not_available, 10.10.34.36 connection_refused) must not read as one
+    kinds = Counter(bad).most_common()
+    what = (
+        ", ".join(f if n == 1 else f"{f} ×{n}" for f, n in kinds) if len(kinds) > 1 else kinds[0][0]
+    )
+    return f"{what} ({len(bad)}/{len(failures)})"
 
 
 def _dns(tk: dict[str, Any]) -> str:
