@@ -334,3 +334,17 @@ def test_report_summary_rows_link_to_their_evidence(tmp_path: Path) -> None:
     assert len(links) == 2
     for anchor, label in links:
         assert f'id="{anchor}">{label} — ' in html  # the section of that row
+
+
+def test_zstd_archives_of_many_frames_skippable_ones_included_are_read_whole(
+    tmp_path: Path,
+) -> None:
+    c = zstandard.ZstdCompressor()
+    skippable = (0x184D2A50).to_bytes(4, "little") + (3).to_bytes(4, "little") + b"abc"
+    data = skippable + c.compress(jsonl(blocked_instagram())) + skippable
+    data += c.compress(jsonl(ok_page()))
+    src = tmp_path / "m.jsonl.zst"
+    src.write_bytes(data)
+    r = runner.invoke(app, ["analyze", str(src), "-q", "-o", str(tmp_path / "v.jsonl")])
+    assert r.exit_code == 0 and r.stderr == "", r.output
+    assert len((tmp_path / "v.jsonl").read_bytes().splitlines()) == 2

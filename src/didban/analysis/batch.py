@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,54 +114,85 @@ class _Read1(io.RawIOBase):
         super().close()
 
 
+_ZSTD_MAGIC: Final = 0xFD2FB528
+_ZSTD_SKIPPABLE: Final = range(0x184D2A50, 0x184D2A60)
+
+
+def zstd_whole(path: Path) -> bool:
+    """Whether ``path`` is a sequence of whole zstd frames (RFC 8878 §3.1): its frame and
+    block headers are walked with seeks, nothing is decompressed."""
+    with path.open("rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        pos = 0
+        while pos < size:
+            fh.seek(pos)
+            head = fh.read(18)
+            if len(head) < 8:
+                return False
+            magic = int.from_bytes(head[:4], "little")
+            if magic in _ZSTD_SKIPPABLE:
+                pos += 8 + int.from_bytes(head[4:8], "little")
+                continue
+            if magic != _ZSTD_MAGIC:
+                return False
+            fhd = head[4]
+            fcs_flag, single, checksum, dict_flag = (
+                fhd >> 6,
+                (fhd >> 5) & 1,
+                (fhd >> 2) & 1,
+                fhd & 3,
+            )
+            header = 1 + (0 if single else 1) + (0, 1, 2, 4)[dict_flag]
+            header += (1 if single else 0, 2, 4, 8)[fcs_flag]
+            p = pos + 4 + header
+            while True:
+                fh.seek(p)
+                bh_bytes = fh.read(3)
+                if len(bh_bytes) < 3:
+                    return False
+                bh = int.from_bytes(bh_bytes, "little")
+                last, btype, bsize = bh & 1, (bh >> 1) & 3, bh >> 3
+                if btype == 3:
+                    return False
+                p += 3 + (1 if btype == 1 else bsize)
+                if last:
+                    break
+            pos = p + (4 if checksum else 0)
+        return pos == size
+
+
 class _Zstd(io.RawIOBase):
     """Zstandard frames (one or many, concatenated) as a raw stream that notices truncation.
 
-    zstandard's own stream reader ends quietly when the file stops inside a frame, so a
-    cut archive would pass for a complete one (its last line merely malformed, or nothing
-    at all when the cut falls at a line end). Here the end of the file inside a frame is
-    an error, raised after every byte decompressed before it was read."""
-
-    CHUNK: Final = 1 << 17
+    The data comes from zstandard's stream reader (bounded output per read, whatever the
+    compression ratio), which ends quietly when the file stops inside a frame: a cut
+    archive would pass for a complete one. So at the end the frame headers are walked
+    (``zstd_whole``), and a file that ends inside a frame is an error, raised after every
+    byte decompressed before it was read."""
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         self.fh = path.open("rb")
-        self.dctx = zstandard.ZstdDecompressor()
-        self.obj = self.dctx.decompressobj()
-        self.in_frame = False
-        self.out = b""
-        self.pos = 0
+        self.reader = zstandard.ZstdDecompressor().stream_reader(
+            self.fh, read_across_frames=True, closefd=False
+        )
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b: Any) -> int:
-        while self.pos >= len(self.out):
-            chunk = self.fh.read(self.CHUNK)
-            if not chunk:
-                if self.in_frame:
-                    raise zstandard.ZstdError("the archive ends inside a frame (truncated)")
-                return 0
-            self.out, self.pos = self._feed(chunk), 0
-        n = min(len(b), len(self.out) - self.pos)
-        b[:n] = self.out[self.pos : self.pos + n]
-        self.pos += n
+        data = self.reader.read(len(b))
+        if not data:
+            if not zstd_whole(self.path):
+                raise zstandard.ZstdError("the archive ends inside a frame (truncated)")
+            return 0
+        n = len(data)
+        b[:n] = data
         return n
-
-    def _feed(self, chunk: bytes) -> bytes:
-        parts: list[bytes] = []
-        while chunk:
-            parts.append(self.obj.decompress(chunk))
-            if not self.obj.eof:
-                self.in_frame = True
-                break
-            chunk = self.obj.unused_data  # the next frame starts here
-            self.obj = self.dctx.decompressobj()
-            self.in_frame = False
-        return b"".join(parts)
 
     def close(self) -> None:
         if not self.closed:
+            self.reader.close()  # type: ignore[no-untyped-call]
             self.fh.close()
         super().close()
 
