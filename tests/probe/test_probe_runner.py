@@ -81,3 +81,42 @@ def test_without_the_release_the_bound_holds_for_the_whole_measurement(tmp_path:
     assert res.errors == []
     assert len(inputs) == 6
     assert exp.max_active <= 2 and exp.max_waiting == 2  # never more than the bound in flight
+
+
+def test_lines_appended_before_an_interrupt_are_all_synced_and_queued(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    # Ctrl-C while 20 fsyncs wait in line: every line in the file reaches the upload queue
+    import os as _os
+    import time as _time
+
+    from didban.probe import output
+    from didban.probe.scrub import Scrubber
+
+    real_fsync = _os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        _time.sleep(0.05)
+        real_fsync(fd)
+
+    monkeypatch.setattr(output.os, "fsync", slow_fsync)
+    queued: list[bytes] = []
+
+    class Queue:
+        def put(self, measurement: bytes) -> None:
+            queued.append(measurement)
+
+    writer = JsonlWriter(tmp_path / "o.jsonl", Scrubber(set()), queue=Queue())
+    counted: list[bytes] = []
+
+    async def main() -> None:
+        tasks = [asyncio.ensure_future(writer.awrite({"i": i}, counted.append)) for i in range(20)]
+        await asyncio.sleep(0.02)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(main())
+    writer.close()
+    lines = (tmp_path / "o.jsonl").read_bytes().splitlines()
+    assert len(lines) == len(counted) == len(queued) == 20

@@ -143,8 +143,9 @@ async def test_unreachable_port_is_recorded_not_raised(loopback: Loopback) -> No
 
 
 def _didban(
-    args: list[str], env: dict[str, str], stdin: int | None = None
+    args: list[str], env: dict[str, str], stdin: int | None = None, sigint_ignored: bool = False
 ) -> subprocess.Popen[str]:
+    """``sigint_ignored``: started as a script's background job is (SIGINT ignored)."""
     return subprocess.Popen(
         [sys.executable, "-m", "didban.cli", *args],
         env=env,
@@ -152,6 +153,9 @@ def _didban(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        if sigint_ignored
+        else None,
     )
 
 
@@ -342,9 +346,17 @@ def test_lab_mode_without_a_lab_is_one_sentence(
     assert "no lab is up" in r.stderr and "didban lab up" in r.stderr
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize(
+    ("stop", "background"),
+    [
+        (signal.SIGINT, False),
+        (signal.SIGTERM, False),
+        (signal.SIGHUP, False),
+        (signal.SIGTERM, True),  # a background job of a script: SIGINT ignored
+    ],
+)
 def test_a_stop_signal_leaves_a_valid_file_of_what_finished(
-    stop: signal.Signals, loopback: Loopback, config_home: Path, tmp_path: Path
+    stop: signal.Signals, background: bool, loopback: Loopback, config_home: Path, tmp_path: Path
 ) -> None:
     hole = socket.socket()  # accepts connections (kernel backlog) and never speaks
     hole.bind(("127.0.0.1", 0))
@@ -356,6 +368,7 @@ def test_a_stop_signal_leaves_a_valid_file_of_what_finished(
              "--url", loopback.url("/"), "--url", loopback.url("/old"),
              "--url", f"https://localhost:{hole.getsockname()[1]}/"],
             _env(config_home),
+            sigint_ignored=background,
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -17,8 +17,9 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
@@ -267,25 +268,42 @@ def up(
     prefix = topology.new_prefix()
     sd = state.lab_dir(prefix)
     sd.mkdir(parents=True, mode=0o755)
-    record = LabRecord(
-        prefix=prefix,
-        state_dir=str(sd),
-        namespaces=topology.namespaces(prefix),
-        profile=name,
-        created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    )
-    state.save(record)
-    if make_current:
-        _point_current(sd)
     try:
+        record = LabRecord(
+            prefix=prefix,
+            state_dir=str(sd),
+            namespaces=topology.namespaces(prefix),
+            profile=name,
+            created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+        state.save(record)
+        if make_current:
+            _point_current(sd)
         _build(record, profile_json, control=control, timeout=timeout)
     except BaseException as exc:
-        with contextlib.suppress(Exception):
+        # the cleanup itself is not interrupted: a second Ctrl-C or SIGTERM would stop it
+        # half-way and leave namespaces behind
+        with _stop_signals_held(), contextlib.suppress(Exception):
             down(sd)
         if isinstance(exc, LabError | topology.TopologyError):
             raise LabError(f"lab up failed: {exc}") from None
         raise
     return _descriptor(record)
+
+
+@contextlib.contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP ignored for the block (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in stops}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _build(record: LabRecord, profile_json: bytes, *, control: bool, timeout: float) -> None:

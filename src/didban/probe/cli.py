@@ -160,7 +160,7 @@ def run(
                 code = labmode.reexec(lab_desc, argv)
             except labmode.LabModeError as exc:
                 fail("run", str(exc))
-            if upload:
+            if upload and code == 0:  # not after an interrupt: the user asked it to stop
                 _flush(upload, Console(stderr=True))
             raise typer.Exit(code)
     else:

@@ -77,6 +77,11 @@ def stop_signals_interrupt() -> Iterator[None]:
     def interrupt(_signum: int, _frame: object) -> None:
         signal.raise_signal(signal.SIGINT)
 
+    # A job started in the background by a script inherits SIGINT ignored; asyncio then
+    # installs no Ctrl-C handling and the raised SIGINT would do nothing: restore it here.
+    previous_int = signal.getsignal(signal.SIGINT)
+    if not callable(previous_int):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     stops = (signal.SIGTERM, signal.SIGHUP)
     previous = {s: signal.signal(s, interrupt) for s in stops}
     try:
@@ -84,3 +89,5 @@ def stop_signals_interrupt() -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        if not callable(previous_int):
+            signal.signal(signal.SIGINT, previous_int)

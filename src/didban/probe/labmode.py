@@ -89,15 +89,23 @@ def reexec(lab: LabDescriptor, argv: list[str]) -> int:
     # from the terminal, SIGTERM from kill or timeout, SIGHUP) is passed on to it once;
     # this process then waits for it, so the command never returns while the measurement
     # still runs, and the child finishes its file and prints its summary.
-    proc = subprocess.Popen(cmd, env=env, process_group=0)
+    # Handlers go in before the child starts: a signal in between is held and passed on.
+    proc: subprocess.Popen[bytes] | None = None
+    held: list[int] = []
 
     def forward(signum: int, _frame: object) -> None:
+        if proc is None:
+            held.append(signum)
+            return
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signum)
 
     stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     previous = {s: signal.signal(s, forward) for s in stops}
     try:
+        proc = subprocess.Popen(cmd, env=env, process_group=0)
+        for signum in held:
+            proc.send_signal(signum)
         code = proc.wait()
     finally:
         for s, handler in previous.items():

@@ -11,6 +11,7 @@ as it is written, so a probe killed mid-run loses nothing it measured: the next
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -88,14 +89,28 @@ class JsonlWriter:
         self, measurement: Any, on_appended: Callable[[bytes], None] | None = None
     ) -> bytes:
         """:meth:`write` for the event loop: the line is appended at once (lines never
-        interleave) and ``on_appended`` told so; the fsync and the queueing then run as one
-        job on the writer's own thread, awaited. A run cancelled during that wait (Ctrl-C)
-        still has the line counted, synced and queued: the job, once started, finishes,
-        and :meth:`close` waits for it."""
+        interleave), its fsync and queueing are handed to the writer's own thread as one
+        job, then ``on_appended`` is told and the job awaited. A run cancelled during that
+        wait (Ctrl-C) only stops waiting: the job stays queued or running, and
+        :meth:`close` waits for every job, so each appended line is synced and queued."""
         raw, fd = self._append(measurement)
+        job = self._sync.submit(self._settle, fd, raw)
         if on_appended is not None:
             on_appended(raw)
-        await asyncio.get_running_loop().run_in_executor(self._sync, self._settle, fd, raw)
+        loop = asyncio.get_running_loop()
+        settled: asyncio.Future[None] = loop.create_future()
+
+        def done() -> None:
+            if not settled.done():
+                settled.set_result(None)
+
+        def wake(_: object) -> None:  # from the fsync thread
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                loop.call_soon_threadsafe(done)
+
+        job.add_done_callback(wake)
+        await settled  # cancelling this wait does not cancel the job
+        job.result()  # an fsync or queue failure is the caller's
         return raw
 
     def _settle(self, fd: int, raw: bytes) -> None:

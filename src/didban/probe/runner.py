@@ -149,7 +149,11 @@ async def run(
 
         def appended(raw: bytes) -> None:  # the line is in the file: count it now
             result.written += 1
-            result.outcomes.append(outcome(msgspec.json.decode(raw)))
+            try:
+                result.outcomes.append(outcome(msgspec.json.decode(raw)))
+            except Exception as exc:  # a summary bug must not cost the measurement
+                result.errors.append(f"{entry.url}: written, but not summarised: {exc!r}")
+                return
             elapsed = max(time.monotonic() - started, 1e-6)
             progress.update(
                 task_id,
