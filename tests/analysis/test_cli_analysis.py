@@ -200,6 +200,15 @@ def test_output_that_would_destroy_an_input_or_cannot_be_written_is_refused(
         assert r.exit_code == 2 and "cannot write --output /proc/x." in r.stderr, r.output
         assert "Traceback" not in r.output
     _no_temp_files(tmp_path)
+    # an output inside an input directory would replace a measurement file there (or be
+    # read as one next time)
+    d = tmp_path / "in"
+    d.mkdir()
+    inner = d / "m.jsonl"
+    inner.write_bytes(before)
+    r = runner.invoke(app, ["analyze", str(d), "-q", "-o", str(inner)])
+    assert r.exit_code == 2 and "is inside the input directory" in r.stderr
+    assert inner.read_bytes() == before
 
 
 def test_verdicts_given_as_measurements_are_refused_with_the_reason(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -68,3 +69,30 @@ def test_ooni_fixtures_classified_and_served(ooni_fixtures: Path, tmp_path: Path
             assert agg["confirmed_count"] >= 1
     finally:
         s.close()
+
+
+def test_serve_check_skips_addresses_this_machine_lacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "localhost" may resolve to ::1 first on a machine without IPv6: not a reason to refuse
+    import errno
+
+    real = socket.socket.bind
+
+    def bind(self: socket.socket, addr: object) -> None:
+        if self.family == socket.AF_INET6:
+            raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
+        real(self, addr)  # type: ignore[arg-type]
+
+    infos = [
+        (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", 0, 0, 0)),
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0)),
+    ]
+    monkeypatch.setattr(socket.socket, "bind", bind)
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: infos)
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: None)  # checked; do not serve
+    r = CliRunner().invoke(
+        app, ["serve", "--listen", "localhost:8080", "--data-dir", str(tmp_path)]
+    )
+    assert r.exit_code == 0, r.output
+    assert "didban API on http://localhost:8080/" in r.output

@@ -46,7 +46,8 @@ def _host_of(url: str) -> str | None:
     """The host of a URL input, or the input itself when it is a bare domain (dnscheck)."""
     if "://" not in url:
         name = url.strip().rstrip(".").lower()
-        return name if name and "/" not in name and " " not in name else None
+        # a name, not an address with a port ("1.1.1.1:853") or anything with a path
+        return name if name and not any(c in name for c in "/: []") else None
     try:
         host = urlsplit(url).hostname
     except ValueError:

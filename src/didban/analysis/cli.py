@@ -56,14 +56,19 @@ def _check_output(output_path: Path, inputs: list[Path], suffixes: tuple[str, ..
         raise _fail(f"--output {output_path} is a directory; give a file name")
     if not output_path.parent.is_dir():
         raise _fail(f"the directory of --output, {output_path.parent}, does not exist")
-    if output_path.exists():
-        for p in inputs:
-            try:
-                same = p.is_file() and p.samefile(output_path)
-            except OSError:
-                same = False
-            if same:
-                raise _fail(f"--output {output_path} is one of the inputs; it would be overwritten")
+    target = output_path.resolve()
+    for p in inputs:
+        if p.is_dir() and target.is_relative_to(p.resolve()):
+            # it would replace a measurement file there, or be read as input next time
+            raise _fail(
+                f"--output {output_path} is inside the input directory {p}; write it elsewhere"
+            )
+        try:
+            same = output_path.exists() and p.is_file() and p.samefile(output_path)
+        except OSError:
+            same = False
+        if same:
+            raise _fail(f"--output {output_path} is one of the inputs; it would be overwritten")
 
 
 def _cannot_write(output_path: Path, exc: OSError) -> typer.Exit:
@@ -155,10 +160,14 @@ def analyze(
             signal.signal(signal.SIGTERM, previous)
     skipped = batch.skipped_files(paths)
     if skipped:
+        what = (
+            "is not a measurement file and was"
+            if len(skipped) == 1
+            else "are not measurement files and were"
+        )
         _err(
-            f"note: {_count(len(skipped), 'file')} in the given directories "
-            f"{'is' if len(skipped) == 1 else 'are'} not a measurement file and "
-            f"{'was' if len(skipped) == 1 else 'were'} skipped (e.g. {skipped[0]})"
+            f"note: {_count(len(skipped), 'file')} in the given directories {what} skipped "
+            f"(e.g. {skipped[0]})"
         )
     if counts.classified == 0:
         if writer is not None:
@@ -176,7 +185,7 @@ def analyze(
             raise _cannot_write(output_path or Path(), exc) from None
     if not quiet:
         console = Console()
-        console.print(summary.table(f"{counts.classified} measurements classified"))
+        console.print(summary.table(f"{_count(counts.classified, 'measurement')} classified"))
         if counts.malformed or counts.unreadable_files:
             console.print(
                 f"skipped: {_count(counts.malformed, 'malformed record')}, "

@@ -172,13 +172,20 @@ class Summary:
         one row, unless they fared differently in that country (fa. blocked, en.wikipedia
         ok; twitter.com hijacked, x.com reset): then each row names its domain."""
         outcomes: dict[tuple[str, str], set[tuple[str, str]]] = {}
-        for name, _, cc, state, method in self.counts:
+        domains: dict[tuple[str, str], set[str]] = {}
+        for name, domain, cc, state, method in self.counts:
             outcomes.setdefault((name, cc), set()).add((state, method))
+            domains.setdefault((name, cc), set()).add(domain)
         merged: Counter[tuple[str, str, str, str]] = Counter()
         confirmed: Counter[tuple[str, str, str, str]] = Counter()
         for key, n in self.counts.items():
             name, domain, cc, state, method = key
-            split = len(outcomes[(name, cc)]) > 1 and domain and domain != name
+            split = (
+                len(outcomes[(name, cc)]) > 1
+                and len(domains[(name, cc)]) > 1
+                and domain
+                and domain != name
+            )
             label = f"{name}: {domain}" if split else name
             merged[(label, cc, state, method)] += n
             confirmed[(label, cc, state, method)] += self.confirmed[key]

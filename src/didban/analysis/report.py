@@ -95,7 +95,9 @@ def item(verdict: Verdict, measurement: dict[str, Any] | None) -> Item:
         evs.append((ev, text))
     recorded = None
     keys = measurement.get("test_keys") if measurement is not None else None
-    if isinstance(keys, dict) and ("blocking" in keys or "accessible" in keys):
+    if isinstance(keys, dict) and (
+        keys.get("blocking") is not None or keys.get("accessible") is not None
+    ):  # didban's probe leaves both null: nothing to show
         recorded = (keys.get("blocking"), keys.get("accessible"))
     notes = measurement.get("annotations") if measurement is not None else None
     lab = notes.get("x_didban_lab_profile") if isinstance(notes, dict) else None

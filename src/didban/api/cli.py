@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 from importlib.util import find_spec
 from pathlib import Path
@@ -45,15 +46,24 @@ def serve_cmd(
     if max_body < 1:
         fail(f"--max-body must be a positive number of bytes, not {max_body}")
     host = host.strip("[]") or "127.0.0.1"
-    try:  # can we listen there? (before announcing anything)
-        family, kind, proto, _, addr = socket.getaddrinfo(
-            host, int(port_s), type=socket.SOCK_STREAM
-        )[0]
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind(addr)
+    # can we listen there? (before announcing anything) As the server binds every address
+    # of the host and skips those this machine lacks, so does this check.
+    try:
+        infos = socket.getaddrinfo(host, int(port_s), type=socket.SOCK_STREAM)
     except OSError as exc:
         fail(f"cannot listen on {listen}: {exc.strerror or exc}")
+    bound = 0
+    for family, kind, proto, _, addr in infos:
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(addr)
+            bound += 1
+        except OSError as exc:
+            if exc.errno != errno.EADDRNOTAVAIL or len(infos) == 1:
+                fail(f"cannot listen on {listen}: {exc.strerror or exc}")
+    if not bound:
+        fail(f"cannot listen on {listen}: no address of {host} is available here")
     shown = f"[{host}]" if ":" in host else host
     store = open_store(data_dir, lab)
     try:

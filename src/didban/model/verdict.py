@@ -87,9 +87,10 @@ NOT_A_MEASUREMENT: Final = (
 
 def is_verdict_record(doc: dict[str, Any]) -> bool:
     """A decoded record that is one of didban's verdicts (written by ``didban analyze``),
-    not a measurement: it has a rule id and rules version and no test keys."""
+    not a measurement: it has a rule id and rules version and no test keys (absent or
+    null, as ``classify`` reads them)."""
     return (
-        "test_keys" not in doc
+        doc.get("test_keys") is None
         and isinstance(doc.get("rule_id"), str)
         and isinstance(doc.get("rules_version"), str)
     )

@@ -4,6 +4,7 @@ target check and the argument rewriting of the ``--lab`` re-exec."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import tempfile
@@ -30,6 +31,10 @@ def check_output_target(command: str, path: Path, append: bool) -> None:
         fail(command, f"--output {path}: the directory {path.parent} does not exist")
     if path.exists() and not append:
         fail(command, f"{path} already exists; choose another --output or pass --append")
+    if path.exists():  # --append: the file itself must be writable
+        if not os.access(path, os.W_OK):
+            fail(command, f"cannot write --output {path}: permission denied")
+        return
     try:  # can a file be created there? (a temporary one, gone at once)
         with tempfile.TemporaryFile(dir=path.parent):
             pass

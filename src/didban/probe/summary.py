@@ -125,7 +125,7 @@ def control_warning(outcomes: list[Outcome]) -> str | None:
     failed = [o.control_failure for o in outcomes if o.control_failure]
     if not failed:
         return None
-    common = max(set(failed), key=failed.count)
+    common = Counter(failed).most_common(1)[0][0]  # ties: the first seen
     return (
         f"the control (test helper) failed for {len(failed)} of {len(outcomes)} measurements "
         f"({common}): without it blocked cannot be told from down, so didban analyze will "
