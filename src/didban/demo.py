@@ -57,11 +57,11 @@ def _child_env(lab_json: str) -> dict[str, str]:
 def _step(args: list[str], env: dict[str, str]) -> int:
     """Run ``didban ARGS`` and return its exit code.
 
-    The step runs in its own process group. On Ctrl-C/SIGTERM the whole group gets one
-    SIGINT (``run --lab`` re-executes itself inside the lab, so the measuring process is a
-    grandchild), is given STOP_GRACE_S to stop by itself (the probe keeps every finished
-    measurement), is killed otherwise, and the interruption is re-raised so the caller
-    brings the lab down."""
+    The step runs in its own process group. On Ctrl-C/SIGTERM the group gets one SIGINT
+    (``run --lab`` re-executes itself inside the lab in a process group of its own and
+    passes the signal on to it), is given STOP_GRACE_S to stop by itself (the probe keeps
+    every finished measurement), is killed otherwise, and the interruption is re-raised so
+    the caller brings the lab down (which also ends a measuring process left inside it)."""
     typer.secho(f"$ didban {' '.join(args)}", fg=typer.colors.CYAN, err=True)
     proc = subprocess.Popen([sys.executable, "-m", "didban.cli", *args], env=env, process_group=0)
     try:
