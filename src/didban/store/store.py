@@ -88,10 +88,21 @@ class Store:
         self.raw = data_dir / "raw"
         self.tables_root = data_dir / "tables"
         try:
-            self.index = Index(data_dir / "index.sqlite")
-        except BaseException:  # a damaged index: let the next writer in
+            self._open(classifier, asn, lab_asn_map, recover)
+        except BaseException:  # a damaged index, a failed recovery: let the next writer in
             self._lockfile.close()
             raise
+
+    def _open(
+        self,
+        classifier: Classifier | str | None,
+        asn: AsnDB | None,
+        lab_asn_map: Sequence[AsnRow],
+        recover: bool,
+    ) -> None:
+        """The rest of ``__init__``, once the writer lock is held."""
+        data_dir = self.dir
+        self.index = Index(data_dir / "index.sqlite")
         self.rwlock = RWLock()
         self._pending: list[tuple[dict[str, Any], str, bytes]] = []
         self._pending_lock = threading.Lock()
