@@ -17,7 +17,6 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from didban.net import verify
 from didban.probe import consent, identity, labmode, lists
 from didban.probe.cliutil import (
     argv_with_output,
@@ -134,8 +133,11 @@ def run(
             parse_resolver(doh_bootstrap, "--doh-bootstrap", 443)
     except ConfigError as exc:
         fail("run", str(exc))
-    if ca_file is not None and (problem := verify.ca_file_problem(ca_file)):
-        fail("run", problem)
+    if ca_file is not None:
+        from didban.net.verify import ca_file_problem  # cryptography: only when needed
+
+        if problem := ca_file_problem(ca_file):
+            fail("run", problem)
     try:
         ident_cc = identity.normalise_cc(probe_cc) if probe_cc else None
         ident_asn = identity.normalise_asn(probe_asn) if probe_asn else None

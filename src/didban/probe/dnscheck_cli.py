@@ -18,7 +18,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from didban.net import verify
 from didban.net.stream import format_address
 from didban.probe import consent, identity, labmode
 from didban.probe.cliutil import (
@@ -116,8 +115,11 @@ def dnscheck(
         asn = identity.normalise_asn(probe_asn) if probe_asn else None
     except (ConfigError, identity.IdentityError) as exc:
         fail("dnscheck", str(exc))
-    if ca_file is not None and (problem := verify.ca_file_problem(ca_file)):
-        fail("dnscheck", problem)
+    if ca_file is not None:
+        from didban.net.verify import ca_file_problem  # cryptography: only when needed
+
+        if problem := ca_file_problem(ca_file):
+            fail("dnscheck", problem)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     out = (output or Path(f"didban-dnscheck-{stamp}.jsonl")).absolute()
     check_output_target("dnscheck", out, append)
