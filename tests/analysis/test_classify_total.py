@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 from analysis_builders import ctrl, q, req, tcp, tls, web
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from didban.analysis import classify, rules
@@ -129,5 +129,14 @@ def test_measurement_with_junk_subtree_never_raises(path: tuple[Any, ...], junk:
 
 @settings(max_examples=100, deadline=None)
 @given(st.binary(max_size=200))
+@example(b'"\x80"')  # found by CI: msgspec raises UnicodeDecodeError for such a string
+@example(b'{"test_name": "web_connectivity", "input": "\xff", "test_keys": {}}')
+@example(b'{"test_name": "signal", "test_keys": {"a": "\xc3"}}')
 def test_arbitrary_bytes_never_raise(data: bytes) -> None:
     _check(classify(data))
+
+
+def test_a_string_that_is_not_utf8_is_malformed_with_the_reason() -> None:
+    v = classify(b'{"test_name": "\x80"}')
+    assert v.rule_id == "input.malformed"
+    assert v.reason == "invalid JSON: a string is not UTF-8 (invalid start byte)"

@@ -226,7 +226,7 @@ def iter_records(path: Path) -> Iterator[Record]:
 def _is_one_document(data: bytes) -> bool:
     try:
         msgspec.json.decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return False
     return True
 

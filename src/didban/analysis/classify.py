@@ -77,6 +77,15 @@ def classify_decoded(
     """``classify_record``, plus the web measurement as decoded for it (None for other
     tests and for records that needed the lenient path), so a caller that reads more of
     it (the run-level pass) does not decode the bytes a second time."""
+    try:
+        return _classify_decoded(measurement, fingerprints)
+    except UnicodeDecodeError as exc:  # msgspec's decoders raise it for a non-UTF-8 string
+        raise Malformed(f"invalid JSON: a string is not UTF-8 ({exc.reason})") from None
+
+
+def _classify_decoded(
+    measurement: dict[str, Any] | bytes | str, fingerprints: Fingerprints | None
+) -> tuple[Verdict, WebMeasurement | None]:
     data = _to_bytes(measurement)
     fps = fingerprints or default()
     fast = decode_web(data)

@@ -250,7 +250,10 @@ def report_cmd(
     # the verdicts analyze would give (the run-level rules included: a shutdown is judged
     # over the whole run), unless --verdicts has the one analyze wrote for a measurement
     for rec, fresh in batch.classify_paths([input_path], _err, counts, default()):
-        doc = msgspec.json.decode(rec.data)  # classify_paths decoded it: a JSON object
+        try:
+            doc = msgspec.json.decode(rec.data)  # classified: a JSON object
+        except UnicodeDecodeError:  # a body that is not UTF-8, which the rules skipped
+            doc = msgspec.json.decode(rec.data.decode("utf-8", "replace"))
         verdict = fresh
         if known is not None:
             key = _verdict_key(
