@@ -26,6 +26,7 @@ import zstandard
 from didban.analysis import nin
 from didban.analysis.classify import Malformed, classify_decoded
 from didban.analysis.fingerprints import Fingerprints, default
+from didban.model import zstdframe
 from didban.model.verdict import Verdict
 
 SUFFIXES: Final = (".jsonl", ".json", ".ndjson")
@@ -114,10 +115,6 @@ class _Read1(io.RawIOBase):
         super().close()
 
 
-_ZSTD_MAGIC: Final = 0xFD2FB528
-_ZSTD_SKIPPABLE: Final = range(0x184D2A50, 0x184D2A60)
-
-
 def zstd_whole(path: Path) -> bool:
     """Whether ``path`` is a sequence of whole zstd frames (RFC 8878 §3.1): its frame and
     block headers are walked with seeks, nothing is decompressed."""
@@ -126,35 +123,24 @@ def zstd_whole(path: Path) -> bool:
         pos = 0
         while pos < size:
             fh.seek(pos)
-            head = fh.read(18)
+            head = fh.read(8)
             if len(head) < 8:
                 return False
             magic = int.from_bytes(head[:4], "little")
-            if magic in _ZSTD_SKIPPABLE:
+            if magic in zstdframe.SKIPPABLE:
                 pos += 8 + int.from_bytes(head[4:8], "little")
                 continue
-            if magic != _ZSTD_MAGIC:
+            if magic != zstdframe.MAGIC:
                 return False
-            fhd = head[4]
-            fcs_flag, single, checksum, dict_flag = (
-                fhd >> 6,
-                (fhd >> 5) & 1,
-                (fhd >> 2) & 1,
-                fhd & 3,
-            )
-            header = 1 + (0 if single else 1) + (0, 1, 2, 4)[dict_flag]
-            header += (1 if single else 0, 2, 4, 8)[fcs_flag]
+            header, checksum = zstdframe.frame_header_size(head[4])
             p = pos + 4 + header
             while True:
                 fh.seek(p)
-                bh_bytes = fh.read(3)
-                if len(bh_bytes) < 3:
+                blk = fh.read(3)
+                if len(blk) < 3 or (parsed := zstdframe.block(blk)) is None:
                     return False
-                bh = int.from_bytes(bh_bytes, "little")
-                last, btype, bsize = bh & 1, (bh >> 1) & 3, bh >> 3
-                if btype == 3:
-                    return False
-                p += 3 + (1 if btype == 1 else bsize)
+                last, bsize = parsed
+                p += 3 + bsize
                 if last:
                     break
             pos = p + (4 if checksum else 0)

@@ -22,11 +22,11 @@ from typing import Final
 
 import zstandard
 
+from didban.model import zstdframe
 from didban.store.uid import compact_test_name
 
 ROLLOVER_BYTES: Final = 256 * 1024 * 1024
 SUFFIX: Final = ".jsonl.zst"
-_MAGIC: Final = b"\x28\xb5\x2f\xfd"
 
 
 @dataclass(frozen=True)
@@ -103,21 +103,18 @@ def frame_size(data: bytes | memoryview, pos: int) -> int | None:
     frames costs one pass over it.
     """
     n = len(data)
-    if n - pos < 6 or bytes(data[pos : pos + 4]) != _MAGIC:
+    if n - pos < 6 or int.from_bytes(data[pos : pos + 4], "little") != zstdframe.MAGIC:
         return None
-    fhd = data[pos + 4]
-    fcs_flag, single, checksum, dict_flag = fhd >> 6, (fhd >> 5) & 1, (fhd >> 2) & 1, fhd & 3
-    header = 1 + (0 if single else 1) + (0, 1, 2, 4)[dict_flag]
-    header += (1 if single else 0, 2, 4, 8)[fcs_flag]
+    header, checksum = zstdframe.frame_header_size(data[pos + 4])
     p = pos + 4 + header
     while True:
         if n - p < 3:
             return None
-        bh = data[p] | (data[p + 1] << 8) | (data[p + 2] << 16)
-        last, btype, bsize = bh & 1, (bh >> 1) & 3, bh >> 3
-        if btype == 3:
+        blk = zstdframe.block(data[p : p + 3])
+        if blk is None:
             return None
-        p += 3 + (1 if btype == 1 else bsize)
+        last, size = blk
+        p += 3 + size
         if last:
             break
     p += 4 if checksum else 0
