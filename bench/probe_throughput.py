@@ -54,12 +54,34 @@ from urllib.parse import urlsplit
 INNER_ENV = "DIDBAN_BENCH_INNER"
 
 
-def _cpu(pids: dict[str, int]) -> dict[str, float]:
-    """CPU seconds (user + system) of this process and of the lab's processes so far."""
+def _own_cpu() -> float:
+    """CPU seconds (user + system) of this process so far."""
     import resource
 
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    out = {"probe": ru.ru_utime + ru.ru_stime}
+    return ru.ru_utime + ru.ru_stime
+
+
+def _h1_context(ca_file: str) -> ssl.SSLContext:
+    """The bare loops' TLS client context: the lab CA, HTTP/1.1 only."""
+    ctx = ssl.create_default_context(cafile=ca_file)
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+async def _read_message(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """One HTTP/1.1 message with a Content-Length body: (head, body)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    return head, await reader.readexactly(length)
+
+
+def _cpu(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user + system) of this process and of the lab's processes so far."""
+    out = {"probe": _own_cpu()}
     tick = os.sysconf("SC_CLK_TCK")
     for name, pid in pids.items():
         try:
@@ -98,8 +120,7 @@ async def _bare(
     control namespace has no system resolver; the helper's own lookup is not counted)."""
     from didban.lab import zone
 
-    ctx = ssl.create_default_context(cafile=ca_file)
-    ctx.set_alpn_protocols(["http/1.1"])
+    ctx = _h1_context(ca_file)
     sem = asyncio.Semaphore(concurrency)
     ok = failed = 0
 
@@ -248,12 +269,7 @@ class _Pool:
                 f"Content-Length: {len(body)}\r\n\r\n".encode()
                 + body
             )
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            data = await reader.readexactly(length)
+            head, data = await _read_message(reader)
         except BaseException:
             writer.close()
             self.free.put_nowait(await self._connect())
@@ -286,11 +302,8 @@ async def _floor_client(urls: list[str], concurrency: int, desc: Any) -> dict[st
     """The probe's share, as web_connectivity orders it: the three lookups at once; the
     TCP+TLS+GET as soon as getaddrinfo answered; the control exchange once the lookups are
     done. Timed from "go" (the pools are open by then), in this process."""
-    import resource
-
     loop = asyncio.get_running_loop()
-    ctx = ssl.create_default_context(cafile=desc.ca_file)
-    ctx.set_alpn_protocols(["http/1.1"])
+    ctx = _h1_context(desc.ca_file)
     resolver = desc.udp_resolver.rsplit(":", 1)[0]
     control_addr = urlsplit(desc.control_url).hostname or ""
     doh = _Pool(desc.doh_bootstrap, 443, concurrency, ctx, urlsplit(desc.doh_url).hostname or "")
@@ -299,7 +312,7 @@ async def _floor_client(urls: list[str], concurrency: int, desc: Any) -> dict[st
     sem = asyncio.Semaphore(concurrency)
     ok = failed = 0
     await loop.run_in_executor(None, _await_go)
-    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = _own_cpu()
     t0 = time.monotonic()
 
     async def one(url: str) -> None:
@@ -329,32 +342,25 @@ async def _floor_client(urls: list[str], concurrency: int, desc: Any) -> dict[st
 
     await asyncio.gather(*(one(u) for u in urls))
     floor_s = time.monotonic() - t0
-    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu1 = _own_cpu()
     doh.close()
     control.close()
     return {
         "floor_s": floor_s,
         "floor_ok": ok,
         "floor_failed": failed,
-        "cpu": cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime,
+        "cpu": cpu1 - cpu0,
     }
 
 
 async def _floor_control(urls: list[str], concurrency: int, desc: Any) -> dict[str, Any]:
     """The helper's share: the bare server for the POSTs, and per URL its own steps."""
-    import resource
-
     from didban.lab import zone
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line[:15].lower() == b"content-length:":
-                        length = int(line[15:])
-                json.loads(await reader.readexactly(length))
+                json.loads((await _read_message(reader))[1])
                 writer.write(
                     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                     + f"Content-Length: {len(CONTROL_RESPONSE)}\r\n\r\n".encode()
@@ -365,13 +371,12 @@ async def _floor_control(urls: list[str], concurrency: int, desc: Any) -> dict[s
 
     loop = asyncio.get_running_loop()
     server = await asyncio.start_server(serve, urlsplit(desc.control_url).hostname, FLOOR_PORT)
-    ctx = ssl.create_default_context(cafile=desc.ca_file)
-    ctx.set_alpn_protocols(["http/1.1"])
+    ctx = _h1_context(desc.ca_file)
     resolver = desc.udp_resolver.rsplit(":", 1)[0]
     sem = asyncio.Semaphore(concurrency)
     ok = failed = 0
     await loop.run_in_executor(None, _await_go)
-    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = _own_cpu()
     t0 = time.monotonic()
 
     async def one(url: str) -> None:
@@ -398,13 +403,13 @@ async def _floor_control(urls: list[str], concurrency: int, desc: Any) -> dict[s
     await asyncio.gather(*(one(u) for u in urls))
     helper_s = time.monotonic() - t0
     await loop.run_in_executor(None, sys.stdin.readline)  # the client is done: stop serving
-    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu1 = _own_cpu()
     server.close()
     return {
         "helper_s": helper_s,
         "helper_ok": ok,
         "helper_failed": failed,
-        "cpu": cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime,
+        "cpu": cpu1 - cpu0,
     }
 
 
