@@ -8,14 +8,14 @@ themselves (``didban analyze``): it raises ``Malformed`` with one sentence inste
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import msgspec
 
 from didban.analysis import apps, web
 from didban.analysis.fingerprints import Fingerprints, default
+from didban.analysis.netaddr import CACHE_SIZE
 from didban.analysis.outcome import Hit, build
 from didban.analysis.records import (
     NULL,
@@ -41,9 +41,23 @@ def _domain(url: Any) -> str | None:
     return _host_of(url) if isinstance(url, str) else None
 
 
-@lru_cache(maxsize=65536)
+_HOSTS: Final[dict[str, str | None]] = {}
+
+
 def _host_of(url: str) -> str | None:
     """The host of a URL input, or the input itself when it is a bare domain (dnscheck)."""
+    try:
+        return _HOSTS[url]
+    except KeyError:
+        pass
+    host = _parse_host(url)
+    if len(_HOSTS) >= CACHE_SIZE:
+        _HOSTS.clear()
+    _HOSTS[url] = host
+    return host
+
+
+def _parse_host(url: str) -> str | None:
     if "://" not in url:
         name = url.strip().rstrip(".").lower()
         # a name, not an address with a port ("1.1.1.1:853") or anything with a path

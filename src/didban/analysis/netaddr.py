@@ -1,15 +1,23 @@
 """Address helpers for the rules: bogon test, ``ip:port`` parsing, IP literals.
 
 The bogon ranges themselves live in ``didban.model.addresses`` (shared with the test
-helper); this module caches lookups for the hot path.
+helper); this module caches lookups for the hot path: plain dicts, emptied when they reach
+``CACHE_SIZE`` entries (a dict lookup costs half of an ``lru_cache`` hit, which also
+reorders its list).
 """
 
 from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
+from typing import Final
 
 from didban.model.addresses import in_bogon_range
+
+CACHE_SIZE: Final = 65536
+_BOGON: Final[dict[str, bool]] = {}
+_IS_IP: Final[dict[str, bool]] = {}
+_ENDPOINTS: Final[dict[str, tuple[str, int | None]]] = {}
 
 
 @lru_cache(maxsize=65536)
@@ -20,20 +28,28 @@ def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
-@lru_cache(maxsize=65536)
 def is_bogon(text: str) -> bool:
     """True when ``text`` is an IP address inside a bogon range (False for non-addresses)."""
-    ip = parse_ip(text)
-    return ip is not None and in_bogon_range(ip)
+    out = _BOGON.get(text)
+    if out is None:
+        ip = parse_ip(text)
+        out = ip is not None and in_bogon_range(ip)
+        if len(_BOGON) >= CACHE_SIZE:
+            _BOGON.clear()
+        _BOGON[text] = out
+    return out
 
 
 def is_ip(text: str | None) -> bool:
-    return bool(text) and _is_ip(text or "")
-
-
-@lru_cache(maxsize=65536)
-def _is_ip(text: str) -> bool:
-    return parse_ip(text) is not None
+    if not text:
+        return False
+    out = _IS_IP.get(text)
+    if out is None:
+        out = parse_ip(text) is not None
+        if len(_IS_IP) >= CACHE_SIZE:
+            _IS_IP.clear()
+        _IS_IP[text] = out
+    return out
 
 
 def is_ipv6(text: str) -> bool:
@@ -47,12 +63,19 @@ def endpoint(ip: str, port: int) -> str:
 
 
 def split_endpoint(address: str | None) -> tuple[str, int | None]:
-    return _split_endpoint(address) if address else ("", None)
-
-
-@lru_cache(maxsize=65536)
-def _split_endpoint(address: str) -> tuple[str, int | None]:
     """``("1.2.3.4", 443)`` from ``"1.2.3.4:443"`` or ``"[::1]:443"``; port None if absent."""
+    if not address:
+        return "", None
+    out = _ENDPOINTS.get(address)
+    if out is None:
+        out = _split_endpoint(address)
+        if len(_ENDPOINTS) >= CACHE_SIZE:
+            _ENDPOINTS.clear()
+        _ENDPOINTS[address] = out
+    return out
+
+
+def _split_endpoint(address: str) -> tuple[str, int | None]:
     if address.startswith("["):
         host, _, rest = address[1:].partition("]")
         port = rest.lstrip(":")

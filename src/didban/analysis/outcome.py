@@ -8,10 +8,10 @@ Also owns the mapping from a verdict to OONI's ``blocking``/``accessible`` pair
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 from didban.analysis.fingerprints import Fingerprint
+from didban.analysis.netaddr import CACHE_SIZE
 from didban.analysis.rules import RULES_VERSION, Rule
 from didban.data import catalog
 from didban.model.verdict import METHODS, Evidence, Layer, Verdict
@@ -57,12 +57,22 @@ def ooni_blocking(hit: Hit, web: bool) -> tuple[str | bool | None, bool | None]:
     return "http-failure", False
 
 
-@lru_cache(maxsize=65536)
+_SERVICES: Final[dict[str, str | None]] = {}
+
+
 def _service(url: str) -> str | None:
     try:
-        return catalog.service_for_url(url)
+        return _SERVICES[url]
+    except KeyError:
+        pass
+    try:
+        service = catalog.service_for_url(url)
     except ValueError:
-        return None
+        service = None
+    if len(_SERVICES) >= CACHE_SIZE:
+        _SERVICES.clear()
+    _SERVICES[url] = service
+    return service
 
 
 def _s(value: Any) -> str:

@@ -17,7 +17,7 @@ from didban.model.verdict import METHODS, Layer, State
 RULES_VERSION: Final = "2026.11.3"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rule:
     id: str
     state: State

@@ -80,13 +80,20 @@ def _norm(host: str | None) -> str:
     return (host or "").rstrip(".").lower()
 
 
-@lru_cache(maxsize=256)
+_ENGINE_KINDS: Final[dict[str, str]] = {}
+
+
 def _engine_kind(engine: str | None) -> str:
     """``doh``, ``system`` or ``public``: which kind of resolver an OONI ``engine`` names."""
-    e = engine.lower() if engine else ""
-    if e in DOH_ENGINES:
-        return "doh"
-    return "system" if e in SYSTEM_ENGINES else "public"
+    key = engine or ""
+    kind = _ENGINE_KINDS.get(key)
+    if kind is None:
+        e = key.lower()
+        kind = "doh" if e in DOH_ENGINES else "system" if e in SYSTEM_ENGINES else "public"
+        if len(_ENGINE_KINDS) >= netaddr.CACHE_SIZE:
+            _ENGINE_KINDS.clear()
+        _ENGINE_KINDS[key] = kind
+    return kind
 
 
 def _ctrl_usable(keys: WebKeys) -> Control | None:
@@ -102,9 +109,21 @@ def _ctrl_http_ok(h: CtrlHTTP | None) -> bool:
     return h is not None and h.failure is None and (h.status_code or 0) > 0
 
 
-@lru_cache(maxsize=65536)
+_URLS: Final[dict[str, tuple[str, str, int, bool]]] = {}
+
+
 def _parse_url(url: str) -> tuple[str, str, int, bool]:
     """(scheme, host, port, host is an IP literal); host '' when ``url`` has none."""
+    out = _URLS.get(url)
+    if out is None:
+        out = _split_url(url)
+        if len(_URLS) >= netaddr.CACHE_SIZE:
+            _URLS.clear()
+        _URLS[url] = out
+    return out
+
+
+def _split_url(url: str) -> tuple[str, str, int, bool]:
     try:
         split = urlsplit(url)
         scheme = split.scheme.lower()
