@@ -408,6 +408,36 @@ def test_blockpage_marker_inside_an_https_page_is_not_a_blockpage() -> None:
     assert v(m).state == "ok"
 
 
+def test_small_cleartext_page_that_is_the_controls_is_not_searched_for_blockpages() -> None:
+    """A small article that quotes a blockpage domain, with the control's status, length and
+    exact title, is the site's own page: searching it would call it a blockpage."""
+    title = "Example Domain for Testing Purposes"
+    body = f"<html><title>{title}</title><p>Filtered sites show http://peyvandha.ir/1-2.html</p></html>"
+    m = web(
+        HTTP,
+        queries=[q(HOST, [IP])],
+        tcp_connect=[tcp(IP, 80)],
+        requests=[req(HTTP, body=body)],
+        control=ctrl([IP], body_length=len(body), title=title),
+    )
+    out = v(m)
+    assert (out.state, out.rule_id) == ("ok", "wc.http.match")
+
+
+def test_small_blockpage_is_searched_when_its_title_only_loosely_matches() -> None:
+    """OONI's title match calls "NTE1" and "Home" the same (no word of 5+ bytes): a small
+    page of the control's size whose title is not the control's own is still searched."""
+    m = web(
+        HTTP,
+        queries=[q(HOST, [IP])],
+        tcp_connect=[tcp(IP, 80)],
+        requests=[req(HTTP, body=IR_BLOCKPAGE)],
+        control=ctrl([IP], body_length=len(IR_BLOCKPAGE), title="Home"),
+    )
+    out = v(m)
+    assert (out.state, out.rule_id, out.confirmed) == ("blocked", "wc.http.blockpage", True)
+
+
 def test_unknown_different_page_is_http_diff_unconfirmed() -> None:
     m = web(
         HTTP,

@@ -95,6 +95,9 @@ class HTTPDiff:
     body_length_match: bool | None
     headers_match: bool | None
     title_match: bool | None
+    # the page's title is the control's, character for character, and not empty (OONI's
+    # title_match is looser: two titles without a word of 5+ bytes always "match")
+    same_title: bool = False
 
     @property
     def different(self) -> bool:
@@ -163,10 +166,12 @@ def compare(
         headers_match = _headers_match(headers, raw_headers(ctrl.headers))
 
     title: bool | None = None
+    same_title = False
     if p_title and not truncated:
         c_title = ctrl.title or ""
-        title = p_title == c_title or _long_words(p_title) == _long_words(c_title)
-    return HTTPDiff(status, proportion, body_match, headers_match, title)
+        same_title = p_title == c_title
+        title = same_title or _long_words(p_title) == _long_words(c_title)
+    return HTTPDiff(status, proportion, body_match, headers_match, title, same_title)
 
 
 def _headers_match(p: frozenset[str] | None, ctrl: dict[str, Any] | None) -> bool | None:

@@ -14,7 +14,7 @@ from typing import Final
 
 from didban.model.verdict import METHODS, Layer, State
 
-RULES_VERSION: Final = "2026.11.3"
+RULES_VERSION: Final = "2026.12.1"
 
 
 @dataclass(frozen=True, slots=True)

@@ -700,9 +700,8 @@ def r_http_blockpage(f: WebFacts) -> Hit | None:
             continue
         m = table.match_headers(f.headers(i))
         where = f"{REQ}{i}/response/headers"
-        # a large final page identical to the control's is not searched (cost); small
-        # pages, where blockpages live, always are
-        if m is None and not (i == 0 and len(resp.body) > SCAN_ALWAYS and _same_page(f)):
+        # the final page when it is the control's is not searched (cost): see _same_page
+        if m is None and not (i == 0 and _same_page(f, len(resp.body) <= SCAN_ALWAYS)):
             body = f.final_body() if i == 0 else httpdiff.body_text(resp.body)
             m = table.match_body(body)
             where = f"{REQ}{i}/response/body"
@@ -727,7 +726,7 @@ def r_http_blockpage(f: WebFacts) -> Hit | None:
     return None
 
 
-SCAN_ALWAYS: Final = 8192  # raw JSON bytes of a body below which it is always searched
+SCAN_ALWAYS: Final = 8192  # raw JSON bytes of a body below which "same page" needs the same title
 
 # Throttling (censorship-techniques.md §2.7; docs/methodology.md "Throttling"): a body must be
 # this large on both sides for its rate to mean anything (slow start and the shaper's burst
@@ -916,11 +915,18 @@ def _final_diff(f: WebFacts) -> httpdiff.HTTPDiff | None:
     return f.diff
 
 
-def _same_page(f: WebFacts) -> bool:
+def _same_page(f: WebFacts, small: bool) -> bool:
     """The final page has the control's status, length (within 30 %) and title: it is the
-    site's own page, so scanning its body for blockpage patterns is pointless."""
+    site's own page, so scanning its body for blockpage patterns is pointless. A ``small``
+    page (where blockpages live: under ``SCAN_ALWAYS`` bytes) must carry the control's own
+    title, exactly — OONI's looser title match calls any two titles without a word of five
+    or more bytes ("NTE1", "Home") the same."""
     d = _final_diff(f)
-    return d is not None and bool(d.status_code_match and d.body_length_match and d.title_match)
+    return (
+        d is not None
+        and bool(d.status_code_match and d.body_length_match and d.title_match)
+        and (d.same_title or not small)
+    )
 
 
 def r_http_match(f: WebFacts) -> Hit | None:
