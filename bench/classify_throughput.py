@@ -18,7 +18,9 @@ control's). Each corpus is serialised as JSONL bytes, then measured in one run:
   classify, the run-level pass), once, on the same lines: CPU time of one process, and
   wall-clock time with one worker process per CPU (``--jobs 0``, the default).
 
-Prints measurements/s on one core for each, the ratio classify/parse and classify/scan.
+Prints measurements/s on one core for each, the ratio classify/parse and classify/scan, and
+whether the rule cascade ran compiled (mypyc, built by ``make deps``) or as Python
+(``DIDBAN_PURE_PYTHON=1`` forces Python, to compare both in one sitting).
 Targets (issue 4): >= 50,000 measurements/s/core and ratio classify/parse >= 0.5.
 
 Usage: python bench/classify_throughput.py [N]   (default 20000)
@@ -36,7 +38,7 @@ from typing import Any
 
 import msgspec
 
-from didban.analysis import classify_paths, classify_record, httpdiff, parallel
+from didban.analysis import classify_paths, classify_record, compiled, httpdiff, parallel
 from didban.analysis.fingerprints import default
 from didban.analysis.records import decode_web
 
@@ -348,6 +350,7 @@ def bench(label: str, lines: list[bytes]) -> None:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
+    print(f"rule cascade: {compiled.mode()}")
     bench("as didban's probe writes them (x_didban_body_length / x_didban_title)", corpus(n, True))
     bench("as OONI's probe writes them (the rules read each body)", corpus(n, False))
 
