@@ -235,16 +235,26 @@ class WebFacts:
         by_name = table.dns_has_names
         host = self.host
         fp_hits = self.fp_hits
+        answer_asn = self.answer_asn
         for i, q in enumerate(self.queries):
             kind = _engine_kind(q.engine)
             if kind == "doh":
                 continue
             ips: list[str] = []
             seek = kind not in fp_hits
+            qhost = q.hostname
+            tags = q.tags
+            # this host's own first-level query: its answers count (the others are only
+            # searched for censor addresses)
+            relevant = (qhost == host or _norm(qhost) == host) and (not tags or _depth(tags) == 0)
             for a in q.answers or ():
                 v = a.ipv4 or a.ipv6
                 if v:
                     ips.append(v)
+                    if relevant:
+                        asn = a.asn
+                        if asn:
+                            answer_asn[v] = asn
                     if seek:
                         fp = fp_dns.get(v)
                         if fp is None and (":" in v or v[-1:] == "."):
@@ -257,10 +267,7 @@ class WebFacts:
                     if fp is not None:
                         fp_hits[kind] = (i, a.hostname, fp)
                         seek = False
-            qhost = q.hostname
-            if qhost != host and _norm(qhost) != host:
-                continue
-            if q.tags and _depth(q.tags) != 0:
+            if not relevant:
                 continue
             if kind == "system":
                 sys_seen = True
@@ -269,11 +276,6 @@ class WebFacts:
                     sys_failures.append((q.failure, f"{Q}{i}"))
             else:
                 target = self.pub_ips
-            for a in q.answers or ():
-                if a.asn:
-                    v = a.ipv4 or a.ipv6
-                    if v:
-                        self.answer_asn[v] = a.asn
             for ip in ips:
                 if ip not in target:
                     target[ip] = i
@@ -296,13 +298,16 @@ class WebFacts:
         self.tls_valid: set[str] = set()
         self.ctrl_dns_ok = False
         if c is not None:
-            if c.dns is not None:
-                self.ctrl_dns_failure = c.dns.failure
-                if c.dns.addrs:
-                    self.ctrl_ips = {a for a in c.dns.addrs if netaddr.is_ip(a)}
+            dns = c.dns
+            if dns is not None:
+                self.ctrl_dns_failure = dns.failure
+                addrs = dns.addrs
+                if addrs:
+                    self.ctrl_ips = {a for a in addrs if netaddr.is_ip(a)}
                 self.ctrl_dns_ok = self.ctrl_dns_failure is None and bool(self.ctrl_ips)
-            if c.ip_info:
-                for ip, info in c.ip_info.items():
+            ip_info = c.ip_info
+            if ip_info:
+                for ip, info in ip_info.items():
                     flags = info.flags
                     if flags:
                         if flags & 8:
@@ -395,7 +400,7 @@ class WebFacts:
         req = f[1] if f else None
         address = (req.address or "") if req else ""
         url = self.final_url()
-        https = url.lower().startswith("https://") if req else self.https
+        https = _is_https(url) if req else self.https
         depth = _depth(req.tags) if req else 0
 
         conns = self._relevant_tcp(address, depth)
@@ -534,7 +539,8 @@ def _layers(f: WebFacts, ev: list[Evidence]) -> list[Evidence]:
     if f.tcp:
         ok = 0
         for c in f.tcp:
-            if c.status and c.status.success:
+            status = c.status
+            if status is not None and status.success:
                 ok += 1
         out.append(_tcp_layer(ok, len(f.tcp)))
     if f.tls:
@@ -775,14 +781,19 @@ def r_throttled(f: WebFacts) -> Hit | None:
     )
 
 
+def _is_https(url: str) -> bool:
+    """The URL's scheme is https, in any case (without lower-casing the whole URL)."""
+    return url.startswith("https://") or url[:8].lower() == "https://"
+
+
 def _authenticated(r: HTTPTransaction) -> bool:
     """Fetched over HTTPS without error: the certificate proves the page is the site's own."""
     url = r.request.url if r.request else None
-    return r.failure is None and bool(url) and url[:8].lower() == "https://"  # type: ignore[index]
+    return r.failure is None and url is not None and _is_https(url)
 
 
 def r_https_ok(f: WebFacts) -> Hit | None:
-    if f.final_ok() and f.final_url().lower().startswith("https://"):
+    if f.final_ok() and _is_https(f.final_url()):
         r = f.requests[0]
         code = r.response.code if r.response else None
         return _hit(
