@@ -509,6 +509,26 @@ def test_redirect_to_private_portal_is_http_diff() -> None:
     assert (out.method, out.rule_id) == ("http.diff", "wc.http.redirect.bogon")
 
 
+def test_redirect_to_a_location_that_does_not_parse_is_not_a_crash() -> None:
+    """An unclosed IPv6 bracket made urlsplit raise out of classify (found in review)."""
+    m = web(
+        HTTP,
+        queries=[q(HOST, [IP])],
+        tcp_connect=[tcp(IP, 80)],
+        requests=[
+            {
+                "request": {"url": HTTP},
+                "failure": "http_invalid_redirect_url",
+                "response": {"code": 302, "headers": {"Location": "http://[x/"}, "body": ""},
+            }
+        ],
+        control=ctrl([IP]),
+    )
+    out = v(m)
+    assert out.rule_id != "wc.http.redirect.bogon"
+    assert out.rule_id != "input.malformed"
+
+
 # ------------------------------------------------------------------ input problems
 
 

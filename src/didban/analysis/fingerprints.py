@@ -84,6 +84,7 @@ class _Table:
         for fp in rows:
             if fp.kind == "header" and fp.header:
                 self.headers.setdefault(fp.header.lower(), []).append(fp)
+        self.header_names = frozenset(self.headers)
 
     def match_dns(self, value: str | None) -> Fingerprint | None:
         if not value:
@@ -120,15 +121,16 @@ class _Table:
             return None
         return Match(fp, body[max(0, at - 60) : end + 60])
 
-    def match_headers(self, headers: list[Header] | dict[str, Any] | None) -> Match | None:
+    def match_headers(self, headers: Headers | dict[str, Any] | None) -> Match | None:
         """The first header (in response order) matching a header row of this table; the
-        headers as a decoded map or, cheaper when reused, as ``header_list`` tuples."""
+        headers as a decoded OONI map or, cheaper when reused, as ``header_map`` gives."""
         if not headers or not self.headers:
             return None
-        if isinstance(headers, dict):
-            headers = header_list(headers) or []
+        hmap = headers if _is_header_map(headers) else header_map(headers) or {}
+        if self.header_names.isdisjoint(hmap):  # none of this table's header names
+            return None
         table = self.headers
-        for lname, name, value in headers:
+        for lname, (name, value) in hmap.items():
             candidates = table.get(lname)
             if not candidates:
                 continue
@@ -139,15 +141,29 @@ class _Table:
         return None
 
 
-# A response header as the rules read it: (lower-cased name, name as sent, raw value).
-Header = tuple[str, str, Any]
+# Response headers as the rules read them: lower-cased name -> (name as sent, raw value), in
+# response order (the first of two spellings of one name, "Location" and "location", kept).
+Headers = dict[str, tuple[str, Any]]
 
 
-def header_list(headers: dict[str, Any] | None) -> list[Header] | None:
-    """``headers`` (a decoded OONI headers map) as ``Header`` tuples, in response order."""
+def header_map(headers: dict[str, Any] | None) -> Headers | None:
+    """``headers`` (a decoded OONI headers map) keyed by lower-cased name."""
     if headers is None:
         return None
-    return [(str(k).lower(), str(k), v) for k, v in headers.items()]
+    out: Headers = {}
+    for k, v in headers.items():
+        name = k if isinstance(k, str) else str(k)
+        lname = name.lower()
+        if lname not in out:
+            out[lname] = (name, v)
+    return out
+
+
+def _is_header_map(headers: Headers | dict[str, Any]) -> bool:
+    """Whether ``headers`` is already a ``header_map`` (its values are (name, value) pairs)."""
+    for value in headers.values():
+        return isinstance(value, tuple)
+    return True
 
 
 def _is_address(text: str) -> bool:

@@ -17,8 +17,8 @@ from didban.analysis import certs, httpdiff, netaddr
 from didban.analysis.fingerprints import (
     Fingerprint,
     Fingerprints,
-    Header,
-    header_list,
+    Headers,
+    header_map,
     header_text,
 )
 from didban.analysis.outcome import Hit
@@ -202,7 +202,7 @@ class WebFacts:
         self.tls = keys.tls_handshakes or []
         self.requests = keys.requests or []
         self._final_body: str | None = None
-        self._headers: dict[int, list[Header] | None] = {}
+        self._headers: dict[int, Headers | None] = {}
         # the final response's HTTP-diff against the control, computed on first use
         self.diff: httpdiff.HTTPDiff | None = None
         self.diff_done = False
@@ -361,19 +361,19 @@ class WebFacts:
         """The final body's byte length and title (decodes the body)."""
         return httpdiff.text_length_title(self.final_body())
 
-    def headers(self, i: int) -> list[Header] | None:
+    def headers(self, i: int) -> Headers | None:
         """Response ``i``'s headers, decoded once on first use (None: absent or not a map)."""
         try:
             return self._headers[i]
         except KeyError:
             r = self.requests[i].response
-            h = self._headers[i] = header_list(raw_headers(r.headers)) if r is not None else None
+            h = self._headers[i] = header_map(raw_headers(r.headers)) if r is not None else None
             return h
 
     def header_names(self, i: int) -> frozenset[str] | None:
         """Response ``i``'s lower-cased header names."""
         h = self.headers(i)
-        return None if h is None else frozenset(lname for lname, _, _ in h)
+        return None if h is None else frozenset(h)
 
     def _fetch(self) -> None:
         self._final = (0, self.requests[0]) if self.requests else None
@@ -1053,6 +1053,14 @@ _HTTP_METHOD: Final = (
 )
 
 
+def _url_host(url: str) -> str | None:
+    """The host of ``url``; None when there is none or the URL does not parse."""
+    try:
+        return urlsplit(url).hostname if url else None
+    except ValueError:  # "http://[x/": an unclosed IPv6 bracket
+        return None
+
+
 def r_redirect_bogon(f: WebFacts) -> Hit | None:
     if f.ctrl is None or not _ctrl_http_ok(f.ctrl.http_request):
         return None
@@ -1060,11 +1068,10 @@ def r_redirect_bogon(f: WebFacts) -> Hit | None:
         resp = r.response
         if resp is None or not 300 <= (resp.code or 0) < 400:
             continue
-        for lname, _, v in f.headers(i) or ():
-            if lname != "location":
-                continue
-            loc = header_text(v)
-            host = urlsplit(loc).hostname if loc else None
+        location = (f.headers(i) or {}).get("location")
+        if location is not None:
+            loc = header_text(location[1])
+            host = _url_host(loc)
             if host and netaddr.is_bogon(host):
                 return _hit(
                     f,
