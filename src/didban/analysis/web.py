@@ -9,7 +9,7 @@ wins. Evidence entries are JSON pointers into the measurement.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
+from collections.abc import Set as AbstractSet
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -134,6 +134,9 @@ def _split_url(url: str) -> tuple[str, str, int, bool]:
     return scheme, host, port or (443 if scheme == "https" else 80), netaddr.is_ip(host)
 
 
+_NOTHING_RESCUED: Final[frozenset[str]] = frozenset()  # most answers need no rescue
+
+
 class Stage:
     """Where the final fetch failed: layer, failure string, pointer, endpoint address."""
 
@@ -161,7 +164,6 @@ class WebFacts:
         "answer_asn",
         "consistent",
         "ctrl",
-        "ctrl_asns",
         "ctrl_dns_failure",
         "ctrl_dns_ok",
         "ctrl_ips",
@@ -185,7 +187,6 @@ class WebFacts:
         "sys_ips",
         "tcp",
         "tls",
-        "tls_valid",
         "url",
     )
 
@@ -202,7 +203,7 @@ class WebFacts:
         self.tls = keys.tls_handshakes or []
         self.requests = keys.requests or []
         self._final_body: str | None = None
-        self._headers: dict[int, Headers | None] = {}
+        self._headers: dict[int, Headers | None] | None = None  # made on first use
         # the final response's HTTP-diff against the control, computed on first use
         self.diff: httpdiff.HTTPDiff | None = None
         self.diff_done = False
@@ -294,8 +295,6 @@ class WebFacts:
         c = self.ctrl
         self.ctrl_dns_failure: str | None = None
         self.ctrl_ips: set[str] = set()
-        self.ctrl_asns: set[int] = set()
-        self.tls_valid: set[str] = set()
         self.ctrl_dns_ok = False
         if c is not None:
             dns = c.dns
@@ -305,15 +304,26 @@ class WebFacts:
                 if addrs:
                     self.ctrl_ips = {a for a in addrs if netaddr.is_ip(a)}
                 self.ctrl_dns_ok = self.ctrl_dns_failure is None and bool(self.ctrl_ips)
-            ip_info = c.ip_info
-            if ip_info:
-                for ip, info in ip_info.items():
-                    flags = info.flags
-                    if flags:
-                        if flags & 8:
-                            self.tls_valid.add(ip)
-                        if info.asn and flags & 2:
-                            self.ctrl_asns.add(info.asn)
+
+    def _ctrl_asns(self) -> set[int]:
+        """The ASNs the control found for the name (``ip_info`` flag 2)."""
+        out: set[int] = set()
+        ip_info = self.ctrl.ip_info if self.ctrl is not None else None
+        for info in (ip_info or {}).values():
+            flags = info.flags
+            if flags and flags & 2 and info.asn:
+                out.add(info.asn)
+        return out
+
+    def _tls_valid(self) -> set[str]:
+        """Addresses a TLS handshake proved genuine for the host: the control's (``ip_info``
+        flag 8) and the probe's own handshakes that verified the name."""
+        out: set[str] = set()
+        ip_info = self.ctrl.ip_info if self.ctrl is not None else None
+        for ip, info in (ip_info or {}).items():
+            flags = info.flags
+            if flags and flags & 8:
+                out.add(ip)
         host = self.host
         for h in self.tls:
             if h.failure is None and not h.no_tls_verify:
@@ -321,24 +331,28 @@ class WebFacts:
                 if sni == host or _norm(sni) in (host, ""):
                     ip, _ = netaddr.split_endpoint(h.address)
                     if ip:
-                        self.tls_valid.add(ip)
+                        out.add(ip)
+        return out
 
     def _consistency(self) -> None:
-        """OONI's DNS consistency, plus the TLS rescue of ooni-methodology.md §3.6 (LTE x_)."""
-        self.dns_ips = self.sys_ips or self.pub_ips
-        self.rescued: set[str] = set()
+        """OONI's DNS consistency, plus the TLS rescue of ooni-methodology.md §3.6 (LTE x_).
+        The ASN and TLS facts are read only when no address is shared with the control."""
+        dns_ips = self.dns_ips = self.sys_ips or self.pub_ips
+        self.rescued: AbstractSet[str] = _NOTHING_RESCUED
         self.consistent: bool | None
         if self.host_is_ip:
             self.consistent = True
-        elif not self.dns_ips or not self.ctrl_dns_ok:
+        elif not dns_ips or not self.ctrl_dns_ok:
             self.consistent = None
-        elif self.dns_ips.keys() & self.ctrl_ips or (
-            self.ctrl_asns and {self.answer_asn.get(ip) for ip in self.dns_ips} & self.ctrl_asns
-        ):
+        elif not self.ctrl_ips.isdisjoint(dns_ips):
             self.consistent = True
         else:
-            self.rescued = self.dns_ips.keys() & self.tls_valid
-            self.consistent = bool(self.rescued)
+            asns = self._ctrl_asns()
+            if asns and not asns.isdisjoint(self.answer_asn.get(ip) for ip in dns_ips):
+                self.consistent = True
+            else:
+                self.rescued = dns_ips.keys() & self._tls_valid()
+                self.consistent = bool(self.rescued)
 
     # --------------------------------------------------------------------- fetch
     def final(self) -> tuple[int, HTTPTransaction] | None:
@@ -363,12 +377,14 @@ class WebFacts:
 
     def headers(self, i: int) -> Headers | None:
         """Response ``i``'s headers, decoded once on first use (None: absent or not a map)."""
-        try:
-            return self._headers[i]
-        except KeyError:
-            r = self.requests[i].response
-            h = self._headers[i] = header_map(raw_headers(r.headers)) if r is not None else None
-            return h
+        cache = self._headers
+        if cache is None:
+            cache = self._headers = {}
+        elif i in cache:
+            return cache[i]
+        r = self.requests[i].response
+        h = cache[i] = header_map(raw_headers(r.headers)) if r is not None else None
+        return h
 
     def header_names(self, i: int) -> frozenset[str] | None:
         """Response ``i``'s lower-cased header names."""
@@ -501,35 +517,59 @@ def _ctrl_addrs_text(f: WebFacts) -> str:
 def _dns_layer(f: WebFacts) -> Evidence:
     ips = ", ".join(f.dns_ips) or (f.sys_failure[0] if f.sys_failure else "no answer")
     if f.consistent is None:
-        verdict = "not compared (no control answer)" if not f.host_is_ip else "IP literal"
+        summary = "layer dns: " + (
+            "not compared (no control answer)" if not f.host_is_ip else "IP literal"
+        )
     elif f.rescued:
-        verdict = f"rescued: TLS valid for {f.host} on {', '.join(sorted(f.rescued))}"
+        summary = f"layer dns: rescued: TLS valid for {f.host} on {', '.join(sorted(f.rescued))}"
     elif f.consistent:
-        verdict = "consistent with the control"
+        summary = "layer dns: consistent with the control"
     else:
-        verdict = "inconsistent with the control"
-    return Evidence(
-        "/test_keys/queries",
-        "layer dns: " + verdict,
-        ips,
-        _ctrl_addrs_text(f) if f.ctrl else None,
-    )
+        summary = "layer dns: inconsistent with the control"
+    return Evidence("/test_keys/queries", summary, ips, _ctrl_addrs_text(f) if f.ctrl else None)
 
 
-# Layer summaries repeat across measurements: one shared (never mutated) Evidence each.
-@lru_cache(maxsize=1024)
+# Layer summaries repeat across measurements: one shared (never mutated) Evidence each,
+# kept in plain dicts (emptied when full) keyed without building a tuple.
+_TCP_LAYERS: Final[dict[int, Evidence]] = {}
+_TLS_LAYERS: Final[dict[int, Evidence]] = {}
+_HTTP_LAYERS: Final[dict[str, dict[int | None, Evidence]]] = {}
+
+
 def _tcp_layer(ok: int, n: int) -> Evidence:
-    return Evidence("/test_keys/tcp_connect", f"layer tcp: {ok}/{n} connects succeeded")
+    key = ok << 20 | n
+    ev = _TCP_LAYERS.get(key)
+    if ev is None:
+        if len(_TCP_LAYERS) >= 1024:
+            _TCP_LAYERS.clear()
+        ev = _TCP_LAYERS[key] = Evidence(
+            "/test_keys/tcp_connect", f"layer tcp: {ok}/{n} connects succeeded"
+        )
+    return ev
 
 
-@lru_cache(maxsize=1024)
 def _tls_layer(ok: int, n: int) -> Evidence:
-    return Evidence("/test_keys/tls_handshakes", f"layer tls: {ok}/{n} handshakes succeeded")
+    key = ok << 20 | n
+    ev = _TLS_LAYERS.get(key)
+    if ev is None:
+        if len(_TLS_LAYERS) >= 1024:
+            _TLS_LAYERS.clear()
+        ev = _TLS_LAYERS[key] = Evidence(
+            "/test_keys/tls_handshakes", f"layer tls: {ok}/{n} handshakes succeeded"
+        )
+    return ev
 
 
-@lru_cache(maxsize=4096)
 def _http_layer(code: int | None, url: str) -> Evidence:
-    return Evidence(f"{REQ}0", f"layer http: final response {code}", url)
+    by_code = _HTTP_LAYERS.get(url)
+    if by_code is None:
+        if len(_HTTP_LAYERS) >= netaddr.CACHE_SIZE:
+            _HTTP_LAYERS.clear()
+        by_code = _HTTP_LAYERS[url] = {}
+    ev = by_code.get(code)
+    if ev is None:
+        ev = by_code[code] = Evidence(f"{REQ}0", f"layer http: final response {code}", url)
+    return ev
 
 
 def _layers(f: WebFacts, ev: list[Evidence]) -> list[Evidence]:
