@@ -8,14 +8,12 @@ themselves (``didban analyze``): it raises ``Malformed`` with one sentence inste
 
 from __future__ import annotations
 
-from typing import Any, Final
-from urllib.parse import urlsplit
+from typing import Any
 
 import msgspec
 
-from didban.analysis import apps, web
+from didban.analysis import apps, urls, web
 from didban.analysis.fingerprints import Fingerprints, default
-from didban.analysis.netaddr import CACHE_SIZE
 from didban.analysis.outcome import Hit, build
 from didban.analysis.records import (
     NULL,
@@ -38,35 +36,7 @@ class Malformed(ValueError):
 
 
 def _domain(url: Any) -> str | None:
-    return _host_of(url) if isinstance(url, str) else None
-
-
-_HOSTS: Final[dict[str, str | None]] = {}
-
-
-def _host_of(url: str) -> str | None:
-    """The host of a URL input, or the input itself when it is a bare domain (dnscheck)."""
-    try:
-        return _HOSTS[url]
-    except KeyError:
-        pass
-    host = _parse_host(url)
-    if len(_HOSTS) >= CACHE_SIZE:
-        _HOSTS.clear()
-    _HOSTS[url] = host
-    return host
-
-
-def _parse_host(url: str) -> str | None:
-    if "://" not in url:
-        name = url.strip().rstrip(".").lower()
-        # a name, not an address with a port ("1.1.1.1:853") or anything with a path
-        return name if name and not any(c in name for c in "/: []") else None
-    try:
-        host = urlsplit(url).hostname
-    except ValueError:
-        return None
-    return host.rstrip(".").lower() if host else None
+    return urls.info(url).domain if isinstance(url, str) else None
 
 
 def _to_bytes(measurement: dict[str, Any] | bytes | str) -> bytes | str:
@@ -105,8 +75,11 @@ def _classify_decoded(
     fast = decode_web(data)
     if fast is not None and fast.test_name in WEB_TESTS and fast.test_keys is not None:
         url = fast.input if isinstance(fast.input, str) else ""
-        hit = web.classify_web(fast.test_keys, url, fps)
-        return build(hit, fast, web=True, domain=_domain(url)), fast
+        info = urls.info(url)  # one lookup for the rules and the verdict
+        hit = web.classify_web(fast.test_keys, url, fps, info)
+        if url is not fast.input:  # not a string input: the verdict reads it as built
+            return build(hit, fast, web=True, domain=info.domain), fast
+        return build(hit, fast, web=True, domain=info.domain, info=info), fast
     try:
         env = decode_envelope(data)
     except msgspec.DecodeError as exc:

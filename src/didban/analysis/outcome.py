@@ -8,12 +8,12 @@ Also owns the mapping from a verdict to OONI's ``blocking``/``accessible`` pair
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
+from didban.analysis import urls
 from didban.analysis.fingerprints import Fingerprint
-from didban.analysis.netaddr import CACHE_SIZE
 from didban.analysis.rules import RULES_VERSION, Rule
-from didban.data import catalog
+from didban.analysis.urls import URLInfo
 from didban.model.verdict import METHODS, Evidence, Layer, Verdict
 
 
@@ -57,24 +57,6 @@ def ooni_blocking(hit: Hit, web: bool) -> tuple[str | bool | None, bool | None]:
     return "http-failure", False
 
 
-_SERVICES: Final[dict[str, str | None]] = {}
-
-
-def _service(url: str) -> str | None:
-    try:
-        return _SERVICES[url]
-    except KeyError:
-        pass
-    try:
-        service = catalog.service_for_url(url)
-    except ValueError:
-        service = None
-    if len(_SERVICES) >= CACHE_SIZE:
-        _SERVICES.clear()
-    _SERVICES[url] = service
-    return service
-
-
 def _s(value: Any) -> str:
     if type(value) is str:
         return value
@@ -88,8 +70,10 @@ def build(
     web: bool,
     service: str | None = None,
     domain: str | None = None,
+    info: URLInfo | None = None,
 ) -> Verdict:
-    """The verdict for ``hit`` on the measurement whose envelope is ``meta``."""
+    """The verdict for ``hit`` on the measurement whose envelope is ``meta`` (``info``:
+    ``urls.info`` of its input, when the caller has it)."""
     blocking, accessible = ooni_blocking(hit, web)
     rule = hit.rule
     fp = hit.fingerprint
@@ -97,7 +81,7 @@ def build(
     if url is not None and type(url) is not str:
         url = str(url)
     if service is None and url:
-        service = _service(url)
+        service = (info or urls.info(url)).service
     uid = meta.measurement_uid
     report_id = meta.report_id
     test_name = meta.test_name

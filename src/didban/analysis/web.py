@@ -13,7 +13,7 @@ from collections.abc import Set as AbstractSet
 from typing import Final
 from urllib.parse import urlsplit
 
-from didban.analysis import certs, httpdiff, netaddr
+from didban.analysis import certs, httpdiff, netaddr, urls
 from didban.analysis.fingerprints import (
     Fingerprint,
     Fingerprints,
@@ -35,6 +35,7 @@ from didban.analysis.records import (
 )
 from didban.analysis.rules import ALL as RULES
 from didban.analysis.rules import rule
+from didban.analysis.urls import URLInfo
 from didban.model import failures as F
 from didban.model.verdict import Evidence
 
@@ -109,31 +110,6 @@ def _ctrl_http_ok(h: CtrlHTTP | None) -> bool:
     return h is not None and h.failure is None and (h.status_code or 0) > 0
 
 
-_URLS: Final[dict[str, tuple[str, str, int, bool]]] = {}
-
-
-def _parse_url(url: str) -> tuple[str, str, int, bool]:
-    """(scheme, host, port, host is an IP literal); host '' when ``url`` has none."""
-    out = _URLS.get(url)
-    if out is None:
-        out = _split_url(url)
-        if len(_URLS) >= netaddr.CACHE_SIZE:
-            _URLS.clear()
-        _URLS[url] = out
-    return out
-
-
-def _split_url(url: str) -> tuple[str, str, int, bool]:
-    try:
-        split = urlsplit(url)
-        scheme = split.scheme.lower()
-        host = _norm(split.hostname)
-        port = split.port
-    except ValueError:
-        return "", "", 0, False
-    return scheme, host, port or (443 if scheme == "https" else 80), netaddr.is_ip(host)
-
-
 _NOTHING_RESCUED: Final[frozenset[str]] = frozenset()  # most answers need no rescue
 
 
@@ -176,6 +152,7 @@ class WebFacts:
         "host",
         "host_is_ip",
         "https",
+        "info",
         "keys",
         "port",
         "pub_ips",
@@ -190,11 +167,17 @@ class WebFacts:
         "url",
     )
 
-    def __init__(self, keys: WebKeys | None, url: str, fps: Fingerprints) -> None:
+    def __init__(
+        self, keys: WebKeys | None, url: str, fps: Fingerprints, info: URLInfo | None = None
+    ) -> None:
         self.keys = keys = keys or WebKeys()
         self.fps = fps
         self.url = url
-        self.scheme, self.host, self.port, self.host_is_ip = _parse_url(url)
+        self.info = info = info or urls.info(url)
+        self.scheme = info.scheme
+        self.host = info.host
+        self.port = info.port
+        self.host_is_ip = info.host_is_ip
         self.https = self.scheme == "https"
         self.ctrl = _ctrl_usable(keys)
         self.queries = keys.queries or []
@@ -533,7 +516,6 @@ def _dns_layer(f: WebFacts) -> Evidence:
 # kept in plain dicts (emptied when full) keyed without building a tuple.
 _TCP_LAYERS: Final[dict[int, Evidence]] = {}
 _TLS_LAYERS: Final[dict[int, Evidence]] = {}
-_HTTP_LAYERS: Final[dict[str, dict[int | None, Evidence]]] = {}
 
 
 def _tcp_layer(ok: int, n: int) -> Evidence:
@@ -560,12 +542,12 @@ def _tls_layer(ok: int, n: int) -> Evidence:
     return ev
 
 
-def _http_layer(code: int | None, url: str) -> Evidence:
-    by_code = _HTTP_LAYERS.get(url)
-    if by_code is None:
-        if len(_HTTP_LAYERS) >= netaddr.CACHE_SIZE:
-            _HTTP_LAYERS.clear()
-        by_code = _HTTP_LAYERS[url] = {}
+def _http_layer(code: int | None, url: str, info: URLInfo) -> Evidence:
+    """The final response's evidence, shared by every verdict on ``url`` (``info``'s URL,
+    or another one, the final URL after a redirect)."""
+    if url != info.url:
+        info = urls.info(url)
+    by_code = info.layers
     ev = by_code.get(code)
     if ev is None:
         ev = by_code[code] = Evidence(f"{REQ}0", f"layer http: final response {code}", url)
@@ -602,7 +584,7 @@ def _layers(f: WebFacts, ev: list[Evidence]) -> list[Evidence]:
     if f.requests:
         r = f.requests[0]
         if r.failure is None and r.response is not None:
-            out.append(_http_layer(r.response.code, f._final_url))
+            out.append(_http_layer(r.response.code, f._final_url, f.info))
         else:
             out.append(
                 Evidence(
@@ -1291,15 +1273,18 @@ _CASCADE_OK: Final = tuple(c for c in CASCADE if c not in _NEED_FAILURE)
 _CASCADE_FAILED: Final = tuple(c for c in CASCADE if c not in _NEED_RESPONSE)
 
 
-def classify_web(keys: WebKeys | None, url: str, fps: Fingerprints) -> Hit:
-    """The first rule of ``CASCADE`` that matches ``keys`` measured for ``url``."""
+def classify_web(
+    keys: WebKeys | None, url: str, fps: Fingerprints, info: URLInfo | None = None
+) -> Hit:
+    """The first rule of ``CASCADE`` that matches ``keys`` measured for ``url`` (``info``:
+    ``urls.info(url)``, when the caller has it)."""
     if keys is None:
         return Hit(
             rule("wc.input.no_test_keys"),
             "the measurement has no test_keys object",
             [_ev("/test_keys", "missing or not an object")],
         )
-    facts = WebFacts(keys, url, fps)
+    facts = WebFacts(keys, url, fps, info)
     for check in _CASCADE_OK if facts.final_ok() else _CASCADE_FAILED:
         hit = check(facts)
         if hit is not None:
