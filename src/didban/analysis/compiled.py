@@ -33,7 +33,16 @@ PACKAGE: Final = "didban.analysis"
 # The modules compiled: the web cascade and what it calls per measurement. Not the msgspec
 # Struct modules (records, fingerprints, model.verdict): mypyc would compile their classes
 # as its own and msgspec could no longer decode into them.
-MODULES: Final = ("classify", "web", "outcome", "httpdiff", "netaddr", "urls")
+MODULES: Final = (
+    "classify",
+    "web",
+    "outcome",
+    "httpdiff",
+    "netaddr",
+    "urls",
+    "rules",
+    "fingerprints",
+)
 GROUP: Final = f"{PACKAGE}.rules_c"  # mypyc's shared library: didban.analysis.rules_c__mypyc
 HERE: Final = Path(__file__).resolve().parent
 TARGET: Final = HERE / "_compiled"

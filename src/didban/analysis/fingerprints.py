@@ -3,7 +3,7 @@
 Two tables: censor artefacts (DNS answers, blockpage bodies and headers) that confirm
 blocking, and server-side pages (CAPTCHAs, bot challenges) that are *not* censorship.
 Body patterns are checked with ``str`` substring search (C speed); a regexp row runs its
-regexp only when its literal ``anchor`` is present.
+regexp only when its literal ``anchor`` is present. The rows' schema is ``fprows``.
 """
 
 from __future__ import annotations
@@ -12,35 +12,16 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 import yaml
 
+from didban.analysis.fprows import Fingerprint, FingerprintFile
 from didban.analysis.httpdiff import b64text
 from didban.data import path
 
-Kind = Literal["dns", "body", "header"]
 GATE = 6  # characters of a body literal used to group rows
-PatternType = Literal["full", "prefix", "contains", "regexp"]
-
-
-class Fingerprint(msgspec.Struct, frozen=True):
-    id: str
-    kind: Kind
-    pattern_type: PatternType
-    pattern: str
-    source: str
-    country: str | None = None
-    header: str | None = None
-    scope: str | None = None
-    confidence: float = 1.0
-    anchor: str | None = None
-
-
-class _File(msgspec.Struct):
-    fingerprints: list[Fingerprint]
-    server_side: list[Fingerprint]
 
 
 @dataclass(frozen=True)
@@ -215,9 +196,14 @@ class Fingerprints:
         self.blocking = _Table(blocking)
         self.server_side = _Table(server_side)
 
+    def __reduce__(self) -> tuple[type[Fingerprints], tuple[list[Fingerprint], list[Fingerprint]]]:
+        """Pickled as its rows (``analyze --jobs`` sends it to worker processes): the
+        indexes are rebuilt there, also when this class is compiled."""
+        return Fingerprints, (list(self.blocking.rows), list(self.server_side.rows))
+
     @classmethod
     def from_yaml(cls, text: str) -> Fingerprints:
-        parsed = msgspec.convert(yaml.safe_load(text), _File)
+        parsed = msgspec.convert(yaml.safe_load(text), FingerprintFile)
         return cls(parsed.fingerprints, parsed.server_side)
 
 
