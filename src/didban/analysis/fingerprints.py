@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -24,12 +23,15 @@ from didban.data import path
 GATE = 6  # characters of a body literal used to group rows
 
 
-@dataclass(frozen=True)
 class Match:
-    """A fingerprint that matched, and the text it matched in."""
+    """A fingerprint that matched, and the text it matched in (a plain class: see
+    ``outcome.Hit``)."""
 
-    fingerprint: Fingerprint
-    excerpt: str
+    __slots__ = ("excerpt", "fingerprint")
+
+    def __init__(self, fingerprint: Fingerprint, excerpt: str) -> None:
+        self.fingerprint = fingerprint
+        self.excerpt = excerpt
 
 
 def _check(fp: Fingerprint) -> None:
