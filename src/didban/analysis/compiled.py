@@ -2,7 +2,7 @@
 
 The classifier's hot path (``MODULES``) is plain, typed Python. ``make deps`` also compiles
 it with mypyc (part of mypy) into ``_compiled/`` beside this file: the same source, run
-about 1.2-1.3x faster (docs/methodology.md §7). Compiled modules are loaded only when they
+about 1.2-1.4x faster (docs/methodology.md §7). Compiled modules are loaded only when they
 were built from the very sources now on disk: the build writes a stamp with the SHA-256 of
 every didban module the compiled ones import (their types are compiled in), and
 ``search_path`` puts ``_compiled/`` on the package's search path only when every hash
@@ -31,8 +31,8 @@ from typing import Any, Final
 
 PACKAGE: Final = "didban.analysis"
 # The modules compiled: the web cascade and what it calls per measurement. Not the msgspec
-# Struct modules (records, fingerprints, model.verdict): mypyc would compile their classes
-# as its own and msgspec could no longer decode into them.
+# Struct modules (records, fprows, model.verdict): msgspec reads a Struct's field types
+# from its class, which a compiled module does not keep.
 MODULES: Final = (
     "classify",
     "web",
