@@ -7,6 +7,7 @@ import copy
 from typing import Any
 
 import msgspec
+import pytest
 from analysis_builders import ctrl, q, req, tcp, tls, web
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -140,3 +141,23 @@ def test_a_string_that_is_not_utf8_is_malformed_with_the_reason() -> None:
     v = classify(b'{"test_name": "\x80"}')
     assert v.rule_id == "input.malformed"
     assert v.reason == "invalid JSON: a string is not UTF-8 (invalid start byte)"
+
+
+@pytest.mark.parametrize(
+    "value", [None, 42, [], bytearray(b"{}"), memoryview(b"[]"), {"test_name": [], "test_keys": {}}]
+)
+def test_anything_that_is_not_a_measurement_is_malformed_not_an_exception(value: Any) -> None:
+    """Also when the rules are compiled: compiled code checks declared types on entry, so
+    the entry points take ``Any`` (a review found classify(None) raising TypeError there)."""
+    v = classify(value)
+    assert v.rule_id == "input.malformed"
+
+
+def test_non_ascii_digits_in_a_port_or_a_depth_tag_are_not_a_crash() -> None:
+    """``"²".isdigit()`` is true and ``int("²")`` raises: both escaped classify."""
+    m = copy.deepcopy(BASE)
+    m["test_keys"]["tls_handshakes"][0]["address"] = "93.184.216.34:\u00b2"  # superscript 2
+    m["test_keys"]["queries"][0]["tags"] = ["depth=\u00b2"]
+    m["test_keys"]["requests"][0]["failure"] = "connection_reset"
+    m["test_keys"]["requests"][0]["response"] = None
+    _check(classify(m))

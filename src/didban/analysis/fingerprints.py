@@ -104,7 +104,7 @@ class _Table:
             return None
         return Match(fp, body[max(0, at - 60) : end + 60])
 
-    def match_headers(self, headers: Headers | dict[str, Any] | None) -> Match | None:
+    def match_headers(self, headers: Headers | dict[Any, Any] | None) -> Match | None:
         """The first header (in response order) matching a header row of this table; the
         headers as a decoded OONI map or, cheaper when reused, as ``header_map`` gives."""
         if not headers or not self.headers:
@@ -129,8 +129,10 @@ class _Table:
 Headers = dict[str, tuple[str, Any]]
 
 
-def header_map(headers: dict[str, Any] | None) -> Headers | None:
-    """``headers`` (a decoded OONI headers map) keyed by lower-cased name."""
+def header_map(headers: dict[Any, Any] | None) -> Headers | None:
+    """``headers`` (a decoded OONI headers map) keyed by lower-cased name. (Keys typed
+    ``Any``: JSON keys are strings, but a caller's map may not be, and compiled code checks
+    declared types.)"""
     if headers is None:
         return None
     out: Headers = {}
@@ -142,7 +144,7 @@ def header_map(headers: dict[str, Any] | None) -> Headers | None:
     return out
 
 
-def _is_header_map(headers: Headers | dict[str, Any]) -> bool:
+def _is_header_map(headers: Headers | dict[Any, Any]) -> bool:
     """Whether ``headers`` is already a ``header_map`` (its values are (name, value) pairs)."""
     for value in headers.values():
         return isinstance(value, tuple)

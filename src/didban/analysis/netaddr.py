@@ -79,8 +79,8 @@ def _split_endpoint(address: str) -> tuple[str, int | None]:
     if address.startswith("["):
         host, _, rest = address[1:].partition("]")
         port = rest.lstrip(":")
-        return host, int(port) if port.isdigit() else None
+        return host, int(port) if port.isascii() and port.isdigit() else None
     if address.count(":") == 1:
         host, _, port = address.partition(":")
-        return host, int(port) if port.isdigit() else None
+        return host, int(port) if port.isascii() and port.isdigit() else None
     return address, None

@@ -38,7 +38,7 @@ def resolve(doc: Any, pointer: str) -> Any:
                 raise LookupError(pointer)
             cur = cur[token]
         elif isinstance(cur, list):
-            if not token.isdigit() or int(token) >= len(cur):
+            if not (token.isascii() and token.isdigit()) or int(token) >= len(cur):
                 raise LookupError(pointer)
             cur = cur[int(token)]
         else:

@@ -59,7 +59,7 @@ def _depth(tags: list[str] | None) -> int:
         for t in tags:
             if t.startswith("depth="):
                 d = t[6:]
-                return int(d) if d.isdigit() else 0
+                return int(d) if d.isascii() and d.isdigit() else 0
     return 0
 
 
