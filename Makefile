@@ -60,4 +60,4 @@ bench: deps
 	$(UV) run --frozen python bench/lab_accuracy.py
 
 clean:
-	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache build dist src/didban/analysis/_compiled src/didban/analysis/_compiled.new src/didban/analysis/_compiled.old
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache build dist src/didban/analysis/_compiled src/didban/analysis/_compiled.new src/didban/analysis/_compiled.old src/didban/analysis/_compiled.lock

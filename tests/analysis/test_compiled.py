@@ -7,6 +7,7 @@ import copy
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,7 @@ def test_an_edited_source_runs_as_python_at_once(tmp_path: Path) -> None:
         ("missing_module", "pure Python (the compiled build is incomplete"),
         ("deleted_source", "pure Python (didban/analysis/web.py changed"),
         ("env", f"pure Python ({compiled.ENV_PURE} is set)"),
+        ("bad_shape", "pure Python (the compiled build's stamp is unreadable"),
     ],
 )
 def test_a_damaged_or_foreign_build_is_not_loaded(
@@ -80,7 +82,7 @@ def test_a_damaged_or_foreign_build_is_not_loaded(
     stamp = target / compiled.STAMP
     if damage == "no_stamp":
         stamp.unlink()
-        monkeypatch.setattr(compiled, "_state", "pure Python (not built: make deps builds it)")
+        monkeypatch.setattr(compiled, "_state", "pure Python (not built")
     elif damage == "bad_stamp":
         stamp.write_text("{not json")
     elif damage == "other_python":
@@ -91,10 +93,47 @@ def test_a_damaged_or_foreign_build_is_not_loaded(
         (target / f"web{SUFFIX}").unlink()
     elif damage == "deleted_source":
         source.unlink()
+    elif damage == "bad_shape":
+        stamp.write_text(json.dumps({"ext_suffix": SUFFIX, "sources": []}))
     else:
         monkeypatch.setenv(compiled.ENV_PURE, "1")
     assert compiled.search_path(["pkg"], target, root) == ["pkg"]
     assert compiled.mode().startswith(why)
+
+
+def test_pure_python_is_forced_by_a_true_value_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, _, target = _fake_build(tmp_path)
+    monkeypatch.setenv(compiled.ENV_PURE, "0")
+    assert compiled.search_path(["pkg"], target, root) == [str(target), "pkg"]
+
+
+def test_a_build_that_does_not_load_leaves_the_package_in_python(tmp_path: Path) -> None:
+    """A build whose stamp matches but whose shared library is damaged: importing the
+    package (and so ``make deps``, which rebuilds through it) still works, as Python."""
+    _require_build()
+    src = tmp_path / "src"
+    shutil.copytree(compiled.SRC_ROOT / "didban", src / "didban", ignore=_no_caches)
+    group = src / "didban" / "analysis" / "_compiled" / f"rules_c__mypyc{SUFFIX}"
+    group.write_bytes(b"not a shared library")
+    code = (
+        "import didban.analysis.web as w, didban.analysis.compiled as c; "
+        "print(c.mode()); print(w.__file__)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != compiled.ENV_PURE}
+    env["PYTHONPATH"] = str(src)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    mode, web_file = done.stdout.splitlines()
+    assert mode.startswith("pure Python (the compiled build does not load: ")
+    assert web_file == str(src / "didban" / "analysis" / "web.py")
+
+
+def _no_caches(_: str, names: list[str]) -> list[str]:
+    return [n for n in names if n in ("__pycache__", "static")]
 
 
 def test_the_stamp_covers_every_didban_module_the_compiled_ones_import() -> None:

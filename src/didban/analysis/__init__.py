@@ -13,6 +13,7 @@ from didban.analysis import compiled as _compiled
 
 # before any other submodule is imported: the compiled build, when current, shadows them
 __path__ = _compiled.search_path(__path__)
+__path__ = _compiled.check_loads(__path__, __name__)
 
 from didban.analysis.batch import classify_paths
 from didban.analysis.classify import Malformed, classify, classify_record

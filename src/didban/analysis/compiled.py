@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import fcntl
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -66,21 +68,35 @@ def _ext_suffix() -> str:
     return str(sysconfig.get_config_var("EXT_SUFFIX") or "")
 
 
+def _forced_pure() -> bool:
+    return os.environ.get(ENV_PURE, "") not in ("", "0")
+
+
+def _read_stamp(stamp: Path) -> tuple[str, dict[str, str]]:
+    """(ext_suffix, {source path: sha256}); ValueError when the stamp is not that shape."""
+    built = json.loads(stamp.read_text(encoding="utf-8"))
+    if not isinstance(built, dict):
+        raise ValueError("not an object")
+    suffix, sources = built.get("ext_suffix"), built.get("sources")
+    if not isinstance(suffix, str) or not isinstance(sources, dict):
+        raise ValueError("no ext_suffix or sources")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in sources.items()):
+        raise ValueError("sources are not path: digest strings")
+    return suffix, sources
+
+
 def search_path(path: list[str], target: Path = TARGET, root: Path = SRC_ROOT) -> list[str]:
     """The package search path: ``target`` first when its build matches the sources under
     ``root`` (the directory holding the didban package)."""
     global _state
-    if os.environ.get(ENV_PURE):
+    if _forced_pure():
         _state = f"pure Python ({ENV_PURE} is set)"
         return path
-    stamp = target / STAMP
     try:
-        built: dict[str, Any] = json.loads(stamp.read_text(encoding="utf-8"))
-        sources: dict[str, str] = built["sources"]
-        suffix = built["ext_suffix"]
+        suffix, sources = _read_stamp(target / STAMP)
     except FileNotFoundError:
         return path
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, UnicodeDecodeError):
         _state = "pure Python (the compiled build's stamp is unreadable: make deps rebuilds it)"
         return path
     if suffix != _ext_suffix():
@@ -99,6 +115,24 @@ def search_path(path: list[str], target: Path = TARGET, root: Path = SRC_ROOT) -
         return path
     _state = f"compiled (mypyc: {', '.join(MODULES)})"
     return [str(target), *path]
+
+
+def check_loads(path: list[str], package: str) -> list[str]:
+    """Run by the package right after ``search_path``: import the build's shared library
+    (all the compiled code) now, so that a build that matches its stamp but does not load
+    (a damaged file, a missing system library) leaves the package in Python instead of
+    breaking every import of it — and ``make deps``, which imports it to rebuild."""
+    global _state
+    if not path or path[0] != str(TARGET):
+        return path
+    name = f"{package}.{GROUP.rpartition('.')[2]}__mypyc"
+    try:
+        importlib.import_module(name)
+    except (ImportError, OSError) as exc:
+        sys.modules.pop(name, None)
+        _state = f"pure Python (the compiled build does not load: {exc}; make deps rebuilds it)"
+        return path[1:]
+    return path
 
 
 def _complete(target: Path, suffix: str) -> bool:
@@ -196,6 +230,17 @@ def _output_to(log: Path) -> Iterator[None]:
             os.close(saved[1])
 
 
+@contextlib.contextmanager
+def _locked(target: Path) -> Iterator[None]:
+    """One build at a time per checkout (two ``make`` runs at once share the staging names)."""
+    with target.with_name(target.name + ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def build(target: Path = TARGET, root: Path = SRC_ROOT) -> str:
     """Compile ``MODULES`` into ``target`` unless up to date; returns what was done ('' if
     nothing was)."""
@@ -204,6 +249,13 @@ def build(target: Path = TARGET, root: Path = SRC_ROOT) -> str:
     why = _missing_tools()
     if why:
         return f"note: the rules run as pure Python, not compiled: {why}"
+    with _locked(target):
+        if up_to_date(target, root):  # another build finished while this one waited
+            return ""
+        return _build(target, root)
+
+
+def _build(target: Path, root: Path) -> str:
     from mypyc.build import mypycify
     from setuptools import Distribution
 
@@ -215,7 +267,8 @@ def build(target: Path = TARGET, root: Path = SRC_ROOT) -> str:
         try:
             with _output_to(log):
                 os.chdir(root)  # mypy resolves didban.* from here; names modules by paths
-                paths = [str(Path(*PACKAGE.split("."), f"{m}.py")) for m in MODULES]
+                paths = [f"--cache-dir={work / 'mypy-cache'}"]  # not a .mypy_cache in src/
+                paths += [str(Path(*PACKAGE.split("."), f"{m}.py")) for m in MODULES]
                 extensions = mypycify(
                     paths, opt_level="3", target_dir=str(work / "c"), group_name=GROUP
                 )
@@ -247,13 +300,22 @@ def build(target: Path = TARGET, root: Path = SRC_ROOT) -> str:
     return f"compiled the rules with mypyc into {target}"
 
 
+ENV_REQUIRE: Final = "DIDBAN_REQUIRE_COMPILED"  # CI: a build that fails is an error
+
+
 def main() -> int:
+    """Build, and say what happened in one line. Exit 0 also when it did not build (the
+    rules then run as Python), unless ``DIDBAN_REQUIRE_COMPILED=1`` (CI sets it)."""
     try:
         done = build()
-        if done:
-            print(done)
     except Exception as exc:  # a failed build leaves the rules in pure Python, never broken
-        print(f"note: the rules run as pure Python, not compiled: the build failed ({exc})")
+        done = f"note: the rules run as pure Python, not compiled: the build failed ({exc})"
+    if done:
+        print(done)
+    required = os.environ.get(ENV_REQUIRE, "") not in ("", "0")
+    if required and not up_to_date():
+        print(f"error: {ENV_REQUIRE} is set and the rules are not compiled", file=sys.stderr)
+        return 1
     return 0
 
 
