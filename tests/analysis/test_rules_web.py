@@ -11,7 +11,7 @@ import pytest
 import trustme
 from analysis_builders import IR_BLOCKPAGE, PAGE, ctrl, didban_web, q, req, tcp, tls, web
 
-from didban.analysis import RULES_VERSION, classify
+from didban.analysis import RULES_VERSION, classify, httpdiff
 from didban.model import ooni
 from didban.model.verdict import Verdict
 
@@ -679,3 +679,18 @@ def test_quic_failure_is_reported_as_layer_evidence_without_changing_the_verdict
     assert out.state == "ok"
     quic = [e for e in out.evidence if e.pointer == "/test_keys/x_didban_quic"]
     assert quic and "HTTP/3 failed (generic_timeout_error" in quic[0].summary
+
+
+@pytest.mark.parametrize(
+    ("body", "title"),
+    [
+        ("<html><title>Home</title></html>", "Home"),
+        ("<html><TITLE>First</TITLE><title>Second</title></html>", "First"),
+        ("<title></title><Title>Named</Title>", "Named"),
+        ("<title>" + "x" * 513 + "</title>", ""),
+        ("no title here", ""),
+    ],
+)
+def test_the_title_is_oonis_first_title_in_any_case(body: str, title: str) -> None:
+    """OONI's title: the first ``<title>X</title>`` (any case), X of 1-512 characters."""
+    assert httpdiff.title_of(body) == title
