@@ -326,7 +326,7 @@ class WebFacts:
             self.consistent = True
         else:
             asns = self._ctrl_asns()
-            if asns and not asns.isdisjoint(self.answer_asn.get(ip) for ip in dns_ips):
+            if asns and not asns.isdisjoint([self.answer_asn.get(ip) for ip in dns_ips]):
                 self.consistent = True
             else:
                 self.rescued = dns_ips.keys() & self._tls_valid()
