@@ -121,7 +121,7 @@ def test_a_build_that_does_not_load_leaves_the_package_in_python(tmp_path: Path)
         "import didban.analysis.web as w, didban.analysis.compiled as c; "
         "print(c.mode()); print(w.__file__)"
     )
-    env = {k: v for k, v in os.environ.items() if k != compiled.ENV_PURE}
+    env = _env_without_pure()
     env["PYTHONPATH"] = str(src)
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
@@ -130,6 +130,11 @@ def test_a_build_that_does_not_load_leaves_the_package_in_python(tmp_path: Path)
     mode, web_file = done.stdout.splitlines()
     assert mode.startswith("pure Python (the compiled build does not load: ")
     assert web_file == str(src / "didban" / "analysis" / "web.py")
+
+
+def _env_without_pure() -> dict[str, str]:
+    """This process's environment for a child, without a forced pure-Python mode."""
+    return {k: v for k, v in os.environ.items() if k != compiled.ENV_PURE}
 
 
 def _no_caches(_: str, names: list[str]) -> list[str]:
@@ -269,7 +274,7 @@ def _corpus() -> list[dict[str, Any]]:
 
 
 def _analyze(inputs: list[Path], out: Path, pure: bool) -> tuple[bytes, str]:
-    env = {k: v for k, v in os.environ.items() if k != compiled.ENV_PURE}
+    env = _env_without_pure()
     if pure:
         env[compiled.ENV_PURE] = "1"
     code = (

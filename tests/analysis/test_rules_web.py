@@ -487,8 +487,9 @@ def test_error_status_for_probe_and_control_is_down() -> None:
     assert (out.state, out.rule_id) == ("down", "wc.http.error_everywhere")
 
 
-def test_redirect_to_private_portal_is_http_diff() -> None:
-    m = web(
+def _redirect(code: int, location: str) -> dict[str, Any]:
+    """A cleartext fetch that ended in a ``code`` redirect to ``location``."""
+    return web(
         HTTP,
         queries=[q(HOST, [IP])],
         tcp_connect=[tcp(IP, 80)],
@@ -496,35 +497,21 @@ def test_redirect_to_private_portal_is_http_diff() -> None:
             {
                 "request": {"url": HTTP},
                 "failure": "http_invalid_redirect_url",
-                "response": {
-                    "code": 307,
-                    "headers": {"Location": "http://192.168.22.1/UserCheck"},
-                    "body": "",
-                },
+                "response": {"code": code, "headers": {"Location": location}, "body": ""},
             }
         ],
         control=ctrl([IP]),
     )
-    out = v(m)
+
+
+def test_redirect_to_private_portal_is_http_diff() -> None:
+    out = v(_redirect(307, "http://192.168.22.1/UserCheck"))
     assert (out.method, out.rule_id) == ("http.diff", "wc.http.redirect.bogon")
 
 
 def test_redirect_to_a_location_that_does_not_parse_is_not_a_crash() -> None:
     """An unclosed IPv6 bracket made urlsplit raise out of classify (found in review)."""
-    m = web(
-        HTTP,
-        queries=[q(HOST, [IP])],
-        tcp_connect=[tcp(IP, 80)],
-        requests=[
-            {
-                "request": {"url": HTTP},
-                "failure": "http_invalid_redirect_url",
-                "response": {"code": 302, "headers": {"Location": "http://[x/"}, "body": ""},
-            }
-        ],
-        control=ctrl([IP]),
-    )
-    out = v(m)
+    out = v(_redirect(302, "http://[x/"))
     assert out.rule_id != "wc.http.redirect.bogon"
     assert out.rule_id != "input.malformed"
 

@@ -3,14 +3,14 @@
 The bogon ranges themselves live in ``didban.model.addresses`` (shared with the test
 helper); this module caches lookups for the hot path: plain dicts, emptied when they reach
 ``CACHE_SIZE`` entries (a dict lookup costs half of an ``lru_cache`` hit, which also
-reorders its list).
+reorders its list); ``remember`` is that policy, shared by the other hot-path caches.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
-from typing import Final
+from typing import Final, TypeVar
 
 from didban.model.addresses import in_bogon_range
 
@@ -18,6 +18,17 @@ CACHE_SIZE: Final = 65536
 _BOGON: Final[dict[str, bool]] = {}
 _IS_IP: Final[dict[str, bool]] = {}
 _ENDPOINTS: Final[dict[str, tuple[str, int | None]]] = {}
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def remember(cache: dict[K, V], key: K, value: V, size: int = CACHE_SIZE) -> V:
+    """``value`` stored under ``key`` in a bounded cache (emptied once it holds ``size``
+    entries), and returned."""
+    if len(cache) >= size:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 @lru_cache(maxsize=65536)
@@ -33,10 +44,7 @@ def is_bogon(text: str) -> bool:
     out = _BOGON.get(text)
     if out is None:
         ip = parse_ip(text)
-        out = ip is not None and in_bogon_range(ip)
-        if len(_BOGON) >= CACHE_SIZE:
-            _BOGON.clear()
-        _BOGON[text] = out
+        out = remember(_BOGON, text, ip is not None and in_bogon_range(ip))
     return out
 
 
@@ -45,10 +53,7 @@ def is_ip(text: str | None) -> bool:
         return False
     out = _IS_IP.get(text)
     if out is None:
-        out = parse_ip(text) is not None
-        if len(_IS_IP) >= CACHE_SIZE:
-            _IS_IP.clear()
-        _IS_IP[text] = out
+        out = remember(_IS_IP, text, parse_ip(text) is not None)
     return out
 
 
@@ -68,10 +73,7 @@ def split_endpoint(address: str | None) -> tuple[str, int | None]:
         return "", None
     out = _ENDPOINTS.get(address)
     if out is None:
-        out = _split_endpoint(address)
-        if len(_ENDPOINTS) >= CACHE_SIZE:
-            _ENDPOINTS.clear()
-        _ENDPOINTS[address] = out
+        out = remember(_ENDPOINTS, address, _split_endpoint(address))
     return out
 
 

@@ -42,10 +42,7 @@ def info(url: str) -> URLInfo:
     """``url`` parsed (cached in a dict emptied at ``netaddr.CACHE_SIZE`` entries)."""
     out = _INFO.get(url)
     if out is None:
-        out = URLInfo(url)
-        if len(_INFO) >= netaddr.CACHE_SIZE:
-            _INFO.clear()
-        _INFO[url] = out
+        out = netaddr.remember(_INFO, url, URLInfo(url))
     return out
 
 

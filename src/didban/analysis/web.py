@@ -86,9 +86,7 @@ def _engine_kind(engine: str | None) -> str:
     if kind is None:
         e = key.lower()
         kind = "doh" if e in DOH_ENGINES else "system" if e in SYSTEM_ENGINES else "public"
-        if len(_ENGINE_KINDS) >= netaddr.CACHE_SIZE:
-            _ENGINE_KINDS.clear()
-        _ENGINE_KINDS[key] = kind
+        netaddr.remember(_ENGINE_KINDS, key, kind)
     return kind
 
 
@@ -514,26 +512,22 @@ _TLS_LAYERS: Final[dict[int, Evidence]] = {}
 
 
 def _tcp_layer(ok: int, n: int) -> Evidence:
-    key = ok << 20 | n
-    ev = _TCP_LAYERS.get(key)
-    if ev is None:
-        if len(_TCP_LAYERS) >= 1024:
-            _TCP_LAYERS.clear()
-        ev = _TCP_LAYERS[key] = Evidence(
-            "/test_keys/tcp_connect", f"layer tcp: {ok}/{n} connects succeeded"
-        )
-    return ev
+    return _count_layer(_TCP_LAYERS, ok, n, "/test_keys/tcp_connect", "tcp", "connects")
 
 
 def _tls_layer(ok: int, n: int) -> Evidence:
+    return _count_layer(_TLS_LAYERS, ok, n, "/test_keys/tls_handshakes", "tls", "handshakes")
+
+
+def _count_layer(
+    cache: dict[int, Evidence], ok: int, n: int, pointer: str, layer: str, what: str
+) -> Evidence:
+    """ "layer L: ok/n W succeeded", one shared Evidence per (ok, n)."""
     key = ok << 20 | n
-    ev = _TLS_LAYERS.get(key)
+    ev = cache.get(key)
     if ev is None:
-        if len(_TLS_LAYERS) >= 1024:
-            _TLS_LAYERS.clear()
-        ev = _TLS_LAYERS[key] = Evidence(
-            "/test_keys/tls_handshakes", f"layer tls: {ok}/{n} handshakes succeeded"
-        )
+        summary = f"layer {layer}: {ok}/{n} {what} succeeded"
+        ev = netaddr.remember(cache, key, Evidence(pointer, summary), 1024)
     return ev
 
 
