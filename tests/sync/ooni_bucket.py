@@ -227,7 +227,7 @@ class MotoServer:
 class Proxy:
     """An HTTP proxy to moto on 127.0.0.1 that logs every request and, once per armed
     key, sends only the first N bytes of an object's body and then drops the connection
-    (``cut``) or holds it until released (``stall``)."""
+    (``cut``) or holds it until released (``stall``), or answers 503 SlowDown (``503``)."""
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
@@ -269,6 +269,14 @@ class Proxy:
         with self.lock:
             self.log.append((method, key, h.headers.get("Range")))
             cut = self.armed.pop(key, None) if method == "GET" else None
+        if cut is not None and cut[0] == "503":
+            slow = b"<Error><Code>SlowDown</Code><Message>Slow down.</Message></Error>"
+            h.send_response(503)
+            h.send_header("Content-Type", "application/xml")
+            h.send_header("Content-Length", str(len(slow)))
+            h.end_headers()
+            h.wfile.write(slow)
+            return
         up = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=30)
         skip = ("host", "connection", "accept-encoding")
         headers = {k: v for k, v in h.headers.items() if k.lower() not in skip}

@@ -30,15 +30,20 @@ def test_days_are_inclusive_and_hours_are_read() -> None:
 
 
 def test_raw_prefixes_per_hour_country_and_test() -> None:
-    sel = parse_selection("IR", "2024-02-01T22", "2024-02-02T01", ["telegram", "signal"])
+    sel = parse_selection("IR", "2024-02-01T22", "2024-02-02T01", ["telegram"])
     got = [p.prefix for p in raw_prefixes(sel, BUCKET)]
-    assert got[:2] == ["raw/20240201/22/IR/telegram/", "raw/20240201/22/IR/signal/"]
-    assert len(got) == 8 and got[-1] == "raw/20240202/01/IR/signal/"
-    every = parse_selection("IR", "2024-02-01T22", "2024-02-01T23", [])
-    assert [p.prefix for p in raw_prefixes(every, BUCKET)] == [
-        "raw/20240201/22/IR/",
-        "raw/20240201/23/IR/",
+    assert got == [
+        "raw/20240201/22/IR/telegram/",
+        "raw/20240201/23/IR/telegram/",
+        "raw/20240202/00/IR/telegram/",
+        "raw/20240202/01/IR/telegram/",
     ]
+    for tests in ([], ["telegram", "signal"]):  # the country's hour, tests filtered after
+        every = parse_selection("IR", "2024-02-01T22", "2024-02-01T23", tests)
+        assert [p.prefix for p in raw_prefixes(every, BUCKET)] == [
+            "raw/20240201/22/IR/",
+            "raw/20240201/23/IR/",
+        ]
 
 
 def test_old_days_come_from_jsonl_or_from_the_cans_of_the_right_bucket() -> None:

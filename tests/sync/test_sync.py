@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import os
 import subprocess
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import orjson
 from ooni_bucket import BUCKET, LEGACY, Archive, MotoServer, Proxy, run_sync
+
+from didban.store.oonisync.s3 import AnonymousS3, S3Object
 
 IR_WEB = r"^raw/2024020[12]/\d\d/IR/webconnectivity/.*\.jsonl\.gz$"
 
@@ -154,6 +157,47 @@ def test_connection_dropped_mid_body_is_retried_from_where_it_stopped(
     assert ranges[1] is not None and int(ranges[1][len("bytes=") : -1]) > 0
     assert (dest / big).read_bytes() == archive.objects[(BUCKET, big)]
     assert "1 network retries" in r.stdout
+
+
+def test_slow_down_is_retried(moto: MotoServer, proxy: Proxy, archive: Archive, dest: Path) -> None:
+    key = "raw/20240201/23/IR/telegram/2024020123_IR_telegram.n1.0.jsonl.gz"
+    proxy.arm(key, "503", 0)
+    r = run_sync(
+        "--cc", "IR", "--since", "2024-02-01T23", "--until", "2024-02-01T23", "--test",
+        "telegram", "--test", "web_connectivity", "--dest", str(dest), endpoint=proxy.endpoint,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert proxy.gets(key) == [None, None]
+    assert (dest / key).read_bytes() == archive.objects[(BUCKET, key)]
+    assert local_files(dest) == archive.keys(r"^raw/20240201/23/IR/.*\.jsonl\.gz$")
+    assert "2 files" in r.stdout and "1 network retries" in r.stdout
+
+
+def test_a_stalled_download_times_out_and_resumes(
+    moto: MotoServer, proxy: Proxy, archive: Archive, tmp_path: Path
+) -> None:
+    big = next(iter(archive.multipart))
+    obj = next(o for o in listing(proxy.endpoint, big) if o.key == big)
+    proxy.arm(big, "stall", 50_000)
+    part = tmp_path / "big.part"
+    got: list[int] = []
+
+    async def fetch() -> int:
+        async with AnonymousS3(proxy.endpoint, timeout=1.0, backoff=0.05) as s3:
+            return await s3.download(BUCKET, obj, part, got.append)
+
+    assert asyncio.run(fetch()) == 0
+    assert part.read_bytes() == archive.objects[(BUCKET, big)]
+    assert proxy.gets(big) == [None, "bytes=50000-"]
+    assert sum(got) == obj.size
+
+
+def listing(endpoint: str, key: str) -> list[S3Object]:
+    async def run() -> list[S3Object]:
+        async with AnonymousS3(endpoint) as s3:
+            return (await s3.list(BUCKET, key)).objects
+
+    return asyncio.run(run())
 
 
 def test_corrupted_file_is_detected_and_fetched_again(

@@ -145,15 +145,15 @@ class Prefix:
 
 
 def raw_prefixes(sel: Selection, bucket: str) -> list[Prefix]:
+    """One listing per hour: of the test's directory for one test, else of the country's
+    directory (its tests are filtered from the listing: fewer requests than one each)."""
     out: list[Prefix] = []
     for h in sel.hours():
         if h.date() < RAW_FIRST_DAY:
             continue
         base = f"raw/{h:%Y%m%d}/{h:%H}/{sel.cc}/"
-        if sel.tests:
-            out.extend(Prefix(bucket, f"{base}{t}/", "raw") for t in sel.tests)
-        else:
-            out.append(Prefix(bucket, base, "raw"))
+        only = f"{sel.tests[0]}/" if len(sel.tests) == 1 else ""
+        out.append(Prefix(bucket, base + only, "raw"))
     return out
 
 
