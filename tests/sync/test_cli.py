@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from ooni_bucket import MotoServer, run_sync
+from ooni_bucket import BUCKET, Archive, MotoServer, run_sync
+from rich.filesize import decimal
 
 from didban.store.oonisync.manifest import Manifest
 
@@ -132,3 +133,18 @@ def test_ingest_loads_the_synced_files_into_the_store(moto: MotoServer, tmp_path
     again = run_sync(*args, endpoint=moto.endpoint)  # nothing new: nothing added twice
     assert again.returncode == 0, again.stderr
     assert "0 files read, 3 already ingested; 0 records: 0 added" in again.stdout
+
+
+def test_dry_run_tells_the_size_and_writes_nothing(
+    moto: MotoServer, archive: Archive, tmp_path: Path
+) -> None:
+    dest = tmp_path / "mirror"
+    r = run_sync(
+        "--cc", "IR", "--since", "2024-02-02", "--until", "2024-02-02", "--test", "webconnectivity",
+        "--dry-run", "--dest", str(dest), endpoint=moto.endpoint,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    keys = archive.keys(r"^raw/20240202/\d\d/IR/webconnectivity/.*\.jsonl\.gz$")
+    size = sum(len(archive.objects[(BUCKET, k)]) for k in keys)
+    assert f"{len(keys)} files, {decimal(size)} listed; nothing downloaded (--dry-run)" in r.stdout
+    assert not dest.exists()

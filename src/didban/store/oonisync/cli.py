@@ -154,6 +154,9 @@ def sync_cmd(
     verify_all: bool = typer.Option(
         False, "--verify", help="Hash every local file again, even those the manifest vouches for."
     ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="List what the selection holds and its size; download nothing."
+    ),
     ingest: bool = typer.Option(
         False, "--ingest", help="Then load the files into the store (didban ingest)."
     ),
@@ -172,6 +175,8 @@ def sync_cmd(
         raise _fail(f"--jobs must be between 1 and 16, not {jobs}")
     if not 0 <= retries <= 20:
         raise _fail(f"--retries must be between 0 and 20, not {retries}")
+    if dry_run and ingest:
+        raise _fail("--dry-run and --ingest exclude each other")
     if data_dir is not None and not ingest:
         raise _fail("--data-dir is only used with --ingest")
     if keep_cans and not use_cans:
@@ -181,7 +186,7 @@ def sync_cmd(
 
     opts = Options(
         sel, dest, endpoint_url, bucket, legacy_bucket, use_cans, jobs, retries,
-        verify_all=verify_all, keep_cans=keep_cans,
+        verify_all=verify_all, keep_cans=keep_cans, dry_run=dry_run,
     )  # fmt: skip
     with Progress(
         SpinnerColumn(),
@@ -206,6 +211,12 @@ def sync_cmd(
 
     if rep.listed == 0:
         typer.echo(f"{sel.describe()}: no files in the bucket; nothing to do")
+        return
+    if dry_run:
+        typer.echo(
+            f"{sel.describe()}: {rep.listed} files, {decimal(rep.listed_bytes)} listed; "
+            "nothing downloaded (--dry-run)"
+        )
         return
     for line in _summary(rep, sel.describe()):
         typer.echo(line)

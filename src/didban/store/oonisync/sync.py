@@ -57,6 +57,7 @@ class Options:
     backoff: float = 0.5
     verify_all: bool = False
     keep_cans: bool = False
+    dry_run: bool = False  # list and report; write nothing
 
 
 @dataclass(frozen=True)
@@ -348,7 +349,7 @@ class Syncer:
             rep.retries = self.s3.retried
             rep.listed = len(items)
             rep.listed_bytes = sum(i.obj.size for i in items)
-            if not items:
+            if not items or self.opts.dry_run:
                 return rep
             with Manifest(self.opts.dest) as manifest:
                 todo = []
