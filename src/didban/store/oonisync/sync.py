@@ -19,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from didban.store.oonisync import cans, verify
 from didban.store.oonisync.manifest import Entry, Manifest, stamp
@@ -42,6 +44,8 @@ from didban.store.oonisync.selection import (
     needs_old_layouts,
     raw_prefixes,
 )
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -117,13 +121,13 @@ def _item(sel: Selection, bucket: str, layout: str, obj: S3Object) -> Item | Non
     or the selection (a postcan ``.tar.gz``, another test, another country)."""
     key = obj.key
     if layout == "raw":
-        m = RAW_KEY.match(key)
-        ok = bool(m) and m[3] == sel.cc and sel.wants(m[4])  # type: ignore[index]
-        return Item(bucket, obj, "raw", Path(key)) if ok else None
+        if (m := RAW_KEY.match(key)) and m[3] == sel.cc and sel.wants(m[4]):
+            return Item(bucket, obj, "raw", Path(key))
+        return None
     if layout == "jsonl":
-        m = JSONL_KEY.match(key)
-        ok = bool(m) and m[2] == sel.cc and sel.wants(m[1])  # type: ignore[index]
-        return Item(bucket, obj, "jsonl", Path(key)) if ok else None
+        if (m := JSONL_KEY.match(key)) and m[2] == sel.cc and sel.wants(m[1]):
+            return Item(bucket, obj, "jsonl", Path(key))
+        return None
     name = key.rsplit("/", 1)[-1]
     if m := CAN_KEY.match(key):
         if not sel.wants(m[2]):
@@ -134,6 +138,24 @@ def _item(sel: Selection, bucket: str, layout: str, obj: S3Object) -> Item | Non
         out = f"canned/{m[1]}/{sel.cc}/{compact(m[3])}/{name[: -len('.json.lz4')]}.jsonl.gz"
         return Item(bucket, obj, "report", Path(out))
     return None
+
+
+async def _each(items: Sequence[T], workers: int, fn: Callable[[T], Awaitable[None]]) -> None:
+    """``fn`` on every item, ``workers`` at a time: a fixed pool of coroutines taking from
+    one iterator (not a task per item: a year's sync lists 10⁵ files). The first error
+    cancels the others and is raised as itself."""
+    pending = iter(items)
+
+    async def worker() -> None:
+        for item in pending:
+            await fn(item)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(max(1, min(workers, len(items)))):
+                group.create_task(worker())
+    except ExceptionGroup as errors:
+        raise errors.exceptions[0] from None
 
 
 def _part_path(final: Path, etag: str) -> Path:
@@ -195,24 +217,20 @@ class Syncer:
 
     async def list_items(self) -> list[Item]:
         prefixes = await self.prefixes()
-        gate = asyncio.Semaphore(self.opts.jobs)
-        done = 0
         self.hooks.listing(0, len(prefixes))
+        seen: dict[tuple[str, str], Item] = {}
+        done = 0
 
-        async def one(p: Prefix) -> list[Item]:
+        async def one(p: Prefix) -> None:
             nonlocal done
-            async with gate:
-                listing = await self.s3.list(p.bucket, p.prefix)
+            listing = await self.s3.list(p.bucket, p.prefix)
+            for o in listing.objects:
+                if (i := _item(self.sel, p.bucket, p.layout, o)) is not None:
+                    seen.setdefault((i.bucket, o.key), i)
             done += 1
             self.hooks.listing(done, len(prefixes))
-            items = (_item(self.sel, p.bucket, p.layout, o) for o in listing.objects)
-            return [i for i in items if i is not None]
 
-        results = await asyncio.gather(*(one(p) for p in prefixes))
-        seen: dict[tuple[str, str], Item] = {}
-        for items in results:
-            for i in items:
-                seen.setdefault((i.bucket, i.obj.key), i)
+        await _each(prefixes, self.opts.jobs, one)
         return sorted(seen.values(), key=lambda i: (i.bucket, i.obj.key))
 
     # -- per item -----------------------------------------------------------------
@@ -257,6 +275,7 @@ class Syncer:
             self.report.downloaded_bytes += item.obj.size - start
             if start:
                 self.report.resumed += 1
+                self._advance(start)  # the bytes an earlier run fetched count as done
             await asyncio.to_thread(_fsync_file, part)
             result = await self.check(part, item)
             if result.ok:
@@ -283,6 +302,7 @@ class Syncer:
             if result.ok:
                 self._record(manifest, item, result)
                 self.report.rechecked += 1
+                self._advance(item.obj.size)
                 return "verified"
             final.unlink()
             self.report.refetched += 1
@@ -352,35 +372,36 @@ class Syncer:
             if not items or self.opts.dry_run:
                 return rep
             with Manifest(self.opts.dest) as manifest:
+                trusted = await asyncio.to_thread(
+                    lambda: [self.trusted(manifest, item) for item in items]
+                )
                 todo = []
-                for item in items:
-                    if await asyncio.to_thread(self.trusted, manifest, item):
+                for item, ok in zip(items, trusted, strict=True):
+                    if ok:
                         rep.already += 1
                         self._keep(item)
                         self.hooks.finished(item, "already")
                     else:
                         todo.append(item)
                 self.hooks.planned(len(todo), sum(i.obj.size for i in todo))
-                gate = asyncio.Semaphore(self.opts.jobs)
 
                 async def one(item: Item) -> None:
-                    async with gate:
-                        try:
-                            if item.extracted:
-                                outcome = await self.sync_can(manifest, item)
-                            else:
-                                outcome = await self.sync_object(manifest, item)
-                        except S3Error as exc:
-                            rep.failed.append(str(exc))
-                            outcome = "failed"
-                        except OSError as exc:
-                            rep.failed.append(f"{self.opts.dest / item.local}: {exc}")
-                            outcome = "failed"
+                    try:
+                        if item.extracted:
+                            outcome = await self.sync_can(manifest, item)
+                        else:
+                            outcome = await self.sync_object(manifest, item)
+                    except S3Error as exc:
+                        rep.failed.append(str(exc))
+                        outcome = "failed"
+                    except OSError as exc:
+                        rep.failed.append(f"{self.opts.dest / item.local}: {exc}")
+                        outcome = "failed"
                     if outcome != "failed":
                         self._keep(item)
                     self.hooks.finished(item, outcome)
 
-                await asyncio.gather(*(one(i) for i in todo))
+                await _each(todo, self.opts.jobs, one)
         rep.retries = self.s3.retried
         rep.files.sort()
         return rep
