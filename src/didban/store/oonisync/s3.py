@@ -110,10 +110,10 @@ def error_sentence(status: int, body: bytes, what: str) -> str:
         root = None
     if root is not None and _local(root.tag) == "Error":
         code, message = _child(root, "Code"), _child(root, "Message")
-    if code == "NoSuchBucket" or (status == 404 and not code and "/" not in what):
+    if code == "NoSuchBucket":
         return f"{what}: no such bucket at this endpoint"
     if status == 403:
-        return f"{what}: the server refused anonymous access (HTTP 403 {code})".replace(" )", ")")
+        return f"{what}: the server refused anonymous access (HTTP 403{' ' + code if code else ''})"
     detail = f"{code}: {message}" if code else f"HTTP {status}"
     return f"{what}: {detail.rstrip('.')}"
 
@@ -208,6 +208,8 @@ class AnonymousS3:
             prefixes.extend(listing.prefixes)
             if token is None:
                 return Listing(objects, prefixes)
+            if token == params.get("continuation-token"):
+                raise S3Error(f"listing s3://{bucket}/{prefix}: the server repeats its page")
 
     async def part_size(self, bucket: str, key: str) -> int | None:
         """The size of part 1 of a multipart object (``HEAD ?partNumber=1``), or None when
@@ -265,6 +267,7 @@ class AnonymousS3:
                 with path.open(mode) as fh:
                     async for chunk in r.aiter_raw():
                         fh.write(chunk)
+                        fh.flush()  # to the kernel: a killed process loses nothing received
                         on_bytes(len(chunk))
             if path.stat().st_size < obj.size:
                 raise _Retryable("the connection ended before the whole object arrived")
