@@ -141,6 +141,15 @@ def build_archive() -> Archive:
     )
     a.put(report, bytes(lz4.frame.compress(lines(ir))))
     a.can_rows[report] = ir
+    de = [measurement("DE", "web_connectivity", "2020-07-01 09:10:00", 850)]
+    a.put(
+        report.replace("-IR-", "-DE-").replace("_y-", "_z-"), bytes(lz4.frame.compress(lines(de)))
+    )
+    # A damaged can upstream (its ETag is right: the bytes are not a can).
+    a.put("canned/2019-11-17/web_connectivity.0.tar.lz4", b"not an lz4 frame", LEGACY)
+    ok = [measurement("IR", "telegram", "2019-11-17 08:00:00", 870)]
+    members = {"x/20191117T080000Z-IR-AS58224-telegram-r-0.2.0-probe.json": lines(ok)}
+    a.put("canned/2019-11-17/telegram.0.tar.lz4", tar_lz4(members), LEGACY)
     return a
 
 

@@ -302,13 +302,30 @@ def test_a_kept_can_serves_another_country_without_downloading_again(
     assert list((dest / ".didban-sync" / "cans" / LEGACY).rglob("*.lz4")) == []
 
 
-def test_2020_single_report_cans(moto: MotoServer, archive: Archive, dest: Path) -> None:
+def test_2020_single_report_cans(proxy: Proxy, archive: Archive, dest: Path) -> None:
     r = run_sync(
         "--cc", "IR", "--since", "2020-07-01", "--until", "2020-07-01", "--cans",
-        "--dest", str(dest), endpoint=moto.endpoint,
+        "--dest", str(dest), endpoint=proxy.endpoint,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
+    fetched = {k for m, k, _ in proxy.log if m == "GET" and k}
+    assert len(fetched) == 1 and "-IR-" in fetched.pop()  # DE's report is not downloaded
     (out,) = local_files(dest)
     assert out.startswith("canned/2020-07-01/IR/webconnectivity/20200701T090000Z-IR-AS58224")
     rows = [orjson.loads(x) for x in gzip.decompress((dest / out).read_bytes()).splitlines()]
     assert [m["probe_cc"] for m in rows] == ["IR", "IR"]
+
+
+def test_a_damaged_can_is_reported_and_the_rest_kept(moto: MotoServer, dest: Path) -> None:
+    r = run_sync(
+        "--cc", "IR", "--since", "2019-11-17", "--until", "2019-11-17", "--cans",
+        "--dest", str(dest), endpoint=moto.endpoint,
+    )  # fmt: skip
+    assert r.returncode == 1
+    assert "failed: s3://ooni-data/canned/2019-11-17/web_connectivity.0.tar.lz4: " in r.stderr
+    assert "web_connectivity.0.tar.lz4: not a readable tar.lz4 can" in r.stderr
+    assert (
+        "error: 1 files failed (listed above); running the same command again retries them"
+        in r.stderr
+    )
+    assert local_files(dest) == ["canned/2019-11-17/IR/telegram/telegram.0.jsonl.gz"]

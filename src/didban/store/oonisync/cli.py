@@ -236,8 +236,8 @@ def sync_cmd(
         typer.echo(f"to load them into the store: {cmd}, or run this sync again with --ingest")
     if rep.failed:
         typer.echo(
-            f"error: {len(rep.failed)} files could not be fetched and verified; "
-            "run the same command again to retry them",
+            f"error: {len(rep.failed)} files failed (listed above); "
+            "running the same command again retries them",
             err=True,
         )
     raise typer.Exit(code)
