@@ -51,6 +51,7 @@ _OWNERS: dict[str, str] = {
     "ingest": "didban.store.cli",
     "store": "didban.store.cli",
     "data": "didban.store.cli",
+    "ooni": "didban.store.oonisync.cli",
     "serve": "didban.api.cli",
     "demo": "didban.demo",
 }
