@@ -52,6 +52,9 @@ _OWNERS: dict[str, str] = {
     "store": "didban.store.cli",
     "data": "didban.store.cli",
     "serve": "didban.api.cli",
+    "events": "didban.events.cli",
+    "timeline": "didban.events.cli",
+    "alerts": "didban.events.cli",
     "demo": "didban.demo",
 }
 

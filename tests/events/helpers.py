@@ -31,7 +31,8 @@ def verdict(
     if state == "blocked" and method is None:
         method, layer = "tls.sni.reset", "tls"
     return {
-        "measurement_uid": uid or f"{t:%Y%m%d%H%M%S}.{hash((t, cc, asn, service, report)) % 10**6:06d}_{cc}_webconnectivity_{asn}{service}",
+        "measurement_uid": uid
+        or f"{t:%Y%m%d%H%M%S}.{hash((t, cc, asn, service, report)) % 10**6:06d}_{cc}_webconnectivity_{asn}{service}",
         "report_id": report,
         "input": f"https://www.{service}.com/" if service else None,
         "test_name": "web_connectivity",
