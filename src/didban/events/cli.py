@@ -1,4 +1,4 @@
-"""Commands of ``didban.events``: ``events detect``, ``timeline``, ``alerts add|list|remove|deliver``."""
+"""Commands of ``didban.events``: ``events detect``, ``timeline``, ``alerts``."""
 
 from __future__ import annotations
 
@@ -71,8 +71,18 @@ def _short(t: str | None) -> str | None:
 
 def _table(events: list[Event]) -> Table:
     t = Table(title=f"{len(events)} event(s)", title_justify="left")
-    for name in ("kind", "cc", "target", "ASNs", "method", "onset after … before (UTC)",
-                 "resolved before", "conf", "n", "known"):  # fmt: skip
+    for name in (
+        "kind",
+        "cc",
+        "target",
+        "ASNs",
+        "method",
+        "onset after … before (UTC)",
+        "resolved before",
+        "conf",
+        "n",
+        "known",
+    ):
         t.add_column(name, overflow="fold")
     for e in events:
         asns = ",".join(map(str, e.asns[:4])) + (f" +{len(e.asns) - 4}" if len(e.asns) > 4 else "")
@@ -106,6 +116,9 @@ def detect_cmd(
         False, "--dns-by-resolver", help="Split series by resolver kind (ISP vs other)."
     ),
     method: str = typer.Option("cusum", "--method", help="cusum (default), window or ooni."),
+    min_confidence: float = typer.Option(
+        0.5, "--min-confidence", help="Drop weaker events (suspected artefacts stay)."
+    ),
     notify: bool = typer.Option(
         False, "--notify", help="Queue alerts for the subscriptions and deliver them."
     ),
@@ -139,7 +152,11 @@ def detect_cmd(
         raise _fail("--until must be later than --since")
     ccs = tuple(c.upper() for c in _split(cc))
     filters = Filters(ccs, _asns(asn), _split(target), t_since, t_until)
-    settings = detectmod.Settings(step=step, by_resolver=dns_by_resolver, method=method)
+    if not 0.0 <= min_confidence <= 1.0:
+        raise _fail(f"--min-confidence must be between 0 and 1, not {min_confidence}")
+    settings = detectmod.Settings(
+        step=step, by_resolver=dns_by_resolver, method=method, min_confidence=min_confidence
+    )
     started = time.perf_counter()
     try:
         with err.status("detecting events…") as status:
@@ -151,22 +168,30 @@ def detect_cmd(
                 if len(ccs) > 1:
                     raise _fail("an IODA export is one entity: give one --cc")
                 result = detectmod.detect_ioda(
-                    input_file, ccs[0] if ccs else "ZZ", filters.asn[0] if filters.asn else None,
+                    input_file,
+                    ccs[0] if ccs else "ZZ",
+                    filters.asn[0] if filters.asn else None,
                     settings,
-                )  # fmt: skip
+                )
             elif input_file is not None:
                 result = detectmod.detect_ooni(
-                    input_file, ccs[0] if len(ccs) == 1 else None, settings,
+                    input_file,
+                    ccs[0] if len(ccs) == 1 else None,
+                    settings,
                     step if bucket != "1h" else None,
-                )  # fmt: skip
+                )
             else:
                 src = VerdictSource.store(data_dir or default_data_dir())
                 result = detectmod.detect_store(src, filters, settings, progress)
     except (InputError, SourceError) as exc:
         raise _fail(str(exc)) from None
-    events = detectmod.select(
-        result.events, cc=ccs, asn=filters.asn, target=filters.target, since=t_since
-    ) if input_file is not None else result.events  # fmt: skip
+    events = (
+        detectmod.select(
+            result.events, cc=ccs, asn=filters.asn, target=filters.target, since=t_since
+        )
+        if input_file is not None
+        else result.events
+    )
     if output is not None:
         write_jsonl(output, events)
     out.print(_table(events))

@@ -100,12 +100,12 @@ def _link(findings: list[Finding], gap: timedelta, simultaneous: timedelta) -> l
 
 
 def confidence(members: Iterable[Finding]) -> float:
-    """1 − Π(1 − c) over members, c = 1 − 0.5^strength (one finding just over the
-    threshold: 0.5; corroboration by other networks or targets raises it), capped at 0.99."""
-    miss = 1.0
-    for m in members:
-        miss *= 0.5 ** min(m.strength, 30.0)
-    return round(min(1.0 - miss, 0.99), 3)
+    """``1 − 0.5^E``, E = Σ (strength − 1) over the members: the evidence beyond the
+    threshold, in threshold units. One series just over the threshold is 0 (a blip); one
+    series with twice the threshold's evidence, or several networks together, is 0.5 or
+    more; capped at 0.99."""
+    excess = sum(max(m.strength - 1.0, 0.0) for m in members)
+    return round(min(1.0 - 0.5 ** min(excess, 30.0), 0.99), 3)
 
 
 def _block_clusters(findings: list[Finding], step: timedelta) -> list[Cluster]:

@@ -52,6 +52,11 @@ class Settings:
     by_resolver: bool = False
     match_known: bool = True
     method: str = "cusum"  # a key of methods.METHODS (the others are for comparison)
+    min_confidence: float = 0.5  # weaker events are dropped (suspected artefacts are kept)
+
+
+def _keep(pairs: list[tuple[Cluster, Event]], settings: Settings) -> list[tuple[Cluster, Event]]:
+    return [(c, e) for c, e in pairs if c.artefact or e.confidence >= settings.min_confidence]
 
 
 @dataclass
@@ -281,7 +286,7 @@ def detect_store(
     clock["detect"] = time.perf_counter() - t
     t = time.perf_counter()
     progress(f"clustering {len(found):,} findings")
-    pairs = cluster(found, settings.step)
+    pairs = _keep(cluster(found, settings.step), settings)
     clock["cluster"] = time.perf_counter() - t
     t = time.perf_counter()
     progress(f"reading the evidence of {len(pairs):,} events")
@@ -302,7 +307,7 @@ def detect_ooni(
     data = readers.read_ooni_aggregation(path, cc, step)
     g = data.grid
     found = findings(g, settings, "ooni-aggregation")
-    events = [e for _, e in cluster(found, g.step)]
+    events = [e for _, e in _keep(cluster(found, g.step), settings)]
     if settings.match_known:
         events = _match_known(events)
     return Result(events, g.n_series, g.n_buckets, int(g["n"].sum()), len(found))
@@ -326,8 +331,7 @@ def detect_ioda(
             f = _finding(g, ep, "outage", name, asn, None, None)
             f.n_measurements = 0
             out.append(f)
-    pairs = cluster(out, data.step)
-    events = [e for _, e in pairs]
+    events = [e for _, e in _keep(cluster(out, data.step), settings)]
     if settings.match_known:
         events = _match_known(events)
     return Result(events, len(data.signals), g.n_buckets, 0, len(out))

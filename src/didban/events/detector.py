@@ -43,6 +43,7 @@ UNKNOWN: Final = 0
 NORMAL: Final = 1
 CHANGED: Final = 2
 MAX_STRENGTH: Final = 50.0
+LOOKS_SILENT: Final = 0.25  # a bucket looks silent below this share of its baseline
 
 
 @dataclass(frozen=True)
@@ -50,14 +51,14 @@ class BlockParams:
     p_normal: float = 0.1  # share of blocked verdicts still called normal (H0)
     p_changed: float = 0.6  # share under a block (H1); the break-even share is ~0.31
     rho: float = 0.1  # over-dispersion: a bucket weighs at most ~1/rho measurements
-    threshold: float = 8.0  # CUSUM threshold (log-likelihood-ratio units)
+    threshold: float = 6.0  # CUSUM threshold (log-likelihood-ratio units)
 
 
 @dataclass(frozen=True)
 class VolumeParams:
     drop: float = 0.2  # H1: the volume falls to this share of its baseline
     rho: float = 0.1  # negative-binomial over-dispersion
-    threshold: float = 8.0
+    threshold: float = 6.0
     min_expected: float = 3.0  # a bucket is expected only with this many measurements
     history_days: int = 7
 
@@ -144,11 +145,19 @@ def cusum(
 
 
 def _bracket(observed: Mask, looks: Mask, start: int, detected: int) -> tuple[int, int | None]:
-    """(first bucket in [start, detected] that is observed and ``looks`` changed — else
-    ``start`` —, last observed bucket before it that does not look changed)."""
+    """(first bucket of the last run of changed-looking observed buckets up to
+    ``detected`` — unobserved buckets do not break a run; not before ``start`` —, the
+    last observed bucket before it that does not look changed)."""
     start = max(start, 0)
-    hits = np.flatnonzero(observed[start : detected + 1] & looks[start : detected + 1])
-    before = start + int(hits[0]) if hits.size else start
+    seen = np.flatnonzero(observed[start : detected + 1]) + start
+    hits = np.flatnonzero(looks[seen])
+    if hits.size == 0:
+        before = int(seen[0]) if seen.size else start
+    else:
+        j = int(hits[-1])
+        while j > 0 and looks[seen[j - 1]]:
+            j -= 1
+        before = int(seen[j])
     calm = np.flatnonzero(observed[:before] & ~looks[:before])
     return before, (int(calm[-1]) if calm.size else None)
 
@@ -168,17 +177,17 @@ def bernoulli_llr(blocked: Matrix, total: Matrix, p: BlockParams) -> tuple[Matri
 def baseline(counts: Matrix, step: timedelta, history_days: int = 7) -> Matrix:
     """Expected count per bucket: the median of the same bucket of the day over the
     previous ``history_days`` days (previous ``history_days`` buckets for daily or longer
-    buckets; the previous 30 buckets, without a daily cycle, below one hour). NaN where
-    no history exists."""
+    buckets; the previous 30 buckets, without a daily cycle, when the grid spans less than
+    a day). NaN where no history exists."""
     day = timedelta(days=1)
+    n_series, n_buckets = counts.shape
     if step >= day:
         lags = list(range(1, history_days + 1))
-    elif step >= timedelta(hours=1) and day % step == timedelta(0):
+    elif day % step == timedelta(0) and n_buckets > day // step:
         per_day = day // step
         lags = [d * per_day for d in range(1, history_days + 1)]
-    else:
+    else:  # less than a day of history (the lab's minutes): the recent buckets
         lags = list(range(1, 31))
-    n_series, n_buckets = counts.shape
     stack = np.full((len(lags), n_series, n_buckets), np.nan)
     for j, lag in enumerate(lags):
         if lag < n_buckets:
@@ -199,7 +208,7 @@ def volume_llr(counts: Matrix, expected: Matrix, p: VolumeParams) -> tuple[Matri
     observed = b >= p.min_expected
     llr = (counts * np.log(p.drop) + b * (1.0 - p.drop)) / (1.0 + p.rho * b)
     llr = np.where(observed, llr, 0.0)
-    looks = observed & (counts < 0.5 * b)
+    looks = observed & (counts < LOOKS_SILENT * b)
     return llr, observed, looks
 
 

@@ -217,16 +217,17 @@ def time_range(src: VerdictSource, f: Filters) -> tuple[datetime, datetime] | No
 
 
 def window(src: VerdictSource, f: Filters, step: timedelta) -> tuple[datetime, int] | None:
-    """The grid's first bucket and bucket count for ``f`` (from the data where a bound is
-    missing), or None when nothing is selected."""
+    """The grid's first bucket and bucket count for ``f``: from ``since`` (or the first
+    verdict's bucket) to ``until`` (or through the last verdict's bucket); None when a
+    bound is missing and nothing is selected."""
     span = time_range(src, f) if f.since is None or f.until is None else None
     if span is None and (f.since is None or f.until is None):
         return None
     lo = f.since if f.since is not None else span[0]  # type: ignore[index]
-    hi = f.until if f.until is not None else span[1] + step  # type: ignore[index]
     start = gridmod.floor_time(lo, step)
-    n = max(1, -(-(hi - start) // step))
-    return start, int(n)
+    last = f.until - step if f.until is not None else span[1]  # type: ignore[index]
+    n = -(-(last - start + step) // step) if f.until is not None else (last - start) // step + 1
+    return start, max(1, int(n))
 
 
 def _counts_sql(step: timedelta, start: datetime, keys: Sequence[str]) -> str:
