@@ -223,9 +223,11 @@ def to_event(c: Cluster) -> Event:
 
 
 def _merged_source(sources: list[str]) -> str:
-    if all(s.startswith("ioda") for s in sources):
-        return "ioda"
-    return sources[0] if "didban" not in sources else "didban"
+    """Several sources in one event: didban's own, else OONI's, else IODA's signals."""
+    for name in ("didban", "ooni-aggregation"):
+        if name in sources:
+            return name
+    return "ioda"
 
 
 def cluster(findings: Iterable[Finding], step: timedelta) -> list[tuple[Cluster, Event]]:
