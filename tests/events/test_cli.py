@@ -57,7 +57,7 @@ def test_detect_from_an_ooni_aggregation_file(tmp_path: Path) -> None:
     src = tmp_path / "agg.json"
     src.write_text(json.dumps({"result": rows}))
     out = tmp_path / "ev.jsonl"
-    code, stdout, stderr = _run(
+    code, _stdout, stderr = _run(
         "events",
         "detect",
         "--input",
@@ -110,7 +110,7 @@ def test_detect_from_an_ioda_export(tmp_path: Path) -> None:
     ],
 )
 def test_bad_flags_are_one_sentence_and_exit_2(args: list[str], message: str) -> None:
-    code, stdout, stderr = _run("events", "detect", *args)
+    code, _stdout, stderr = _run("events", "detect", *args)
     assert code == 2
     assert stderr.strip().startswith("error: ") and message in stderr
     assert len(stderr.strip().splitlines()) == 1
