@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from didban.events import known
+from didban.events.detect import select
 from didban.events.record import Event
 
 
@@ -89,3 +90,11 @@ def test_unblocks_match_the_end_and_outages_need_the_asn() -> None:
 def test_select_for_the_timeline() -> None:
     rows = known.select(known.load(), "IR", "telegram", datetime(2017, 1, 1), datetime(2019, 1, 1))
     assert [k.id for k in rows] == ["ir-4", "ir-7"]
+
+
+def test_select_matches_a_domain_to_its_service() -> None:
+    e = _event("block", "www.instagram.com", "2022-09-20T00:00:00Z", "2022-09-22T00:00:00Z")
+    assert select([e], target=("instagram",)) == [e]
+    assert select([e], target=("whatsapp",)) == []
+    assert select([e], kind=("shutdown",)) == []
+    assert select([e], until=datetime(2022, 9, 1)) == []

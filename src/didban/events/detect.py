@@ -347,15 +347,16 @@ def select(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> list[Event]:
-    """The events matching the filters (a value list is "any of"; ``since``/``until`` keep
-    events active in [since, until))."""
+    """The events matching the filters (a value list is "any of"; a target matches its
+    subdomains and a domain its catalog service; ``since``/``until`` keep events active in
+    [since, until))."""
     out = []
     for e in events:
         if cc and e.cc not in cc:
             continue
         if asn and not set(asn) & set(e.asns):
             continue
-        if target and e.target not in target:
+        if target and (e.target is None or not knownmod.target_matches(e.target, target)):
             continue
         if kind and e.kind not in kind:
             continue

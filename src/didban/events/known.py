@@ -95,7 +95,7 @@ def _load(path: str) -> tuple[KnownEvent, ...]:
     return tuple(out)
 
 
-def _target_matches(target: str, wanted: Iterable[str]) -> bool:
+def target_matches(target: str, wanted: Iterable[str]) -> bool:
     """``target`` (a service id or a domain) is one of ``wanted`` (service ids or domains):
     equal, a subdomain, or a domain of that catalog service."""
     t = target.lower()
@@ -114,7 +114,7 @@ def score(e: Event, k: KnownEvent) -> float | None:
     if e.cc != k.cc or not _kinds_match(e.kind, k.kind):
         return None
     if k.targets:
-        if e.target is None or not _target_matches(e.target, k.targets):
+        if e.target is None or not target_matches(e.target, k.targets):
             return None
     elif e.kind in ("block", "unblock"):
         return None
@@ -153,7 +153,7 @@ def select(
     for k in known:
         if cc and k.cc != cc:
             continue
-        if target and not _target_matches(target, k.targets):
+        if target and not target_matches(target, k.targets):
             continue
         end = k.end[1] if k.end else datetime.max
         if since and end < since:
