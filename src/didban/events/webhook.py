@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
-import socket
 import ssl
 import time
 from dataclasses import dataclass
@@ -96,11 +95,9 @@ def post(url: str, body: bytes, secret: str, key: str, timeout: float) -> Outcom
         resp = conn.getresponse()
         resp.read()
         return Outcome(200 <= resp.status < 300, str(resp.status))
-    except TimeoutError:
+    except TimeoutError:  # socket.timeout is TimeoutError
         return Outcome(False, "timed out")
     except (OSError, http.client.HTTPException) as exc:
-        if isinstance(exc, socket.timeout):
-            return Outcome(False, "timed out")
         return Outcome(False, getattr(exc, "strerror", None) or type(exc).__name__)
     finally:
         conn.close()
