@@ -276,7 +276,7 @@ def detect_store(
     clock: dict[str, float] = {}
     t = time.perf_counter()
     progress("reading verdicts into the grid")
-    g = series.target_grid(src, f, settings.step, by_resolver=settings.by_resolver)
+    g = series.target_grid(src, f, settings.step, by_resolver=settings.by_resolver, probes=False)
     clock["grid"] = time.perf_counter() - t
     if g.n_series == 0:
         return Result([], seconds=clock)
