@@ -492,9 +492,9 @@ def _replay_one(row: dict[str, str], rng: np.random.Generator) -> tuple[bool, bo
     )
     pairs = cluster(findings(g, Settings(step=step)), step)
     events = [e for _, e in pairs if e.confidence >= MIN_CONF]
-    from didban.events.detect import _match_known
+    from didban.events.detect import match_known
 
-    events = _match_known(events)
+    events = match_known(events)
     family = {
         "block": ("block",),
         "shutdown": ("shutdown", "outage"),

@@ -102,6 +102,7 @@ def test_detect_from_an_ioda_export(tmp_path: Path) -> None:
         (["--input", "x.csv"], "--input needs --format"),
         (["--format", "csv", "--input", "x"], "--format must be one of ooni-aggregation, ioda"),
         (["--output", "events.json"], "--output must end in .jsonl"),
+        (["--output", "/nonexistent/dir/e.jsonl"], "the directory of --output"),
         (["--since", "last tuesday"], "--since 'last tuesday' is not a date"),
         (["--since", "2026-03-02", "--until", "2026-03-01"], "--until must be later than --since"),
         (["--asn", "Irancell"], "--asn 'Irancell' is not an AS number"),

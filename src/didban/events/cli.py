@@ -38,6 +38,15 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _check_output(output: Path | None) -> None:
+    if output is None:
+        return
+    if output.suffix != ".jsonl":
+        raise _fail(f"--output must end in .jsonl, not {output.name!r}")
+    if not (output.parent if str(output.parent) else Path(".")).is_dir():
+        raise _fail(f"the directory of --output {output} does not exist")
+
+
 def _time(value: str | None, flag: str) -> datetime | None:
     if value is None:
         return None
@@ -137,10 +146,7 @@ def detect_cmd(
         raise _fail(f"--bucket: {exc}") from None
     if method not in METHODS:
         raise _fail(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
-    if output is not None and output.suffix != ".jsonl":
-        raise _fail(f"--output must end in .jsonl, not {output.name!r}")
-    if output is not None and not (output.parent if str(output.parent) else Path(".")).is_dir():
-        raise _fail(f"the directory of --output {output} does not exist")
+    _check_output(output)
     if fmt is not None and fmt not in FORMATS:
         raise _fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if fmt is not None and input_file is None:
@@ -237,14 +243,13 @@ def timeline_cmd(
     from didban.events import known as knownmod
     from didban.events import timeline
     from didban.events.detect import Settings, detect_store, select
-    from didban.events.record import EventFileError, read_jsonl
+    from didban.events.record import EventFileError, read_jsonl, write_lines
     from didban.events.series import Filters, SourceError, VerdictSource
 
     code = cc.upper()
     if len(code) != 2 or not code.isalpha():
         raise _fail(f"--cc must be a two-letter country code, not {cc!r}")
-    if output is not None and output.suffix != ".jsonl":
-        raise _fail(f"--output must end in .jsonl, not {output.name!r}")
+    _check_output(output)
     t_since, t_until = _time(since, "--since"), _time(until, "--until")
     detected: list[Event] = []
     if events_file is not None:
@@ -274,13 +279,7 @@ def timeline_cmd(
         out.print(line, highlight=False, markup=False, soft_wrap=True)
     err.print(f"{len(known)} known and {len(detected)} detected event(s) for {code}")
     if output is not None:
-        import tempfile
-
-        fd, tmp = tempfile.mkstemp(dir=output.parent if str(output.parent) else ".")
-        with open(fd, "wb") as fh:
-            for it in items:
-                fh.write(orjson.dumps(it.row()) + b"\n")
-        Path(tmp).replace(output)
+        write_lines(output, (orjson.dumps(it.row()) for it in items))
 
 
 def add_cmd(

@@ -161,7 +161,8 @@ def _sum(g: Grid, keys: Sequence[str]) -> Grid:
     return series.rollup(g, keys, ["n"])
 
 
-def _match_known(events: list[Event]) -> list[Event]:
+def match_known(events: list[Event]) -> list[Event]:
+    """``events`` with ``known_event`` set from the known-events dataset."""
     table = knownmod.load()
     return [msgspec.structs.replace(e, known_event=knownmod.match(e, table)) for e in events]
 
@@ -205,11 +206,11 @@ def _evidence(
     if not rows:
         return [e for _, e in pairs]
     spans = pa.Table.from_pylist(rows, schema=_SPAN_SCHEMA)
-    base = series._base(src, f, False)
+    base = series.base_query(src, f, False)
     if base is None:
         return [e for _, e in pairs]
     sql, params = base
-    con = series._connect()
+    con = series.connect()
     con.register("spans", spans)
     query = f"""
         WITH base AS ({sql}),
@@ -293,7 +294,7 @@ def detect_store(
     end = g.time(g.n_buckets)
     events = _evidence(src, f, pairs, settings.step, end)
     if settings.match_known:
-        events = _match_known(events)
+        events = match_known(events)
     clock["evidence"] = time.perf_counter() - t
     n_verdicts = int(sum(g[n].sum() for n in series.STATE_COUNTS))
     return Result(events, g.n_series, g.n_buckets, n_verdicts, len(found), clock)
@@ -309,7 +310,7 @@ def detect_ooni(
     found = findings(g, settings, "ooni-aggregation")
     events = [e for _, e in _keep(cluster(found, g.step), settings)]
     if settings.match_known:
-        events = _match_known(events)
+        events = match_known(events)
     return Result(events, g.n_series, g.n_buckets, int(g["n"].sum()), len(found))
 
 
@@ -333,7 +334,7 @@ def detect_ioda(
             out.append(f)
     events = [e for _, e in _keep(cluster(out, data.step), settings)]
     if settings.match_known:
-        events = _match_known(events)
+        events = match_known(events)
     return Result(events, len(data.signals), g.n_buckets, 0, len(out))
 
 

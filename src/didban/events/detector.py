@@ -117,7 +117,7 @@ def cusum(
         if not (fire_up.any() or fire_dn.any()):
             continue
         for i in np.flatnonzero(fire_up).tolist():
-            before, after = _bracket(observed[i], changed_look[i], int(up_start[i]), int(t))
+            before, after = bracket(observed[i], changed_look[i], int(up_start[i]), int(t))
             open_ep[i] = Episode(
                 i, after, before, int(t), None, None, 0.0, initial=bool(state[i] == UNKNOWN)
             )
@@ -125,7 +125,7 @@ def cusum(
             ep = open_ep.pop(i, None)
             if ep is None:  # the series' initial state was normal: nothing to close
                 continue
-            before, after = _bracket(observed[i], ~changed_look[i], int(dn_start[i]), int(t))
+            before, after = bracket(observed[i], ~changed_look[i], int(dn_start[i]), int(t))
             ep.resolved_before, ep.resolved_after = before, after
             ep.strength = float(min(max(peak[i], threshold) / threshold, MAX_STRENGTH))
             done.append(ep)
@@ -144,7 +144,7 @@ def cusum(
     return done
 
 
-def _bracket(observed: Mask, looks: Mask, start: int, detected: int) -> tuple[int, int | None]:
+def bracket(observed: Mask, looks: Mask, start: int, detected: int) -> tuple[int, int | None]:
     """(first bucket of the last run of changed-looking observed buckets up to
     ``detected`` — unobserved buckets do not break a run; not before ``start`` —, the
     last observed bucket before it that does not look changed)."""

@@ -31,7 +31,7 @@ from didban.events.detector import (
     BlockParams,
     Episode,
     Matrix,
-    _bracket,
+    bracket,
     cusum,
     detect_blocks,
 )
@@ -92,11 +92,11 @@ def window_test(blocked: Matrix, total: Matrix, p: WindowParams | None = None) -
         down = ok & (state == CHANGED) & (z[:, t] < -p.z_crit) & (-diff >= p.min_diff)
         for i in np.flatnonzero(up).tolist():
             start = max(0, t - p.recent + 1)
-            before, after = _bracket(observed[i], looks[i], start, t)
+            before, after = bracket(observed[i], looks[i], start, t)
             open_ep[i] = Episode(i, after, before, t, None, None, 1.0 + float(z[i, t]) / 10, False)
         for i in np.flatnonzero(down).tolist():
             start = max(0, t - p.recent + 1)
-            before, after = _bracket(observed[i], ~looks[i], start, t)
+            before, after = bracket(observed[i], ~looks[i], start, t)
             ep = open_ep.pop(i, None)
             if ep is None:
                 ep = Episode(i, None, 0, 0, None, None, 1.0, True)

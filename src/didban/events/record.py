@@ -81,16 +81,21 @@ def dumps(e: Event) -> bytes:
 
 
 def write_jsonl(path: Path, events: Iterable[Event]) -> int:
-    """Write ``events`` to ``path`` atomically (temporary file, fsync, rename): a reader
-    sees the old file or the whole new one, never half of it. Returns the count."""
+    """Write ``events`` to ``path`` atomically; returns the count."""
+    return write_lines(path, (_ENCODER.encode(e) for e in events))
+
+
+def write_lines(path: Path, lines: Iterable[bytes]) -> int:
+    """Write one line per item to ``path`` atomically (temporary file, fsync, rename): a
+    reader sees the old file or the whole new one, never half of it. Returns the count."""
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     n = 0
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh:
-            for e in events:
-                fh.write(_ENCODER.encode(e) + b"\n")
+            for line in lines:
+                fh.write(line + b"\n")
                 n += 1
             fh.flush()
             os.fsync(fh.fileno())

@@ -22,7 +22,7 @@ when unknown.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -142,7 +142,8 @@ _ASN_SQL: Final = (
 _TARGET_SQL: Final = "coalesce(service, domain, input, test_name)"
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection in UTC (a DuckDB file would lock other processes out)."""
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
     return con
@@ -153,9 +154,10 @@ def _read(files: list[str], hive: bool) -> str:
     return f"read_parquet({names}, hive_partitioning = {'true' if hive else 'false'})"
 
 
-def _base(src: VerdictSource, f: Filters, by_resolver: bool) -> tuple[str, list[Any]] | None:
-    """The SELECT of filtered verdict rows with ``cc``, ``asn``, ``target`` (and
-    ``resolver``), or None when there are no files."""
+def base_query(src: VerdictSource, f: Filters, by_resolver: bool) -> tuple[str, list[Any]] | None:
+    """The SELECT (and its parameters) of the verdict rows ``f`` selects, with ``cc``,
+    ``asn``, ``target`` and ``resolver`` columns added, or None when there are no files.
+    Other queries of this package (an event's evidence) are written over it."""
     files = src.files(src.root, _days(f))
     if not files:
         return None
@@ -196,12 +198,12 @@ def time_range(src: VerdictSource, f: Filters) -> tuple[datetime, datetime] | No
     """First and last ``measurement_start_time`` the filters select, or None."""
 
     def run() -> tuple[datetime, datetime] | None:
-        base = _base(src, f, False)
+        base = base_query(src, f, False)
         if base is None:
             return None
         sql, params = base
         row = (
-            _connect()
+            connect()
             .execute(
                 f"SELECT min(measurement_start_time), max(measurement_start_time) FROM ({sql})",
                 params,
@@ -266,18 +268,18 @@ def _grid(
     start, n_buckets = span
 
     def run() -> pa.Table:
-        base = _base(src, f, by_resolver)
+        base = base_query(src, f, by_resolver)
         if base is None:
             return None
         sql, params = base
-        con = _connect()
+        con = connect()
         query = f"WITH base AS ({sql}) {_counts_sql(step, start, keys, probes)}"
         return con.sql(query, params=params).to_arrow_table()
 
     table: pa.Table | None = _retrying(run)
     if table is None or table.num_rows == 0:
         return Grid(start, step, n_buckets, tuple(keys), [])
-    con = _connect()
+    con = connect()
     con.register("agg", table)
     key_list = ", ".join(keys)
     ranked = con.sql(
@@ -349,18 +351,3 @@ def volume(g: Grid, keys: Sequence[str]) -> Grid:
     r = rollup(g, keys, [n for n in STATE_COUNTS if n in g.counts])
     total = sum(r.counts.values(), np.zeros((r.n_series, r.n_buckets)))
     return Grid(r.start, r.step, r.n_buckets, r.key_names, r.keys, {"n": total})
-
-
-def iter_rows(
-    src: VerdictSource, f: Filters, sql_select: str, params: Sequence[Any] = ()
-) -> Iterator[dict[str, Any]]:
-    """Run ``sql_select`` over ``base`` (the filtered verdict rows) and yield dict rows
-    (small results: an event's witnesses)."""
-    base = _base(src, f, False)
-    if base is None:
-        return
-    sql, bparams = base
-    cur = _connect().execute(f"WITH base AS ({sql}) {sql_select}", [*bparams, *params])
-    names = [d[0] for d in cur.description or []]
-    for r in cur.fetchall():
-        yield dict(zip(names, r, strict=True))
