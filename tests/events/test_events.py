@@ -133,6 +133,12 @@ def test_a_target_moving_in_many_countries_at_once_is_an_artefact() -> None:
     assert all(c.artefact for c, _ in pairs)
     (alone,) = cluster(fs[:1], HOUR)
     assert alone[1].confidence > 0.9
+    blips = [
+        Finding("block", cc, 1, "wikipedia", t0 - HOUR, t0, None, None, 1.0, "didban")
+        for cc in ("RU", "CN", "TR")
+    ]
+    real = {e.cc: e.confidence for _, e in cluster(fs[:1] + blips, HOUR)}
+    assert real["IR"] > 0.9  # blips elsewhere (confidence 0) do not make it an artefact
 
 
 def test_a_shutdown_absorbs_the_outages_it_overlaps() -> None:

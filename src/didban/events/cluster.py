@@ -38,6 +38,7 @@ MIN_TARGETS: Final = 3
 ARTEFACT_COUNTRIES: Final = 3
 ARTEFACT_WINDOW: Final = timedelta(hours=2)
 ARTEFACT_CONFIDENCE: Final = 0.2
+ARTEFACT_FLOOR: Final = 0.5  # only events that would be reported count as moves
 BLOCK_GAP: Final = timedelta(hours=72)
 OUTAGE_SIMULTANEOUS: Final = timedelta(hours=2)
 
@@ -172,9 +173,11 @@ def _overlaps(members: list[Finding], f: Finding) -> bool:
 
 
 def _mark_artefacts(clusters: list[Cluster]) -> None:
+    """Flag the confident target clusters whose target moved in ``ARTEFACT_COUNTRIES``
+    countries or more at once (blips below ``ARTEFACT_FLOOR`` neither count nor get flagged)."""
     by_target: dict[tuple[str, str | None], list[Cluster]] = defaultdict(list)
     for c in clusters:
-        if c.target is not None:
+        if c.target is not None and confidence(c.members) >= ARTEFACT_FLOOR:
             by_target[(c.kind, c.target)].append(c)
     for group in by_target.values():
         for c in group:
