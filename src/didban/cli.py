@@ -53,6 +53,9 @@ _OWNERS: dict[str, str] = {
     "data": "didban.store.cli",
     "ooni": "didban.store.oonisync.cli",
     "serve": "didban.api.cli",
+    "events": "didban.events.cli",
+    "timeline": "didban.events.cli",
+    "alerts": "didban.events.cli",
     "demo": "didban.demo",
 }
 
