@@ -129,7 +129,7 @@ def _json(body: Any) -> Response:
 
 def router(store: Store) -> APIRouter:
     r = APIRouter(tags=["data"])
-    q = store.query
+    q = store.reader
 
     @r.get(
         "/api/v1/measurements", summary="List measurements (OONI parameters)", response_model=None

@@ -1,4 +1,4 @@
-"""The questions the API asks of the tables, as SQL over the ``Query`` layer.
+"""The questions the API asks of the tables, as SQL run by ``reader.TableReader``.
 
 Parameter names and count definitions follow OONI's API (``ooni-backend.md`` §9.2, §9.4)
 so OONI users and tools can switch: ``anomaly_count`` = anomaly and not confirmed and not
@@ -21,7 +21,7 @@ import orjson
 import pyarrow as pa
 
 from didban.data import catalog
-from didban.store.query import Query
+from didban.store.reader import TableReader
 from didban.store.schema import TABLES
 
 AXES: Final = (
@@ -136,20 +136,20 @@ LIST_COLUMNS: Final = (
 
 
 def list_measurements(
-    q: Query, f: Filters, order_by: str, order: str, limit: int, offset: int
+    reader: TableReader, filters: Filters, order_by: str, order: str, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of measurements and the total number matching."""
-    where, params = f.where()
+    where, params = filters.where()
     direction = "ASC" if order == "asc" else "DESC"
-    rows = q.rows(
+    rows = reader.rows(
         f"SELECT {LIST_COLUMNS} FROM {{measurements}} WHERE {where} "
         f"ORDER BY {order_by} {direction}, measurement_uid {direction} LIMIT ? OFFSET ?",
         [*params, limit, offset],
-        f.days(),
+        filters.days(),
     )
-    total = q.rows(f"SELECT count(*) AS n FROM {{measurements}} WHERE {where}", params, f.days())[
-        0
-    ]["n"]
+    total = reader.rows(
+        f"SELECT count(*) AS n FROM {{measurements}} WHERE {where}", params, filters.days()
+    )[0]["n"]
     for r in rows:
         r["probe_asn"] = f"AS{r['probe_asn']}"
         r["measurement_start_time"] = _iso(r["measurement_start_time"])
@@ -157,8 +157,8 @@ def list_measurements(
     return rows, int(total)
 
 
-def verdict_for(q: Query, uid: str, day: str) -> dict[str, Any] | None:
-    rows = q.rows(
+def verdict_for(reader: TableReader, uid: str, day: str) -> dict[str, Any] | None:
+    rows = reader.rows(
         "SELECT * EXCLUDE (day) FROM {verdicts} WHERE day = CAST(? AS DATE) "
         "AND measurement_uid = ?",
         [day, uid],
@@ -193,10 +193,10 @@ def _bucket(grain: str) -> str:
 
 
 def aggregate(
-    q: Query, f: Filters, axis_x: str | None, axis_y: str | None, grain: str
+    reader: TableReader, filters: Filters, axis_x: str | None, axis_y: str | None, grain: str
 ) -> list[dict[str, Any]]:
     """OONI ``/aggregation`` rows: one per (axis_x, axis_y) cell with the five counts."""
-    where, params = f.where()
+    where, params = filters.where()
     dims: list[str] = []
     for axis in (axis_x, axis_y):
         if axis is None:
@@ -210,14 +210,16 @@ def aggregate(
     names = [a for a in (axis_x, axis_y) if a]
     select = ", ".join([*dims, COUNTS_SQL])
     group = f"GROUP BY {', '.join(names)} ORDER BY {', '.join(names)}" if names else ""
-    return q.rows(f"SELECT {select} FROM {{measurements}} WHERE {where} {group}", params, f.days())
+    return reader.rows(
+        f"SELECT {select} FROM {{measurements}} WHERE {where} {group}", params, filters.days()
+    )
 
 
 _STATE_RANK: Final = {"blocked": 0, "down": 1, "ok": 2, "inconclusive": 3}
 
 
 def service_states(
-    q: Query, cc: str, since: datetime, until: datetime, probe_asn: list[int]
+    reader: TableReader, cc: str, since: datetime, until: datetime, probe_asn: list[int]
 ) -> list[dict[str, Any]]:
     """The current state of every catalog service in ``cc`` (see ``docs/api.md``).
 
@@ -227,9 +229,9 @@ def service_states(
     else ``ok``, else ``inconclusive``; with no measurement at all it is ``no_data``
     (never ``ok``). The witness is the latest measurement carrying that state.
     """
-    f = Filters(probe_cc=[cc], probe_asn=probe_asn, since=since, until=until)
-    where, params = f.where()
-    latest = q.rows(
+    filters = Filters(probe_cc=[cc], probe_asn=probe_asn, since=since, until=until)
+    where, params = filters.where()
+    latest = reader.rows(
         "SELECT service, input, measurement_uid, measurement_start_time, probe_asn, "
         "coalesce(state, 'inconclusive') AS state, method, layer, rules_version "
         f"FROM {{measurements}} WHERE {where} AND service IS NOT NULL "
@@ -237,14 +239,14 @@ def service_states(
         "(state IN ('ok', 'blocked', 'down')) DESC, measurement_start_time DESC, "
         "measurement_uid DESC) = 1",
         params,
-        f.days(),
+        filters.days(),
     )
-    counts = q.rows(
+    counts = reader.rows(
         "SELECT service, coalesce(state, 'none') AS state, count(*) AS n, "
         "count(DISTINCT probe_asn) AS asns "
         f"FROM {{measurements}} WHERE {where} AND service IS NOT NULL GROUP BY ALL",
         params,
-        f.days(),
+        filters.days(),
     )
     by_service: dict[str, list[dict[str, Any]]] = {}
     for r in latest:
@@ -303,7 +305,7 @@ def service_states(
 
 
 def export_batches(
-    q: Query, table: str, since: date, until: date, probe_cc: list[str]
+    reader: TableReader, table: str, since: date, until: date, probe_cc: list[str]
 ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """Arrow batches of ``table`` for days ``since`` ≤ day ≤ ``until`` (and countries)."""
     if table not in TABLES:
@@ -316,7 +318,7 @@ def export_batches(
         params.extend(probe_cc)
     cols = ", ".join(f.name for f in schema)
     sql = f"SELECT {cols} FROM {{{table}}} WHERE {cond} ORDER BY day, measurement_start_time"
-    return schema, q.batches(sql, params, (since, until))
+    return schema, reader.batches(sql, params, (since, until))
 
 
 def default_window(days: int = 30) -> tuple[date, date]:

@@ -37,7 +37,7 @@ from didban.model.labinfo import AsnRow
 from didban.model.verdict import Verdict
 from didban.store import archive, rows
 from didban.store.index import Index, Location, NewRow
-from didban.store.query import Query
+from didban.store.reader import TableReader
 from didban.store.tables import RWLock, TableWriter
 from didban.store.uid import UID_RE, content_hash, make_uid, parse_time, uid_time
 
@@ -107,7 +107,7 @@ class Store:
         self._pending: list[tuple[dict[str, Any], str, bytes]] = []
         self._pending_lock = threading.Lock()
         self.writer = TableWriter(self.tables_root, self.index, self.rwlock)
-        self.query = Query(self.tables_root, self.rwlock, before=self.flush)
+        self.reader = TableReader(self.tables_root, self.rwlock, before=self.flush)
         self._analysis = analysis_classifier()
         self.classifier: Classifier | None = (
             self._analysis if isinstance(classifier, str) else classifier
