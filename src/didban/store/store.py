@@ -32,6 +32,7 @@ from typing import IO, Any
 import msgspec
 import orjson
 
+from didban.analysis import classify as analysis_classify
 from didban.data.ipasn import AsnDB, default_db
 from didban.model.labinfo import AsnRow
 from didban.model.verdict import Verdict
@@ -57,16 +58,6 @@ class Added:
     duplicate: bool
 
 
-def analysis_classifier() -> Classifier | None:
-    """``didban.analysis.classify`` when the analysis package provides it, else None."""
-    try:
-        from didban import analysis
-    except ImportError:
-        return None
-    fn = getattr(analysis, "classify", None)
-    return fn if callable(fn) else None
-
-
 class Store:
     def __init__(
         self,
@@ -78,9 +69,8 @@ class Store:
     ) -> None:
         """Open ``data_dir`` as its writer.
 
-        ``classifier``: ``"analysis"`` (default) uses ``didban.analysis.classify`` when
-        present; a callable is used as given (tests construct verdicts); None stores no
-        verdicts. ``lab_asn_map`` rows override the IP→ASN snapshot.
+        ``classifier``: ``"analysis"`` (default) uses ``didban.analysis.classify``; a
+        callable is used as given (tests construct verdicts); None stores no verdicts. ``lab_asn_map`` rows override the IP→ASN snapshot.
         """
         self.dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -108,9 +98,8 @@ class Store:
         self._pending_lock = threading.Lock()
         self.writer = TableWriter(self.tables_root, self.index, self.rwlock)
         self.reader = TableReader(self.tables_root, self.rwlock, before=self.flush)
-        self._analysis = analysis_classifier()
         self.classifier: Classifier | None = (
-            self._analysis if isinstance(classifier, str) else classifier
+            analysis_classify if isinstance(classifier, str) else classifier
         )
         base = asn or default_db()
         self.asn = base.with_overrides(lab_asn_map) if lab_asn_map else base
@@ -251,9 +240,10 @@ class Store:
         """
         if self.classifier is None:
             return None
+        v: Verdict | None
         try:
-            if line is not None and self.classifier is self._analysis:
-                v = self.classifier(line)  # type: ignore[arg-type]
+            if line is not None and self.classifier is analysis_classify:
+                v = analysis_classify(line)
             else:
                 v = self.classifier(m)
         except Exception as exc:  # analysis must never lose a measurement
