@@ -70,7 +70,8 @@ class Store:
         """Open ``data_dir`` as its writer.
 
         ``classifier``: ``"analysis"`` (default) uses ``didban.analysis.classify``; a
-        callable is used as given (tests construct verdicts); None stores no verdicts. ``lab_asn_map`` rows override the IP→ASN snapshot.
+        callable is used as given (tests construct verdicts); None stores no verdicts.
+        ``lab_asn_map`` rows override the IP→ASN snapshot.
         """
         self.dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
