@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Final
+from typing import Any, Final, Literal, get_args
 
 import orjson
 import pyarrow as pa
@@ -24,7 +24,7 @@ from didban.data import catalog
 from didban.store.reader import TableReader
 from didban.store.schema import TABLES
 
-AXES: Final = (
+Axis = Literal[
     "measurement_start_day",
     "probe_cc",
     "probe_asn",
@@ -37,9 +37,13 @@ AXES: Final = (
     "method",
     "layer",
     "state",
-)
-TIME_GRAINS: Final = ("hour", "day", "week", "month", "year", "auto")
-ORDER_BY: Final = ("measurement_start_time", "input", "probe_cc", "probe_asn", "test_name")
+]
+TimeGrain = Literal["hour", "day", "week", "month", "year", "auto"]
+OrderBy = Literal["measurement_start_time", "input", "probe_cc", "probe_asn", "test_name"]
+Order = Literal["asc", "desc"]
+AXES: Final[tuple[Axis, ...]] = get_args(Axis)
+TIME_GRAINS: Final[tuple[TimeGrain, ...]] = get_args(TimeGrain)
+ORDER_BY: Final[tuple[OrderBy, ...]] = get_args(OrderBy)
 
 COUNTS_SQL: Final = """
     count(*) AS measurement_count,
@@ -136,7 +140,12 @@ LIST_COLUMNS: Final = (
 
 
 def list_measurements(
-    reader: TableReader, filters: Filters, order_by: str, order: str, limit: int, offset: int
+    reader: TableReader,
+    filters: Filters,
+    order_by: OrderBy,
+    order: Order,
+    limit: int,
+    offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of measurements and the total number matching."""
     where, params = filters.where()
@@ -173,7 +182,7 @@ def verdict_for(reader: TableReader, uid: str, day: str) -> dict[str, Any] | Non
     return v
 
 
-def auto_grain(since: date, until: date) -> str:
+def auto_grain(since: date, until: date) -> TimeGrain:
     span = (until - since).days
     if span <= 7:
         return "hour"
@@ -184,7 +193,7 @@ def auto_grain(since: date, until: date) -> str:
     return "month"
 
 
-def _bucket(grain: str) -> str:
+def _bucket(grain: TimeGrain) -> str:
     if grain == "hour":
         return "strftime(date_trunc('hour', measurement_start_time), '%Y-%m-%dT%H:%M:%SZ')"
     if grain == "day":
@@ -193,7 +202,11 @@ def _bucket(grain: str) -> str:
 
 
 def aggregate(
-    reader: TableReader, filters: Filters, axis_x: str | None, axis_y: str | None, grain: str
+    reader: TableReader,
+    filters: Filters,
+    axis_x: Axis | None,
+    axis_y: Axis | None,
+    grain: TimeGrain,
 ) -> list[dict[str, Any]]:
     """OONI ``/aggregation`` rows: one per (axis_x, axis_y) cell with the five counts."""
     where, params = filters.where()
@@ -209,7 +222,9 @@ def aggregate(
             dims.append(axis)
     names = [a for a in (axis_x, axis_y) if a]
     select = ", ".join([*dims, COUNTS_SQL])
-    group = f"GROUP BY {', '.join(names)} ORDER BY {', '.join(names)}" if names else ""
+    # by position: the blocking_type axis is the ``method`` column named like another column
+    positions = ", ".join(str(i) for i in range(1, len(names) + 1))
+    group = f"GROUP BY {positions} ORDER BY {positions}" if names else ""
     return reader.rows(
         f"SELECT {select} FROM {{measurements}} WHERE {where} {group}", params, filters.days()
     )
