@@ -54,7 +54,6 @@ class TableReader:
         con: duckdb.DuckDBPyConnection | None = getattr(self._local, "con", None)
         if con is None:
             con = _connect()
-            con.execute("SET parquet_metadata_cache = true")
             self._local.con = con
         return con
 
