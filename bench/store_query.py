@@ -192,7 +192,7 @@ def bench_ingest(n: int, work: Path) -> None:
     t0 = time.perf_counter()
     rep = ingest(store, [src])
     dt = time.perf_counter() - t0
-    obs = store.query.rows("SELECT count(*) AS n FROM {observations}")[0]["n"]
+    obs = store.reader.rows("SELECT count(*) AS n FROM {observations}")[0]["n"]
     store.close()
     print(f"ingest: {n} measurements, {size / 1e6:.1f} MB JSONL in {dt:.2f} s")
     print(

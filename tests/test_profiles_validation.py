@@ -167,6 +167,24 @@ BROKEN = [
         "    ports: []\n" + GT,
         "iran-custom.yaml:7: rule 'm': ports must not be empty",
     ),
+    (
+        GOOD_HEAD + "rules:\n  - id: a\n    technique: ip_blackhole\n    addresses:\n"
+        "      - 203.0.113.1\n      - 8.8.8.8\n" + GT,
+        "iran-custom.yaml:8: rule 'a': addresses: '8.8.8.8' is not a lab address",
+    ),
+    (
+        GOOD_HEAD + "rules:\n  - id: a\n    technique: sni_reset\n    names: [x.com]\n"
+        "    ports: [" + ",".join(str(p) for p in range(1, 17)) + "]\n" + GT,
+        "iran-custom.yaml:7: rule 'a': ports: at most 15 ports (iptables multiport)",
+    ),
+    (
+        GOOD_HEAD + "rules:\n  - id: h\n    technique: http_blockpage\n" + GT,
+        "iran-custom.yaml:4: rule 'h': http_blockpage needs 'hosts' or 'keywords'",
+    ),
+    (
+        GOOD_HEAD + "rules: []\nground_truth:\n  default: {outcome: ok, method: dns.nxdomain}\n",
+        "iran-custom.yaml:5: ground truth of 'default': an 'ok' target has no method",
+    ),
     (GOOD_HEAD + "rules: [\n", "iran-custom.yaml:4: invalid YAML"),
     (GOOD_HEAD + GT, "iran-custom.yaml:1: missing key 'rules'"),
 ]

@@ -15,7 +15,9 @@ from scapy.layers.inet import IP, TCP, UDP
 
 from didban.lab import profiles
 from didban.lab.censor import dissect, forge, wire
-from didban.lab.censor.rules import Curfew, Plan, State
+from didban.lab.censor.decision import CensorState
+from didban.lab.censor.enforcers.shutdown import Curfew
+from didban.lab.censor.policy import Policy
 
 CLIENT = "192.0.2.2"
 
@@ -147,30 +149,30 @@ def test_whitelister_fingerprints() -> None:
     assert dissect.whitelist_verdict(b"hi", 2, 2) is False
 
 
-def _plan(name: str) -> Plan:
-    return Plan(profiles.load(name))
+def _policy(name: str) -> Policy:
+    return Policy(profiles.load(name))
 
 
 def test_iran_2022_plan_resets_instagram_and_passes_en_wikipedia() -> None:
-    plan, st = _plan("iran-2022"), State()
+    policy, st = _policy("iran-2022"), CensorState()
     ig = wire.parse(_tcp_from_client("203.0.113.10", 443, client_hello("www.instagram.com")))
     assert ig is not None
-    fired = plan.decide(ig, st, 1.0)
-    assert [(t.id, d.verdict) for t, d in fired] == [("sni-instagram", "drop")]
+    fired = policy.decide(ig, st, 1.0)
+    assert [(t.id, d.disposition) for t, d in fired] == [("sni-instagram", "drop")]
     assert len(fired[0][1].inject) == 2
     wiki = wire.parse(_tcp_from_client("203.0.113.58", 443, client_hello("en.wikipedia.org")))
     assert wiki is not None
-    assert plan.decide(wiki, st, 1.0) == []
+    assert policy.decide(wiki, st, 1.0) == []
 
 
 def test_client_hello_split_over_two_segments_is_reassembled() -> None:
-    plan, st = _plan("iran-2022"), State()
+    policy, st = _policy("iran-2022"), CensorState()
     hello = client_hello("www.youtube.com")
     first = wire.parse(_tcp_from_client("203.0.113.34", 443, hello[:40], seq=1))
     second = wire.parse(_tcp_from_client("203.0.113.34", 443, hello[40:], seq=41))
     assert first is not None and second is not None
-    assert plan.decide(first, st, 1.0) == []
-    fired = plan.decide(second, st, 1.0)
+    assert policy.decide(first, st, 1.0) == []
+    fired = policy.decide(second, st, 1.0)
     assert [t.id for t, _ in fired] == ["sni-youtube"]
 
 
@@ -180,15 +182,15 @@ def test_first_segment_only_filter_misses_a_split_client_hello() -> None:
         "    names: [youtube.com]\n    segments: first\n"
         "ground_truth: {default: {outcome: ok}}\n"
     )
-    plan, st = Plan(profiles.loads(text)), State()
+    policy, st = Policy(profiles.loads(text)), CensorState()
     hello = client_hello("www.youtube.com")
     whole = wire.parse(_tcp_from_client("203.0.113.34", 443, hello))
     first = wire.parse(_tcp_from_client("203.0.113.34", 443, hello[:40], seq=1))
     second = wire.parse(_tcp_from_client("203.0.113.34", 443, hello[40:], seq=41))
     assert whole is not None and first is not None and second is not None
-    assert [t.id for t, _ in plan.decide(whole, st, 1.0)] == ["first"]
-    st = State()
-    assert plan.decide(first, st, 1.0) == [] and plan.decide(second, st, 1.0) == []
+    assert [t.id for t, _ in policy.decide(whole, st, 1.0)] == ["first"]
+    st = CensorState()
+    assert policy.decide(first, st, 1.0) == [] and policy.decide(second, st, 1.0) == []
 
 
 def test_http_keywords_and_legacy_page() -> None:
@@ -197,43 +199,45 @@ def test_http_keywords_and_legacy_page() -> None:
         "    keywords: [filter-me]\n    page: iran-legacy\n"
         "ground_truth: {default: {outcome: ok}}\n"
     )
-    plan, st = Plan(profiles.loads(text)), State()
+    policy, st = Policy(profiles.loads(text)), CensorState()
     get = b"GET /filter-me HTTP/1.1\r\nHost: www.example.test\r\n\r\n"
     trig = wire.parse(_tcp_from_client("203.0.113.70", 80, get))
     assert trig is not None
-    ((rule, d),) = plan.decide(trig, st, 1.0)
-    assert rule.id == "kw" and d.verdict == "blackhole"
+    ((rule, d),) = policy.decide(trig, st, 1.0)
+    assert rule.id == "kw" and d.disposition == "blackhole"
     page = bytes(IP(d.inject[0])[TCP].payload)
     assert page == forge.BLOCKPAGE_LEGACY and page.startswith(b"HTTP/1.0 403 Forbidden\r\n")
     other = wire.parse(_tcp_from_client("203.0.113.70", 80, get.replace(b"filter-me", b"ok")))
-    assert other is not None and Plan(profiles.loads(text)).decide(other, State(), 1.0) == []
+    assert (
+        other is not None and Policy(profiles.loads(text)).decide(other, CensorState(), 1.0) == []
+    )
 
 
 def test_iran_2022_plan_queues_fail_closed_and_tells_the_resolver() -> None:
-    plan = _plan("iran-2022")
-    rules = plan.iptables_restore()
+    policy = _policy("iran-2022")
+    rules = policy.iptables_restore()
     assert "-j NFQUEUE --queue-num" in rules and "--queue-bypass" not in rules
-    policy = plan.resolver_policy()["rules"]
+    policy = policy.resolver_policy()["rules"]
     assert {"id": "hijack-twitter", "suffix": "twitter.com", "action": "bogon",
             "answer": "10.10.34.34", "ttl": 418} in policy  # fmt: skip
     assert any(r["suffix"] == "dns.google" and r["answer"] == "10.10.34.36" for r in policy)
-    assert _plan("clean").resolver_policy() == {"rules": []}
-    assert "NFQUEUE" not in _plan("clean").iptables_restore()
+    assert _policy("clean").resolver_policy() == {"rules": []}
+    assert "NFQUEUE" not in _policy("clean").iptables_restore()
 
 
 def test_dns_pass_through_holds_only_the_genuine_reply_it_raced() -> None:
-    plan, st = _plan("iran-2022"), State()
+    policy, st = _policy("iran-2022"), CensorState()
     query = wire.parse(_query_packet("www.flickr.com"))
     assert query is not None
-    fired = plan.decide(query, st, 10.0)
-    assert [(t.id, d.verdict) for t, d in fired] == [("dns-flickr", "accept")]
+    fired = policy.decide(query, st, 10.0)
+    assert [(t.id, d.disposition) for t, d in fired] == [("dns-flickr", "accept")]
     genuine = dns.message.make_response(dns.message.from_wire(query.payload)).to_wire()
     reply = wire.parse(wire.udp("198.51.100.8", 53, CLIENT, 40000, genuine, 60))
     assert reply is not None
-    held = plan.decide(reply, st, 10.01)
-    assert [(t.id, d.verdict) for t, d in held] == [("dns-flickr", "hold")]
+    held = policy.decide(reply, st, 10.01)
+    assert [(t.id, d.disposition) for t, d in held] == [("dns-flickr", "hold")]
     assert abs(held[0][1].hold_s - 0.14) < 1e-6
-    assert plan.decide(reply, st, 10.02) == []  # a second copy is not held
+    assert policy.decide(reply, st, 10.02) == []  # a second copy is not held
 
 
 def test_curfew_schedule_toggles() -> None:
@@ -242,7 +246,7 @@ def test_curfew_schedule_toggles() -> None:
         "    schedule: {on: 2s, off: 3s}\nground_truth: {default: {outcome: ok}}\n"
     )
     rule = Curfew(profiles.loads(text).rules[0])
-    st = State(started=100.0)
+    st = CensorState(started=100.0)
     assert rule.active(100.5, st) and not rule.active(102.5, st) and rule.active(105.1, st)
     assert rule.next_toggle(100.5, st) == 102.0
     assert rule.next_toggle(102.5, st) == 105.0
@@ -271,14 +275,14 @@ def test_delay_holds_and_loss_drops() -> None:
         "  - {id: lossy, technique: delay_loss, addresses: [203.0.113.50], loss: 1.0}\n"
         "ground_truth: {default: {outcome: ok}}\n"
     )
-    plan, st = Plan(profiles.loads(text)), State()
+    policy, st = Policy(profiles.loads(text)), CensorState()
     to_slow = wire.parse(_tcp_from_client("203.0.113.46", 443, b"x"))
     from_slow = wire.parse(wire.tcp("203.0.113.46", 443, CLIENT, 41000, seq=1, ack=1,
                                     flags=wire.ACK, window=100, ttl=60))  # fmt: skip
     to_lossy = wire.parse(_tcp_from_client("203.0.113.50", 443, b"x"))
     assert to_slow is not None and from_slow is not None and to_lossy is not None
     for pkt in (to_slow, from_slow):
-        ((rule, d),) = plan.decide(pkt, st, 1.0)
-        assert (rule.id, d.verdict, d.hold_s) == ("slow", "hold", 0.25)
-    ((rule, d),) = plan.decide(to_lossy, st, 1.0)
-    assert (rule.id, d.verdict, d.action) == ("lossy", "drop", "lost")
+        ((rule, d),) = policy.decide(pkt, st, 1.0)
+        assert (rule.id, d.disposition, d.hold_s) == ("slow", "hold", 0.25)
+    ((rule, d),) = policy.decide(to_lossy, st, 1.0)
+    assert (rule.id, d.disposition, d.action) == ("lossy", "drop", "lost")

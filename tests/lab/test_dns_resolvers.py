@@ -122,7 +122,8 @@ def test_curl_resolves_over_doh_end_to_end(lab: Lab) -> None:
 
 
 _ISP_QUERY = r"""
-import json, sys, concurrent.futures as cf
+import json, sys
+from concurrent.futures import ThreadPoolExecutor
 import dns.exception, dns.message, dns.query, dns.rcode
 def one(name):
     q = dns.message.make_query(name, "A")
@@ -132,7 +133,7 @@ def one(name):
                 sorted(rr.address for s in r.answer for rr in s), [s.ttl for s in r.answer]]
     except dns.exception.Timeout:
         return ["TIMEOUT", [], []]
-with cf.ThreadPoolExecutor(8) as ex:
+with ThreadPoolExecutor(8) as ex:
     out = dict(zip(sys.argv[1:], ex.map(one, sys.argv[1:])))
 print(json.dumps(out))
 """

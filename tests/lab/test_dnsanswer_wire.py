@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from didban.lab import plan, zone
-from didban.lab.services import dnsanswer, web
+from didban.lab.services import dnsanswer, routes
 
 _SOA = "a.root-servers.net. nstld.verisign-grs.com. 2026112100 1800 900 604800 86400"
 
@@ -420,9 +420,9 @@ def test_answers_in_short() -> None:
 def test_doh_cache_lifetime(name: str, qtype: int, max_age: int) -> None:
     wire = _query(name, qtype, qid=0)
     b64 = base64.urlsafe_b64encode(wire).rstrip(b"=").decode()
-    req = web.Request(
+    req = routes.Request(
         "GET", f"/dns-query?dns={b64}", "dns.google", [], b"", "198.51.100.8", "https", "2"
     )
-    resp = web.handle(req)
+    resp = routes.handle(req)
     assert resp.status == 200 and ("cache-control", f"max-age={max_age}") in resp.headers
     assert resp.body == _reference(wire, False)

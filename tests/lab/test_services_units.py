@@ -13,7 +13,7 @@ import dns.rcode
 from didban.data import catalog
 from didban.data import path as data_path
 from didban.lab import plan, zone
-from didban.lab.services import dnsanswer, web
+from didban.lab.services import dnsanswer, routes
 
 
 def _req(
@@ -24,8 +24,8 @@ def _req(
     local: str = "203.0.113.10",
     body: bytes = b"",
     headers: list[tuple[str, str]] | None = None,
-) -> web.Request:
-    return web.Request(method, target, host, headers or [], body, local, "https", "2")
+) -> routes.Request:
+    return routes.Request(method, target, host, headers or [], body, local, "https", "2")
 
 
 def test_extra_hosts_take_the_pool_in_list_order() -> None:
@@ -60,40 +60,42 @@ def test_dns_answers() -> None:
 
 
 def test_site_pages_bytes_and_head() -> None:
-    page = web.handle(_req("/", "www.instagram.com"))
+    page = routes.handle(_req("/", "www.instagram.com"))
     assert page.status == 200 and b"<title>Instagram</title>" in page.body
     assert ("alt-svc", 'h3=":443"; ma=86400') in page.headers
-    tg = web.handle(_req("/", "telegram.org", local="203.0.113.14"))
+    tg = routes.handle(_req("/", "telegram.org", local="203.0.113.14"))
     assert b"<title>Telegram Messenger</title>" in tg.body and len(tg.body) != len(page.body)
-    data = web.handle(_req("/bytes/70000", "www.youtube.com"))
+    data = routes.handle(_req("/bytes/70000", "www.youtube.com"))
     assert (data.status, data.length, b"".join(data.chunks())) == (200, 70000, bytes(70000))
-    head = web.handle(_req("/", "www.flickr.com", method="HEAD"))
+    head = routes.handle(_req("/", "www.flickr.com", method="HEAD"))
     assert head.body == b"" and ("content-length", "43900") in head.headers
-    assert web.handle(_req("/bytes/99999999999", "x.com")).status == 400
-    assert web.handle(_req("/", "unknown.example", local="192.0.2.99")).status == 404
+    assert routes.handle(_req("/bytes/99999999999", "x.com")).status == 400
+    assert routes.handle(_req("/", "unknown.example", local="192.0.2.99")).status == 404
 
 
 def test_doh_handler() -> None:
     q = dns.message.make_query("signal.org", "A")
     q.id = 0
     b64 = base64.urlsafe_b64encode(q.to_wire()).rstrip(b"=").decode()
-    ok = web.handle(_req(f"/dns-query?dns={b64}", "dns.google", local="198.51.100.8"))
+    ok = routes.handle(_req(f"/dns-query?dns={b64}", "dns.google", local="198.51.100.8"))
     assert ok.status == 200 and ("content-type", "application/dns-message") in ok.headers
     answer = dns.message.from_wire(ok.body)
     assert [rr.address for rr in answer.answer[0]] == list(plan.SERVICE_ADDRS["signal"])
-    post = web.handle(_req("/dns-query", "cloudflare-dns.com", method="POST", body=q.to_wire(),
+    post = routes.handle(_req("/dns-query", "cloudflare-dns.com", method="POST", body=q.to_wire(),
                            headers=[("content-type", "application/dns-message")],
                            local="198.51.100.1"))  # fmt: skip
     assert post.status == 200 and post.body == ok.body
-    assert web.handle(_req("/dns-query?dns=%%%", "dns.google", local="198.51.100.8")).status == 400
-    assert web.handle(_req("/dns-query", "dns.google", method="POST", body=b"x",
+    assert (
+        routes.handle(_req("/dns-query?dns=%%%", "dns.google", local="198.51.100.8")).status == 400
+    )
+    assert routes.handle(_req("/dns-query", "dns.google", method="POST", body=b"x",
                            local="198.51.100.8")).status == 415  # fmt: skip
     # /dns-query on an ordinary site is just a page.
-    assert web.handle(_req("/dns-query", "www.instagram.com")).status == 200
+    assert routes.handle(_req("/dns-query", "www.instagram.com")).status == 200
 
 
 def test_blockpage_host_landing() -> None:
-    r = web.handle(
+    r = routes.handle(
         _req("/?type=Invalid Site&policy=MainPolicy ", "10.10.34.34", local="10.10.34.34")
     )
     assert r.status == 200 and b"peyvandha.ir/1-2" in r.body and b"<title>M5-8</title>" in r.body

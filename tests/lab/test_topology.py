@@ -24,7 +24,8 @@ LAB_PROFILE = "clean"
 LAB_CONTROL = True
 
 _CONNECT_ALL = r"""
-import json, socket, concurrent.futures as cf
+import json, socket
+from concurrent.futures import ThreadPoolExecutor
 def one(t):
     host, port = t
     s = socket.socket(); s.settimeout(3)
@@ -34,7 +35,7 @@ def one(t):
         return f"{host}:{port} {e!r}"
     finally:
         s.close()
-with cf.ThreadPoolExecutor(32) as ex:
+with ThreadPoolExecutor(32) as ex:
     print(json.dumps([r for r in ex.map(one, TARGETS) if r]))
 """
 

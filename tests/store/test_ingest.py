@@ -21,7 +21,7 @@ def test_ooni_fixtures_are_ingested_and_queryable(ooni_fixtures: Path, tmp_path:
     try:
         rep = ingest(s, [ooni_fixtures])
         assert (rep.files, rep.added, rep.bad) == (26, 26, [])
-        ir = s.query.rows(
+        ir = s.reader.rows(
             "SELECT input, probe_asn FROM {measurements} WHERE probe_cc = 'IR' ORDER BY input"
         )
         assert ir == [
@@ -30,7 +30,7 @@ def test_ooni_fixtures_are_ingested_and_queryable(ooni_fixtures: Path, tmp_path:
             {"input": "https://yooz.ir/", "probe_asn": 197207},
         ]
         # The Iranian DNS injection answer is kept as an observation.
-        dns = s.query.rows(
+        dns = s.reader.rows(
             "SELECT ip FROM {observations} WHERE layer = 'dns' AND domain = 'www.facebook.com' "
             "AND probe_cc = 'IR'"
         )
@@ -122,7 +122,7 @@ def test_ingest_with_a_lab_descriptor_uses_its_asn_rows(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     s = Store(Path(d), classifier=None)
     try:
-        assert s.query.rows("SELECT DISTINCT ip_asn, ip_as_org FROM {observations}") == [
+        assert s.reader.rows("SELECT DISTINCT ip_asn, ip_as_org FROM {observations}") == [
             {"ip_asn": 32934, "ip_as_org": "Facebook (lab)"}
         ]
     finally:

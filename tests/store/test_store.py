@@ -14,7 +14,7 @@ from didban.store.store import Store, StoreBusy
 
 
 def count(store: Store, table: str) -> int:
-    return int(store.query.rows(f"SELECT count(*) AS n FROM {{{table}}}")[0]["n"])
+    return int(store.reader.rows(f"SELECT count(*) AS n FROM {{{table}}}")[0]["n"])
 
 
 def test_same_content_is_stored_once(store: Store) -> None:
@@ -34,7 +34,7 @@ def test_rows_carry_service_category_asn_and_verdict_flags(store: Store) -> None
     m = measurement(1)
     m["annotations"]["want"] = "blocked+confirmed"
     uid = store.add_batch([m])[0].measurement_uid
-    row = store.query.rows("SELECT * FROM {measurements}")[0]
+    row = store.reader.rows("SELECT * FROM {measurements}")[0]
     assert row["measurement_uid"] == uid
     assert (row["service"], row["category_code"], row["domain"]) == (
         "instagram",
@@ -47,19 +47,19 @@ def test_rows_carry_service_category_asn_and_verdict_flags(store: Store) -> None
         "tcp.reset",
         "test-rules-1",
     )
-    obs = store.query.rows("SELECT layer, ip, ip_asn, failure FROM {observations} ORDER BY layer")
+    obs = store.reader.rows("SELECT layer, ip, ip_asn, failure FROM {observations} ORDER BY layer")
     assert obs == [
         {"layer": "dns", "ip": "157.240.1.174", "ip_asn": 32934, "failure": None},
         {"layer": "tcp", "ip": "157.240.1.174", "ip_asn": 32934, "failure": "connection_reset"},
     ]
-    v = store.query.rows("SELECT state, rule_id, evidence FROM {verdicts}")[0]
+    v = store.reader.rows("SELECT state, rule_id, evidence FROM {verdicts}")[0]
     assert v["state"] == "blocked" and v["rule_id"] == "test.rule"
     assert orjson.loads(v["evidence"])[0]["pointer"] == "/test_keys/tcp_connect/0"
 
 
 def test_no_verdict_is_a_failure_never_ok(store: Store) -> None:
     store.add_batch([measurement(1)])
-    row = store.query.rows("SELECT state, anomaly, failure FROM {measurements}")[0]
+    row = store.reader.rows("SELECT state, anomaly, failure FROM {measurements}")[0]
     assert row == {"state": None, "anomaly": False, "failure": True}
 
 
@@ -121,9 +121,9 @@ def test_rebuild_recreates_the_same_tables(store: Store) -> None:
     for i, m in enumerate(ms):
         m["annotations"]["want"] = ["ok", "blocked", "down"][i % 3]
     store.add_batch(ms)
-    before = store.query.rows("SELECT measurement_uid, state FROM {measurements} ORDER BY 1")
+    before = store.reader.rows("SELECT measurement_uid, state FROM {measurements} ORDER BY 1")
     assert store.rebuild() == 20
-    after = store.query.rows("SELECT measurement_uid, state FROM {measurements} ORDER BY 1")
+    after = store.reader.rows("SELECT measurement_uid, state FROM {measurements} ORDER BY 1")
     assert before == after and store.count() == 20
 
 
@@ -137,7 +137,7 @@ def test_compaction_keeps_every_row_once(store: Store) -> None:
     assert len(list(day.glob("*.parquet"))) == 1
     assert count(store, "measurements") == 6
     assert (
-        store.query.rows("SELECT count(DISTINCT measurement_uid) AS n FROM {measurements}")[0]["n"]
+        store.reader.rows("SELECT count(DISTINCT measurement_uid) AS n FROM {measurements}")[0]["n"]
         == 6
     )
 
@@ -150,7 +150,7 @@ def test_analysis_failure_does_not_lose_the_measurement(tmp_path: Path) -> None:
     try:
         uid = s.add_batch([measurement(1)])[0].measurement_uid
         assert s.get(uid) is not None
-        assert s.query.rows("SELECT failure FROM {measurements}") == [{"failure": True}]
+        assert s.reader.rows("SELECT failure FROM {measurements}") == [{"failure": True}]
     finally:
         s.close()
 
@@ -165,7 +165,7 @@ def test_lab_asn_map_overrides_the_snapshot(tmp_path: Path) -> None:
     )
     try:
         s.add_batch([measurement(1)])
-        assert s.query.rows("SELECT DISTINCT ip_asn, ip_as_org, ip_cc FROM {observations}") == [
+        assert s.reader.rows("SELECT DISTINCT ip_asn, ip_as_org, ip_cc FROM {observations}") == [
             {"ip_asn": 64500, "ip_as_org": "Lab Facebook", "ip_cc": "US"}
         ]
     finally:

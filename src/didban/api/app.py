@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 
 from didban import __version__
 from didban.api import collector, data
-from didban.api.params import BadParam
+from didban.api.filters import NotFound
 from didban.store.committer import Committer
 from didban.store.store import Store
 
@@ -62,13 +62,19 @@ def create_app(store: Store, max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
     app.state.store = store
     app.state.committer = committer
 
-    @app.exception_handler(BadParam)
-    async def bad_param(_: Request, exc: BadParam) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
-
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
+        """400 with one sentence, the first problem with the request; 404 when the path
+        names something that does not exist."""
+        errors = exc.errors()
+        for e in errors:
+            if isinstance(e.get("ctx", {}).get("error"), NotFound):
+                return JSONResponse({"detail": str(e["ctx"]["error"])}, status_code=404)
+        first = errors[0] if errors else {}
+        error = first.get("ctx", {}).get("error")
+        if first.get("type") == "value_error" and error is not None:
+            # api.filters' validators: the sentence already names the parameter
+            return JSONResponse({"detail": str(error)}, status_code=400)
         where = ".".join(str(x) for x in first.get("loc", ()) if x not in ("query", "path"))
         msg = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg"))
         return JSONResponse({"detail": msg}, status_code=400)

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import errno
 import socket
-from importlib.util import find_spec
 from pathlib import Path
-from typing import Literal, NoReturn
+from typing import NoReturn
 
 import typer
 
 from didban.store.cli import DATA_DIR_OPT, LAB_OPT, open_store
-
-
-def server_stack() -> tuple[Literal["uvloop", "asyncio"], Literal["httptools", "h11"]]:
-    """uvloop and httptools (dependencies) when they import, else the pure-Python asyncio
-    loop and h11 parser (``bench/collector_load.py --baseline`` compares the two)."""
-    loop: Literal["uvloop", "asyncio"] = "uvloop" if find_spec("uvloop") else "asyncio"
-    http: Literal["httptools", "h11"] = "httptools" if find_spec("httptools") else "h11"
-    return loop, http
 
 
 def serve_cmd(
@@ -68,18 +59,19 @@ def serve_cmd(
     store = open_store(data_dir, lab)
     try:
         app = create_app(store, max_body=max_body)
-        loop, http = server_stack()
+        # uvloop and httptools (dependencies): bench/collector_load.py --baseline measures
+        # them against uvicorn's pure-Python asyncio loop and h11 parser
         typer.echo(
             f"didban API on http://{shown}:{port_s}/ (docs at /docs), data in {store.dir} "
-            f"({loop} + {http})",
+            "(uvloop + httptools)",
             err=True,
         )
         uvicorn.run(
             app,
             host=host,
             port=int(port_s),
-            loop=loop,
-            http=http,
+            loop="uvloop",
+            http="httptools",
             log_level="warning",
             access_log=False,
         )

@@ -44,6 +44,17 @@ def _need_root() -> None:
         _fail(str(exc))
 
 
+def _valid_profile_as_root(profile: str) -> None:
+    """Refuse an invalid profile first (it needs no root to say so), then a non-root user."""
+    from didban.lab import runtime
+
+    try:
+        runtime.load_profile(profile)
+    except runtime.LabError as exc:
+        _fail(str(exc))
+    _need_root()
+
+
 @lab_app.command("up")
 def up_cmd(
     profile: str = typer.Option(
@@ -60,11 +71,7 @@ def up_cmd(
     """Build a lab with PROFILE and start its services, resolvers, censor and control."""
     from didban.lab import runtime
 
-    try:
-        runtime.load_profile(profile)
-    except runtime.LabError as exc:
-        _fail(str(exc))
-    _need_root()
+    _valid_profile_as_root(profile)
     live = _live_current()
     if live is not None:
         _fail(f"a lab is already up ({live.name}); run 'didban lab down' first")
@@ -169,11 +176,7 @@ def switch_cmd(
     """Change the running lab's censorship profile live (the censor reloads on SIGHUP)."""
     from didban.lab import runtime
 
-    try:
-        runtime.load_profile(profile)
-    except runtime.LabError as exc:
-        _fail(str(exc))
-    _need_root()
+    _valid_profile_as_root(profile)
     if _live_current() is None:
         _fail("no lab is up (start one with: didban lab up --profile clean)")
     try:

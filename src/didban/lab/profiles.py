@@ -1,9 +1,14 @@
-"""Censorship profiles: YAML files of censor rules plus their ground truth, validated.
+"""Censorship profiles: YAML files of censor rules plus their ground truth, checked against
+one schema.
 
-A profile names a set of rules (each a technique from ``censor.techniques`` with
-parameters) and, for every target URL, the outcome, layer and method the censor produces.
-``load`` validates everything and reports problems as ``file:line: problem``;
-``dump_json`` gives the normalised form the censor engine reads (``profile.json``).
+A profile names a set of rules (each a technique of ``censor.techniques``, the schema of
+its parameters) and, for every target URL, the outcome, layer and method the censor
+produces. ``load`` decodes the YAML into that schema with msgspec (``ProfileDocument``,
+the rules' Structs, ``TruthEntry``), then checks what a schema cannot say — rule ids unique,
+a ground truth for every default URL, methods that exist and belong to their layer, rules
+that exist. The first problem is reported as ``file:line: problem``, the line being the
+YAML node's mark (the key, value or item at fault). ``dump_json`` gives the normalised
+form the censor engine reads (``profile.json``).
 """
 
 from __future__ import annotations
@@ -11,25 +16,21 @@ from __future__ import annotations
 import csv
 import ipaddress
 import re
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 import msgspec
+import msgspec.inspect as schema_info
 import yaml
 
 from didban.data import path as data_path
-from didban.lab import plan
-from didban.lab.censor.techniques import TECHNIQUES, Param, known
+from didban.lab.censor.paramtypes import Identifier, Text, decode_hook
+from didban.lab.censor.techniques import TECHNIQUES, AnyRule, known
 from didban.model.verdict import LAYERS, METHODS
 
 PROFILE_DIR: Final = Path(__file__).resolve().parent / "profiles"
 OUTCOMES: Final = ("ok", "blocked", "down")
-LAB_NETWORKS: Final = tuple(
-    ipaddress.ip_network(n)
-    for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "10.10.34.0/24")
-)
 # The layer a method belongs to (a ground-truth entry must agree).
 METHOD_LAYER: Final[dict[str, str]] = {
     "dns": "dns",
@@ -42,14 +43,19 @@ METHOD_LAYER: Final[dict[str, str]] = {
     "nin": "ip",
     "protocol": "tcp",
 }
-_ID_RE: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-_NAME_RE: Final = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.?)+$")
-_RATE_RE: Final = re.compile(r"^\d+(\.\d+)?(bit|kbit|mbit|gbit|bps|kbps|mbps|gbps)$")
-_DURATION_RE: Final = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
+_URL_RE: Final = re.compile(r"^(https?|dot|dns)://[^/\s]+")
+_AT_RE: Final = re.compile(r"\.(\w+)|\[(\d+)\]")
+_MUST_RE: Final = re.compile(r"^('[^']*' )?must ")
+_CONSTRUCTOR: Final = yaml.constructor.SafeConstructor()
+
+Place = list[str | int]  # a place in the document: mapping keys and list indexes
 
 
 class ProfileError(ValueError):
     """A profile that cannot be used; the message is ``file:line: problem``."""
+
+
+# --- what the lab uses: the normalised profile -------------------------------------------
 
 
 class Rule(msgspec.Struct, frozen=True):
@@ -85,6 +91,32 @@ class Profile(msgspec.Struct, frozen=True):
             if t.url == url:
                 return t
         raise KeyError(url)
+
+
+# --- the schema of the YAML document (the rules' schema is censor.techniques) ------------
+
+
+class TruthEntry(msgspec.Struct, forbid_unknown_fields=True):
+    """What one target (or every target, as ``default``) looks like from the client."""
+
+    outcome: Literal["ok", "blocked", "down"]
+    layer: Text | None = None
+    method: Text | None = None
+    rule: Text | None = None
+    note: Text | None = None
+
+
+class GroundTruthDocument(msgspec.Struct, forbid_unknown_fields=True):
+    default: TruthEntry | None = None
+    # each target is decoded on its own, so that its URL names it in a problem
+    targets: dict[str, Any] = {}
+
+
+class ProfileDocument(msgspec.Struct, forbid_unknown_fields=True):
+    name: Identifier
+    description: Text
+    rules: list[AnyRule]
+    ground_truth: GroundTruthDocument
 
 
 def dot_endpoint(url: str) -> tuple[str, int] | None:
@@ -145,7 +177,9 @@ def loads(text: str, filename: str = "<profile>", source: str = "") -> Profile:
         raise ProfileError(f"{filename}:{line}: invalid YAML: {e.problem}") from e
     except yaml.YAMLError as e:
         raise ProfileError(f"{filename}:1: invalid YAML: {e}") from e
-    return _Validator(filename, source).profile(root)
+    if root is None:
+        raise ProfileError(f"{filename}:1: empty profile")
+    return _Decoder(filename, root).profile(source)
 
 
 def dump_json(profile: Profile) -> bytes:
@@ -158,280 +192,85 @@ def from_json(data: bytes) -> Profile:
     return msgspec.json.decode(data, type=Profile)
 
 
-def addresses_of(ref: str) -> list[str]:
-    """Expand an address parameter item: an IP/CIDR, ``service:<id>`` or ``resolver:<name>``."""
-    if ref.startswith("service:"):
-        sid = ref.split(":", 1)[1]
-        table = {**plan.SERVICE_ADDRS, **plan.DOMESTIC_SITES}
-        if sid not in table:
-            raise ValueError(f"unknown service '{sid}' (known: {', '.join(sorted(table))})")
-        return list(table[sid])
-    if ref.startswith("resolver:"):
-        rname = ref.split(":", 1)[1]
-        if rname == "isp":
-            return [plan.ISP_RESOLVER]
-        if rname not in plan.PUBLIC_RESOLVERS:
-            known_r = ", ".join(["isp", *sorted(plan.PUBLIC_RESOLVERS)])
-            raise ValueError(f"unknown resolver '{rname}' (known: {known_r})")
-        return list(plan.PUBLIC_RESOLVERS[rname][0])
-    try:
-        net = ipaddress.ip_network(ref, strict=True)
-    except ValueError as e:
-        raise ValueError(
-            f"'{ref}' is not an IPv4 address, CIDR, service:<id> or resolver:<name>"
-        ) from e
-    if net.version != 4 or not any(net.subnet_of(lab) for lab in LAB_NETWORKS):  # type: ignore[arg-type]
-        raise ValueError(
-            f"'{ref}' is not a lab address (allowed: 192.0.2.0/24, 198.51.100.0/24, "
-            "203.0.113.0/24, 10.10.34.0/24)"
-        )
-    return [str(net.network_address) if net.prefixlen == 32 else str(net)]
+class _Decoder:
+    """Decodes one composed YAML document; every problem becomes ``file:line: sentence``."""
 
-
-def parse_duration(value: object) -> float:
-    """Seconds from 3, 0.5, "3s", "500ms" or "2m"."""
-    if isinstance(value, bool):
-        raise ValueError("a duration, not a boolean")
-    if isinstance(value, int | float):
-        return float(value)
-    m = _DURATION_RE.match(str(value).strip())
-    if not m:
-        raise ValueError(f"'{value}' is not a duration (e.g. 3, 0.5, '3s', '500ms', '2m')")
-    n = float(m.group(1))
-    return {"ms": n / 1000, "s": n, "m": n * 60, None: n}[m.group(2)]
-
-
-class _Validator:
-    """Walks the composed YAML node tree, keeping line numbers for error messages."""
-
-    def __init__(self, filename: str, source: str) -> None:
+    def __init__(self, filename: str, root: yaml.Node) -> None:
         self.filename = filename
-        self.source = source
+        self.root = root
+        self.data = self._plain(root, [])
 
-    def fail(self, node: yaml.Node | None, problem: str) -> ProfileError:
-        line = node.start_mark.line + 1 if node is not None else 1
-        return ProfileError(f"{self.filename}:{line}: {problem}")
-
-    def mapping(self, node: yaml.Node, what: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, f"{what} must be a mapping")
-        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-        for k, v in node.value:
-            if not isinstance(k, yaml.ScalarNode):
-                raise self.fail(k, f"{what}: keys must be plain strings")
-            if k.value in out:
-                raise self.fail(k, f"{what}: duplicate key '{k.value}'")
-            out[k.value] = (k, v)
-        return out
-
-    def scalar(self, node: yaml.Node, what: str) -> Any:
-        if not isinstance(node, yaml.ScalarNode):
-            raise self.fail(node, f"{what} must be a single value")
-        return (
-            yaml.safe_load(yaml.serialize(node))
-            if node.tag != "tag:yaml.org,2002:str"
-            else node.value
-        )
-
-    def string(self, node: yaml.Node, what: str) -> str:
-        v = self.scalar(node, what)
-        if not isinstance(v, str) or not v.strip():
-            raise self.fail(node, f"{what} must be a non-empty string")
-        return v
-
-    def seq(self, node: yaml.Node, what: str) -> list[yaml.Node]:
-        if not isinstance(node, yaml.SequenceNode):
-            raise self.fail(node, f"{what} must be a list")
-        return list(node.value)
-
-    def profile(self, root: yaml.Node | None) -> Profile:
-        if root is None:
-            raise ProfileError(f"{self.filename}:1: empty profile")
-        top = self.mapping(root, "the profile")
-        allowed = {"name", "description", "rules", "ground_truth"}
-        for key, (knode, _) in top.items():
-            if key not in allowed:
-                raise self.fail(knode, f"unknown key '{key}' (known: {', '.join(sorted(allowed))})")
-        for req in ("name", "description", "rules", "ground_truth"):
-            if req not in top:
-                raise self.fail(root, f"missing key '{req}'")
-        name = self.string(top["name"][1], "name")
-        if not _ID_RE.match(name):
-            raise self.fail(
-                top["name"][1], f"name '{name}' must be lowercase letters, digits, '.', '_' or '-'"
-            )
-        description = self.string(top["description"][1], "description")
-        rules = [self.rule(n) for n in self.seq(top["rules"][1], "rules")]
-        seen: dict[str, yaml.Node] = {}
-        for n, r in zip(top["rules"][1].value, rules, strict=True):
-            if r.id in seen:
-                raise self.fail(n, f"duplicate rule id '{r.id}'")
-            seen[r.id] = n
-        truth = self.ground_truth(top["ground_truth"][1], {r.id for r in rules})
-        return Profile(name, description, rules, truth, self.source)
-
-    def rule(self, node: yaml.Node) -> Rule:
-        m = self.mapping(node, "a rule")
-        for req in ("id", "technique"):
-            if req not in m:
-                raise self.fail(node, f"rule without '{req}'")
-        rid = self.string(m["id"][1], "rule id")
-        if not _ID_RE.match(rid):
-            raise self.fail(
-                m["id"][1], f"rule id '{rid}' must be lowercase letters, digits, '.', '_' or '-'"
-            )
-        tname = self.string(m["technique"][1], "technique")
-        if tname not in TECHNIQUES:
-            raise self.fail(m["technique"][1], f"unknown technique '{tname}' (known: {known()})")
-        tech = TECHNIQUES[tname]
-        params: dict[str, Any] = {}
-        for key, (knode, vnode) in m.items():
-            if key in ("id", "technique", "note"):
-                continue
-            if key not in tech.params:
-                names = ", ".join(sorted(tech.params)) or "none"
-                raise self.fail(
-                    knode,
-                    f"rule '{rid}': technique '{tname}' has no parameter '{key}' (known: {names})",
-                )
-            params[key] = self.param(vnode, tech.params[key], f"rule '{rid}': {key}")
-            # an empty list means "any" to the censor: a required list, or one with a
-            # minimum (tls_mitm's ports), must name something (ip_blackhole with
-            # addresses: [] would cut every destination)
-            spec = tech.params[key]
-            if params[key] == [] and (spec.required or spec.minimum):
-                raise self.fail(vnode, f"rule '{rid}': {key} must not be empty")
-        for pname, spec in tech.params.items():
-            if pname not in params:
-                if spec.required:
-                    raise self.fail(node, f"rule '{rid}': technique '{tname}' needs '{pname}'")
-                params[pname] = spec.default
-        if tname == "http_blockpage" and not params["hosts"] and not params["keywords"]:
-            raise self.fail(node, f"rule '{rid}': http_blockpage needs 'hosts' or 'keywords'")
-        return Rule(rid, tname, params)
-
-    def param(self, node: yaml.Node, spec: Param, what: str) -> Any:
-        kind = spec.kind
-        if kind in ("names", "strings", "addresses", "ports"):
-            items = self.seq(node, what)
-            if kind == "names":
-                out_n: list[str] = []
-                for it in items:
-                    v = self.string(it, what).lower().rstrip(".")
-                    if not _NAME_RE.match(v):
-                        raise self.fail(it, f"{what}: '{v}' is not a DNS name")
-                    out_n.append(v)
-                return out_n
-            if kind == "strings":
-                return [self.string(it, what) for it in items]
-            if kind == "ports":
-                ports: list[int] = []
-                for it in items:
-                    v = self.scalar(it, what)
-                    if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 65535:
-                        raise self.fail(it, f"{what}: '{v}' is not a port (1-65535)")
-                    ports.append(v)
-                if len(ports) > 15:
-                    raise self.fail(node, f"{what}: at most 15 ports (iptables multiport)")
-                return ports
-            addrs: list[str] = []
-            for it in items:
-                v = self.string(it, what)
-                try:
-                    addrs.extend(addresses_of(v))
-                except ValueError as e:
-                    raise self.fail(it, f"{what}: {e}") from e
-            return addrs
-        if kind == "schedule":
-            m = self.mapping(node, what)
-            out: dict[str, float] = {}
-            for key in ("on", "off"):
-                if key not in m:
-                    raise self.fail(node, f"{what}: needs '{key}' (a duration, e.g. 5s)")
-                try:
-                    out[key] = parse_duration(self.scalar(m[key][1], what))
-                except ValueError as e:
-                    raise self.fail(m[key][1], f"{what}.{key}: {e}") from e
-                if out[key] <= 0:
-                    raise self.fail(m[key][1], f"{what}.{key}: must be positive")
-            for key, (knode, _) in m.items():
-                if key not in ("on", "off"):
-                    raise self.fail(knode, f"{what}: unknown key '{key}' (known: on, off)")
+    # --- YAML nodes -> plain values, and back from a place to its node ------------------
+    def _plain(self, node: yaml.Node, path: Place) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            where = _mapping_name(path)
+            out: dict[str, Any] = {}
+            for k, v in node.value:
+                if not isinstance(k, yaml.ScalarNode):
+                    raise self._at(k, f"{where}: keys must be plain strings")
+                if k.value in out:
+                    raise self._at(k, f"{where}: duplicate key '{k.value}'")
+                out[k.value] = self._plain(v, [*path, k.value])
             return out
-        v = self.scalar(node, what)
-        checks: dict[str, Callable[[Any], Any]] = {
-            "int": self._int,
-            "float": self._float,
-            "ipv4": self._ipv4,
-            "rate": self._rate,
-            "duration": parse_duration,
-            "choice": lambda x: self._choice(x, spec.choices),
-        }
-        try:
-            value = checks[kind](v)
-        except ValueError as e:
-            raise self.fail(node, f"{what}: {e}") from e
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            if spec.minimum is not None and value < spec.minimum:
-                raise self.fail(node, f"{what}: {value} is below the minimum {spec.minimum}")
-            if spec.maximum is not None and value > spec.maximum:
-                raise self.fail(node, f"{what}: {value} is above the maximum {spec.maximum}")
+        if isinstance(node, yaml.SequenceNode):
+            return [self._plain(item, [*path, i]) for i, item in enumerate(node.value)]
+        return _CONSTRUCTOR.construct_object(node)
+
+    def _node(self, path: Place, key: str | None = None) -> yaml.Node:
+        """The node at ``path`` (the node of its ``key``), else its nearest ancestor."""
+        node = self.root
+        for step in path:
+            child = _child(node, step)
+            if child is None:
+                return node
+            node = child
+        if key is not None and isinstance(node, yaml.MappingNode):
+            for k, _ in node.value:
+                if k.value == key:
+                    return k  # type: ignore[no-any-return]
+        return node
+
+    def _value(self, path: Place) -> Any:
+        value = self.data
+        for step in path:
+            value = _step(value, step)
         return value
 
-    @staticmethod
-    def _int(v: Any) -> int:
-        if not isinstance(v, int) or isinstance(v, bool):
-            raise ValueError(f"'{v}' is not an integer")
-        return v
+    def _at(self, node: yaml.Node, problem: str) -> ProfileError:
+        return ProfileError(f"{self.filename}:{node.start_mark.line + 1}: {problem}")
 
-    @staticmethod
-    def _float(v: Any) -> float:
-        if not isinstance(v, int | float) or isinstance(v, bool):
-            raise ValueError(f"'{v}' is not a number")
-        return float(v)
+    def fail(self, path: Place, problem: str, key: str | None = None) -> ProfileError:
+        return self._at(self._node(path, key), problem)
 
-    @staticmethod
-    def _ipv4(v: Any) -> str:
-        s = str(v)
-        got = addresses_of(s)
-        if "/" in got[0]:
-            raise ValueError(f"'{s}' must be one address, not a network")
-        return got[0]
+    # --- the document -------------------------------------------------------------------
+    def profile(self, source: str) -> Profile:
+        doc = self.convert(self.data, ProfileDocument, [])
+        rules = [Rule(str(r.id), r.technique(), r.params()) for r in doc.rules]
+        seen: set[str] = set()
+        for i, r in enumerate(rules):
+            if r.id in seen:
+                raise self.fail(["rules", i], f"duplicate rule id '{r.id}'")
+            seen.add(r.id)
+        truth = self.ground_truth(doc.ground_truth, seen)
+        return Profile(str(doc.name), str(doc.description), rules, truth, source)
 
-    @staticmethod
-    def _rate(v: Any) -> str:
-        s = str(v).strip().lower()
-        if not _RATE_RE.match(s):
-            raise ValueError(f"'{v}' is not a rate (e.g. 1mbit, 512kbit)")
-        return s
-
-    @staticmethod
-    def _choice(v: Any, choices: tuple[str, ...]) -> str:
-        if not isinstance(v, str) or v not in choices:
-            raise ValueError(f"'{v}' is not one of {', '.join(choices)}")
-        return v
-
-    def ground_truth(self, node: yaml.Node, rule_ids: set[str]) -> list[Truth]:
-        m = self.mapping(node, "ground_truth")
-        for key, (knode, _) in m.items():
-            if key not in ("default", "targets"):
-                raise self.fail(
-                    knode, f"ground_truth: unknown key '{key}' (known: default, targets)"
-                )
-        default: Truth | None = None
-        if "default" in m:
-            default = self.truth("default", m["default"][1], rule_ids)
+    def ground_truth(self, doc: GroundTruthDocument, rule_ids: set[str]) -> list[Truth]:
+        here: Place = ["ground_truth"]
+        default = None
+        if doc.default is not None:
+            default = self.truth("default", doc.default, [*here, "default"], rule_ids)
         entries: dict[str, Truth] = {}
-        if "targets" in m:
-            targets = self.mapping(m["targets"][1], "ground_truth.targets")
-            for url, (knode, vnode) in targets.items():
-                if not re.match(r"^(https?|dot|dns)://[^/\s]+", url):
-                    raise self.fail(knode, f"ground_truth: '{url}' is not a URL")
-                if url.startswith("dot://") and dot_endpoint(url) is None:
-                    raise self.fail(
-                        knode, f"ground_truth: '{url}' is not dot://IP[:PORT] (a DoT resolver)"
-                    )
-                entries[url] = self.truth(url, vnode, rule_ids)
+        for url, raw in doc.targets.items():
+            path: Place = [*here, "targets", url]
+            if not _URL_RE.match(url):
+                raise self.fail(path[:-1], f"ground_truth: '{url}' is not a URL", key=url)
+            if url.startswith("dot://") and dot_endpoint(url) is None:
+                raise self.fail(
+                    path[:-1],
+                    f"ground_truth: '{url}' is not dot://IP[:PORT] (a DoT resolver)",
+                    key=url,
+                )
+            entries[url] = self.truth(url, self.convert(raw, TruthEntry, path), path, rule_ids)
         out: list[Truth] = []
         for url in default_urls():
             if url in entries:
@@ -439,55 +278,224 @@ class _Validator:
             elif default is not None:
                 out.append(msgspec.structs.replace(default, url=url))
             else:
-                raise self.fail(node, f"ground_truth: no entry for '{url}' and no default")
+                raise self.fail(here, f"ground_truth: no entry for '{url}' and no default")
         out.extend(entries.values())
         return out
 
-    def truth(self, url: str, node: yaml.Node, rule_ids: set[str]) -> Truth:
-        m = self.mapping(node, f"ground truth of '{url}'")
-        allowed = ("outcome", "layer", "method", "rule", "note")
-        for key, (knode, _) in m.items():
-            if key not in allowed:
-                raise self.fail(
-                    knode,
-                    f"ground truth of '{url}': unknown key '{key}' (known: {', '.join(allowed)})",
-                )
-        if "outcome" not in m:
-            raise self.fail(node, f"ground truth of '{url}': missing 'outcome'")
-        vals = {k: self.string(v, f"ground truth of '{url}': {k}") for k, (_, v) in m.items()}
-        outcome = vals["outcome"]
-        if outcome not in OUTCOMES:
-            raise self.fail(
-                m["outcome"][1],
-                f"ground truth of '{url}': outcome '{outcome}' is not one of {', '.join(OUTCOMES)}",
-            )
-        method, layer, rule = vals.get("method"), vals.get("layer"), vals.get("rule")
-        if outcome == "ok":
-            for key in ("method", "layer", "rule"):
-                if key in m:
-                    raise self.fail(
-                        m[key][0], f"ground truth of '{url}': an 'ok' target has no {key}"
-                    )
+    def truth(self, url: str, entry: TruthEntry, path: Place, rule_ids: set[str]) -> Truth:
+        """What a schema cannot check of one entry: ok has no method, a block names an
+        existing method of its layer and an existing rule."""
+        where = f"ground truth of '{url}'"
+        method, layer, rule = entry.method, entry.layer, entry.rule
+        if entry.outcome == "ok":
+            for key, value in (("method", method), ("layer", layer), ("rule", rule)):
+                if value is not None:
+                    raise self.fail(path, f"{where}: an 'ok' target has no {key}", key=key)
         else:
-            where = f"ground truth of '{url}'"
             if method is None or layer is None:
-                raise self.fail(node, f"{where}: outcome '{outcome}' needs 'layer' and 'method'")
+                raise self.fail(
+                    path, f"{where}: outcome '{entry.outcome}' needs 'layer' and 'method'"
+                )
             if method not in METHODS:
                 known_m = ", ".join(METHODS)
                 raise self.fail(
-                    m["method"][1], f"{where}: unknown method '{method}' (known: {known_m})"
+                    [*path, "method"], f"{where}: unknown method '{method}' (known: {known_m})"
                 )
             if layer not in LAYERS:
                 known_l = ", ".join(LAYERS)
                 raise self.fail(
-                    m["layer"][1], f"{where}: unknown layer '{layer}' (known: {known_l})"
+                    [*path, "layer"], f"{where}: unknown layer '{layer}' (known: {known_l})"
                 )
             expected = METHOD_LAYER.get(method.split(".", 1)[0])
             if expected is not None and expected != layer:
                 raise self.fail(
-                    m["layer"][1],
+                    [*path, "layer"],
                     f"{where}: method '{method}' belongs to layer '{expected}', not '{layer}'",
                 )
             if rule is not None and rule not in rule_ids:
-                raise self.fail(m["rule"][1], f"{where}: no rule with id '{rule}'")
-        return Truth(url, outcome, layer, method, rule, vals.get("note"))
+                raise self.fail([*path, "rule"], f"{where}: no rule with id '{rule}'")
+        return Truth(url, entry.outcome, _str(layer), _str(method), _str(rule), _str(entry.note))
+
+    # --- decoding and explaining what the schema refused --------------------------------
+    def convert(self, value: Any, kind: type[Any], base: Place) -> Any:
+        try:
+            return msgspec.convert(value, kind, dec_hook=decode_hook)
+        except msgspec.ValidationError as e:
+            raise self.explain(str(e), kind, base) from None
+
+    def explain(self, error: str, kind: type[Any], base: Place) -> ProfileError:
+        """The user's sentence for msgspec's ``error`` about the value of type ``kind`` at
+        ``base``: where it is (from msgspec's ``$.a[0].b``), what is wrong with it."""
+        message, _, at = error.rpartition(" - at `")
+        if not message:
+            message, at = error, "$`"
+        path: Place = [
+            *base,
+            *(name if name else int(index) for name, index in _AT_RE.findall(at)),
+        ]
+        rel = path[len(base) :]
+        value = self._value(path)
+        what = self.context(path)
+        if m := re.fullmatch(r"Object missing required field `(\w+)`", message):
+            return self.fail(path, self.missing(path, what, m.group(1)))
+        if m := re.fullmatch(r"Object contains unknown field `(\w+)`", message):
+            field = m.group(1)
+            return self.fail(path, self.unknown(path, what, field, kind, rel), key=field)
+        if path[:1] == ["rules"] and path[2:] == ["technique"]:
+            return self.fail(path, f"unknown technique '{value}' (known: {known()})")
+        info = _type_at(kind, rel, self._value(base))
+        return self.fail(path, _join(what, _describe(info, value) or message))
+
+    def context(self, path: Place) -> str:
+        """How a problem at ``path`` names its place: ``rule 'x': ports``, ``name``, ..."""
+        if path[:1] == ["rules"] and len(path) >= 2:
+            if path[2:3] in (["id"], ["technique"]):
+                return "rule id" if path[2] == "id" else "technique"
+            rule_id = self._value([*path[:2], "id"])
+            head = f"rule '{rule_id}'" if isinstance(rule_id, str) else "a rule"
+            rest = [str(p) for p in path[2:] if isinstance(p, str)]
+            return f"{head}: {'.'.join(rest)}" if rest else head
+        if path[:2] == ["ground_truth", "default"]:
+            return _field("ground truth of 'default'", path[2:3])
+        if path[:2] == ["ground_truth", "targets"] and len(path) >= 3:
+            return _field(f"ground truth of '{path[2]}'", path[3:4])
+        if not path:
+            return "the profile"
+        return ".".join(str(p) for p in path if isinstance(p, str))
+
+    def missing(self, path: Place, what: str, field: str) -> str:
+        if not path:
+            return f"missing key '{field}'"
+        if path[:1] == ["rules"] and len(path) == 2:
+            if field in ("id", "technique"):
+                return f"rule without '{field}'"
+            return f"{what}: technique '{self._value([*path, 'technique'])}' needs '{field}'"
+        return f"{what}: needs '{field}'"
+
+    def unknown(self, path: Place, what: str, field: str, kind: type[Any], rel: Place) -> str:
+        if path[:1] == ["rules"] and len(path) == 2:
+            technique = str(self._value([*path, "technique"]))
+            params = ", ".join(sorted(TECHNIQUES[technique].parameters())) or "none"
+            return f"{what}: technique '{technique}' has no parameter '{field}' (known: {params})"
+        base_value = self._value(path[: len(path) - len(rel)])
+        info = _plain_type(_type_at(kind, rel, base_value), self._value(path))
+        names = [f.name for f in info.fields] if isinstance(info, schema_info.StructType) else []
+        if not path:
+            return f"unknown key '{field}' (known: {', '.join(sorted(names))})"
+        return f"{what}: unknown key '{field}' (known: {', '.join(names)})"
+
+
+def _field(entry: str, field: Place) -> str:
+    return f"{entry}: {field[0]}" if field else entry
+
+
+def _mapping_name(path: Place) -> str:
+    """How a problem with the keys of the mapping at ``path`` names it."""
+    if not path:
+        return "the profile"
+    if path[0] == "rules" and len(path) >= 2:
+        return "a rule" if len(path) == 2 else f"rule parameter {path[2]}"
+    if path[:2] == ["ground_truth", "targets"] and len(path) == 3:
+        return f"ground truth of '{path[2]}'"
+    if path[:2] == ["ground_truth", "default"]:
+        return "ground truth of 'default'"
+    return ".".join(str(p) for p in path)
+
+
+def _str(value: str | None) -> str | None:
+    """A plain ``str`` (the schema's string types are subclasses msgspec cannot encode)."""
+    return None if value is None else str(value)
+
+
+def _child(node: yaml.Node, step: str | int) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if k.value == step:
+                return v  # type: ignore[no-any-return]
+    elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
+        return node.value[step]  # type: ignore[no-any-return]
+    return None
+
+
+def _type_at(kind: type[Any], path: Place, value: Any) -> schema_info.Type:
+    """The schema type at ``path`` below ``kind`` (``value``: the data at ``kind``'s place,
+    to pick the technique of a rule)."""
+    info = schema_info.type_info(kind)
+    for step in path:
+        info = _plain_type(info, value)
+        value = _step(value, step)
+        if isinstance(info, schema_info.StructType):
+            fields: dict[str | int, schema_info.Type] = {f.name: f.type for f in info.fields}
+            if step not in fields:
+                return info
+            info = fields[step]
+        elif isinstance(info, schema_info.ListType | schema_info.DictType):
+            info = info.item_type if isinstance(info, schema_info.ListType) else info.value_type
+    return info
+
+
+def _step(value: Any, step: str | int) -> Any:
+    if isinstance(value, dict):
+        return value.get(str(step))
+    if isinstance(value, list) and isinstance(step, int) and step < len(value):
+        return value[step]
+    return None
+
+
+def _plain_type(info: schema_info.Type, value: Any) -> schema_info.Type:
+    """Through optional types and the rules' tagged union (by the value's technique)."""
+    if isinstance(info, schema_info.Metadata):
+        info = info.type
+    if isinstance(info, schema_info.UnionType):
+        choices = [t for t in info.types if not isinstance(t, schema_info.NoneType)]
+        structs = [t for t in choices if isinstance(t, schema_info.StructType)]
+        if len(structs) > 1 and isinstance(value, dict):
+            tagged = [t for t in structs if t.tag == value.get("technique")]
+            return tagged[0] if tagged else info
+        info = choices[0] if len(choices) == 1 else info
+    return info
+
+
+def _describe(info: schema_info.Type, value: Any) -> str | None:
+    """What is wrong with ``value`` for a schema type (None: msgspec says it best)."""
+    description = too_long = None
+    if isinstance(info, schema_info.Metadata):
+        description = (info.extra_json_schema or {}).get("description")
+        too_long = (info.extra or {}).get("too_long")
+    info = _plain_type(info, None)
+    if isinstance(info, schema_info.Metadata):
+        info = info.type
+    if description:
+        return f"'{value}' is not {description}"
+    if isinstance(info, schema_info.LiteralType):
+        return f"'{value}' is not one of {', '.join(map(str, info.values))}"
+    if isinstance(info, schema_info.IntType | schema_info.FloatType):
+        integral = isinstance(info, schema_info.IntType)
+        is_int = isinstance(value, int) and not isinstance(value, bool)
+        if not (is_int or (not integral and isinstance(value, float))):
+            return f"'{value}' is not {'an integer' if integral else 'a number'}"
+        if info.ge is not None and value < info.ge:
+            return f"{value} is below the minimum {info.ge}"
+        if info.le is not None and value > info.le:
+            return f"{value} is above the maximum {info.le}"
+        return None
+    if isinstance(info, schema_info.ListType):
+        if not isinstance(value, list):
+            return "must be a list"
+        if info.min_length and len(value) < info.min_length:
+            return "must not be empty"
+        if info.max_length is not None and len(value) > info.max_length:
+            return str(too_long or f"at most {info.max_length} values")
+        return None
+    if isinstance(info, schema_info.StructType | schema_info.DictType | schema_info.UnionType):
+        return None if isinstance(value, dict) else "must be a mapping"
+    if isinstance(value, dict | list):
+        return "must be a single value"
+    return None
+
+
+def _join(what: str, problem: str) -> str:
+    """``name must be ...``, ``rule id 'x' must be ...``, else ``what: problem``."""
+    if not what:
+        return problem
+    return f"{what} {problem}" if _MUST_RE.match(problem) else f"{what}: {problem}"

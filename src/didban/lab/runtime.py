@@ -9,7 +9,6 @@ recorded processes (pid + start time), deletes the namespaces by name, removes
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import shutil
 import signal
@@ -61,24 +60,13 @@ def preflight() -> None:
 
 def load_profile(name_or_path: str) -> tuple[str, bytes]:
     """(profile name, profile.json bytes) via ``didban.lab.profiles``; LabError if invalid."""
-    try:
-        from didban.lab import profiles
-    except ImportError:
-        if name_or_path != "clean":
-            raise LabError(f"unknown profile '{name_or_path}': only 'clean' is available") from None
-        return "clean", b'{"name":"clean","rules":[]}'
+    from didban.lab import profiles  # YAML and the schema: only the commands that load one
+
     try:
         profile = profiles.load(name_or_path)
     except profiles.ProfileError as exc:
         raise LabError(str(exc)) from None
     return str(profile.name), bytes(profiles.dump_json(profile))
-
-
-def _censor_available() -> bool:
-    try:
-        return importlib.util.find_spec("didban.lab.censor.__main__") is not None
-    except ImportError:
-        return False
 
 
 # --- processes --------------------------------------------------------------------------
@@ -330,9 +318,8 @@ def _build(record: LabRecord, profile_json: bytes, *, control: bool, timeout: fl
         _spawn(record, pname, role, [py, "-m", "didban.lab.services", role, "--state-dir", str(sd)])
         ready = services.ready_file(sd, role)
         checks[pname] = ready.exists
-    if _censor_available():
-        _spawn(record, "censor", "isp", [py, "-m", "didban.lab.censor", "--state-dir", str(sd)])
-        checks["censor"] = (sd / CENSOR_READY).exists
+    _spawn(record, "censor", "isp", [py, "-m", "didban.lab.censor", "--state-dir", str(sd)])
+    checks["censor"] = (sd / CENSOR_READY).exists
     if control:
         argv = [
             py, "-m", "didban.cli", "control", "serve",

@@ -186,7 +186,7 @@ def info_cmd(data_dir: Path | None = DATA_DIR_OPT) -> None:
         typer.echo(f"data directory: {store.dir}")
         typer.echo(f"archived measurements: {store.count()}")
         for t in ("measurements", "observations", "verdicts"):
-            n = store.query.rows(f"SELECT count(*) AS n FROM {{{t}}}")[0]["n"]
+            n = store.reader.rows(f"SELECT count(*) AS n FROM {{{t}}}")[0]["n"]
             typer.echo(f"{t}: {n} rows")
         typer.echo(f"IP→ASN snapshot: {store.asn.version}")
 

@@ -1,4 +1,4 @@
-"""The questions the API asks of the tables, as SQL over the ``Query`` layer.
+"""The questions the API asks of the tables, as SQL run by ``reader.TableReader``.
 
 Parameter names and count definitions follow OONI's API (``ooni-backend.md`` §9.2, §9.4)
 so OONI users and tools can switch: ``anomaly_count`` = anomaly and not confirmed and not
@@ -15,16 +15,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Final
+from typing import Any, Final, Literal, get_args
 
 import orjson
 import pyarrow as pa
 
 from didban.data import catalog
-from didban.store.query import Query
+from didban.store.reader import TableReader
 from didban.store.schema import TABLES
 
-AXES: Final = (
+Axis = Literal[
     "measurement_start_day",
     "probe_cc",
     "probe_asn",
@@ -37,9 +37,13 @@ AXES: Final = (
     "method",
     "layer",
     "state",
-)
-TIME_GRAINS: Final = ("hour", "day", "week", "month", "year", "auto")
-ORDER_BY: Final = ("measurement_start_time", "input", "probe_cc", "probe_asn", "test_name")
+]
+TimeGrain = Literal["hour", "day", "week", "month", "year", "auto"]
+OrderBy = Literal["measurement_start_time", "input", "probe_cc", "probe_asn", "test_name"]
+Order = Literal["asc", "desc"]
+AXES: Final[tuple[Axis, ...]] = get_args(Axis)
+TIME_GRAINS: Final[tuple[TimeGrain, ...]] = get_args(TimeGrain)
+ORDER_BY: Final[tuple[OrderBy, ...]] = get_args(OrderBy)
 
 COUNTS_SQL: Final = """
     count(*) AS measurement_count,
@@ -136,20 +140,25 @@ LIST_COLUMNS: Final = (
 
 
 def list_measurements(
-    q: Query, f: Filters, order_by: str, order: str, limit: int, offset: int
+    reader: TableReader,
+    filters: Filters,
+    order_by: OrderBy,
+    order: Order,
+    limit: int,
+    offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of measurements and the total number matching."""
-    where, params = f.where()
+    where, params = filters.where()
     direction = "ASC" if order == "asc" else "DESC"
-    rows = q.rows(
+    rows = reader.rows(
         f"SELECT {LIST_COLUMNS} FROM {{measurements}} WHERE {where} "
         f"ORDER BY {order_by} {direction}, measurement_uid {direction} LIMIT ? OFFSET ?",
         [*params, limit, offset],
-        f.days(),
+        filters.days(),
     )
-    total = q.rows(f"SELECT count(*) AS n FROM {{measurements}} WHERE {where}", params, f.days())[
-        0
-    ]["n"]
+    total = reader.rows(
+        f"SELECT count(*) AS n FROM {{measurements}} WHERE {where}", params, filters.days()
+    )[0]["n"]
     for r in rows:
         r["probe_asn"] = f"AS{r['probe_asn']}"
         r["measurement_start_time"] = _iso(r["measurement_start_time"])
@@ -157,8 +166,8 @@ def list_measurements(
     return rows, int(total)
 
 
-def verdict_for(q: Query, uid: str, day: str) -> dict[str, Any] | None:
-    rows = q.rows(
+def verdict_for(reader: TableReader, uid: str, day: str) -> dict[str, Any] | None:
+    rows = reader.rows(
         "SELECT * EXCLUDE (day) FROM {verdicts} WHERE day = CAST(? AS DATE) "
         "AND measurement_uid = ?",
         [day, uid],
@@ -173,7 +182,7 @@ def verdict_for(q: Query, uid: str, day: str) -> dict[str, Any] | None:
     return v
 
 
-def auto_grain(since: date, until: date) -> str:
+def auto_grain(since: date, until: date) -> TimeGrain:
     span = (until - since).days
     if span <= 7:
         return "hour"
@@ -184,7 +193,7 @@ def auto_grain(since: date, until: date) -> str:
     return "month"
 
 
-def _bucket(grain: str) -> str:
+def _bucket(grain: TimeGrain) -> str:
     if grain == "hour":
         return "strftime(date_trunc('hour', measurement_start_time), '%Y-%m-%dT%H:%M:%SZ')"
     if grain == "day":
@@ -193,10 +202,14 @@ def _bucket(grain: str) -> str:
 
 
 def aggregate(
-    q: Query, f: Filters, axis_x: str | None, axis_y: str | None, grain: str
+    reader: TableReader,
+    filters: Filters,
+    axis_x: Axis | None,
+    axis_y: Axis | None,
+    grain: TimeGrain,
 ) -> list[dict[str, Any]]:
     """OONI ``/aggregation`` rows: one per (axis_x, axis_y) cell with the five counts."""
-    where, params = f.where()
+    where, params = filters.where()
     dims: list[str] = []
     for axis in (axis_x, axis_y):
         if axis is None:
@@ -209,15 +222,19 @@ def aggregate(
             dims.append(axis)
     names = [a for a in (axis_x, axis_y) if a]
     select = ", ".join([*dims, COUNTS_SQL])
-    group = f"GROUP BY {', '.join(names)} ORDER BY {', '.join(names)}" if names else ""
-    return q.rows(f"SELECT {select} FROM {{measurements}} WHERE {where} {group}", params, f.days())
+    # by position: the blocking_type axis is the ``method`` column named like another column
+    positions = ", ".join(str(i) for i in range(1, len(names) + 1))
+    group = f"GROUP BY {positions} ORDER BY {positions}" if names else ""
+    return reader.rows(
+        f"SELECT {select} FROM {{measurements}} WHERE {where} {group}", params, filters.days()
+    )
 
 
 _STATE_RANK: Final = {"blocked": 0, "down": 1, "ok": 2, "inconclusive": 3}
 
 
 def service_states(
-    q: Query, cc: str, since: datetime, until: datetime, probe_asn: list[int]
+    reader: TableReader, cc: str, since: datetime, until: datetime, probe_asn: list[int]
 ) -> list[dict[str, Any]]:
     """The current state of every catalog service in ``cc`` (see ``docs/api.md``).
 
@@ -227,9 +244,9 @@ def service_states(
     else ``ok``, else ``inconclusive``; with no measurement at all it is ``no_data``
     (never ``ok``). The witness is the latest measurement carrying that state.
     """
-    f = Filters(probe_cc=[cc], probe_asn=probe_asn, since=since, until=until)
-    where, params = f.where()
-    latest = q.rows(
+    filters = Filters(probe_cc=[cc], probe_asn=probe_asn, since=since, until=until)
+    where, params = filters.where()
+    latest = reader.rows(
         "SELECT service, input, measurement_uid, measurement_start_time, probe_asn, "
         "coalesce(state, 'inconclusive') AS state, method, layer, rules_version "
         f"FROM {{measurements}} WHERE {where} AND service IS NOT NULL "
@@ -237,14 +254,14 @@ def service_states(
         "(state IN ('ok', 'blocked', 'down')) DESC, measurement_start_time DESC, "
         "measurement_uid DESC) = 1",
         params,
-        f.days(),
+        filters.days(),
     )
-    counts = q.rows(
+    counts = reader.rows(
         "SELECT service, coalesce(state, 'none') AS state, count(*) AS n, "
         "count(DISTINCT probe_asn) AS asns "
         f"FROM {{measurements}} WHERE {where} AND service IS NOT NULL GROUP BY ALL",
         params,
-        f.days(),
+        filters.days(),
     )
     by_service: dict[str, list[dict[str, Any]]] = {}
     for r in latest:
@@ -303,7 +320,7 @@ def service_states(
 
 
 def export_batches(
-    q: Query, table: str, since: date, until: date, probe_cc: list[str]
+    reader: TableReader, table: str, since: date, until: date, probe_cc: list[str]
 ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """Arrow batches of ``table`` for days ``since`` ≤ day ≤ ``until`` (and countries)."""
     if table not in TABLES:
@@ -316,7 +333,7 @@ def export_batches(
         params.extend(probe_cc)
     cols = ", ".join(f.name for f in schema)
     sql = f"SELECT {cols} FROM {{{table}}} WHERE {cond} ORDER BY day, measurement_start_time"
-    return schema, q.batches(sql, params, (since, until))
+    return schema, reader.batches(sql, params, (since, until))
 
 
 def default_window(days: int = 30) -> tuple[date, date]:

@@ -32,12 +32,13 @@ from typing import IO, Any
 import msgspec
 import orjson
 
+from didban.analysis import classify as analysis_classify
 from didban.data.ipasn import AsnDB, default_db
 from didban.model.labinfo import AsnRow
 from didban.model.verdict import Verdict
 from didban.store import archive, rows
 from didban.store.index import Index, Location, NewRow
-from didban.store.query import Query
+from didban.store.reader import TableReader
 from didban.store.tables import RWLock, TableWriter
 from didban.store.uid import UID_RE, content_hash, make_uid, parse_time, uid_time
 
@@ -57,16 +58,6 @@ class Added:
     duplicate: bool
 
 
-def analysis_classifier() -> Classifier | None:
-    """``didban.analysis.classify`` when the analysis package provides it, else None."""
-    try:
-        from didban import analysis
-    except ImportError:
-        return None
-    fn = getattr(analysis, "classify", None)
-    return fn if callable(fn) else None
-
-
 class Store:
     def __init__(
         self,
@@ -78,9 +69,9 @@ class Store:
     ) -> None:
         """Open ``data_dir`` as its writer.
 
-        ``classifier``: ``"analysis"`` (default) uses ``didban.analysis.classify`` when
-        present; a callable is used as given (tests construct verdicts); None stores no
-        verdicts. ``lab_asn_map`` rows override the IP→ASN snapshot.
+        ``classifier``: ``"analysis"`` (default) uses ``didban.analysis.classify``; a
+        callable is used as given (tests construct verdicts); None stores no verdicts.
+        ``lab_asn_map`` rows override the IP→ASN snapshot.
         """
         self.dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -104,13 +95,12 @@ class Store:
         data_dir = self.dir
         self.index = Index(data_dir / "index.sqlite")
         self.rwlock = RWLock()
-        self._pending: list[tuple[dict[str, Any], str, bytes]] = []
+        self._pending: list[tuple[dict[str, Any], str, str]] = []  # measurement, uid, day
         self._pending_lock = threading.Lock()
         self.writer = TableWriter(self.tables_root, self.index, self.rwlock)
-        self.query = Query(self.tables_root, self.rwlock, before=self.flush)
-        self._analysis = analysis_classifier()
+        self.reader = TableReader(self.tables_root, self.rwlock, before=self.flush)
         self.classifier: Classifier | None = (
-            self._analysis if isinstance(classifier, str) else classifier
+            analysis_classify if isinstance(classifier, str) else classifier
         )
         base = asn or default_db()
         self.asn = base.with_overrides(lab_asn_map) if lab_asn_map else base
@@ -192,15 +182,15 @@ class Store:
             by_file[targets[key]].append((uid, h, stored, line))
         new_rows: list[NewRow] = []
         sizes: dict[str, int] = {}
-        derived: list[tuple[dict[str, Any], str, bytes]] = []
+        derived: list[tuple[dict[str, Any], str, str]] = []
         for path, items in by_file.items():
             offset, length = archive.append(path, [it[3] for it in items])
             rel = str(path.relative_to(self.raw))
             sizes[rel] = offset + length
-            for line_no, (uid, h, stored, line) in enumerate(items):
+            for line_no, (uid, h, stored, _) in enumerate(items):
                 day = rows.measurement_day(stored, uid)
                 new_rows.append(NewRow(uid, h, rel, offset, length, line_no, day))
-                derived.append((stored, uid, line))
+                derived.append((stored, uid, day))
         if new_rows:
             self.index.add(new_rows, sizes)
         with self._pending_lock:
@@ -213,8 +203,8 @@ class Store:
         """Derive the table rows of measurements archived with ``defer``."""
         with self._pending_lock:
             todo, self._pending = self._pending, []
-        for stored, uid, line in todo:
-            self._derive(stored, uid, line)
+        for stored, uid, day in todo:
+            self._derive(stored, uid, day)
         return len(todo)
 
     def _unique_uids(self, fresh: dict[str, tuple[str, dict[str, Any]]]) -> None:
@@ -243,19 +233,12 @@ class Store:
             when, rows.country(m.get("probe_cc")), rows.text(m.get("test_name"), "unknown"), digest
         )
 
-    def classify(self, m: dict[str, Any], line: bytes | None = None) -> Verdict | None:
-        """The verdict for ``m`` (None without a classifier or when it fails).
-
-        ``line`` is ``m`` as stored JSON; ``didban.analysis.classify`` reads bytes about
-        twice as fast as a dict, so it gets them when they are at hand.
-        """
+    def classify(self, m: dict[str, Any]) -> Verdict | None:
+        """The verdict for ``m`` (None without a classifier or when it fails)."""
         if self.classifier is None:
             return None
         try:
-            if line is not None and self.classifier is self._analysis:
-                v = self.classifier(line)  # type: ignore[arg-type]
-            else:
-                v = self.classifier(m)
+            v = self.classifier(m)
         except Exception as exc:  # analysis must never lose a measurement
             log.warning("classification of %s failed: %s", m.get("measurement_uid"), exc)
             return None
@@ -263,10 +246,10 @@ class Store:
             v = msgspec.structs.replace(v, measurement_uid=m.get("measurement_uid"))
         return v
 
-    def _derive(self, m: dict[str, Any], uid: str, line: bytes | None = None) -> None:
-        v = self.classify(m, line)
+    def _derive(self, m: dict[str, Any], uid: str, day: str) -> None:
+        """Classify ``m`` and buffer its table rows under ``day`` (its index day)."""
+        v = self.classify(m)
         mrow = rows.measurement_row(m, uid, v)
-        day = rows.measurement_day(m, uid)
         self.writer.add(
             uid,
             day,
@@ -351,22 +334,21 @@ class Store:
             locs = self.index.untabled(5000)
             if not locs:
                 return done
-            for m, uid, line in self._load(locs):
-                self._derive(m, uid, line)
+            for m, loc in self._load(locs):
+                self._derive(m, loc.uid, loc.day)
             self.flush()
             done += len(locs)
             if progress:
                 progress(len(locs))
 
-    def _load(self, locs: Iterable[Location]) -> Iterable[tuple[dict[str, Any], str, bytes]]:
+    def _load(self, locs: Iterable[Location]) -> Iterable[tuple[dict[str, Any], Location]]:
         cache_key: tuple[str, int] | None = None
         lines: list[bytes] = []
         for loc in locs:
             if cache_key != (loc.file, loc.offset):
                 lines = archive.read_frame(self.raw / loc.file, loc.offset, loc.length)
                 cache_key = (loc.file, loc.offset)
-            line = lines[loc.line]
-            yield orjson.loads(line), loc.uid, line
+            yield orjson.loads(lines[loc.line]), loc
 
     def rebuild(self, progress: Progress | None = None) -> int:
         """Drop the index and every table, then rebuild both from the archive."""

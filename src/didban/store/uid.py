@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any, Final
 
 import orjson
@@ -63,7 +62,6 @@ def parse_time(text: Any) -> datetime | None:
     return _parse_time(text) if isinstance(text, str) else None
 
 
-@lru_cache(maxsize=65536)
 def _parse_time(text: str) -> datetime | None:
     if _OONI_TIME.match(text):
         try:

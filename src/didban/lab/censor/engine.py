@@ -28,19 +28,12 @@ import msgspec
 
 from didban.lab import profiles
 from didban.lab.censor import kernel, wire
+from didban.lab.censor.decision import CensorState, Decision
+from didban.lab.censor.enforcers.addresses import TLSMitm
+from didban.lab.censor.enforcers.shutdown import Curfew
 from didban.lab.censor.log import CensorLog
 from didban.lab.censor.mitm import MitmServer
-from didban.lab.censor.rules import (
-    MARK_BLACKHOLE,
-    MARK_INJECTED,
-    MARK_REJECT,
-    QUEUE_NUM,
-    Curfew,
-    Decision,
-    Plan,
-    State,
-    TLSMitm,
-)
+from didban.lab.censor.policy import MARK_BLACKHOLE, MARK_INJECTED, MARK_REJECT, QUEUE_NUM, Policy
 from didban.model.labinfo import LabDescriptor
 
 SO_MARK = getattr(socket, "SO_MARK", 36)
@@ -97,8 +90,8 @@ class Engine:
                 log_path = Path(desc.censor_log)
         self.log = CensorLog(log_path)
         self.lock = threading.RLock()
-        self.plan: Plan | None = None
-        self.state = State()
+        self.policy: Policy | None = None
+        self.state = CensorState()
         self.generation = 0
         self.pruned = time.monotonic()
         self.devices: list[str] = []
@@ -115,23 +108,23 @@ class Engine:
     def load(self) -> None:
         """(Re)load profile.json and install it atomically; on error keep the old rules."""
         profile = profiles.from_json(self.profile_file.read_bytes())
-        plan = Plan(profile)
-        if plan.mitm and self.mitm is None:  # started once, kept across reloads
+        policy = Policy(profile)
+        if policy.mitm and self.mitm is None:  # started once, kept across reloads
             self.mitm = MitmServer(self._mitm_rules, self._mitm_log)
         with self.lock:
-            self.devices = kernel.install(plan, self.devices)
-            self._write_policy(plan.resolver_policy())
-            self.plan = plan
-            self.state = State()
+            self.devices = kernel.install(policy, self.devices)
+            self._write_policy(policy.resolver_policy())
+            self.policy = policy
+            self.state = CensorState()
             self.generation += 1
-            for c in plan.curfews:
+            for c in policy.curfews:
                 self._schedule_curfew(c, self.generation)
         self.log.write("engine", "engine", f"loaded profile {profile.name}", "-", "-",
                        f"{len(profile.rules)} rules")  # fmt: skip
 
     def _mitm_rules(self) -> list[TLSMitm]:
-        plan = self.plan
-        return plan.mitm if plan is not None else []
+        policy = self.policy
+        return policy.mitm if policy is not None else []
 
     def _mitm_log(self, rule_id: str, action: str, src: str, dst: str, detail: str) -> None:
         self.log.write(rule_id, TLSMitm.name, action, src, dst, detail)
@@ -144,8 +137,8 @@ class Engine:
     def _schedule_curfew(self, rule: Curfew, generation: int) -> None:
         state = self.state
         on = rule.active(time.monotonic(), state)
-        self.log.write(rule.id, rule.name, f"curfew {'on' if on else 'off'} ({rule.p['mode']})",
-                       "-", "-", "")  # fmt: skip
+        action = f"curfew {'on' if on else 'off'} ({rule.params['mode']})"
+        self.log.write(rule.id, rule.name, action, "-", "-", "")
 
         def edge() -> None:
             with self.lock:
@@ -170,28 +163,28 @@ class Engine:
 
     def handle(self, packet: fnfqueue.Packet) -> None:
         pkt = wire.parse(packet.payload)
-        if pkt is None or self.plan is None:
+        if pkt is None or self.policy is None:
             packet.accept()
             return
         now = time.monotonic()
-        fired = self.plan.decide(pkt, self.state, now)
+        fired = self.policy.decide(pkt, self.state, now)
         final: Decision | None = None
-        for tech, d in fired:
+        for enforcer, d in fired:
             for b in d.inject:
                 self.sock.sendto(b, (socket.inet_ntoa(b[16:20]), 0))
             if d.log:
-                self.log.write(tech.id, tech.name, d.action, f"{pkt.src}:{pkt.sport}",
+                self.log.write(enforcer.id, enforcer.name, d.action, f"{pkt.src}:{pkt.sport}",
                                f"{pkt.dst}:{pkt.dport}", d.detail)  # fmt: skip
-            if d.verdict != "continue":
+            if d.disposition != "continue":
                 final = d
-        if final is None or final.verdict == "accept":
+        if final is None or final.disposition == "accept":
             packet.accept()
-        elif final.verdict == "drop":
+        elif final.disposition == "drop":
             packet.drop()
-        elif final.verdict in ("blackhole", "reject"):
-            packet.mark = MARK_BLACKHOLE if final.verdict == "blackhole" else MARK_REJECT
+        elif final.disposition in ("blackhole", "reject"):
+            packet.mark = MARK_BLACKHOLE if final.disposition == "blackhole" else MARK_REJECT
             packet.verdict(fnfqueue.REPEAT, fnfqueue.MANGLE_MARK)
-        elif final.verdict == "hold":
+        elif final.disposition == "hold":
             self.sched.at(now + final.hold_s, lambda: self._release(packet))
         if now - self.pruned > 10:
             self.pruned = now

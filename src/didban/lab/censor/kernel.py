@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Sequence
 
-from didban.lab.censor.rules import CHAIN, NAT_CHAIN, RAW_CHAIN, Plan
+from didban.lab.censor.policy import CHAIN, NAT_CHAIN, RAW_CHAIN, Policy
 
 HOOKS = (
     ("filter", "FORWARD", CHAIN),
@@ -28,18 +28,18 @@ def _run(cmd: Sequence[str], stdin: str | None = None, check: bool = True) -> bo
     return r.returncode == 0
 
 
-def install(plan: Plan, old_devices: Sequence[str] = ()) -> list[str]:
-    """Replace our chains with ``plan``'s (atomic), hook them, and rebuild our qdiscs.
+def install(policy: Policy, old_devices: Sequence[str] = ()) -> list[str]:
+    """Replace our chains with ``policy``'s (atomic), hook them, and rebuild our qdiscs.
     Returns the devices now carrying a qdisc of ours."""
-    _run(["iptables-restore", "--noflush"], stdin=plan.iptables_restore())
+    _run(["iptables-restore", "--noflush"], stdin=policy.iptables_restore())
     for table, parent, chain in HOOKS:
         if not _run(["iptables", "-t", table, "-C", parent, "-j", chain], check=False):
             _run(["iptables", "-t", table, "-I", parent, "1", "-j", chain])
     for dev in old_devices:
         _run(["tc", "qdisc", "del", "dev", dev, "root", "handle", "1d1b:"], check=False)
-    for cmd in plan.tc_commands():
+    for cmd in policy.tc_commands():
         _run(["tc", *cmd])
-    return plan.tc_devices()
+    return policy.tc_devices()
 
 
 def remove(devices: Sequence[str]) -> list[str]:

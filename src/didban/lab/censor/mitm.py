@@ -1,7 +1,7 @@
 """The ``tls_mitm`` listener: the censor's TLS-terminating interceptor, inside the isp namespace.
 
 The kernel redirects the client's TCP flows to the rule's addresses here (nat REDIRECT to
-``rules.MITM_PORT``). Each connection gets a TLS handshake with a certificate for the
+``enforcers.base.MITM_PORT``). Each connection gets a TLS handshake with a certificate for the
 client's SNI, issued on the fly by a CA created in memory when the listener starts: it is
 never written anywhere and no client trusts it, like a national root the user never
 installed (Kazakhstan 2019). A client that verifies aborts the handshake (OONI:
@@ -21,7 +21,8 @@ from collections.abc import Callable
 
 import trustme
 
-from didban.lab.censor.rules import MITM_PORT, TLSMitm
+from didban.lab.censor.enforcers.addresses import TLSMitm
+from didban.lab.censor.enforcers.base import MITM_PORT
 
 SO_ORIGINAL_DST = 80  # linux/netfilter_ipv4.h
 HANDSHAKE_TIMEOUT = 10.0
@@ -36,7 +37,7 @@ Logger = Callable[[str, str, str, str, str], None]  # rule id, action, src, dst,
 
 class MitmServer:
     """Accepts redirected flows on ``port`` (all addresses of the namespace) and
-    intercepts them; ``rules`` gives the current plan's ``tls_mitm`` rules (for the log)."""
+    intercepts them; ``rules`` gives the current policy's ``tls_mitm`` rules (for the log)."""
 
     def __init__(
         self, rules: Callable[[], list[TLSMitm]], log: Logger, port: int = MITM_PORT

@@ -25,7 +25,6 @@ from __future__ import annotations
 import random
 import socket
 import struct
-from functools import lru_cache
 from typing import Final
 
 import dns.exception
@@ -188,7 +187,6 @@ def _fast_answer(msg: dnswire.Message, udp: bool) -> bytes | None:
     return out
 
 
-@lru_cache(maxsize=1024)
 def _a_records(addrs: tuple[str, ...], root_owner: bool) -> tuple[bytes, ...]:
     """The A records of ``addrs`` (each address once, in order, as an RRset keeps them),
     owned by the question name through a pointer to offset 12."""

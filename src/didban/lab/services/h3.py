@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from didban.lab.services.http import App
-from didban.lab.services.web import Request, host_of
+from didban.lab.services.routes import Request, host_of
 
 IDLE_TIMEOUT: Final = 30.0
 MAX_H3_BODY: Final = 64 << 20

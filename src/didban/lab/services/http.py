@@ -19,7 +19,7 @@ import h2.events
 import h2.exceptions
 import h11
 
-from didban.lab.services.web import Request, Response, host_of
+from didban.lab.services.routes import Request, Response, host_of
 
 HANDSHAKE_TIMEOUT: Final = 10.0
 IDLE_TIMEOUT: Final = 30.0

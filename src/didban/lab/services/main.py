@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from didban.lab import ca, plan, zone
-from didban.lab.services import ROLES, dnsanswer, dnsserver, http, ready_file, web
+from didban.lab.services import ROLES, dnsanswer, dnsserver, http, ready_file, routes
 from didban.lab.services.ispresolver import IspResolver
 from didban.net import guard
 
@@ -37,12 +37,12 @@ async def _start_inet(state_dir: Path) -> list[Any]:
     store.add_bench()
     handles: list[Any] = []
     for addr in dict.fromkeys(zone.addresses(domestic=False) + zone.resolver_addrs()):
-        handles.append(await http.serve(web.handle, addr, 80))
-        handles.append(await http.serve(web.handle, addr, 443, store.server_context(addr)))
+        handles.append(await http.serve(routes.handle, addr, 80))
+        handles.append(await http.serve(routes.handle, addr, 443, store.server_context(addr)))
     for site in zone.sites():
         if site.http3 and not site.domestic:
             for addr in site.addrs:
-                handles.append(await h3.serve_h3(web.handle, addr, store.leaf(site.key)))
+                handles.append(await h3.serve_h3(routes.handle, addr, store.leaf(site.key)))
     for addr in zone.resolver_addrs():
         handles.append(await dnsserver.serve_udp(_public_answer, addr))
         handles.append(await dnsserver.serve_tcp(_public_answer, addr))
@@ -59,11 +59,11 @@ async def _start_domestic(state_dir: Path) -> list[Any]:
             store.add_site(site)
     handles: list[Any] = []
     for addr in zone.addresses(domestic=True):
-        handles.append(await http.serve(web.handle, addr, 80))
-        handles.append(await http.serve(web.handle, addr, 443, store.server_context(addr)))
+        handles.append(await http.serve(routes.handle, addr, 80))
+        handles.append(await http.serve(routes.handle, addr, 443, store.server_context(addr)))
     # Blockpage hosts: port 80 only; 443 is closed (RST), as the real hosts answer.
     for addr in plan.BLOCKPAGE_HOSTS:
-        handles.append(await http.serve(web.handle, addr, 80))
+        handles.append(await http.serve(routes.handle, addr, 80))
     resolver = IspResolver(state_dir)
     handles.append(await dnsserver.serve_udp(resolver, plan.ISP_RESOLVER))
     handles.append(await dnsserver.serve_tcp(resolver, plan.ISP_RESOLVER))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Final
 
 from didban.lab import plan, zone
@@ -150,7 +149,6 @@ def page_for(host: str | None, site_key: str | None) -> Page:
     return Page(name, 8_192, (("server", "nginx"),))
 
 
-@lru_cache(maxsize=4096)
 def render(host: str | None, site_key: str | None) -> tuple[bytes, tuple[tuple[str, str], ...]]:
     """(body, headers) of the page for ``host``; the body has the page's exact size."""
     page = page_for(host, site_key)

@@ -1,4 +1,4 @@
-"""What the fake web servers answer: one request -> one response, independent of HTTP version.
+"""The fake web servers' routes: one request -> one response, independent of HTTP version.
 
 Routes (every host): ``/bytes/<n>`` streams n bytes (throughput tests); ``/dns-query`` on a
 public resolver's addresses or names is DoH (RFC 8484, GET ``?dns=`` and POST

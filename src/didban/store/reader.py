@@ -1,8 +1,9 @@
 """Read access to the tables: in-memory DuckDB connections over the Parquet files.
 
-Each thread gets its own in-memory connection (a DuckDB database file would allow only
-one process; python-stack.md §7.2). SQL names the tables as ``{measurements}``,
-``{observations}`` and ``{verdicts}``; ``Query.run`` replaces them with a
+``TableReader`` runs SQL; the questions the API asks live in ``queries``. Each thread gets
+its own in-memory connection (a DuckDB database file would allow only one process;
+python-stack.md §7.2). SQL names the tables as ``{measurements}``, ``{observations}``
+and ``{verdicts}``; ``TableReader.run`` replaces them with a
 ``read_parquet`` over the table's hive layout (``day`` typed DATE), or with an empty
 relation of the right schema when a table has no file yet. When the caller knows the
 day range, only that range's files are named (no glob over every day). Queries hold
@@ -25,7 +26,22 @@ from didban.store.schema import TABLES
 from didban.store.tables import RWLock
 
 
-class Query:
+def _connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory connection in UTC, with an empty relation ``_empty_<table>`` of each
+    table's schema (what a table without files reads as)."""
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    for name, schema in TABLES.items():
+        empty = pa.table(
+            {f.name: pa.array([], f.type) for f in schema} | {"day": pa.array([], pa.date32())}
+        )
+        con.register(f"_empty_{name}", empty)
+    return con
+
+
+class TableReader:
+    """SQL over the Parquet tables of one store, under its read lock."""
+
     def __init__(
         self, root: Path, lock: RWLock, before: Callable[[], object] | None = None
     ) -> None:
@@ -37,15 +53,7 @@ class Query:
     def _con(self) -> duckdb.DuckDBPyConnection:
         con: duckdb.DuckDBPyConnection | None = getattr(self._local, "con", None)
         if con is None:
-            con = duckdb.connect(":memory:")
-            con.execute("SET TimeZone = 'UTC'")
-            con.execute("SET parquet_metadata_cache = true")
-            for name, schema in TABLES.items():
-                empty = pa.table(
-                    {f.name: pa.array([], f.type) for f in schema}
-                    | {"day": pa.array([], pa.date32())}
-                )
-                con.register(f"_empty_{name}", empty)
+            con = _connect()
             self._local.con = con
         return con
 
@@ -122,17 +130,8 @@ class Query:
         if self.before:
             self.before()
         with self.lock.read():
-            con = duckdb.connect(":memory:")
+            con = _connect()
             try:
-                con.execute("SET TimeZone = 'UTC'")
-                for name, schema in TABLES.items():
-                    con.register(
-                        f"_empty_{name}",
-                        pa.table(
-                            {f.name: pa.array([], f.type) for f in schema}
-                            | {"day": pa.array([], pa.date32())}
-                        ),
-                    )
                 rel = con.sql(self._sql(sql, days), params=list(params))
                 reader = rel.to_arrow_reader(batch_rows)
                 yield from reader

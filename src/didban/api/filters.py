@@ -1,0 +1,380 @@
+"""The read endpoints' query parameters, parsed in one place (datasette's ``filters.py``).
+
+Each parameter has a type here: an ``Annotated`` type whose validator turns the text of the
+URL into a typed value, or refuses it with one sentence that names the parameter, and
+whose JSON schema (the pattern or the enum it enforces) is what ``/openapi.json`` shows.
+An endpoint takes one query model — ``ListingQuery``, ``AggregationQuery``,
+``ServicesQuery``, ``ExportQuery`` — which FastAPI builds from the URL; a refusal becomes a
+400 whose ``detail`` is that sentence (``app.py``). ``store_filters`` turns a model into
+the ``didban.store.queries.Filters`` the queries take.
+
+Parameter names and forms follow OONI's API (``ooni-backend.md`` §9): comma lists
+(``probe_cc=IR,TM``; spaces and empty items are ignored), ``AS``-prefixed or bare AS
+numbers, dates or ISO 8601 times, ``true``/``false`` (also ``t``/``f``, ``1``/``0``,
+``yes``/``no``, any case).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any, Final, Literal, get_args
+
+from fastapi import Path
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    model_validator,
+)
+
+from didban.store import queries
+from didban.store.schema import TABLES
+
+MAX_LIMIT: Final = 100_000
+MAX_OFFSET: Final = 10**9
+
+_CC: Final = re.compile(r"^[A-Z]{2}$")
+_ASN: Final = re.compile(r"^(AS)?(\d{1,10})$", re.IGNORECASE)
+_TEST: Final = re.compile(r"^[a-z0-9_]{2,40}$")
+_CATEGORY: Final = re.compile(r"^[A-Z]+$")
+_UID: Final = re.compile(r"^[A-Za-z0-9_.\-]{10,120}$")
+_TRUE: Final = ("true", "t", "1", "yes")
+_FALSE: Final = ("false", "f", "0", "no")
+
+
+def _items(value: object) -> list[str]:
+    """The items of a comma list (FastAPI hands list-typed parameters over as a list of
+    every occurrence in the URL)."""
+    texts = value if isinstance(value, list) else [value]
+    return [v.strip() for t in texts if isinstance(t, str) for v in t.split(",") if v.strip()]
+
+
+def _comma_list(convert: Callable[[str, str], Any]) -> BeforeValidator:
+    """A comma-list parameter, each item checked and converted by ``convert(name, item)``."""
+
+    def parse(value: object, info: ValidationInfo) -> list[Any]:
+        return [convert(str(info.field_name), item) for item in _items(value)]
+
+    return BeforeValidator(parse)
+
+
+def _list_schema(pattern: re.Pattern[str], example: str) -> WithJsonSchema:
+    """A comma list of ``pattern`` items, as OpenAPI shows it (one string)."""
+    item = pattern.pattern.strip("^$")
+    return WithJsonSchema(
+        {"type": "string", "pattern": f"^{item}(,{item})*$", "examples": [example]}
+    )
+
+
+def _country(name: str, item: str) -> str:
+    if not _CC.match(item):
+        raise ValueError(f"{name} must be two-letter country codes like 'IR', not {item!r}")
+    return item
+
+
+def _asn(name: str, item: str) -> int:
+    m = _ASN.match(item)
+    if not m:
+        raise ValueError(f"{name} must be AS numbers like 'AS197207' or '197207', not {item!r}")
+    return int(m.group(2))
+
+
+def _test_name(name: str, item: str) -> str:
+    if not _TEST.match(item):
+        raise ValueError(f"{name} must be test names like 'web_connectivity', not {item!r}")
+    return item
+
+
+def _text(value: object) -> object:
+    return value or None
+
+
+def _category(value: object, info: ValidationInfo) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _CATEGORY.match(value):
+        raise ValueError(
+            f"{info.field_name} must be a category code in capitals like 'NEWS', not {value!r}"
+        )
+    return value
+
+
+def _flag(value: object, info: ValidationInfo) -> bool | None:
+    if value is None or value == "":
+        return None
+    text = str(value).lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"{info.field_name} must be true or false, not {value!r}")
+
+
+def _instant(value: object, info: ValidationInfo) -> datetime | None:
+    """An ISO date or time as a naive UTC datetime (a date means its midnight)."""
+    if value is None or value == "":
+        return None
+    text = str(value)
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), time())
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{info.field_name} must be a date (YYYY-MM-DD) or an ISO 8601 time, not {value!r}"
+        ) from None
+    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
+
+
+def _day(value: object, info: ValidationInfo) -> date | None:
+    """A date; an ISO 8601 time stands for its own date (as written, not moved to UTC)."""
+    if value is None or value == "":
+        return None
+    text = str(value)
+    try:
+        if len(text) > 10:
+            datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        raise ValueError(f"{info.field_name} must be a date (YYYY-MM-DD), not {value!r}") from None
+
+
+def _choice(
+    allowed: tuple[str, ...], default: str | None, fold: Callable[[str], str] = str
+) -> BeforeValidator:
+    """One of ``allowed`` (after ``fold``); empty or absent means ``default``."""
+
+    def parse(value: object, info: ValidationInfo) -> str | None:
+        if value is None or value == "":
+            return default
+        text = fold(str(value))
+        if text not in allowed:
+            raise ValueError(f"{info.field_name} must be one of {', '.join(allowed)}; got {text!r}")
+        return text
+
+    return BeforeValidator(parse)
+
+
+def _between(low: int, high: int) -> AfterValidator:
+    def check(value: int, info: ValidationInfo) -> int:
+        if not low <= value <= high:
+            raise ValueError(f"{info.field_name} must be between {low} and {high}, not {value}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _int_schema(low: int, high: int) -> WithJsonSchema:
+    return WithJsonSchema({"type": "integer", "minimum": low, "maximum": high})
+
+
+def _required_day(value: object, info: ValidationInfo) -> date:
+    day = _day(value, info)
+    if day is None:
+        raise ValueError("since and until are required (YYYY-MM-DD)")
+    return day
+
+
+class NotFound(ValueError):
+    """A path names something that does not exist: the app answers 404, not 400."""
+
+
+def _table(value: object) -> str:
+    if value not in TABLES:
+        raise NotFound(f"no table {value!r}; tables: {', '.join(TABLES)}")
+    return str(value)
+
+
+def _one_country(value: object) -> str:
+    codes = [_country("probe_cc", item) for item in _items(value)]
+    if len(codes) != 1:
+        raise ValueError("give one country code, e.g. /api/v1/services/IR")
+    return codes[0]
+
+
+def _measurement_uid(value: object) -> str:
+    if not isinstance(value, str) or not _UID.match(value):
+        raise ValueError(f"{value!r} is not a measurement uid")
+    return value
+
+
+_DATE_OR_TIME: Final = {
+    "oneOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]
+}
+
+CountryCodes = Annotated[list[str], _comma_list(_country), _list_schema(_CC, "IR,TM")]
+ASNumbers = Annotated[list[int], _comma_list(_asn), _list_schema(_ASN, "AS197207,58224")]
+TestNames = Annotated[list[str], _comma_list(_test_name), _list_schema(_TEST, "web_connectivity")]
+Names = Annotated[list[str], BeforeValidator(_items), WithJsonSchema({"type": "string"})]
+Text = Annotated[str | None, BeforeValidator(_text)]
+Category = Annotated[
+    str | None,
+    BeforeValidator(_category),
+    WithJsonSchema({"type": "string", "pattern": _CATEGORY.pattern, "examples": ["NEWS"]}),
+]
+Flag = Annotated[bool | None, BeforeValidator(_flag), WithJsonSchema({"type": "boolean"})]
+Instant = Annotated[datetime | None, BeforeValidator(_instant), WithJsonSchema(_DATE_OR_TIME)]
+Day = Annotated[
+    date | None, BeforeValidator(_day), WithJsonSchema({"type": "string", "format": "date"})
+]
+RequiredDay = Annotated[
+    date, BeforeValidator(_required_day), WithJsonSchema({"type": "string", "format": "date"})
+]
+
+
+CountryPath = Annotated[
+    str,
+    Path(description="A two-letter country code, e.g. IR"),
+    BeforeValidator(_one_country),
+    WithJsonSchema({"type": "string", "pattern": _CC.pattern, "examples": ["IR"]}),
+]
+MeasurementUid = Annotated[
+    str,
+    BeforeValidator(_measurement_uid),
+    WithJsonSchema({"type": "string", "pattern": _UID.pattern}),
+]
+Table = Literal["measurements", "observations", "verdicts"]  # store.schema.TABLES
+TablePath = Annotated[Table, Path(description="The table to export"), BeforeValidator(_table)]
+
+
+def _not_reversed(since: date | None, until: date | None) -> None:
+    if since is not None and until is not None and since > until:
+        raise ValueError("since must not be after until")
+
+
+class _Filters(BaseModel):
+    """The filters every listing and aggregation takes (OONI's names, plus ``service``)."""
+
+    probe_cc: CountryCodes = Field(default_factory=list, description="Comma list, e.g. IR,TM")
+    probe_asn: ASNumbers = Field(default_factory=list, description="Comma list, AS197207 or 197207")
+    test_name: TestNames = Field(default_factory=list, description="Comma list")
+    domain: Names = Field(default_factory=list, description="Comma list of hostnames")
+    input: Text = Field(None, description="Exact input (overrides domain and category_code)")
+    category_code: Category = None
+    service: Names = Field(default_factory=list, description="didban: catalog service ids")
+
+    def store_filters(self, **more: Any) -> queries.Filters:
+        """The store's filters for these parameters (and ``more`` of the store's fields)."""
+        return queries.Filters(
+            probe_cc=self.probe_cc,
+            probe_asn=self.probe_asn,
+            test_name=self.test_name,
+            domain=[d.lower() for d in self.domain],
+            service=self.service,
+            input=self.input,
+            category_code=self.category_code,
+            **more,
+        )
+
+
+class ListingQuery(_Filters):
+    """``/api/v1/measurements``: the filters, a time window, the OONI flags, one page."""
+
+    report_id: Text = None
+    since: Instant = Field(None, description="ISO date or time (inclusive)")
+    until: Instant = Field(None, description="ISO date or time (exclusive)")
+    anomaly: Flag = None
+    confirmed: Flag = None
+    failure: Flag = None
+    order_by: Annotated[queries.OrderBy, _choice(queries.ORDER_BY, "measurement_start_time")] = (
+        "measurement_start_time"
+    )
+    order: Annotated[queries.Order, _choice(get_args(queries.Order), "desc")] = "desc"
+    limit: Annotated[int, _between(1, MAX_LIMIT), _int_schema(1, MAX_LIMIT)] = 100
+    offset: Annotated[int, _between(0, MAX_OFFSET), _int_schema(0, MAX_OFFSET)] = 0
+
+    @model_validator(mode="after")
+    def _window(self) -> ListingQuery:
+        _not_reversed(self.since, self.until)
+        return self
+
+    def filters(self) -> queries.Filters:
+        return self.store_filters(
+            report_id=self.report_id,
+            since=self.since,
+            until=self.until,
+            anomaly=self.anomaly,
+            confirmed=self.confirmed,
+            failure=self.failure,
+        )
+
+
+class AggregationQuery(_Filters):
+    """``/api/v1/aggregation``: the filters, whole days, up to two axes, JSON or CSV."""
+
+    since: Day = Field(None, description="date, default: 30 days before until")
+    until: Day = Field(None, description="date (exclusive), default: tomorrow")
+    axis_x: Annotated[queries.Axis | None, _choice(queries.AXES, None)] = None
+    axis_y: Annotated[queries.Axis | None, _choice(queries.AXES, None)] = None
+    time_grain: Annotated[queries.TimeGrain, _choice(queries.TIME_GRAINS, "auto")] = "auto"
+    format: Annotated[Literal["JSON", "CSV"], _choice(("JSON", "CSV"), "JSON", str.upper)] = "JSON"
+    download: Flag = None
+
+    @model_validator(mode="after")
+    def _window(self) -> AggregationQuery:
+        if self.until is None:
+            self.until = queries.default_window()[1]
+        if self.since is None:
+            self.since = self.until - timedelta(days=30)
+        _not_reversed(self.since, self.until)
+        if self.axis_x and self.axis_x == self.axis_y:
+            raise ValueError("axis_x and axis_y must differ")
+        return self
+
+    def days(self) -> tuple[date, date]:
+        assert self.since is not None and self.until is not None
+        return self.since, self.until
+
+    def grain(self) -> queries.TimeGrain:
+        """The time grain, ``auto`` resolved from the window's length."""
+        if self.time_grain == "auto":
+            return queries.auto_grain(*self.days())
+        return self.time_grain
+
+    def filters(self) -> queries.Filters:
+        since, until = self.days()
+        return self.store_filters(
+            since=datetime.combine(since, time()), until=datetime.combine(until, time())
+        )
+
+
+class ServicesQuery(BaseModel):
+    """``/api/v1/services/{probe_cc}``: networks and a time window (default: the last week)."""
+
+    probe_asn: ASNumbers = Field(default_factory=list, description="Comma list")
+    since: Instant = Field(None, description="default: 7 days before until")
+    until: Instant = Field(None, description="default: now")
+
+    @model_validator(mode="after")
+    def _window(self) -> ServicesQuery:
+        if self.until is None:
+            self.until = datetime.now(UTC).replace(tzinfo=None)
+        if self.since is None:
+            self.since = self.until - timedelta(days=7)
+        _not_reversed(self.since, self.until)
+        return self
+
+    def window(self) -> tuple[datetime, datetime]:
+        assert self.since is not None and self.until is not None
+        return self.since, self.until
+
+
+class ExportQuery(BaseModel):
+    """``/api/v1/export/{table}``: a range of days (both inclusive), countries, a format."""
+
+    since: RequiredDay = Field(description="first day, YYYY-MM-DD")
+    until: RequiredDay = Field(description="last day (inclusive), YYYY-MM-DD")
+    probe_cc: CountryCodes = Field(default_factory=list, description="Comma list")
+    format: Annotated[
+        Literal["parquet", "csv"], _choice(("parquet", "csv"), "parquet", str.lower)
+    ] = "parquet"
+
+    @model_validator(mode="after")
+    def _window(self) -> ExportQuery:
+        _not_reversed(self.since, self.until)
+        return self
