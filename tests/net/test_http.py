@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 
+import trustme
 from peers import (
     BIG_SIZE,
     Site,
@@ -177,3 +178,61 @@ async def test_silent_server_times_out() -> None:
     server.close()
     assert r.failure == "generic_timeout_error"
     assert r.requests[0].response is not None and r.requests[0].response.code == 0
+
+
+class CookieSite(Site):
+    """Sets a cookie on site.test, then redirects to www.site.test and back."""
+
+    def respond(
+        self, method: str, path: str, body: bytes, headers: list[tuple[str, str]]
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        base = f"https://{{}}:{self.https_port}"
+        cookie = next((v for k, v in headers if k.lower() == "cookie"), "")
+        if path == "/login":
+            return 302, [("Location", "/home"), ("Set-Cookie", "sid=42; Path=/; Secure")], b""
+        if path == "/home":
+            return 302, [("Location", base.format("www.site.test") + "/away")], b""
+        if path == "/away":
+            return 302, [("Location", base.format("site.test") + "/back")], b""
+        return 200, [("Content-Type", "text/plain")], f"cookie={cookie}".encode()
+
+
+async def test_cookies_go_back_only_to_the_host_that_set_them(ca: trustme.CA, ca_file: str) -> None:
+    site = await CookieSite(ca).start()
+    try:
+        r = await http.fetch(
+            f"https://site.test:{site.https_port}/login",
+            resolver=_loopback,
+            options=http.FetchOptions(ca_file=ca_file),
+        )
+    finally:
+        await site.stop()
+    assert r.failure is None
+    sent = [(t.request.url.split("/")[-1], t.request.headers.get("Cookie")) for t in r.requests]
+    assert sent == [("back", "sid=42"), ("away", None), ("home", "sid=42"), ("login", None)]
+    assert r.final_body == b"cookie=sid=42"
+
+
+async def test_each_connection_of_a_fetch_is_a_flow_of_its_own(site: Site, ca_file: str) -> None:
+    log = EventLog()
+    r = await http.fetch(
+        f"https://site.test:{site.https_port}/redirect/1",
+        resolver=_loopback,
+        tracer=log.tagged(["mine"]),
+        options=http.FetchOptions(ca_file=ca_file),
+    )
+    ids = [t.transaction_id for t in reversed(r.requests)]
+    assert ids == [c.transaction_id for c in r.tcp_connect] == [1, 2, 3]
+    assert all(t.tags == ["mine"] for t in r.requests)
+    for tid in ids:
+        ops = [e.operation for e in log.events if e.transaction_id == tid]
+        assert ops[0] == "connect" and "http_transaction_done" in ops
+
+
+async def test_a_fetch_that_is_not_measured_records_no_ids(site: Site) -> None:
+    r = await http.fetch(
+        "http://site.test/", resolver=SYSTEM, address=f"127.0.0.1:{site.http_port}"
+    )
+    assert r.failure is None
+    assert [t.transaction_id for t in r.requests] == [0]
+    assert r.requests[0].tags is None and r.tcp_connect[0].tags is None
