@@ -23,12 +23,21 @@ def _graph() -> tuple[dict[str, set[str]], list[str]]:
         top = set(tree.body)
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module:
-                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+                # ``from package import module`` depends on the module, else on ``module``
+                targets = [
+                    f"{node.module}.{a.name}"
+                    if f"{node.module}.{a.name}" in modules
+                    else node.module
+                    for a in node.names
+                ]
             elif isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             else:
                 continue
-            inside = [t for t in targets if t in modules and t != name]
+            # a module's own packages are always initialised before it: not an edge
+            inside = [
+                t for t in targets if t in modules and t != name and not name.startswith(t + ".")
+            ]
             if inside and node not in top:
                 hidden.append(f"{path.name}:{node.lineno}")
             graph[name].update(inside)

@@ -191,76 +191,65 @@ async def fetch_hop(
         )
         return builder.record(None, failure, used)
 
-    if stream is not None:
-        tx, raw = await exchange(
-            stream,
-            request.url,
-            tracer=tracer,
-            options=options,
-            method=request.method,
-            headers=sent,
-            body=request.body,
-            host_header=host_value,
-            t0=hop_t0,
-        )
-        return Hop(tx, raw)
-    candidates: list[tuple[str, int]]
-    if address:
-        candidates = [split_address(address, port)]
-    elif _is_ip(host):
-        candidates = [(host, port)]
-    else:
-        resolved = await resolver(host)
-        if isinstance(resolved, str):
-            return Hop(unsent(tracer, resolved))
-        if not resolved:
-            return Hop(unsent(tracer, failures.DNS_NO_ANSWER))
-        candidates = [(ip, port) for ip in resolved]
-    sni = server_name if server_name is not None else ("" if _is_ip(host) else host)
+    conn, flow = stream, tracer
     tcp_records: list[TCPConnect] = []
     tls_records: list[TLSHandshake] = []
-    failure: str | None = None
-    flow = tracer
-    for ip, p in candidates:
-        flow = tracer.next()
-        conn: Stream | None = None
-        if scheme == "https":
-            tcp_r, tls_r = await tls.connect_tls(
-                ip,
-                p,
-                server_name=sni,
-                tracer=flow,
-                alpn=options.alpn,
-                ca_file=options.ca_file,
-                verify_peer=options.verify_peer,
-                tcp_timeout=options.tcp_timeout,
-                tls_timeout=options.tls_timeout,
-            )
-            tcp_records.append(tcp_r.record)
-            if tls_r is not None:
-                tls_records.append(tls_r.record)
-                conn, failure = tls_r.stream, tls_r.failure
-            else:
-                failure = tcp_r.failure
+    if conn is None:
+        candidates: list[tuple[str, int]]
+        if address:
+            candidates = [split_address(address, port)]
+        elif _is_ip(host):
+            candidates = [(host, port)]
         else:
-            tcp_r = await tcp.connect(ip, p, tracer=flow, timeout=options.tcp_timeout)
-            tcp_records.append(tcp_r.record)
-            conn, failure = tcp_r.stream, tcp_r.failure
-        if conn is not None:
-            tx, raw = await exchange(
-                conn,
-                request.url,
-                tracer=flow,
-                options=options,
-                method=request.method,
-                headers=sent,
-                body=request.body,
-                host_header=host_value,
-                t0=hop_t0,
-            )
-            return Hop(tx, raw, tcp_records, tls_records)
-    tx = unsent(flow, failure, format_address(*candidates[-1]))
-    return Hop(tx, None, tcp_records, tls_records)
+            resolved = await resolver(host)
+            if isinstance(resolved, str):
+                return Hop(unsent(tracer, resolved))
+            if not resolved:
+                return Hop(unsent(tracer, failures.DNS_NO_ANSWER))
+            candidates = [(ip, port) for ip in resolved]
+        sni = server_name if server_name is not None else ("" if _is_ip(host) else host)
+        failure: str | None = None
+        for ip, p in candidates:
+            flow = tracer.next()
+            if scheme == "https":
+                tcp_r, tls_r = await tls.connect_tls(
+                    ip,
+                    p,
+                    server_name=sni,
+                    tracer=flow,
+                    alpn=options.alpn,
+                    ca_file=options.ca_file,
+                    verify_peer=options.verify_peer,
+                    tcp_timeout=options.tcp_timeout,
+                    tls_timeout=options.tls_timeout,
+                )
+                tcp_records.append(tcp_r.record)
+                if tls_r is not None:
+                    tls_records.append(tls_r.record)
+                    conn, failure = tls_r.stream, tls_r.failure
+                else:
+                    failure = tcp_r.failure
+            else:
+                tcp_r = await tcp.connect(ip, p, tracer=flow, timeout=options.tcp_timeout)
+                tcp_records.append(tcp_r.record)
+                conn, failure = tcp_r.stream, tcp_r.failure
+            if conn is not None:
+                break
+        else:
+            tx = unsent(flow, failure, format_address(*candidates[-1]))
+            return Hop(tx, None, tcp_records, tls_records)
+    tx, raw = await exchange(
+        conn,
+        request.url,
+        tracer=flow,
+        options=options,
+        method=request.method,
+        headers=sent,
+        body=request.body,
+        host_header=host_value,
+        t0=hop_t0,
+    )
+    return Hop(tx, raw, tcp_records, tls_records)
 
 
 @dataclass

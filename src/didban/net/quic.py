@@ -9,7 +9,6 @@ an OONI ``tlshandshake`` with ``network: "udp"`` (OONI's ``quic_handshakes``).
 from __future__ import annotations
 
 import asyncio
-import base64
 import socket
 import ssl
 from collections.abc import Sequence
@@ -26,8 +25,8 @@ from aioquic.quic.events import ConnectionTerminated, HandshakeCompleted, QuicEv
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from didban.model import failures
-from didban.model.ooni import BinaryData, HTTPTransaction, TLSHandshake
-from didban.net import errors, guard, trace, verify
+from didban.model.ooni import HTTPTransaction, TLSHandshake
+from didban.net import errors, guard, tls, trace, verify
 from didban.net.httprecord import TransactionBuilder
 from didban.net.httpwire import DEFAULT_HEADERS, RawResponse, authority, target
 from didban.net.stream import format_address, split_address
@@ -233,22 +232,21 @@ async def http3_get(
         failure = refused or failure
     t = tracer.now()
     tracer.event(trace.QUIC_HANDSHAKE_DONE, t0=t0, t=t, address=addr, failure=failure)
-    record = TLSHandshake(
+    record = tls.handshake_record(
+        tracer,
         network="udp",
         address=addr,
         server_name=sni,
         failure=failure,
+        t0=t0,
+        t=t,
         cipher_suite=suite if handshook else "",
         negotiated_protocol=alpn if handshook else "",
         tls_version="TLSv1.3" if handshook else "",
-        no_tls_verify=not verify_peer,
-        peer_certificates=[BinaryData(base64.b64encode(c).decode()) for c in chain] or None,
-        t0=round(t0, 6),
-        t=round(t, 6),
-        tags=tracer.record_tags(),
-        transaction_id=tracer.transaction_id,
-        x_didban_verify_code=code,
-        x_didban_verify_message=message,
+        verify_peer=verify_peer,
+        chain=chain,
+        verify_code=code,
+        verify_message=message,
     )
     if failure is None and fetch and protocol is not None:
         request, throughput = await _get(

@@ -174,6 +174,44 @@ async def _drive(
         await raw.write(pending)
 
 
+def handshake_record(
+    tracer: Tracer,
+    *,
+    network: str,
+    address: str,
+    server_name: str,
+    failure: str | None,
+    t0: float,
+    t: float,
+    cipher_suite: str,
+    negotiated_protocol: str,
+    tls_version: str,
+    verify_peer: bool,
+    chain: list[bytes],
+    verify_code: int | None,
+    verify_message: str | None,
+) -> TLSHandshake:
+    """The OONI ``tlshandshake`` record (df-006) of a TLS (``tcp``) or QUIC (``udp``)
+    handshake: the chain as presented, the verification outcome in didban's keys."""
+    return TLSHandshake(
+        network=network,
+        address=address,
+        server_name=server_name,
+        failure=failure,
+        cipher_suite=cipher_suite,
+        negotiated_protocol=negotiated_protocol,
+        tls_version=tls_version,
+        no_tls_verify=not verify_peer,
+        peer_certificates=[BinaryData(base64.b64encode(c).decode()) for c in chain] or None,
+        t0=round(t0, 6),
+        t=round(t, 6),
+        tags=tracer.record_tags(),
+        transaction_id=tracer.transaction_id,
+        x_didban_verify_code=verify_code,
+        x_didban_verify_message=verify_message,
+    )
+
+
 async def handshake(
     raw: tcp.TCPStream,
     *,
@@ -218,22 +256,22 @@ async def handshake(
     t = tracer.now()
     tracer.event(trace.TLS_HANDSHAKE_DONE, t0=t0, t=t, address=raw.address, failure=failure)
     handshook = failure is None or code is not None
-    record = TLSHandshake(
+    version = obj.version() or ""
+    record = handshake_record(
+        tracer,
         network="tcp",
         address=raw.address,
         server_name=server_name,
         failure=failure,
+        t0=t0,
+        t=t,
         cipher_suite=(obj.cipher() or ("",))[0] if handshook else "",
         negotiated_protocol=(obj.selected_alpn_protocol() or "") if handshook else "",
-        tls_version=_VERSIONS.get(obj.version() or "", obj.version() or "") if handshook else "",
-        no_tls_verify=not verify_peer,
-        peer_certificates=[BinaryData(base64.b64encode(c).decode()) for c in chain] or None,
-        t0=round(t0, 6),
-        t=round(t, 6),
-        tags=tracer.record_tags(),
-        transaction_id=tracer.transaction_id,
-        x_didban_verify_code=code,
-        x_didban_verify_message=message,
+        tls_version=_VERSIONS.get(version, version) if handshook else "",
+        verify_peer=verify_peer,
+        chain=chain,
+        verify_code=code,
+        verify_message=message,
     )
     if failure is not None:
         raw.close()

@@ -75,6 +75,7 @@ class Tracer:
     """One flow of a measurement: its log, transaction id and tags."""
 
     __slots__ = ("log", "tags", "transaction_id")
+    recording = True  # False only for NO_TRACE
 
     def __init__(self, log: EventLog, transaction_id: int, tags: Sequence[str] | None) -> None:
         self.log = log
@@ -109,6 +110,8 @@ class Tracer:
         proto: str | None = None,
     ) -> None:
         """Append one network event of this flow (``t`` defaults to now)."""
+        if not self.recording:
+            return
         self.log.append(
             NetworkEvent(
                 operation=operation,
@@ -138,25 +141,13 @@ class _Untraced(Tracer):
     """The do-nothing tracer: no events, no ids, no tags."""
 
     __slots__ = ()
+    recording = False
 
     def next(self) -> Tracer:
         return self
 
     def with_tags(self, tags: Sequence[str]) -> Tracer:
         return self
-
-    def event(
-        self,
-        operation: str,
-        *,
-        t0: float | None = None,
-        t: float | None = None,
-        address: str | None = None,
-        failure: str | None = None,
-        num_bytes: int | None = None,
-        proto: str | None = None,
-    ) -> None:
-        pass
 
 
 NO_TRACE: Tracer = _Untraced(_NoLog(max_events=0), 0, None)

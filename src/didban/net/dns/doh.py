@@ -32,15 +32,7 @@ from urllib.parse import urlsplit
 from didban.model import failures
 from didban.model.ooni import HTTPTransaction, TCPConnect, TLSHandshake
 from didban.net import errors, http, http2, tcp, tls, trace
-from didban.net.dns.message import (
-    DEFAULT_TIMEOUT,
-    STEP_GRACE,
-    DNSResult,
-    Records,
-    make_query,
-    matches,
-    parse_reply,
-)
+from didban.net.dns import message
 from didban.net.httprecord import TransactionBuilder
 from didban.net.httpwire import BodySink, RawResponse, authority
 from didban.net.stream import format_address, split_address
@@ -238,7 +230,7 @@ class DoH:
     bootstrap_address: str
     ca_file: str | None = None
     verify_peer: bool = True
-    timeout: float = DEFAULT_TIMEOUT
+    timeout: float = message.DEFAULT_TIMEOUT
     session: DoHSession | None = None
 
     def __post_init__(self) -> None:
@@ -246,24 +238,24 @@ class DoH:
 
     async def resolve(
         self, hostname: str, *, qtype: str = "A", tracer: Tracer = NO_TRACE
-    ) -> DNSResult:
+    ) -> message.DNSResult:
         shared = self.session is not None and self.session.matches(self.url, self.bootstrap_address)
         session = self.session if shared and self.session is not None else None
         if session is None:
             session = DoHSession(
                 self.url, self.bootstrap_address, ca_file=self.ca_file, verify_peer=self.verify_peer
             )
-        records = Records(hostname, qtype, "doh", self.url, tracer)
-        query = make_query(hostname, qtype, doh=True)
+        records = message.Records(hostname, qtype, "doh", self.url, tracer)
+        query = message.make_query(hostname, qtype, doh=True)
         tracer.event(trace.RESOLVE_START, address=self.url)
         t0 = tracer.now()
-        result = DNSResult(records.query(None, None, t0, t0))
+        result = message.DNSResult(records.query(None, None, t0, t0))
         failure: str | None = None
         wire = b""
         ex = Exchange()
         try:
             # the session's connect and handshake time out first (and are recorded)
-            async with asyncio.timeout(self.timeout + STEP_GRACE):
+            async with asyncio.timeout(self.timeout + message.STEP_GRACE):
                 await session.exchange(query.wire, tracer=tracer, timeout=self.timeout, into=ex)
         except Exception as exc:
             failure = errors.classify(exc)
@@ -283,8 +275,8 @@ class DoH:
                     wire = ex.reply.body
         t = tracer.now()
         if failure is None:
-            reply = parse_reply(wire)
-            if reply is not None and matches(query, reply, check_id=False):
+            reply = message.parse_reply(wire)
+            if reply is not None and message.matches(query, reply, check_id=False):
                 result.query = records.from_reply(wire, reply, t0, t)
             else:
                 failure = failures.DNS_SERVER_MISBEHAVING
