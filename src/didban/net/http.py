@@ -103,6 +103,22 @@ async def request_on_stream(
     """
     scheme, host, port, path = target(url)
     host_value = host_header or authority(host, port, scheme)
+    return await _request(
+        stream, scheme, path, host_value, method, headers, body, body_cap, timeout
+    )
+
+
+async def _request(
+    stream: Stream,
+    scheme: str,
+    path: str,
+    host_value: str,
+    method: str,
+    headers: Sequence[tuple[str, str]],
+    body: bytes,
+    body_cap: int,
+    timeout: float,
+) -> RawResponse:
     sink = BodySink(body_cap)
     async with asyncio.timeout(timeout):
         if stream.alpn == "h2":
@@ -126,7 +142,7 @@ async def exchange(
     """One recorded request on an open stream (closed afterwards): the transaction and
     the response, if one came. ``headers`` default to the options'; ``t0`` (default:
     now) is when the transaction began."""
-    scheme, host, port, _ = target(url)
+    scheme, host, port, path = target(url)
     host_value = host_header or authority(host, port, scheme)
     sent = options.headers if headers is None else headers
     builder = TransactionBuilder(tracer, url, method, [("Host", host_value), *sent], t0=t0)
@@ -134,15 +150,16 @@ async def exchange(
     raw: RawResponse | None = None
     failure: str | None = None
     try:
-        raw = await request_on_stream(
+        raw = await _request(
             stream,
-            url,
-            method=method,
-            host_header=host_value,
-            headers=sent,
-            body=body,
-            body_cap=options.body_cap,
-            timeout=options.timeout,
+            scheme,
+            path,
+            host_value,
+            method,
+            sent,
+            body,
+            options.body_cap,
+            options.timeout,
         )
     except Exception as exc:
         failure = errors.classify(exc)

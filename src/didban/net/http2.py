@@ -125,6 +125,11 @@ class Connection:
         return reply.response()
 
     async def _send(self) -> None:
+        if self.reader is None:  # one request, read inline: nobody else writes
+            data = self.h2.data_to_send()
+            if data:
+                await self.stream.write(data)
+            return
         # take the bytes under the lock: HPACK header blocks must reach the peer in the
         # order they were encoded, whichever request's coroutine writes them
         async with self.lock:

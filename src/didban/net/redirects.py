@@ -88,11 +88,12 @@ def keep_cookies(cookies: Cookies, url: str, headers: Sequence[tuple[str, str]])
     name=value pair (before the first ``;``, blanks around name and value removed); a
     pair without ``=`` or with an empty name is ignored (RFC 6265 §5.2), a name set again
     takes the new value."""
+    setting = [v for k, v in headers if k.lower() == "set-cookie"]
+    if not setting:
+        return cookies
     host = urlsplit(url).hostname or ""
     jar = {h: dict(values) for h, values in cookies.items()}
-    for k, v in headers:
-        if k.lower() != "set-cookie":
-            continue
+    for v in setting:
         name, eq, value = v.split(";", 1)[0].partition("=")
         if eq and name.strip():
             jar.setdefault(host, {})[name.strip()] = value.strip()
@@ -101,6 +102,8 @@ def keep_cookies(cookies: Cookies, url: str, headers: Sequence[tuple[str, str]])
 
 def cookie_header(cookies: Cookies, url: str) -> str | None:
     """The ``Cookie`` header a request to ``url`` sends, or None."""
+    if not cookies:
+        return None
     values = cookies.get(urlsplit(url).hostname or "")
     if not values:
         return None

@@ -41,7 +41,8 @@ class EventLog:
     """Clock, transaction ids and network events of one measurement.
 
     At most ``max_events`` events are kept (a measurement that reads a huge body in
-    small pieces must not grow without bound); later ones are dropped.
+    small pieces must not grow without bound); later ones are dropped. Tracers append to
+    ``events`` directly.
     """
 
     def __init__(self, *, max_events: int = 10_000) -> None:
@@ -66,10 +67,6 @@ class EventLog:
         that opens its flows itself (:meth:`Tracer.next`), as ``http.fetch`` does per hop."""
         return Tracer(self, 0, tags)
 
-    def append(self, event: NetworkEvent) -> None:
-        if len(self.events) < self.max_events:
-            self.events.append(event)
-
 
 class Tracer:
     """One flow of a measurement: its log, transaction id and tags."""
@@ -84,7 +81,7 @@ class Tracer:
 
     def now(self) -> float:
         """Seconds since the measurement started."""
-        return self.log.now()
+        return time.monotonic() - self.log.origin
 
     def record_tags(self) -> list[str] | None:
         """The tags as a record carries them (a list of its own, or null)."""
@@ -110,12 +107,13 @@ class Tracer:
         proto: str | None = None,
     ) -> None:
         """Append one network event of this flow (``t`` defaults to now)."""
-        if not self.recording:
+        events = self.log.events
+        if not self.recording or len(events) >= self.log.max_events:
             return
-        self.log.append(
+        events.append(
             NetworkEvent(
                 operation=operation,
-                t=round(self.log.now() if t is None else t, 6),
+                t=round(self.now() if t is None else t, 6),
                 t0=None if t0 is None else round(t0, 6),
                 failure=failure,
                 address=address,
@@ -128,13 +126,10 @@ class Tracer:
 
 
 class _NoLog(EventLog):
-    """The log of no measurement: a clock, and nothing kept."""
+    """The log of no measurement: a clock, no ids."""
 
     def new_transaction_id(self) -> int:
         return 0
-
-    def append(self, event: NetworkEvent) -> None:
-        pass
 
 
 class _Untraced(Tracer):
