@@ -14,7 +14,7 @@ import dns.rrset
 import trustme
 from peers import DNSServer, Site, closed_port, silent, tcp_server
 
-from didban.net import dns as ddns
+from didban.net import dns as netdns
 from didban.net.dns import message
 from didban.net.dns.doh import DoHSession
 from didban.net.tls import TLSStream
@@ -25,7 +25,7 @@ async def test_injected_then_genuine_both_kept_in_order() -> None:
     server = await DNSServer({"www.instagram.com": ["203.0.113.10"]}, forged="10.10.34.36").start()
     log = EventLog()
     try:
-        r = await ddns.UDP(f"127.0.0.1:{server.port}").resolve(
+        r = await netdns.UDP(f"127.0.0.1:{server.port}").resolve(
             "www.instagram.com", tracer=log.flow()
         )
     finally:
@@ -50,7 +50,7 @@ async def test_first_reply_is_handed_over_while_late_replies_are_awaited() -> No
     ).start()
     seen: list[tuple[list[str], int]] = []
     try:
-        r = await ddns.UDP(
+        r = await netdns.UDP(
             f"127.0.0.1:{server.port}",
             on_answer=lambda first: seen.append((first.addrs, len(first.duplicates))),
         ).resolve("www.instagram.com")
@@ -67,7 +67,7 @@ async def test_reply_with_wrong_id_is_kept_but_not_the_answer() -> None:
         {"www.instagram.com": ["203.0.113.10"]}, forged="10.10.34.36", forged_wrong_id=True
     ).start()
     try:
-        r = await ddns.UDP(f"127.0.0.1:{server.port}", wait_duplicates=0.1).resolve(
+        r = await netdns.UDP(f"127.0.0.1:{server.port}", wait_duplicates=0.1).resolve(
             "www.instagram.com"
         )
     finally:
@@ -83,7 +83,7 @@ async def test_every_other_reply_is_handed_over_as_it_arrives() -> None:
     ).start()
     seen: list[tuple[str | None, list[str]]] = []
     try:
-        r = await ddns.UDP(
+        r = await netdns.UDP(
             f"127.0.0.1:{server.port}",
             wait_duplicates=0.1,
             on_duplicate=lambda d: seen.append(
@@ -102,13 +102,13 @@ async def test_on_answer_gets_the_failure_when_no_reply_comes_or_the_caller_give
         quiet.bind(("127.0.0.1", 0))
         server = f"127.0.0.1:{quiet.getsockname()[1]}"
         seen: list[str | None] = []
-        r = await ddns.UDP(server, timeout=0.2, on_answer=lambda x: seen.append(x.failure)).resolve(
-            "a.test"
-        )
+        r = await netdns.UDP(
+            server, timeout=0.2, on_answer=lambda x: seen.append(x.failure)
+        ).resolve("a.test")
         assert seen == ["generic_timeout_error"] and r.failure == "generic_timeout_error"
         seen.clear()
         task = asyncio.ensure_future(
-            ddns.UDP(server, timeout=30, on_answer=lambda x: seen.append(x.failure)).resolve(
+            netdns.UDP(server, timeout=30, on_answer=lambda x: seen.append(x.failure)).resolve(
                 "a.test"
             )
         )
@@ -126,7 +126,7 @@ async def test_on_answer_gets_the_failure_when_no_reply_comes_or_the_caller_give
 async def test_single_reply_has_no_duplicates() -> None:
     server = await DNSServer({"a.test": ["192.0.2.7"]}).start()
     try:
-        r = await ddns.UDP(f"127.0.0.1:{server.port}", wait_duplicates=0.1).resolve("a.test")
+        r = await netdns.UDP(f"127.0.0.1:{server.port}", wait_duplicates=0.1).resolve("a.test")
     finally:
         server.stop()
     assert r.addrs == ["192.0.2.7"] and r.duplicates == []
@@ -136,7 +136,9 @@ async def test_single_reply_has_no_duplicates() -> None:
 async def test_nxdomain() -> None:
     server = await DNSServer({}).start()
     try:
-        r = await ddns.UDP(f"127.0.0.1:{server.port}", wait_duplicates=0.05).resolve("missing.test")
+        r = await netdns.UDP(f"127.0.0.1:{server.port}", wait_duplicates=0.05).resolve(
+            "missing.test"
+        )
     finally:
         server.stop()
     assert r.failure == "dns_nxdomain_error"
@@ -150,7 +152,7 @@ async def test_refused_and_servfail_rcodes() -> None:
     ):
         server = await DNSServer({}, rcode=rcode).start()
         try:
-            r = await ddns.UDP(f"127.0.0.1:{server.port}", wait_duplicates=0.05).resolve("x.test")
+            r = await netdns.UDP(f"127.0.0.1:{server.port}", wait_duplicates=0.05).resolve("x.test")
         finally:
             server.stop()
         assert r.failure == expected
@@ -159,7 +161,7 @@ async def test_refused_and_servfail_rcodes() -> None:
 async def test_no_answer() -> None:
     server = await DNSServer({"empty.test": []}).start()
     try:
-        r = await ddns.UDP(f"127.0.0.1:{server.port}", wait_duplicates=0.05).resolve("empty.test")
+        r = await netdns.UDP(f"127.0.0.1:{server.port}", wait_duplicates=0.05).resolve("empty.test")
     finally:
         server.stop()
     assert r.failure == "dns_no_answer"
@@ -172,7 +174,7 @@ async def test_silent_udp_server_times_out() -> None:
     )
     port = transport.get_extra_info("sockname")[1]
     try:
-        r = await ddns.UDP(f"127.0.0.1:{port}", timeout=0.3).resolve("a.test")
+        r = await netdns.UDP(f"127.0.0.1:{port}", timeout=0.3).resolve("a.test")
     finally:
         transport.close()
     assert r.failure == "generic_timeout_error"
@@ -197,7 +199,7 @@ async def _dns_stream_handler(reader: asyncio.StreamReader, writer: asyncio.Stre
 async def test_tcp_transport() -> None:
     server = await asyncio.start_server(_dns_stream_handler, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    r = await ddns.TCP(f"127.0.0.1:{port}").resolve("b.test")
+    r = await netdns.TCP(f"127.0.0.1:{port}").resolve("b.test")
     server.close()
     assert r.failure is None and r.addrs == ["198.51.100.77"]
     assert r.query.engine == "tcp"
@@ -209,8 +211,8 @@ async def test_dot_transport(ca: trustme.CA, ca_file: str) -> None:
     ca.issue_cert("dns.google").configure_cert(ctx)
     server = await asyncio.start_server(_dns_stream_handler, "127.0.0.1", 0, ssl=ctx)
     port = server.sockets[0].getsockname()[1]
-    r = await ddns.DoT(f"127.0.0.1:{port}", "dns.google", ca_file=ca_file).resolve("b.test")
-    bad = await ddns.DoT(f"127.0.0.1:{port}", "dns.quad9.net", ca_file=ca_file).resolve("b.test")
+    r = await netdns.DoT(f"127.0.0.1:{port}", "dns.google", ca_file=ca_file).resolve("b.test")
+    bad = await netdns.DoT(f"127.0.0.1:{port}", "dns.quad9.net", ca_file=ca_file).resolve("b.test")
     server.close()
     assert r.failure is None and r.addrs == ["198.51.100.77"]
     assert r.query.engine == "dot"
@@ -223,7 +225,7 @@ async def test_dot_handshake_that_stalls_is_recorded_as_a_tls_timeout() -> None:
     # lookup's record must show the TCP connect working and the TLS step timing out.
     server, port = await tcp_server(silent)
     try:
-        r = await ddns.DoT(f"127.0.0.1:{port}", "dns.google", timeout=0.3).resolve("b.test")
+        r = await netdns.DoT(f"127.0.0.1:{port}", "dns.google", timeout=0.3).resolve("b.test")
     finally:
         server.close()
     assert r.failure == "generic_timeout_error"
@@ -234,7 +236,7 @@ async def test_dot_handshake_that_stalls_is_recorded_as_a_tls_timeout() -> None:
 async def test_doh_handshake_that_stalls_is_recorded_as_a_tls_timeout() -> None:
     server, port = await tcp_server(silent)
     try:
-        r = await ddns.DoH(
+        r = await netdns.DoH(
             "https://dns.google/dns-query", f"127.0.0.1:{port}", timeout=0.3
         ).resolve("c.test")
     finally:
@@ -259,7 +261,7 @@ class DoHSite(Site):
 async def test_doh_transport(ca: trustme.CA, ca_file: str) -> None:
     site = await DoHSite(ca, names=("dns.google",)).start()
     try:
-        r = await ddns.DoH(
+        r = await netdns.DoH(
             "https://dns.google/dns-query", f"127.0.0.1:{site.https_port}", ca_file=ca_file
         ).resolve("c.test")
     finally:
@@ -272,14 +274,14 @@ async def test_doh_transport(ca: trustme.CA, ca_file: str) -> None:
 
 
 async def test_doh_refused() -> None:
-    r = await ddns.DoH("https://dns.google/dns-query", f"127.0.0.1:{closed_port()}").resolve(
+    r = await netdns.DoH("https://dns.google/dns-query", f"127.0.0.1:{closed_port()}").resolve(
         "c.test"
     )
     assert r.failure == "connection_refused"
 
 
 async def test_system_resolver_localhost() -> None:
-    r = await ddns.System().resolve("localhost")
+    r = await netdns.System().resolve("localhost")
     assert r.failure is None
     assert r.query.engine == "getaddrinfo" and r.query.query_type == "ANY"
     assert r.query.resolver_address == ""
@@ -287,7 +289,7 @@ async def test_system_resolver_localhost() -> None:
 
 
 async def test_system_resolver_nxdomain() -> None:
-    r = await ddns.System().resolve("no-such-host.invalid")
+    r = await netdns.System().resolve("no-such-host.invalid")
     assert r.failure in ("dns_nxdomain_error", "dns_temporary_failure")
 
 
@@ -297,7 +299,7 @@ async def test_doh_session_multiplexes_lookups_on_one_connection(
     site = await DoHSite(ca, names=("dns.google",)).start()
     url, boot = "https://dns.google/dns-query", f"127.0.0.1:{site.https_port}"
     session = DoHSession(url, boot, ca_file=ca_file)
-    doh = ddns.DoH(url, boot, ca_file=ca_file, session=session)
+    doh = netdns.DoH(url, boot, ca_file=ca_file, session=session)
     try:
         first = await doh.resolve("a.test")
         rest = await asyncio.gather(*(doh.resolve(f"n{i}.test") for i in range(20)))
@@ -322,7 +324,7 @@ async def test_doh_session_multiplexes_lookups_on_one_connection(
 async def test_doh_timeout_keeps_the_tcp_connect_it_made() -> None:
     server, port = await tcp_server(silent)  # accepts, then never answers the ClientHello
     try:
-        r = await ddns.DoH(
+        r = await netdns.DoH(
             "https://dns.google/dns-query", f"127.0.0.1:{port}", timeout=0.5
         ).resolve("c.test")
     finally:
@@ -352,8 +354,8 @@ async def test_doh_session_recovers_when_its_connection_dies(ca: trustme.CA, ca_
     url, boot = "https://dns.google/dns-query", f"127.0.0.1:{site.https_port}"
     session = DoHSession(url, boot, ca_file=ca_file)
 
-    async def lookup(name: str) -> ddns.DNSResult:
-        return await ddns.DoH(url, boot, ca_file=ca_file, session=session).resolve(name)
+    async def lookup(name: str) -> netdns.DNSResult:
+        return await netdns.DoH(url, boot, ca_file=ca_file, session=session).resolve(name)
 
     try:
         await lookup("a.test")
