@@ -31,7 +31,6 @@ from didban.probe import envelope
 from didban.probe.envelope import ProbeIdentity
 
 TEST_NAME = "dnscheck"
-TRANSPORTS = ("udp", "tcp", "dot", "doh")
 EXTENSIONS = {"dnst": 0, "netevents": 0, "tcpconnect": 0, "tlshandshake": 0, "httpt": 0}
 
 
