@@ -498,7 +498,7 @@ def inner(n: int, concurrency: int) -> None:
     from didban.probe.output import JsonlWriter
     from didban.probe.runner import RunOptions, RunResult, run
     from didban.probe.scrub import Scrubber, local_addresses
-    from didban.probe.web_connectivity import WebConnectivity
+    from didban.probe.webconnectivity import WebConnectivity
 
     desc = labmode.load()
     domain = desc.bench_domain or "bench.didban.test"

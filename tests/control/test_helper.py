@@ -17,11 +17,10 @@ from peers import PAGE, Site, closed_port, start_h3
 from didban.control import client
 from didban.control.helper import HelperConfig, load_asn_map, measure
 from didban.model.ooni import THRequest, THResponse
-from didban.net import http
+from didban.net import dns, http
 
 if TYPE_CHECKING:
     from conftest import Lab
-from didban.net.trace import Trace
 
 
 async def test_https_site_is_measured(lab: Lab) -> None:
@@ -103,12 +102,12 @@ async def _post(
 ) -> tuple[int, dict[str, str]]:
     res = await http.fetch(
         lab.helper_url.rstrip("/") + path,
-        trace=Trace(),
+        resolver=dns.resolver(dns.System()),
+        options=http.FetchOptions(
+            headers=(("Content-Type", "application/json"),), body_cap=1 << 20, max_redirects=0
+        ),
         method=method,
         body=body,
-        headers=(("Content-Type", "application/json"),),
-        body_cap=1 << 20,
-        max_redirects=0,
     )
     resp = res.requests[0].response
     assert resp is not None and isinstance(resp.body, str)
@@ -229,7 +228,7 @@ def test_serve_command_starts_and_answers(tmp_path: Path) -> None:
         line = proc.stderr.readline()
         assert line.startswith("didban control: listening on http://127.0.0.1:")
         url = line.rsplit(" ", 1)[1].strip()
-        res = asyncio.run(http.fetch(url, trace=Trace()))
+        res = asyncio.run(http.fetch(url, resolver=dns.resolver(dns.System())))
         resp = res.requests[0].response
         assert resp is not None and resp.code == 200
         assert msgspec.json.decode(str(resp.body)) == {"message": "Hello OONItarian!"}

@@ -14,16 +14,20 @@ import dns.rrset
 import trustme
 from peers import DNSServer, Site, closed_port, silent, tcp_server
 
-from didban.net import dns as ddns
-from didban.net.doh import DoHSession
-from didban.net.trace import Trace
+from didban.net import dns as netdns
+from didban.net.dns import message
+from didban.net.dns.doh import DoHSession
+from didban.net.tls import TLSStream
+from didban.net.trace import EventLog
 
 
 async def test_injected_then_genuine_both_kept_in_order() -> None:
     server = await DNSServer({"www.instagram.com": ["203.0.113.10"]}, forged="10.10.34.36").start()
-    trace = Trace()
+    log = EventLog()
     try:
-        r = await ddns.resolve_udp("www.instagram.com", f"127.0.0.1:{server.port}", trace=trace)
+        r = await netdns.UDP(f"127.0.0.1:{server.port}").resolve(
+            "www.instagram.com", tracer=log.flow()
+        )
     finally:
         server.stop()
     assert r.failure is None
@@ -36,7 +40,7 @@ async def test_injected_then_genuine_both_kept_in_order() -> None:
     assert dup.t > r.query.t  # arrival order, with timings
     assert dup.transaction_id == r.query.transaction_id
     assert r.query.raw_response
-    reads = [e for e in trace.events if e.operation == "read_from"]
+    reads = [e for e in log.events if e.operation == "read_from"]
     assert len(reads) == 2
 
 
@@ -46,12 +50,10 @@ async def test_first_reply_is_handed_over_while_late_replies_are_awaited() -> No
     ).start()
     seen: list[tuple[list[str], int]] = []
     try:
-        r = await ddns.resolve_udp(
-            "www.instagram.com",
+        r = await netdns.UDP(
             f"127.0.0.1:{server.port}",
-            trace=Trace(),
             on_answer=lambda first: seen.append((first.addrs, len(first.duplicates))),
-        )
+        ).resolve("www.instagram.com")
     finally:
         server.stop()
     # called once, with the first (injected) reply, before the genuine one had arrived
@@ -65,8 +67,8 @@ async def test_reply_with_wrong_id_is_kept_but_not_the_answer() -> None:
         {"www.instagram.com": ["203.0.113.10"]}, forged="10.10.34.36", forged_wrong_id=True
     ).start()
     try:
-        r = await ddns.resolve_udp(
-            "www.instagram.com", f"127.0.0.1:{server.port}", trace=Trace(), wait_duplicates=0.1
+        r = await netdns.UDP(f"127.0.0.1:{server.port}", wait_duplicates=0.1).resolve(
+            "www.instagram.com"
         )
     finally:
         server.stop()
@@ -81,15 +83,13 @@ async def test_every_other_reply_is_handed_over_as_it_arrives() -> None:
     ).start()
     seen: list[tuple[str | None, list[str]]] = []
     try:
-        r = await ddns.resolve_udp(
-            "www.instagram.com",
+        r = await netdns.UDP(
             f"127.0.0.1:{server.port}",
-            trace=Trace(),
             wait_duplicates=0.1,
             on_duplicate=lambda d: seen.append(
                 (d.failure, [a.ipv4 or "" for a in d.answers or []])
             ),
-        )
+        ).resolve("www.instagram.com")
     finally:
         server.stop()
     # the wrong-id reply came first and is not the answer, but it is handed over at once
@@ -102,18 +102,14 @@ async def test_on_answer_gets_the_failure_when_no_reply_comes_or_the_caller_give
         quiet.bind(("127.0.0.1", 0))
         server = f"127.0.0.1:{quiet.getsockname()[1]}"
         seen: list[str | None] = []
-        r = await ddns.resolve_udp(
-            "a.test", server, trace=Trace(), timeout=0.2, on_answer=lambda x: seen.append(x.failure)
-        )
+        r = await netdns.UDP(
+            server, timeout=0.2, on_answer=lambda x: seen.append(x.failure)
+        ).resolve("a.test")
         assert seen == ["generic_timeout_error"] and r.failure == "generic_timeout_error"
         seen.clear()
         task = asyncio.ensure_future(
-            ddns.resolve_udp(
-                "a.test",
-                server,
-                trace=Trace(),
-                timeout=30,
-                on_answer=lambda x: seen.append(x.failure),
+            netdns.UDP(server, timeout=30, on_answer=lambda x: seen.append(x.failure)).resolve(
+                "a.test"
             )
         )
         await asyncio.sleep(0.2)
@@ -130,9 +126,7 @@ async def test_on_answer_gets_the_failure_when_no_reply_comes_or_the_caller_give
 async def test_single_reply_has_no_duplicates() -> None:
     server = await DNSServer({"a.test": ["192.0.2.7"]}).start()
     try:
-        r = await ddns.resolve_udp(
-            "a.test", f"127.0.0.1:{server.port}", trace=Trace(), wait_duplicates=0.1
-        )
+        r = await netdns.UDP(f"127.0.0.1:{server.port}", wait_duplicates=0.1).resolve("a.test")
     finally:
         server.stop()
     assert r.addrs == ["192.0.2.7"] and r.duplicates == []
@@ -142,8 +136,8 @@ async def test_single_reply_has_no_duplicates() -> None:
 async def test_nxdomain() -> None:
     server = await DNSServer({}).start()
     try:
-        r = await ddns.resolve_udp(
-            "missing.test", f"127.0.0.1:{server.port}", trace=Trace(), wait_duplicates=0.05
+        r = await netdns.UDP(f"127.0.0.1:{server.port}", wait_duplicates=0.05).resolve(
+            "missing.test"
         )
     finally:
         server.stop()
@@ -158,9 +152,7 @@ async def test_refused_and_servfail_rcodes() -> None:
     ):
         server = await DNSServer({}, rcode=rcode).start()
         try:
-            r = await ddns.resolve_udp(
-                "x.test", f"127.0.0.1:{server.port}", trace=Trace(), wait_duplicates=0.05
-            )
+            r = await netdns.UDP(f"127.0.0.1:{server.port}", wait_duplicates=0.05).resolve("x.test")
         finally:
             server.stop()
         assert r.failure == expected
@@ -169,9 +161,7 @@ async def test_refused_and_servfail_rcodes() -> None:
 async def test_no_answer() -> None:
     server = await DNSServer({"empty.test": []}).start()
     try:
-        r = await ddns.resolve_udp(
-            "empty.test", f"127.0.0.1:{server.port}", trace=Trace(), wait_duplicates=0.05
-        )
+        r = await netdns.UDP(f"127.0.0.1:{server.port}", wait_duplicates=0.05).resolve("empty.test")
     finally:
         server.stop()
     assert r.failure == "dns_no_answer"
@@ -184,7 +174,7 @@ async def test_silent_udp_server_times_out() -> None:
     )
     port = transport.get_extra_info("sockname")[1]
     try:
-        r = await ddns.resolve_udp("a.test", f"127.0.0.1:{port}", trace=Trace(), timeout=0.3)
+        r = await netdns.UDP(f"127.0.0.1:{port}", timeout=0.3).resolve("a.test")
     finally:
         transport.close()
     assert r.failure == "generic_timeout_error"
@@ -209,7 +199,7 @@ async def _dns_stream_handler(reader: asyncio.StreamReader, writer: asyncio.Stre
 async def test_tcp_transport() -> None:
     server = await asyncio.start_server(_dns_stream_handler, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    r = await ddns.resolve_tcp("b.test", f"127.0.0.1:{port}", trace=Trace())
+    r = await netdns.TCP(f"127.0.0.1:{port}").resolve("b.test")
     server.close()
     assert r.failure is None and r.addrs == ["198.51.100.77"]
     assert r.query.engine == "tcp"
@@ -221,12 +211,8 @@ async def test_dot_transport(ca: trustme.CA, ca_file: str) -> None:
     ca.issue_cert("dns.google").configure_cert(ctx)
     server = await asyncio.start_server(_dns_stream_handler, "127.0.0.1", 0, ssl=ctx)
     port = server.sockets[0].getsockname()[1]
-    r = await ddns.resolve_dot(
-        "b.test", f"127.0.0.1:{port}", server_name="dns.google", trace=Trace(), ca_file=ca_file
-    )
-    bad = await ddns.resolve_dot(
-        "b.test", f"127.0.0.1:{port}", server_name="dns.quad9.net", trace=Trace(), ca_file=ca_file
-    )
+    r = await netdns.DoT(f"127.0.0.1:{port}", "dns.google", ca_file=ca_file).resolve("b.test")
+    bad = await netdns.DoT(f"127.0.0.1:{port}", "dns.quad9.net", ca_file=ca_file).resolve("b.test")
     server.close()
     assert r.failure is None and r.addrs == ["198.51.100.77"]
     assert r.query.engine == "dot"
@@ -239,9 +225,7 @@ async def test_dot_handshake_that_stalls_is_recorded_as_a_tls_timeout() -> None:
     # lookup's record must show the TCP connect working and the TLS step timing out.
     server, port = await tcp_server(silent)
     try:
-        r = await ddns.resolve_dot(
-            "b.test", f"127.0.0.1:{port}", server_name="dns.google", trace=Trace(), timeout=0.3
-        )
+        r = await netdns.DoT(f"127.0.0.1:{port}", "dns.google", timeout=0.3).resolve("b.test")
     finally:
         server.close()
     assert r.failure == "generic_timeout_error"
@@ -252,13 +236,9 @@ async def test_dot_handshake_that_stalls_is_recorded_as_a_tls_timeout() -> None:
 async def test_doh_handshake_that_stalls_is_recorded_as_a_tls_timeout() -> None:
     server, port = await tcp_server(silent)
     try:
-        r = await ddns.resolve_doh(
-            "c.test",
-            "https://dns.google/dns-query",
-            trace=Trace(),
-            bootstrap_address=f"127.0.0.1:{port}",
-            timeout=0.3,
-        )
+        r = await netdns.DoH(
+            "https://dns.google/dns-query", f"127.0.0.1:{port}", timeout=0.3
+        ).resolve("c.test")
     finally:
         server.close()
     assert r.failure == "generic_timeout_error"
@@ -281,13 +261,9 @@ class DoHSite(Site):
 async def test_doh_transport(ca: trustme.CA, ca_file: str) -> None:
     site = await DoHSite(ca, names=("dns.google",)).start()
     try:
-        r = await ddns.resolve_doh(
-            "c.test",
-            "https://dns.google/dns-query",
-            trace=Trace(),
-            bootstrap_address=f"127.0.0.1:{site.https_port}",
-            ca_file=ca_file,
-        )
+        r = await netdns.DoH(
+            "https://dns.google/dns-query", f"127.0.0.1:{site.https_port}", ca_file=ca_file
+        ).resolve("c.test")
     finally:
         await site.stop()
     assert r.failure is None, r
@@ -298,17 +274,14 @@ async def test_doh_transport(ca: trustme.CA, ca_file: str) -> None:
 
 
 async def test_doh_refused() -> None:
-    r = await ddns.resolve_doh(
-        "c.test",
-        "https://dns.google/dns-query",
-        trace=Trace(),
-        bootstrap_address=f"127.0.0.1:{closed_port()}",
+    r = await netdns.DoH("https://dns.google/dns-query", f"127.0.0.1:{closed_port()}").resolve(
+        "c.test"
     )
     assert r.failure == "connection_refused"
 
 
 async def test_system_resolver_localhost() -> None:
-    r = await ddns.resolve_system("localhost", trace=Trace())
+    r = await netdns.System().resolve("localhost")
     assert r.failure is None
     assert r.query.engine == "getaddrinfo" and r.query.query_type == "ANY"
     assert r.query.resolver_address == ""
@@ -316,7 +289,7 @@ async def test_system_resolver_localhost() -> None:
 
 
 async def test_system_resolver_nxdomain() -> None:
-    r = await ddns.resolve_system("no-such-host.invalid", trace=Trace())
+    r = await netdns.System().resolve("no-such-host.invalid")
     assert r.failure in ("dns_nxdomain_error", "dns_temporary_failure")
 
 
@@ -326,23 +299,10 @@ async def test_doh_session_multiplexes_lookups_on_one_connection(
     site = await DoHSite(ca, names=("dns.google",)).start()
     url, boot = "https://dns.google/dns-query", f"127.0.0.1:{site.https_port}"
     session = DoHSession(url, boot, ca_file=ca_file)
+    doh = netdns.DoH(url, boot, ca_file=ca_file, session=session)
     try:
-        first = await ddns.resolve_doh(
-            "a.test", url, trace=Trace(), bootstrap_address=boot, ca_file=ca_file, session=session
-        )
-        rest = await asyncio.gather(
-            *(
-                ddns.resolve_doh(
-                    f"n{i}.test",
-                    url,
-                    trace=Trace(),
-                    bootstrap_address=boot,
-                    ca_file=ca_file,
-                    session=session,
-                )
-                for i in range(20)
-            )
-        )
+        first = await doh.resolve("a.test")
+        rest = await asyncio.gather(*(doh.resolve(f"n{i}.test") for i in range(20)))
     finally:
         session.close()
         await site.stop()
@@ -364,13 +324,9 @@ async def test_doh_session_multiplexes_lookups_on_one_connection(
 async def test_doh_timeout_keeps_the_tcp_connect_it_made() -> None:
     server, port = await tcp_server(silent)  # accepts, then never answers the ClientHello
     try:
-        r = await ddns.resolve_doh(
-            "c.test",
-            "https://dns.google/dns-query",
-            trace=Trace(),
-            bootstrap_address=f"127.0.0.1:{port}",
-            timeout=0.5,
-        )
+        r = await netdns.DoH(
+            "https://dns.google/dns-query", f"127.0.0.1:{port}", timeout=0.5
+        ).resolve("c.test")
     finally:
         server.close()
     assert r.failure == "generic_timeout_error"
@@ -379,18 +335,18 @@ async def test_doh_timeout_keeps_the_tcp_connect_it_made() -> None:
 
 def test_query_wire_is_what_dnspython_builds() -> None:
     for name, qtype in (("www.example.com", "A"), ("xn--mgbai9azgqp6j.ir.", "AAAA")):
-        ours = ddns._make_query(name, qtype)
+        ours = message.make_query(name, qtype)
         ref = dns.message.make_query(name, qtype, use_edns=0, payload=1232)
         ref.id = ours.id
-        assert ours.to_wire() == ref.to_wire()
+        assert ours.wire == ref.to_wire()
         reply = dns.message.make_response(ref)
         reply.id = ours.id
-        parsed = ddns._parse(reply.to_wire())
-        assert parsed is not None and ddns._matches(ours, parsed)
+        parsed = message.parse_reply(reply.to_wire())
+        assert parsed is not None and message.matches(ours, parsed)
         reply.question[0].name = dns.name.from_text(name.upper())  # names match without case
-        parsed = ddns._parse(reply.to_wire())
-        assert parsed is not None and ddns._matches(ours, parsed)
-    assert ddns._make_query("a.test", "A", doh=True).id == 0
+        parsed = message.parse_reply(reply.to_wire())
+        assert parsed is not None and message.matches(ours, parsed)
+    assert message.make_query("a.test", "A", doh=True).id == 0
 
 
 async def test_doh_session_recovers_when_its_connection_dies(ca: trustme.CA, ca_file: str) -> None:
@@ -398,15 +354,15 @@ async def test_doh_session_recovers_when_its_connection_dies(ca: trustme.CA, ca_
     url, boot = "https://dns.google/dns-query", f"127.0.0.1:{site.https_port}"
     session = DoHSession(url, boot, ca_file=ca_file)
 
-    async def lookup(name: str) -> ddns.DNSResult:
-        return await ddns.resolve_doh(
-            name, url, trace=Trace(), bootstrap_address=boot, ca_file=ca_file, session=session
-        )
+    async def lookup(name: str) -> netdns.DNSResult:
+        return await netdns.DoH(url, boot, ca_file=ca_file, session=session).resolve(name)
 
     try:
         await lookup("a.test")
         assert session._conn is not None
-        session._conn.stream.raw.sock.shutdown(socket.SHUT_RDWR)  # the connection breaks
+        stream = session._conn.stream
+        assert isinstance(stream, TLSStream)
+        stream.raw.sock.shutdown(socket.SHUT_RDWR)  # the connection breaks
         r = await lookup("b.test")
     finally:
         session.close()

@@ -11,7 +11,7 @@ import trustme
 from peers import start_h3
 
 from didban.net import quic
-from didban.net.trace import Trace
+from didban.net.trace import EventLog
 
 
 @pytest.fixture
@@ -22,10 +22,10 @@ async def h3_server(ca: trustme.CA, tmp_path: Path) -> AsyncIterator[int]:
 
 
 async def test_http3_get(h3_server: int, ca_file: str) -> None:
-    trace = Trace()
+    log = EventLog()
     r = await quic.http3_get(
         "https://site.test/",
-        trace=trace,
+        tracer=log.flow(),
         address=f"127.0.0.1:{h3_server}",
         ca_file=ca_file,
         timeout=5,
@@ -39,14 +39,13 @@ async def test_http3_get(h3_server: int, ca_file: str) -> None:
     assert r.request.response.code == 200
     assert r.request.response.x_didban_title == "Hello didban"
     assert r.request.alpn == "h3"
-    ops = {e.operation for e in trace.events}
+    ops = {e.operation for e in log.events}
     assert {"write_to", "read_from", "quic_handshake_done"} <= ops
 
 
 async def test_quic_wrong_hostname_keeps_chain(h3_server: int, ca_file: str) -> None:
     r = await quic.http3_get(
         "https://www.instagram.com/",
-        trace=Trace(),
         address=f"127.0.0.1:{h3_server}",
         ca_file=ca_file,
         timeout=5,
@@ -63,9 +62,7 @@ async def test_quic_silent_port_times_out() -> None:
     )
     port = transport.get_extra_info("sockname")[1]
     try:
-        r = await quic.http3_get(
-            "https://site.test/", trace=Trace(), address=f"127.0.0.1:{port}", timeout=0.5
-        )
+        r = await quic.http3_get("https://site.test/", address=f"127.0.0.1:{port}", timeout=0.5)
     finally:
         transport.close()
     assert r.failure == "generic_timeout_error"

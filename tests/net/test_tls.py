@@ -9,29 +9,27 @@ from cryptography import x509
 from peers import Site, closed_port, fin_after_hello, rst_after_hello, silent, tcp_server
 
 from didban.net import tcp, tls
-from didban.net.trace import Trace
+from didban.net.trace import EventLog
 
 
 async def test_rst_after_client_hello_is_connection_reset(ca_file: str) -> None:
     server, port = await tcp_server(rst_after_hello)
-    trace = Trace()
+    log = EventLog()
     tcp_r, tls_r = await tls.connect_tls(
-        "127.0.0.1", port, server_name="blocked.test", trace=trace, ca_file=ca_file
+        "127.0.0.1", port, server_name="blocked.test", tracer=log.flow(), ca_file=ca_file
     )
     server.close()
     assert tcp_r.failure is None
     assert tls_r is not None and tls_r.failure == "connection_reset"
     assert tls_r.record.peer_certificates is None
-    ops = [(e.operation, e.failure) for e in trace.events]
+    ops = [(e.operation, e.failure) for e in log.events]
     assert ("tls_handshake_done", "connection_reset") in ops
     assert ops[0] == ("connect", None)
 
 
 async def test_fin_after_client_hello_is_eof_error(ca_file: str) -> None:
     server, port = await tcp_server(fin_after_hello)
-    _, tls_r = await tls.connect_tls(
-        "127.0.0.1", port, server_name="blocked.test", trace=Trace(), ca_file=ca_file
-    )
+    _, tls_r = await tls.connect_tls("127.0.0.1", port, server_name="blocked.test", ca_file=ca_file)
     server.close()
     assert tls_r is not None and tls_r.failure == "eof_error"
 
@@ -42,7 +40,6 @@ async def test_silent_server_is_generic_timeout(ca_file: str) -> None:
         "127.0.0.1",
         port,
         server_name="blocked.test",
-        trace=Trace(),
         ca_file=ca_file,
         tls_timeout=0.3,
     )
@@ -51,20 +48,20 @@ async def test_silent_server_is_generic_timeout(ca_file: str) -> None:
 
 
 async def test_refused_connect() -> None:
-    trace = Trace()
+    log = EventLog()
     tcp_r, tls_r = await tls.connect_tls(
-        "127.0.0.1", closed_port(), server_name="x.test", trace=trace
+        "127.0.0.1", closed_port(), server_name="x.test", tracer=log.flow()
     )
     assert tls_r is None
     assert tcp_r.failure == "connection_refused"
     assert tcp_r.record.status.success is False
-    assert trace.events[0].operation == "connect"
-    assert trace.events[0].failure == "connection_refused"
+    assert log.events[0].operation == "connect"
+    assert log.events[0].failure == "connection_refused"
 
 
 async def test_valid_handshake_negotiates_h2(site: Site, ca_file: str) -> None:
     _, tls_r = await tls.connect_tls(
-        "127.0.0.1", site.https_port, server_name="site.test", trace=Trace(), ca_file=ca_file
+        "127.0.0.1", site.https_port, server_name="site.test", ca_file=ca_file
     )
     assert tls_r is not None and tls_r.failure is None and tls_r.stream is not None
     assert tls_r.record.negotiated_protocol == "h2"
@@ -79,7 +76,6 @@ async def test_wrong_hostname_keeps_chain(site: Site, ca_file: str) -> None:
         "127.0.0.1",
         site.https_port,
         server_name="www.instagram.com",
-        trace=Trace(),
         ca_file=ca_file,
     )
     assert tls_r is not None
@@ -100,7 +96,7 @@ async def test_untrusted_ca_is_unknown_authority(site: Site, tmp_path: object) -
     path = f"{tmp_path}/other.pem"
     other.cert_pem.write_to_path(path)
     _, tls_r = await tls.connect_tls(
-        "127.0.0.1", site.https_port, server_name="site.test", trace=Trace(), ca_file=path
+        "127.0.0.1", site.https_port, server_name="site.test", ca_file=path
     )
     assert tls_r is not None
     assert tls_r.failure == "ssl_unknown_authority"
@@ -116,7 +112,6 @@ async def test_no_verify_records_outcome_without_failing(site: Site, tmp_path: o
         "127.0.0.1",
         site.https_port,
         server_name="site.test",
-        trace=Trace(),
         ca_file=path,
         verify_peer=False,
     )
@@ -127,9 +122,8 @@ async def test_no_verify_records_outcome_without_failing(site: Site, tmp_path: o
 
 
 async def test_tcp_connect_record_fields() -> None:
-    trace = Trace()
     server, port = await tcp_server(silent)
-    r = await tcp.connect("127.0.0.1", port, trace=trace, tags=["depth=0"])
+    r = await tcp.connect("127.0.0.1", port, tracer=EventLog().flow(["depth=0"]))
     server.close()
     assert r.record.status.success and r.failure is None
     assert r.record.ip == "127.0.0.1" and r.record.port == port

@@ -25,7 +25,7 @@ from didban.probe.config import ProbeConfig
 from didban.probe.envelope import REPORT_ID_RE, ProbeIdentity
 from didban.probe.lists import ListEntry
 from didban.probe.scrub import local_addresses
-from didban.probe.web_connectivity import WebConnectivity
+from didban.probe.webconnectivity import WebConnectivity
 
 
 def _config(lb: Loopback) -> ProbeConfig:

@@ -116,7 +116,7 @@ def query_cmd(
     from didban.control.helper import BadRequest, check_request
     from didban.model.ooni import THRequest
     from didban.net import guard
-    from didban.net.http import DEFAULT_HEADERS
+    from didban.net.httpwire import DEFAULT_HEADERS
 
     guard.install_if_enabled()
     req = THRequest(

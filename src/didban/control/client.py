@@ -21,14 +21,11 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 import msgspec
 
 from didban import __version__
-from didban.model import failures as F
+from didban.model import failures
 from didban.model.ooni import THRequest, THResponse
-from didban.net import errors
-from didban.net import http as httpmod
-from didban.net import tcp as tcpmod
-from didban.net import tls as tlsmod
+from didban.net import dns, errors, http, tcp, tls
+from didban.net.httpwire import RawResponse
 from didban.net.stream import Stream, split_address
-from didban.net.trace import Trace
 
 DEFAULT_TIMEOUT = 30.0
 _MAP_FIELDS = ("tcp_connect", "tls_handshake", "quic_handshake", "ip_info")
@@ -71,14 +68,29 @@ def _helper_url(helper_url: str) -> tuple[SplitResult, str, str | None] | None:
         return parts, host, None
 
 
+def _options(
+    headers: tuple[tuple[str, str], ...], ca_file: str | None, body_cap: int, timeout: float
+) -> http.FetchOptions:
+    """One request to the helper, no redirect followed, every step within ``timeout``."""
+    return http.FetchOptions(
+        headers=headers,
+        ca_file=ca_file,
+        max_redirects=0,
+        body_cap=body_cap,
+        tcp_timeout=timeout,
+        tls_timeout=timeout,
+        timeout=timeout,
+    )
+
+
 def _answer(status: int, body: bytes) -> THResponse | str:
     """The helper's answer to a POST: its response, or the OONI failure string."""
     if status != 200:
-        return F.HTTP_UNEXPECTED_STATUS_CODE
+        return failures.HTTP_UNEXPECTED_STATUS_CODE
     try:
         return decode_response(body)
     except (msgspec.DecodeError, msgspec.ValidationError):
-        return F.JSON_PARSE_ERROR
+        return failures.JSON_PARSE_ERROR
 
 
 async def query(
@@ -96,27 +108,21 @@ async def query(
     """
     url = _helper_url(helper_url)
     if url is None:
-        return F.unknown(f"bad helper URL {helper_url!r}")
+        return failures.unknown(f"bad helper URL {helper_url!r}")
     address = address or url[2]
     body = msgspec.json.encode(request)
     try:
         async with asyncio.timeout(timeout):
-            res = await httpmod.fetch(
+            res = await http.fetch(
                 helper_url,
-                trace=Trace(record_events=False),
+                resolver=dns.resolver(dns.System()),
+                options=_options(_HEADERS, ca_file, 16 << 20, timeout),
                 address=address,
-                headers=_HEADERS,
                 method="POST",
                 body=body,
-                ca_file=ca_file,
-                max_redirects=0,
-                body_cap=16 << 20,
-                timeout=timeout,
-                tcp_timeout=timeout,
-                tls_timeout=timeout,
             )
     except TimeoutError:
-        return F.GENERIC_TIMEOUT
+        return failures.GENERIC_TIMEOUT
     if res.failure is not None:
         return res.failure
     final = res.requests[0].response if res.requests else None
@@ -134,19 +140,14 @@ async def whoami(
         return None
     parts, _, address = helper
     url = urlunsplit((parts.scheme, parts.netloc, WHOAMI_PATH, "", ""))
+    headers = (("User-Agent", f"didban/{__version__}"), ("Accept", "application/json"))
     try:
         async with asyncio.timeout(timeout):
-            res = await httpmod.fetch(
+            res = await http.fetch(
                 url,
-                trace=Trace(record_events=False),
+                resolver=dns.resolver(dns.System()),
+                options=_options(headers, ca_file, 4096, timeout),
                 address=address,
-                headers=(("User-Agent", f"didban/{__version__}"), ("Accept", "application/json")),
-                ca_file=ca_file,
-                max_redirects=0,
-                body_cap=4096,
-                timeout=timeout,
-                tcp_timeout=timeout,
-                tls_timeout=timeout,
             )
     except TimeoutError:
         return None
@@ -183,27 +184,23 @@ class HelperSession:
         self.connections = 0  # opened so far (for tests and benchmarks)
 
     async def _open(self, timeout: float) -> Stream | str:
-        trace = Trace(record_events=False)
         if self._addrs is None:
-            from didban.net import dns as dnsmod
-
-            r = await dnsmod.resolve_system(self._host, trace=trace, timeout=timeout)
+            r = await dns.System(timeout).resolve(self._host)
             if r.failure or not r.addrs:
-                return r.failure or F.DNS_NO_ANSWER
+                return r.failure or failures.DNS_NO_ANSWER
             self._addrs = r.addrs
-        failure: str = F.unknown("the helper has no address")
+        failure: str = failures.unknown("the helper has no address")
         for ip in self._addrs:
-            tcp = await tcpmod.connect(ip, self._port, trace=trace, timeout=timeout)
-            if tcp.stream is None:
-                failure = tcp.failure or failure
+            connected = await tcp.connect(ip, self._port, timeout=timeout)
+            if connected.stream is None:
+                failure = connected.failure or failure
                 continue
             self.connections += 1
             if not self._tls:
-                return tcp.stream
-            hs = await tlsmod.handshake(
-                tcp.stream,
+                return connected.stream
+            hs = await tls.handshake(
+                connected.stream,
                 server_name=self._host,
-                trace=trace,
                 alpn=("http/1.1",),
                 ca_file=self._ca_file,
                 timeout=timeout,
@@ -213,11 +210,10 @@ class HelperSession:
             failure = hs.failure or failure
         return failure
 
-    async def _exchange(self, stream: Stream, body: bytes, timeout: float) -> httpmod.RawResponse:
-        return await httpmod.request_on_stream(
+    async def _exchange(self, stream: Stream, body: bytes, timeout: float) -> RawResponse:
+        return await http.request_on_stream(
             stream,
             self.url,
-            trace=Trace(record_events=False),
             method="POST",
             headers=_HEADERS,
             body=body,
@@ -232,7 +228,7 @@ class HelperSession:
         body = msgspec.json.encode(request)
         try:
             async with asyncio.timeout(timeout):
-                raw: httpmod.RawResponse | None = None
+                raw: RawResponse | None = None
                 while raw is None:
                     reused = bool(self._idle)
                     stream = self._idle.pop() if reused else await self._open(timeout)
@@ -257,7 +253,7 @@ class HelperSession:
                     else:
                         stream.close()
         except TimeoutError:
-            return F.GENERIC_TIMEOUT
+            return failures.GENERIC_TIMEOUT
         return _answer(raw.status, raw.body)
 
     def close(self) -> None:

@@ -19,7 +19,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from didban.data import ipasn
-from didban.model import failures as F
+from didban.model import failures
 from didban.model.addresses import is_bogon
 from didban.model.ooni import (
     IPINFO_BOGON,
@@ -34,13 +34,9 @@ from didban.model.ooni import (
     THTCPConnectResult,
     THTLSHandshakeResult,
 )
-from didban.net import dns as dnsmod
-from didban.net import http as httpmod
-from didban.net import quic as quicmod
-from didban.net import tcp as tcpmod
-from didban.net import tls as tlsmod
+from didban.net import dns, http, quic, tcp, tls
+from didban.net.httpwire import USER_AGENT
 from didban.net.stream import Stream, format_address, split_address
-from didban.net.trace import Trace
 
 MAX_BODY: Final = 1 << 24  # oohelperd maxAcceptableBodySize (16 MiB)
 DNS_TIMEOUT: Final = 4.0
@@ -155,41 +151,41 @@ def check_request(req: THRequest) -> tuple[str, str, int | None]:
 
 def th_dns_failure(failure: str | None) -> str | None:
     """oohelperd ``dns.go``: the legacy string for a DNS failure (no_answer → null)."""
-    if failure is None or failure == F.DNS_NO_ANSWER:
+    if failure is None or failure == failures.DNS_NO_ANSWER:
         return None
-    if failure == F.DNS_NXDOMAIN:
-        return F.TH_DNS_NAME_ERROR
+    if failure == failures.DNS_NXDOMAIN:
+        return failures.TH_DNS_NAME_ERROR
     if failure in (
-        F.DNS_NON_RECOVERABLE,
-        F.DNS_REFUSED,
-        F.DNS_SERVFAIL,
-        F.DNS_TEMPORARY,
-        F.DNS_SERVER_MISBEHAVING,
+        failures.DNS_NON_RECOVERABLE,
+        failures.DNS_REFUSED,
+        failures.DNS_SERVFAIL,
+        failures.DNS_TEMPORARY,
+        failures.DNS_SERVER_MISBEHAVING,
     ):
-        return F.TH_DNS_SERVER_FAILURE
-    return F.TH_UNKNOWN_ERROR
+        return failures.TH_DNS_SERVER_FAILURE
+    return failures.TH_UNKNOWN_ERROR
 
 
 def th_tcp_failure(failure: str | None) -> str | None:
     """oohelperd ``tcptls.go``: timeout kept, refused → connection_refused_error, else
     connect_error."""
-    if failure is None or failure == F.GENERIC_TIMEOUT:
+    if failure is None or failure == failures.GENERIC_TIMEOUT:
         return failure
-    if failure == F.CONNECTION_REFUSED:
-        return F.TH_CONNECTION_REFUSED
-    return F.TH_CONNECT_ERROR
+    if failure == failures.CONNECTION_REFUSED:
+        return failures.TH_CONNECTION_REFUSED
+    return failures.TH_CONNECT_ERROR
 
 
 def th_http_failure(failure: str | None) -> str | None:
     """oohelperd ``http.go``: DNS errors → dns_lookup_error, timeout kept, refused →
     connection_refused_error, anything else → unknown_error."""
-    if failure is None or failure == F.GENERIC_TIMEOUT:
+    if failure is None or failure == failures.GENERIC_TIMEOUT:
         return failure
     if failure.startswith("dns_"):
-        return F.TH_DNS_LOOKUP_ERROR
-    if failure == F.CONNECTION_REFUSED:
-        return F.TH_CONNECTION_REFUSED
-    return F.TH_UNKNOWN_ERROR
+        return failures.TH_DNS_LOOKUP_ERROR
+    if failure == failures.CONNECTION_REFUSED:
+        return failures.TH_CONNECTION_REFUSED
+    return failures.TH_UNKNOWN_ERROR
 
 
 # ------------------------------------------------------------------ the steps
@@ -202,18 +198,11 @@ async def _resolve(host: str, cfg: HelperConfig) -> tuple[list[str], str | None]
         return [host], None
     except ValueError:
         pass
-    trace = Trace(record_events=False)
     if cfg.resolver is None:
-        r = await dnsmod.resolve_system(host, trace=trace, timeout=DNS_TIMEOUT)
+        r = await dns.System(DNS_TIMEOUT).resolve(host)
         return r.addrs, r.failure
-    a, aaaa = await asyncio.gather(
-        dnsmod.resolve_udp(
-            host, cfg.resolver, trace=trace, qtype="A", timeout=DNS_TIMEOUT, wait_duplicates=0
-        ),
-        dnsmod.resolve_udp(
-            host, cfg.resolver, trace=trace, qtype="AAAA", timeout=DNS_TIMEOUT, wait_duplicates=0
-        ),
-    )
+    udp = dns.UDP(cfg.resolver, timeout=DNS_TIMEOUT, wait_duplicates=0)
+    a, aaaa = await asyncio.gather(udp.resolve(host, qtype="A"), udp.resolve(host, qtype="AAAA"))
     addrs = a.addrs + [ip for ip in aaaa.addrs if ip not in a.addrs]
     if addrs:
         return addrs, None
@@ -224,24 +213,23 @@ async def _tcp_tls(
     ip: str,
     port: int,
     sni: str,
-    tls: bool,
+    use_tls: bool,
     cfg: HelperConfig,
     keep: asyncio.Future[Stream | None] | None = None,
 ) -> tuple[THTCPConnectResult, THTLSHandshakeResult | None]:
     """TCP (and TLS) to one endpoint. With ``keep``, a working connection is handed over
     (the HTTP fetch then reuses it instead of connecting again) rather than closed."""
-    trace = Trace(record_events=False)
     stream: Stream | None = None
     try:
-        tcp = await tcpmod.connect(ip, port, trace=trace, timeout=TCP_TIMEOUT)
+        connected = await tcp.connect(ip, port, timeout=TCP_TIMEOUT)
         tcp_res = THTCPConnectResult(
-            status=tcp.failure is None, failure=th_tcp_failure(tcp.failure)
+            status=connected.failure is None, failure=th_tcp_failure(connected.failure)
         )
-        if tcp.stream is None or not tls:
-            stream = tcp.stream
+        if connected.stream is None or not use_tls:
+            stream = connected.stream
             return tcp_res, None
-        hs = await tlsmod.handshake(
-            tcp.stream, server_name=sni, trace=trace, ca_file=cfg.ca_file, timeout=TLS_TIMEOUT
+        hs = await tls.handshake(
+            connected.stream, server_name=sni, ca_file=cfg.ca_file, timeout=TLS_TIMEOUT
         )
         stream = hs.stream
     finally:
@@ -270,40 +258,40 @@ async def _http(
                 headers.append((name, values[0]))
                 break
     if not any(k == "User-Agent" for k, _ in headers):
-        headers.append(("User-Agent", httpmod.USER_AGENT))
+        headers.append(("User-Agent", USER_AGENT))
 
     async def resolver(host: str) -> list[str] | str:
         addrs, failure = (known or {}).get(host) or await _resolve(host, cfg)
         usable = [ip for ip in addrs if cfg.may_connect(ip)]
         if usable:
             return usable
-        return (failure or F.DNS_BOGON) if addrs else (failure or F.DNS_NO_ANSWER)
+        return (failure or failures.DNS_BOGON) if addrs else (failure or failures.DNS_NO_ANSWER)
 
-    trace = Trace(record_events=False)
+    options = http.FetchOptions(
+        headers=headers, ca_file=cfg.ca_file, body_cap=MAX_BODY, timeout=HTTP_TIMEOUT
+    )
     stream: Stream | None = None
     try:
         async with asyncio.timeout(HTTP_TIMEOUT + 1):
             stream = await first[1] if first is not None else None
-            res = await httpmod.fetch(
+            res = await http.fetch(
                 req.http_request,
-                trace=trace,
+                resolver=resolver,
+                options=options,
                 address=first[0] if first is not None and stream is not None else None,
                 stream=stream,
-                resolver=resolver,
-                headers=headers,
-                ca_file=cfg.ca_file,
-                body_cap=MAX_BODY,
-                timeout=HTTP_TIMEOUT,
             )
             stream = None  # fetch closed it
     except TimeoutError:
-        return THHTTPRequestResult(failure=F.GENERIC_TIMEOUT)
+        return THHTTPRequestResult(failure=failures.GENERIC_TIMEOUT)
     finally:
         if stream is not None:
             stream.close()
     final = res.requests[0] if res.requests else None
     if res.failure is not None or final is None or final.response is None:
-        return THHTTPRequestResult(failure=th_http_failure(res.failure or F.HTTP_REQUEST_FAILED))
+        return THHTTPRequestResult(
+            failure=th_http_failure(res.failure or failures.HTTP_REQUEST_FAILED)
+        )
     resp = final.response
     hdrs = resp.headers or {}
     h3 = ""
@@ -329,12 +317,10 @@ async def _quic(
     HTTP/3 GET (oohelperd ``quic.go``, run when the probe sets ``x_quic_enabled``)."""
     port_text = h3.rpartition(":")[2]
     port = int(port_text) if port_text.isdigit() else 443
-    trace = Trace(record_events=False)
     results = await asyncio.gather(
         *(
-            quicmod.http3_get(
+            quic.http3_get(
                 req.http_request,
-                trace=trace,
                 address=format_address(ip, port),
                 server_name=host,
                 ca_file=cfg.ca_file,

@@ -13,7 +13,7 @@ import socket
 import ssl
 from typing import Final
 
-from didban.model import failures as F
+from didban.model import failures
 
 # OpenSSL X509_V_ERR_* codes (openssl/x509_vfy.h) → OONI failure string.
 VERIFY_HOSTNAME_MISMATCH: Final = 62
@@ -28,25 +28,25 @@ _VERIFY_UNKNOWN_AUTHORITY: Final = frozenset(
 )
 
 _ERRNO: Final[dict[int, str]] = {
-    errno.ECONNRESET: F.CONNECTION_RESET,
-    errno.ECONNREFUSED: F.CONNECTION_REFUSED,
-    errno.ECONNABORTED: F.CONNECTION_ABORTED,
-    errno.ETIMEDOUT: F.GENERIC_TIMEOUT,
-    errno.EHOSTUNREACH: F.HOST_UNREACHABLE,
-    errno.ENETUNREACH: F.NETWORK_UNREACHABLE,
-    errno.ENETDOWN: F.NETWORK_DOWN,
-    errno.EADDRNOTAVAIL: F.ADDRESS_NOT_AVAILABLE,  # netxlite errno.go
-    errno.EINTR: F.INTERRUPTED,
-    errno.EPIPE: F.CONNECTION_RESET,
+    errno.ECONNRESET: failures.CONNECTION_RESET,
+    errno.ECONNREFUSED: failures.CONNECTION_REFUSED,
+    errno.ECONNABORTED: failures.CONNECTION_ABORTED,
+    errno.ETIMEDOUT: failures.GENERIC_TIMEOUT,
+    errno.EHOSTUNREACH: failures.HOST_UNREACHABLE,
+    errno.ENETUNREACH: failures.NETWORK_UNREACHABLE,
+    errno.ENETDOWN: failures.NETWORK_DOWN,
+    errno.EADDRNOTAVAIL: failures.ADDRESS_NOT_AVAILABLE,  # netxlite errno.go
+    errno.EINTR: failures.INTERRUPTED,
+    errno.EPIPE: failures.CONNECTION_RESET,
 }
 
 # getaddrinfo EAI_* codes (netxlite classifies the Go resolver's equivalents the same way).
 _EAI: Final[dict[int, str]] = {
-    socket.EAI_NONAME: F.DNS_NXDOMAIN,
-    socket.EAI_AGAIN: F.DNS_TEMPORARY,
-    socket.EAI_FAIL: F.DNS_NON_RECOVERABLE,
-    getattr(socket, "EAI_NODATA", -5): F.DNS_NO_ANSWER,
-    getattr(socket, "EAI_ADDRFAMILY", -9): F.DNS_NO_ANSWER,
+    socket.EAI_NONAME: failures.DNS_NXDOMAIN,
+    socket.EAI_AGAIN: failures.DNS_TEMPORARY,
+    socket.EAI_FAIL: failures.DNS_NON_RECOVERABLE,
+    getattr(socket, "EAI_NODATA", -5): failures.DNS_NO_ANSWER,
+    getattr(socket, "EAI_ADDRFAMILY", -9): failures.DNS_NO_ANSWER,
 }
 
 
@@ -71,10 +71,10 @@ class QUICTerminated(Exception):
 def verify_code_failure(code: int) -> str:
     """OONI failure for an OpenSSL certificate-verification error code."""
     if code == VERIFY_HOSTNAME_MISMATCH:
-        return F.SSL_INVALID_HOSTNAME
+        return failures.SSL_INVALID_HOSTNAME
     if code in _VERIFY_UNKNOWN_AUTHORITY:
-        return F.SSL_UNKNOWN_AUTHORITY
-    return F.SSL_INVALID_CERTIFICATE
+        return failures.SSL_UNKNOWN_AUTHORITY
+    return failures.SSL_INVALID_CERTIFICATE
 
 
 # TLS alert numbers (RFC 8446 §6) that identify a certificate problem.
@@ -88,18 +88,18 @@ QUIC_VERSION_NEGOTIATION_ERROR: Final = 0x11  # RFC 9368
 def quic_failure(error_code: int, reason: str) -> str:
     """OONI failure for a QUIC ``CONNECTION_CLOSE`` (error code and reason phrase)."""
     if error_code == QUIC_VERSION_NEGOTIATION_ERROR or "version" in reason.lower():
-        return F.QUIC_INCOMPATIBLE_VERSION
+        return failures.QUIC_INCOMPATIBLE_VERSION
     if QUIC_CRYPTO_ERROR_BASE <= error_code < QUIC_CRYPTO_ERROR_BASE + 0x100:
         alert = error_code - QUIC_CRYPTO_ERROR_BASE
         lowered = reason.lower()
         if "hostname" in lowered:
-            return F.SSL_INVALID_HOSTNAME
+            return failures.SSL_INVALID_HOSTNAME
         if alert == _ALERT_UNKNOWN_CA or "unable to get local issuer" in lowered:
-            return F.SSL_UNKNOWN_AUTHORITY
+            return failures.SSL_UNKNOWN_AUTHORITY
         if alert in (_ALERT_BAD_CERTIFICATE, _ALERT_CERTIFICATE_EXPIRED):
-            return F.SSL_INVALID_CERTIFICATE
-        return F.SSL_FAILED_HANDSHAKE
-    return F.unknown(f"quic error code {error_code:#x}: {reason}".rstrip(": "))
+            return failures.SSL_INVALID_CERTIFICATE
+        return failures.SSL_FAILED_HANDSHAKE
+    return failures.unknown(f"quic error code {error_code:#x}: {reason}".rstrip(": "))
 
 
 def _dns_failure(exc: BaseException) -> str | None:
@@ -108,17 +108,17 @@ def _dns_failure(exc: BaseException) -> str | None:
     if not names:
         return None
     if "NXDOMAIN" in names:
-        return F.DNS_NXDOMAIN
+        return failures.DNS_NXDOMAIN
     if "NoAnswer" in names:
-        return F.DNS_NO_ANSWER
+        return failures.DNS_NO_ANSWER
     if "Timeout" in names or "LifetimeTimeout" in names:
-        return F.GENERIC_TIMEOUT
+        return failures.GENERIC_TIMEOUT
     if "NoNameservers" in names:
-        return F.DNS_SERVFAIL
+        return failures.DNS_SERVFAIL
     if names & {"FormError", "BadResponse", "UnexpectedSource", "Truncated", "TooBig"}:
-        return F.DNS_SERVER_MISBEHAVING
+        return failures.DNS_SERVER_MISBEHAVING
     if names & {"DNSException"}:
-        return F.unknown(f"dns: {exc}")
+        return failures.unknown(f"dns: {exc}")
     return None
 
 
@@ -129,8 +129,8 @@ def _http_failure(exc: BaseException) -> str | None:
         return None
     text = str(exc)
     if "peer closed connection" in text or "ConnectionTerminated" in text:
-        return F.EOF_ERROR
-    return F.unknown(f"{module.split('.')[0]}: {type(exc).__name__}: {text}")
+        return failures.EOF_ERROR
+    return failures.unknown(f"{module.split('.')[0]}: {type(exc).__name__}: {text}")
 
 
 def classify(exc: BaseException) -> str:
@@ -140,19 +140,19 @@ def classify(exc: BaseException) -> str:
     if isinstance(exc, QUICTerminated):
         return quic_failure(exc.error_code, exc.reason)
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError, socket.timeout)):
-        return F.GENERIC_TIMEOUT
+        return failures.GENERIC_TIMEOUT
     if isinstance(exc, asyncio.CancelledError):
-        return F.INTERRUPTED
+        return failures.INTERRUPTED
     if isinstance(exc, ssl.SSLCertVerificationError):
         return verify_code_failure(exc.verify_code)
     if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
-        return F.EOF_ERROR
+        return failures.EOF_ERROR
     if isinstance(exc, ssl.SSLError):
-        return F.SSL_FAILED_HANDSHAKE
+        return failures.SSL_FAILED_HANDSHAKE
     if isinstance(exc, socket.gaierror):
-        return _EAI.get(exc.errno or 0, F.unknown(f"getaddrinfo: {exc}"))
+        return _EAI.get(exc.errno or 0, failures.unknown(f"getaddrinfo: {exc}"))
     if isinstance(exc, EOFError):
-        return F.EOF_ERROR
+        return failures.EOF_ERROR
     dns_failure = _dns_failure(exc)
     if dns_failure is not None:
         return dns_failure
@@ -162,11 +162,11 @@ def classify(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno is not None and exc.errno in _ERRNO:
         return _ERRNO[exc.errno]
     if isinstance(exc, ConnectionResetError):
-        return F.CONNECTION_RESET
+        return failures.CONNECTION_RESET
     if isinstance(exc, ConnectionRefusedError):
-        return F.CONNECTION_REFUSED
+        return failures.CONNECTION_REFUSED
     if isinstance(exc, ConnectionAbortedError):
-        return F.CONNECTION_ABORTED
+        return failures.CONNECTION_ABORTED
     if isinstance(exc, OSError) and exc.strerror:
-        return F.unknown(exc.strerror.lower())
-    return F.unknown(f"{type(exc).__name__}: {exc}".rstrip(": "))
+        return failures.unknown(exc.strerror.lower())
+    return failures.unknown(f"{type(exc).__name__}: {exc}".rstrip(": "))

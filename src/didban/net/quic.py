@@ -9,7 +9,6 @@ an OONI ``tlshandshake`` with ``network: "udp"`` (OONI's ``quic_handshakes``).
 from __future__ import annotations
 
 import asyncio
-import base64
 import socket
 import ssl
 from collections.abc import Sequence
@@ -25,18 +24,13 @@ from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import ConnectionTerminated, HandshakeCompleted, QuicEvent
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from didban.model import failures as F
-from didban.model.ooni import (
-    BinaryData,
-    HTTPRequest,
-    HTTPResponse,
-    HTTPTransaction,
-    TLSHandshake,
-)
-from didban.net import errors, guard, verify
-from didban.net import http as httpmod
-from didban.net import trace as tr
+from didban.model import failures
+from didban.model.ooni import HTTPTransaction, TLSHandshake
+from didban.net import errors, guard, tls, trace, verify
+from didban.net.httprecord import TransactionBuilder
+from didban.net.httpwire import DEFAULT_HEADERS, RawResponse, authority, target
 from didban.net.stream import format_address, split_address
+from didban.net.trace import NO_TRACE, Tracer
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_BODY_CAP = 1 << 19
@@ -86,17 +80,10 @@ class _Protocol(QuicConnectionProtocol):
     """Keeps ConnectionTerminated (code, reason) and drives one HTTP/3 request."""
 
     def __init__(
-        self,
-        quic: QuicConnection,
-        *,
-        trace: tr.Trace,
-        address: str,
-        tags: list[str] | None,
-        tid: int,
-        body_cap: int,
+        self, quic: QuicConnection, *, tracer: Tracer, address: str, body_cap: int
     ) -> None:
         super().__init__(quic)
-        self.trace, self.address, self.tags, self.tid = trace, address, tags, tid
+        self.tracer, self.address = tracer, address
         self.body_cap = body_cap
         self.h3 = H3Connection(quic)
         self.handshake = asyncio.get_running_loop().create_future()
@@ -110,24 +97,10 @@ class _Protocol(QuicConnectionProtocol):
         super().connection_made(_RecordingTransport(inner, self._sent))  # type: ignore[arg-type]
 
     def _sent(self, n: int) -> None:
-        self.trace.event(
-            tr.WRITE_TO,
-            address=self.address,
-            num_bytes=n,
-            proto="udp",
-            tags=self.tags,
-            transaction_id=self.tid,
-        )
+        self.tracer.event(trace.WRITE_TO, address=self.address, num_bytes=n, proto="udp")
 
     def datagram_received(self, data: bytes | str, addr: Any) -> None:
-        self.trace.event(
-            tr.READ_FROM,
-            address=self.address,
-            num_bytes=len(data),
-            proto="udp",
-            tags=self.tags,
-            transaction_id=self.tid,
-        )
+        self.tracer.event(trace.READ_FROM, address=self.address, num_bytes=len(data), proto="udp")
         super().datagram_received(data, addr)
 
     def _fail(self, exc: BaseException) -> None:
@@ -147,7 +120,7 @@ class _Protocol(QuicConnectionProtocol):
         for h3_event in self.h3.handle_event(event):
             if getattr(h3_event, "stream_id", None) != self.stream_id:
                 continue
-            now = self.trace.now()
+            now = self.tracer.now()
             if isinstance(h3_event, HeadersReceived):
                 self.response.headers += [
                     (k.decode("latin-1"), v.decode("latin-1")) for k, v in h3_event.headers
@@ -199,8 +172,8 @@ def _tls_fields(quic: QuicConnection) -> tuple[str, str, list[bytes]]:
 async def http3_get(
     url: str,
     *,
-    trace: tr.Trace,
     address: str,
+    tracer: Tracer = NO_TRACE,
     server_name: str | None = None,
     ca_file: str | None = None,
     verify_peer: bool = True,
@@ -208,19 +181,17 @@ async def http3_get(
     headers: Sequence[tuple[str, str]] | None = None,
     body_cap: int = DEFAULT_BODY_CAP,
     timeout: float = DEFAULT_TIMEOUT,
-    tags: list[str] | None = None,
 ) -> QUICResult:
     """QUIC handshake to ``address`` (``"ip"``/``"ip:port"``, default 443) with SNI
     ``server_name`` (default: the URL host) and ALPN ``h3``, then (``fetch=True``) GET
     ``url`` over HTTP/3. The whole exchange is bounded by ``timeout``. Never raises for
-    network failures.
+    network failures. The handshake and the GET are one flow of ``tracer``.
     """
     parts = urlsplit(url)
     host = parts.hostname or ""
     ip, port = split_address(address, parts.port or 443)
     sni = host if server_name is None else server_name
     addr = format_address(ip, port)
-    tid = trace.new_transaction_id()
     guard.check(ip)
     config = QuicConfiguration(
         is_client=True,
@@ -231,8 +202,8 @@ async def http3_get(
     quic = QuicConnection(configuration=config)
     loop = asyncio.get_running_loop()
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    t0 = trace.now()
-    trace.event(tr.QUIC_HANDSHAKE_START, t=t0, address=addr, tags=tags, transaction_id=tid)
+    t0 = tracer.now()
+    tracer.event(trace.QUIC_HANDSHAKE_START, t=t0, address=addr)
     failure: str | None = None
     chain: list[bytes] = []
     code: int | None = None
@@ -246,9 +217,7 @@ async def http3_get(
     try:
         async with asyncio.timeout(timeout):
             transport, protocol = await loop.create_datagram_endpoint(
-                lambda: _Protocol(
-                    quic, trace=trace, address=addr, tags=tags, tid=tid, body_cap=body_cap
-                ),
+                lambda: _Protocol(quic, tracer=tracer, address=addr, body_cap=body_cap),
                 remote_addr=(ip, port),
                 family=family,
             )
@@ -261,45 +230,27 @@ async def http3_get(
     if handshook:
         code, message, refused = verify.judge(chain, sni, ca_file=ca_file, verify_peer=verify_peer)
         failure = refused or failure
-    t = trace.now()
-    trace.event(
-        tr.QUIC_HANDSHAKE_DONE,
-        t0=t0,
-        t=t,
-        address=addr,
-        failure=failure,
-        tags=tags,
-        transaction_id=tid,
-    )
-    record = TLSHandshake(
+    t = tracer.now()
+    tracer.event(trace.QUIC_HANDSHAKE_DONE, t0=t0, t=t, address=addr, failure=failure)
+    record = tls.handshake_record(
+        tracer,
         network="udp",
         address=addr,
         server_name=sni,
         failure=failure,
+        t0=t0,
+        t=t,
         cipher_suite=suite if handshook else "",
         negotiated_protocol=alpn if handshook else "",
         tls_version="TLSv1.3" if handshook else "",
-        no_tls_verify=not verify_peer,
-        peer_certificates=[BinaryData(base64.b64encode(c).decode()) for c in chain] or None,
-        t0=round(t0, 6),
-        t=round(t, 6),
-        tags=list(tags) if tags else None,
-        transaction_id=tid,
-        x_didban_verify_code=code,
-        x_didban_verify_message=message,
+        verify_peer=verify_peer,
+        chain=chain,
+        verify_code=code,
+        verify_message=message,
     )
     if failure is None and fetch and protocol is not None:
         request, throughput = await _get(
-            protocol,
-            url,
-            host,
-            parts,
-            headers,
-            trace,
-            addr,
-            tags,
-            tid,
-            max(deadline - loop.time(), 0.001),
+            protocol, url, headers, tracer, addr, max(deadline - loop.time(), 0.001)
         )
     if protocol is not None:
         protocol.close()
@@ -311,73 +262,41 @@ async def http3_get(
 async def _get(
     protocol: _Protocol,
     url: str,
-    host: str,
-    parts: Any,
     headers: Sequence[tuple[str, str]] | None,
-    trace: tr.Trace,
+    tracer: Tracer,
     addr: str,
-    tags: list[str] | None,
-    tid: int,
     timeout: float,
 ) -> tuple[HTTPTransaction, float | None]:
-    hdrs = list(headers if headers is not None else httpmod.DEFAULT_HEADERS)
-    authority = host if parts.port in (None, 443) else f"{host}:{parts.port}"
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    t0 = trace.now()
-    trace.event(tr.HTTP_TRANSACTION_START, t=t0, address=addr, tags=tags, transaction_id=tid)
+    hdrs = list(headers if headers is not None else DEFAULT_HEADERS)
+    scheme, host, port, path = target(url)
+    host_value = authority(host, port, scheme)
+    builder = TransactionBuilder(
+        tracer, url, "GET", [("Host", host_value), *hdrs], network="udp", x_transport="quic"
+    )
+    builder.start(addr)
     failure: str | None = None
     try:
         async with asyncio.timeout(timeout):
-            protocol.get(authority, path, hdrs)
+            protocol.get(host_value, path, hdrs)
             await protocol.done
     except Exception as exc:
         failure = errors.classify(exc)
-    t = trace.now()
-    trace.event(
-        tr.HTTP_TRANSACTION_DONE,
-        t0=t0,
-        t=t,
-        address=addr,
-        failure=failure,
-        tags=tags,
-        transaction_id=tid,
-    )
     r = protocol.response
     status = next((int(v) for k, v in r.headers if k == ":status"), 0)
     if failure is None and status == 0:
-        failure = F.HTTP_REQUEST_FAILED
-    plain = [(k, v) for k, v in r.headers if not k.startswith(":")]
-    body = b"".join(r.chunks)
-    response = HTTPResponse()
-    if status:
-        response = HTTPResponse(
-            code=status,
-            headers=dict(reversed(plain)),
-            headers_list=plain,
-            body=httpmod.body_value(body),
-            body_is_truncated=r.truncated,
-            x_didban_body_length=r.length,
-            x_didban_title=httpmod.extract_title(body),
-        )
+        failure = failures.HTTP_REQUEST_FAILED
     throughput = None
     if r.t_first is not None and r.t_last is not None and r.t_last > r.t_first and r.length:
         throughput = r.length / (r.t_last - r.t_first)
-    req_headers = [("Host", authority), *hdrs]
-    transaction = HTTPTransaction(
-        request=HTTPRequest(
-            url=url,
-            headers=dict(reversed(req_headers)),
-            headers_list=req_headers,
-            x_transport="quic",
-        ),
-        response=response,
-        failure=failure,
-        network="udp",
-        address=addr,
-        alpn="h3",
-        t0=round(t0, 6),
-        t=round(t, 6),
-        tags=list(tags) if tags else None,
-        transaction_id=tid,
-    )
-    return transaction, throughput
+    raw = None
+    if status:
+        raw = RawResponse(
+            status=status,
+            headers=[(k, v) for k, v in r.headers if not k.startswith(":")],
+            body=b"".join(r.chunks),
+            body_length=r.length,
+            truncated=r.truncated,
+            http_version="HTTP/3",
+            throughput=throughput,
+        )
+    return builder.done(raw, failure, "h3"), throughput

@@ -1,7 +1,8 @@
 """TCP connect to a chosen ``ip:port`` under a deadline, and the traced plain TCP stream.
 
 The connect result is an OONI ``tcpconnect`` record (df-005) plus a ``connect`` network
-event; on success it also carries a :class:`TCPStream` whose reads and writes are traced.
+event; on success it also carries a :class:`TCPStream` whose reads and writes are events of
+the same flow.
 """
 
 from __future__ import annotations
@@ -10,32 +11,23 @@ import asyncio
 import socket
 from dataclasses import dataclass
 
-from didban.model import failures as F
+from didban.model import failures
 from didban.model.ooni import TCPConnect, TCPConnectStatus
-from didban.net import errors, guard
-from didban.net import trace as tr
+from didban.net import errors, guard, trace
 from didban.net.stream import format_address
+from didban.net.trace import NO_TRACE, Tracer
 
 DEFAULT_TIMEOUT = 10.0
 
 
 class TCPStream:
-    """A connected non-blocking socket; every read/write becomes a network event."""
+    """A connected non-blocking socket; every read/write becomes a network event of
+    ``tracer`` (a DoH connection shared by many lookups silences it with ``NO_TRACE``)."""
 
-    def __init__(
-        self,
-        sock: socket.socket,
-        address: str,
-        trace: tr.Trace,
-        *,
-        transaction_id: int | None = None,
-        tags: list[str] | None = None,
-    ) -> None:
+    def __init__(self, sock: socket.socket, address: str, tracer: Tracer) -> None:
         self.sock = sock
         self._address = address
-        self.trace = trace
-        self.transaction_id = transaction_id
-        self.tags = tags
+        self.tracer = tracer
         self._loop = asyncio.get_running_loop()
         self._closed = False
 
@@ -48,34 +40,29 @@ class TCPStream:
         return ""
 
     async def read(self, max_bytes: int = 65536) -> bytes:
-        t0 = self.trace.now()
+        t0 = self.tracer.now()
         try:
             data = await self._loop.sock_recv(self.sock, max_bytes)
         except BaseException as exc:
-            self._event(tr.READ, t0, errors.classify(exc), None)
+            self._event(trace.READ, t0, errors.classify(exc), None)
             raise
-        self._event(tr.READ, t0, None if data else F.EOF_ERROR, len(data) if data else None)
+        self._event(
+            trace.READ, t0, None if data else failures.EOF_ERROR, len(data) if data else None
+        )
         return data
 
     async def write(self, data: bytes) -> None:
-        t0 = self.trace.now()
+        t0 = self.tracer.now()
         try:
             await self._loop.sock_sendall(self.sock, data)
         except BaseException as exc:
-            self._event(tr.WRITE, t0, errors.classify(exc), None)
+            self._event(trace.WRITE, t0, errors.classify(exc), None)
             raise
-        self._event(tr.WRITE, t0, None, len(data))
+        self._event(trace.WRITE, t0, None, len(data))
 
     def _event(self, op: str, t0: float, failure: str | None, num_bytes: int | None) -> None:
-        self.trace.event(
-            op,
-            t0=t0,
-            address=self._address,
-            failure=failure,
-            num_bytes=num_bytes,
-            proto="tcp",
-            tags=self.tags,
-            transaction_id=self.transaction_id,
+        self.tracer.event(
+            op, t0=t0, address=self._address, failure=failure, num_bytes=num_bytes, proto="tcp"
         )
 
     def close(self) -> None:
@@ -98,27 +85,20 @@ class TCPResult:
 
 
 async def connect(
-    ip: str,
-    port: int,
-    *,
-    trace: tr.Trace,
-    timeout: float = DEFAULT_TIMEOUT,
-    tags: list[str] | None = None,
-    transaction_id: int | None = None,
+    ip: str, port: int, *, tracer: Tracer = NO_TRACE, timeout: float = DEFAULT_TIMEOUT
 ) -> TCPResult:
     """Connect to ``ip:port`` (an IP literal, never a name) within ``timeout`` seconds.
 
     Never raises for network failures (they become ``record.status.failure``); raises
     ``guard.NetworkGuardError`` when the guard forbids the destination.
     """
-    tid = trace.new_transaction_id() if transaction_id is None else transaction_id
     address = format_address(ip, port)
     guard.check(ip)
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setblocking(False)
     loop = asyncio.get_running_loop()
-    t0 = trace.now()
+    t0 = tracer.now()
     failure: str | None = None
     try:
         async with asyncio.timeout(timeout):
@@ -129,27 +109,18 @@ async def connect(
     except BaseException:
         sock.close()
         raise
-    t = trace.now()
-    trace.event(
-        tr.CONNECT,
-        t0=t0,
-        t=t,
-        address=address,
-        failure=failure,
-        proto="tcp",
-        tags=tags,
-        transaction_id=tid,
-    )
+    t = tracer.now()
+    tracer.event(trace.CONNECT, t0=t0, t=t, address=address, failure=failure, proto="tcp")
     record = TCPConnect(
         ip=ip,
         port=port,
         status=TCPConnectStatus(success=failure is None, failure=failure),
         t0=round(t0, 6),
         t=round(t, 6),
-        tags=list(tags) if tags else None,
-        transaction_id=tid,
+        tags=tracer.record_tags(),
+        transaction_id=tracer.transaction_id,
     )
     if failure is not None:
         return TCPResult(record, None)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return TCPResult(record, TCPStream(sock, address, trace, transaction_id=tid, tags=tags))
+    return TCPResult(record, TCPStream(sock, address, tracer))

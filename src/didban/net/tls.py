@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from didban.model.ooni import BinaryData, TLSHandshake
-from didban.net import errors, verify
-from didban.net import tcp as tcpmod
-from didban.net import trace as tr
+from didban.net import errors, tcp, trace, verify
+from didban.net.trace import NO_TRACE, Tracer
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_ALPN: tuple[str, ...] = ("h2", "http/1.1")
@@ -44,7 +43,7 @@ class TLSStream:
         obj: ssl.SSLObject,
         incoming: ssl.MemoryBIO,
         outgoing: ssl.MemoryBIO,
-        raw: tcpmod.TCPStream,
+        raw: tcp.TCPStream,
     ) -> None:
         self._obj = obj
         self._in = incoming
@@ -155,7 +154,7 @@ def _peer_chain(obj: ssl.SSLObject) -> list[bytes]:
 
 
 async def _drive(
-    obj: ssl.SSLObject, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO, raw: tcpmod.TCPStream
+    obj: ssl.SSLObject, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO, raw: tcp.TCPStream
 ) -> None:
     while True:
         try:
@@ -175,32 +174,68 @@ async def _drive(
         await raw.write(pending)
 
 
+def handshake_record(
+    tracer: Tracer,
+    *,
+    network: str,
+    address: str,
+    server_name: str,
+    failure: str | None,
+    t0: float,
+    t: float,
+    cipher_suite: str,
+    negotiated_protocol: str,
+    tls_version: str,
+    verify_peer: bool,
+    chain: list[bytes],
+    verify_code: int | None,
+    verify_message: str | None,
+) -> TLSHandshake:
+    """The OONI ``tlshandshake`` record (df-006) of a TLS (``tcp``) or QUIC (``udp``)
+    handshake: the chain as presented, the verification outcome in didban's keys."""
+    return TLSHandshake(
+        network=network,
+        address=address,
+        server_name=server_name,
+        failure=failure,
+        cipher_suite=cipher_suite,
+        negotiated_protocol=negotiated_protocol,
+        tls_version=tls_version,
+        no_tls_verify=not verify_peer,
+        peer_certificates=[BinaryData(base64.b64encode(c).decode()) for c in chain] or None,
+        t0=round(t0, 6),
+        t=round(t, 6),
+        tags=tracer.record_tags(),
+        transaction_id=tracer.transaction_id,
+        x_didban_verify_code=verify_code,
+        x_didban_verify_message=verify_message,
+    )
+
+
 async def handshake(
-    raw: tcpmod.TCPStream,
+    raw: tcp.TCPStream,
     *,
     server_name: str,
-    trace: tr.Trace,
     alpn: Sequence[str] = DEFAULT_ALPN,
     ca_file: str | None = None,
     verify_peer: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
-    tags: list[str] | None = None,
-    transaction_id: int | None = None,
 ) -> TLSResult:
     """TLS handshake over ``raw`` with SNI ``server_name`` ("" → no SNI) and ``alpn``.
 
-    Verification uses ``ca_file`` (PEM) or the system roots (``SSL_CERT_FILE`` honoured).
-    ``verify_peer=False`` records the verification outcome in the ``x_didban_verify_*``
-    keys but not as ``failure`` (OONI ``no_tls_verify``). Never raises for network errors;
-    on any failure ``raw`` is closed.
+    The handshake is a step of the TCP connection's flow: it is recorded with the
+    stream's tracer (same transaction id and tags). Verification uses ``ca_file`` (PEM)
+    or the system roots (``SSL_CERT_FILE`` honoured). ``verify_peer=False`` records the
+    verification outcome in the ``x_didban_verify_*`` keys but not as ``failure`` (OONI
+    ``no_tls_verify``). Never raises for network errors; on any failure ``raw`` is closed.
     """
-    tid = raw.transaction_id if transaction_id is None else transaction_id
+    tracer = raw.tracer
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     obj = _context(alpn).wrap_bio(
         incoming, outgoing, server_side=False, server_hostname=server_name or None
     )
-    t0 = trace.now()
-    trace.event(tr.TLS_HANDSHAKE_START, t=t0, address=raw.address, tags=tags, transaction_id=tid)
+    t0 = tracer.now()
+    tracer.event(trace.TLS_HANDSHAKE_START, t=t0, address=raw.address)
     failure: str | None = None
     chain: list[bytes] = []
     code: int | None = None
@@ -218,33 +253,25 @@ async def handshake(
         code, message, failure = verify.judge(
             chain, server_name, ca_file=ca_file, verify_peer=verify_peer
         )
-    t = trace.now()
-    trace.event(
-        tr.TLS_HANDSHAKE_DONE,
-        t0=t0,
-        t=t,
-        address=raw.address,
-        failure=failure,
-        tags=tags,
-        transaction_id=tid,
-    )
+    t = tracer.now()
+    tracer.event(trace.TLS_HANDSHAKE_DONE, t0=t0, t=t, address=raw.address, failure=failure)
     handshook = failure is None or code is not None
-    record = TLSHandshake(
+    version = obj.version() or ""
+    record = handshake_record(
+        tracer,
         network="tcp",
         address=raw.address,
         server_name=server_name,
         failure=failure,
+        t0=t0,
+        t=t,
         cipher_suite=(obj.cipher() or ("",))[0] if handshook else "",
         negotiated_protocol=(obj.selected_alpn_protocol() or "") if handshook else "",
-        tls_version=_VERSIONS.get(obj.version() or "", obj.version() or "") if handshook else "",
-        no_tls_verify=not verify_peer,
-        peer_certificates=[BinaryData(base64.b64encode(c).decode()) for c in chain] or None,
-        t0=round(t0, 6),
-        t=round(t, 6),
-        tags=list(tags) if tags else None,
-        transaction_id=tid or 0,
-        x_didban_verify_code=code,
-        x_didban_verify_message=message,
+        tls_version=_VERSIONS.get(version, version) if handshook else "",
+        verify_peer=verify_peer,
+        chain=chain,
+        verify_code=code,
+        verify_message=message,
     )
     if failure is not None:
         raw.close()
@@ -257,27 +284,23 @@ async def connect_tls(
     port: int,
     *,
     server_name: str,
-    trace: tr.Trace,
+    tracer: Tracer = NO_TRACE,
     alpn: Sequence[str] = DEFAULT_ALPN,
     ca_file: str | None = None,
     verify_peer: bool = True,
-    tcp_timeout: float = tcpmod.DEFAULT_TIMEOUT,
+    tcp_timeout: float = tcp.DEFAULT_TIMEOUT,
     tls_timeout: float = DEFAULT_TIMEOUT,
-    tags: list[str] | None = None,
-) -> tuple[tcpmod.TCPResult, TLSResult | None]:
-    """TCP connect then TLS handshake (one transaction id); TLS is None if TCP failed."""
-    tcp = await tcpmod.connect(ip, port, trace=trace, timeout=tcp_timeout, tags=tags)
-    if tcp.stream is None:
-        return tcp, None
+) -> tuple[tcp.TCPResult, TLSResult | None]:
+    """TCP connect then TLS handshake (one flow); TLS is None if TCP failed."""
+    connected = await tcp.connect(ip, port, tracer=tracer, timeout=tcp_timeout)
+    if connected.stream is None:
+        return connected, None
     result = await handshake(
-        tcp.stream,
+        connected.stream,
         server_name=server_name,
-        trace=trace,
         alpn=alpn,
         ca_file=ca_file,
         verify_peer=verify_peer,
         timeout=tls_timeout,
-        tags=tags,
-        transaction_id=tcp.record.transaction_id,
     )
-    return tcp, result
+    return connected, result

@@ -1,15 +1,23 @@
-"""The per-measurement tracer: one time origin, transaction ids and OONI network events.
+"""Tracing added from outside: a measurement's event log, and the per-flow tracer a
+primitive is given.
 
-Every primitive in ``didban.net`` takes a :class:`Trace`. Times (``t0``, ``t``) are float
-seconds since the trace's origin (the measurement start, OONI df-008); transaction ids tie
-the DNS/TCP/TLS/HTTP records of one flow together (OONI ts-017).
+An :class:`EventLog` is one measurement's clock (times are float seconds since its start,
+OONI df-008), its network events, and the source of its transaction ids (OONI ts-017: the
+id ties the DNS/TCP/TLS/HTTP records of one flow together). A :class:`Tracer` is one flow
+of that measurement: the log, one transaction id and the flow's tags. Every primitive in
+``didban.net`` takes a tracer and stamps its records and events with it; it knows nothing
+else about the measurement (probe-cli's ``measurexlite`` trace plays the same part).
+
+A caller that does not measure (the test helper, the control client) passes nothing: the
+default :data:`NO_TRACE` records no event, allocates no id (records carry id 0) and keeps
+no list.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from didban.model.ooni import NetworkEvent
 
@@ -29,37 +37,63 @@ QUIC_HANDSHAKE_START = "quic_handshake_start"
 QUIC_HANDSHAKE_DONE = "quic_handshake_done"
 
 
-class Trace:
-    """Clock, id source and event log of one measurement.
+class EventLog:
+    """Clock, transaction ids and network events of one measurement.
 
-    ``origin`` is a ``time.monotonic()`` value (default: now). ``record_events=False``
-    keeps the counters but no event list (the test helper reads 16 MiB bodies and needs
-    no trace). Byte counters count application payload read and written on sockets.
+    At most ``max_events`` events are kept (a measurement that reads a huge body in
+    small pieces must not grow without bound); later ones are dropped. Tracers append to
+    ``events`` directly.
     """
 
-    def __init__(
-        self,
-        origin: float | None = None,
-        *,
-        first_transaction_id: int = 1,
-        record_events: bool = True,
-        max_events: int = 10_000,
-    ) -> None:
-        self.origin = time.monotonic() if origin is None else origin
+    def __init__(self, *, max_events: int = 10_000) -> None:
+        self.origin = time.monotonic()
         self.events: list[NetworkEvent] = []
-        self.record_events = record_events
         self.max_events = max_events
-        self.dropped_events = 0
-        self.bytes_sent = 0
-        self.bytes_received = 0
-        self._ids: Iterator[int] = itertools.count(first_transaction_id)
+        self._ids: Iterator[int] = itertools.count(1)
 
     def now(self) -> float:
-        """Seconds since the origin."""
+        """Seconds since the measurement started."""
         return time.monotonic() - self.origin
 
     def new_transaction_id(self) -> int:
         return next(self._ids)
+
+    def flow(self, tags: Sequence[str] | None = None) -> Tracer:
+        """A tracer for a new flow: the next transaction id, ``tags`` on its records."""
+        return Tracer(self, self.new_transaction_id(), tags)
+
+    def tagged(self, tags: Sequence[str] | None = None) -> Tracer:
+        """A tracer with ``tags`` and no transaction of its own (id 0), for a composition
+        that opens its flows itself (:meth:`Tracer.next`), as ``http.fetch`` does per hop."""
+        return Tracer(self, 0, tags)
+
+
+class Tracer:
+    """One flow of a measurement: its log, transaction id and tags."""
+
+    __slots__ = ("log", "tags", "transaction_id")
+    recording = True  # False only for NO_TRACE
+
+    def __init__(self, log: EventLog, transaction_id: int, tags: Sequence[str] | None) -> None:
+        self.log = log
+        self.transaction_id = transaction_id
+        self.tags: tuple[str, ...] = tuple(tags) if tags else ()
+
+    def now(self) -> float:
+        """Seconds since the measurement started."""
+        return time.monotonic() - self.log.origin
+
+    def record_tags(self) -> list[str] | None:
+        """The tags as a record carries them (a list of its own, or null)."""
+        return list(self.tags) if self.tags else None
+
+    def next(self) -> Tracer:
+        """A new flow of the same measurement with the same tags (a new transaction id)."""
+        return Tracer(self.log, self.log.new_transaction_id(), self.tags)
+
+    def with_tags(self, tags: Sequence[str]) -> Tracer:
+        """The same flow (same transaction id) with other tags."""
+        return Tracer(self.log, self.transaction_id, tags)
 
     def event(
         self,
@@ -71,21 +105,12 @@ class Trace:
         failure: str | None = None,
         num_bytes: int | None = None,
         proto: str | None = None,
-        tags: list[str] | None = None,
-        transaction_id: int | None = None,
     ) -> None:
-        """Append one event (``t`` defaults to now) and update the byte counters."""
-        if num_bytes:
-            if operation in (READ, READ_FROM):
-                self.bytes_received += num_bytes
-            elif operation in (WRITE, WRITE_TO):
-                self.bytes_sent += num_bytes
-        if not self.record_events:
+        """Append one network event of this flow (``t`` defaults to now)."""
+        events = self.log.events
+        if not self.recording or len(events) >= self.log.max_events:
             return
-        if len(self.events) >= self.max_events:
-            self.dropped_events += 1
-            return
-        self.events.append(
+        events.append(
             NetworkEvent(
                 operation=operation,
                 t=round(self.now() if t is None else t, 6),
@@ -94,7 +119,31 @@ class Trace:
                 address=address,
                 num_bytes=num_bytes,
                 proto=proto,
-                tags=list(tags) if tags else None,
-                transaction_id=transaction_id,
+                tags=list(self.tags) if self.tags else None,
+                transaction_id=self.transaction_id,
             )
         )
+
+
+class _NoLog(EventLog):
+    """The log of no measurement: a clock, no ids."""
+
+    def new_transaction_id(self) -> int:
+        return 0
+
+
+class _Untraced(Tracer):
+    """The do-nothing tracer: no events, no ids, no tags."""
+
+    __slots__ = ()
+    recording = False
+
+    def next(self) -> Tracer:
+        return self
+
+    def with_tags(self, tags: Sequence[str]) -> Tracer:
+        return self
+
+
+NO_TRACE: Tracer = _Untraced(_NoLog(max_events=0), 0, None)
+"""The default tracer of every primitive: a caller that does not measure pays nothing."""

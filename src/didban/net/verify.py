@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from cryptography import x509
-from cryptography.x509 import verification as xv
+from cryptography.x509 import verification
 
 from didban.net import errors
 
@@ -54,12 +54,12 @@ def default_ca_file() -> str | None:
 
 
 @lru_cache(maxsize=16)
-def _load_store(path: str, mtime: float) -> xv.Store | None:
+def _load_store(path: str, mtime: float) -> verification.Store | None:
     with open(path, "rb") as fh, warnings.catch_warnings():
         # some system roots have non-positive serial numbers; cryptography warns about them
         warnings.simplefilter("ignore")
         roots = x509.load_pem_x509_certificates(fh.read())
-    return xv.Store(roots) if roots else None
+    return verification.Store(roots) if roots else None
 
 
 def ca_file_problem(path: str | os.PathLike[str]) -> str | None:
@@ -83,7 +83,7 @@ def ca_file_problem(path: str | os.PathLike[str]) -> str | None:
     return None
 
 
-def load_store(ca_file: str | None) -> xv.Store | None:
+def load_store(ca_file: str | None) -> verification.Store | None:
     """A store of the roots in ``ca_file`` (PEM bundle) or the system default; None if none."""
     path = ca_file or default_ca_file()
     if path is None:
@@ -94,15 +94,17 @@ def load_store(ca_file: str | None) -> xv.Store | None:
         return None
 
 
-def _builder(store: xv.Store, now: dt.datetime) -> xv.PolicyBuilder:
-    ee = xv.ExtensionPolicy.permit_all().require_present(
-        x509.SubjectAlternativeName, xv.Criticality.AGNOSTIC, None
+def _builder(store: verification.Store, now: dt.datetime) -> verification.PolicyBuilder:
+    ee = verification.ExtensionPolicy.permit_all().require_present(
+        x509.SubjectAlternativeName, verification.Criticality.AGNOSTIC, None
     )
     return (
-        xv.PolicyBuilder()
+        verification.PolicyBuilder()
         .store(store)
         .time(now)
-        .extension_policies(ca_policy=xv.ExtensionPolicy.webpki_defaults_ca(), ee_policy=ee)
+        .extension_policies(
+            ca_policy=verification.ExtensionPolicy.webpki_defaults_ca(), ee_policy=ee
+        )
     )
 
 
@@ -286,7 +288,7 @@ def _trust(
         try:
             _builder(store, when).build_server_verifier(own).verify(leaf, rest)
             return None
-        except xv.VerificationError as exc:
+        except verification.VerificationError as exc:
             reason = str(exc)
     period = _period_problem(certs, when)
     if period is not None and "candidates exhausted" not in reason:
@@ -315,6 +317,6 @@ def _name_in_full(
         return VerifyOutcome(HOSTNAME_MISMATCH, f"invalid server name {server_name!r}")
     try:
         _builder(store, when).build_server_verifier(subject).verify(certs[0], list(certs[1:]))
-    except xv.VerificationError as exc:
+    except verification.VerificationError as exc:
         return VerifyOutcome(HOSTNAME_MISMATCH, f"hostname mismatch for {server_name!r}: {exc}")
     return None

@@ -240,7 +240,7 @@ def execute(
     queue_dir: Path | None = None,
 ) -> None:
     """Run web_connectivity over ``entries`` into ``out``; print the summary; exit code."""
-    from didban.probe.web_connectivity import WebConnectivity
+    from didban.probe.webconnectivity import WebConnectivity
 
     console = Console(stderr=True)
     try:

@@ -26,12 +26,11 @@ from typing import Any
 import msgspec
 
 from didban.net import dns
-from didban.net.trace import Trace
+from didban.net.trace import EventLog
 from didban.probe import envelope
 from didban.probe.envelope import ProbeIdentity
 
 TEST_NAME = "dnscheck"
-TRANSPORTS = ("udp", "tcp", "dot", "doh")
 EXTENSIONS = {"dnst": 0, "netevents": 0, "tcpconnect": 0, "tlshandshake": 0, "httpt": 0}
 
 
@@ -75,54 +74,27 @@ class DNSCheck:
             TEST_NAME, identity.probe_cc, identity.probe_asn, self.test_start
         )
 
-    async def _lookup(
-        self, spec: ResolverSpec, domain: str, qtype: str, trace: Trace
-    ) -> dns.DNSResult:
-        tags = [f"x_didban_resolver={spec.key}"]
+    def _transport(self, spec: ResolverSpec) -> dns.Transport:
         if spec.transport == "udp":
-            return await dns.resolve_udp(
-                domain,
-                spec.address,
-                trace=trace,
-                qtype=qtype,
-                timeout=self.timeout,
-                wait_duplicates=self.duplicate_wait,
-                tags=tags,
-            )
+            return dns.UDP(spec.address, timeout=self.timeout, wait_duplicates=self.duplicate_wait)
         if spec.transport == "tcp":
-            return await dns.resolve_tcp(
-                domain, spec.address, trace=trace, qtype=qtype, timeout=self.timeout, tags=tags
-            )
+            return dns.TCP(spec.address, timeout=self.timeout)
         if spec.transport == "dot":
-            return await dns.resolve_dot(
-                domain,
-                spec.address,
-                trace=trace,
-                server_name=spec.server_name,
-                qtype=qtype,
-                ca_file=self.ca_file,
-                timeout=self.timeout,
-                tags=tags,
+            return dns.DoT(
+                spec.address, spec.server_name, ca_file=self.ca_file, timeout=self.timeout
             )
-        return await dns.resolve_doh(
-            domain,
-            spec.url,
-            trace=trace,
-            bootstrap_address=spec.address,
-            qtype=qtype,
-            ca_file=self.ca_file,
-            timeout=self.timeout,
-            tags=tags,
-        )
+        return dns.DoH(spec.url, spec.address, ca_file=self.ca_file, timeout=self.timeout)
 
     async def measure_domain(self, domain: str) -> msgspec.Struct:
         started = envelope.utcnow()
         t0 = time.monotonic()
-        trace = Trace()
+        log = EventLog()
 
         async def one(spec: ResolverSpec) -> tuple[str, dict[str, Any]]:
+            transport = self._transport(spec)
+            tags = [f"x_didban_resolver={spec.key}"]
             results = await asyncio.gather(
-                *(self._lookup(spec, domain, q, trace) for q in self.qtypes)
+                *(transport.resolve(domain, qtype=q, tracer=log.flow(tags)) for q in self.qtypes)
             )
             entry: dict[str, Any] = {
                 "queries": [],
@@ -146,7 +118,7 @@ class DNSCheck:
         tk = {
             "domain": domain,
             "lookups": dict(pairs),
-            "network_events": [msgspec.to_builtins(e) for e in trace.events],
+            "network_events": [msgspec.to_builtins(e) for e in log.events],
             "x_didban_resolvers": [
                 {
                     "transport": s.transport,

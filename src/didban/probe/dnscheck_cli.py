@@ -12,6 +12,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 import typer
@@ -54,8 +55,6 @@ def _specs_real() -> list[ResolverSpec]:
 
 
 def _doh_spec(url: str, bootstrap: str | None) -> ResolverSpec:
-    from urllib.parse import urlsplit
-
     host = urlsplit(url).hostname or ""
     ip = bootstrap or DOH_BOOTSTRAP.get(host)
     if ip is None:
@@ -141,8 +140,6 @@ def dnscheck(
         lab_profile = desc.profile
         ca = ca or desc.ca_file
         if not specs:
-            from urllib.parse import urlsplit
-
             ip, port = parse_resolver(desc.udp_resolver)
             name = urlsplit(desc.doh_url).hostname or ""
             specs = [

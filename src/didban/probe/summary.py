@@ -11,8 +11,6 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-STEPS = ("dns", "tcp", "tls", "http")
-
 
 @dataclass(frozen=True, slots=True)
 class Outcome:

@@ -1,0 +1,42 @@
+"""The hops after the first (OONI LTE ``redirects.go``): each redirect is a hop of its own
+that resolves its host with the system resolver (the query tagged ``depth=N``, N counting
+the lookups of the chain, recorded in ``queries`` at once), connects to the first address
+that works and sends the request; its TCP/TLS/HTTP records carry
+``x_didban_redirect``. Which URL comes next, with which cookies, and when the chain
+stops, is :mod:`didban.net.redirects`'s decision, the same as ``fetch``'s."""
+
+from __future__ import annotations
+
+from didban.net import dns, http, redirects
+from didban.net.trace import Tracer
+from didban.probe.config import ProbeConfig
+from didban.probe.webconnectivity.state import State
+
+
+class RedirectHops:
+    """Makes hop N ≥ 1 of one measurement's chain. ``classic``: the chain started on a
+    system-resolver address (its records then carry ``classic``)."""
+
+    def __init__(self, cfg: ProbeConfig, st: State, options: http.FetchOptions, classic: bool):
+        self.cfg = cfg
+        self.st = st
+        self.options = options
+        self.depth = 0
+        prefix = ["classic"] if classic else []
+        self.tracer: Tracer = st.log.tagged([*prefix, "fetch_body=true", "x_didban_redirect"])
+
+    async def _resolve(self, name: str) -> list[str] | str:
+        self.depth += 1
+        tracer = self.st.log.flow(["classic", f"depth={self.depth}"])
+        r = await dns.System(self.cfg.dns_timeout).resolve(name, tracer=tracer)
+        self.st.tk.queries.append(r.query)
+        return r.failure if r.failure else r.addrs
+
+    async def hop(self, request: redirects.Request, headers: list[tuple[str, str]]) -> http.Hop:
+        return await http.fetch_hop(
+            request,
+            tracer=self.tracer,
+            resolver=self._resolve,
+            options=self.options,
+            headers=headers,
+        )
