@@ -8,12 +8,15 @@ from pathlib import Path
 
 import msgspec
 from events_helpers import hourly, write_store
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from didban.api.app import create_app
 from didban.cli import app
 from didban.events.alerts import Outbox
 from didban.events.record import Event
 from didban.events.saved import Coverage, EventTable, publish
+from didban.store.store import Store
 
 COMPLETE = Coverage("didban", complete=True)
 WINDOWED = Coverage("didban", since=datetime(2026, 3, 5))
@@ -178,3 +181,16 @@ def test_detect_saves_runs_over_the_whole_store_and_refuses_to_save_narrowed_one
         (ended,) = table.query()
     assert ended.event.id == saved.event.id and ended.event.resolved_before is not None
     assert json.loads(msgspec.json.encode(ended.event))["kind"] == "block"
+
+
+def test_what_detect_saves_is_what_the_api_and_feeds_serve(tmp_path: Path) -> None:
+    store = write_store(tmp_path / "store", hourly(24 * 6, 6, blocked_from=24 * 5))
+    code, _, stderr = _run("events", "detect", "--data-dir", str(store))
+    assert code == 0, stderr
+    with Store(store, classifier=None) as s, TestClient(create_app(s)) as client:
+        (listed,) = client.get("/api/v1/events?probe_cc=IR&service=instagram").json()["results"]
+        assert listed["kind"] == "block" and listed["asns"] == [44244]
+        one = client.get(listed["url"]).json()
+        assert one["witness_measurements"][0]["measurement_uid"] == listed["witnesses"][0]
+        feed = client.get("/feeds/target/instagram.atom").text
+        assert listed["url"] in feed
