@@ -11,6 +11,7 @@ events"). The parameters are parsed by ``api.filters`` (``EventsQuery``, ``Timel
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,7 +23,6 @@ from starlette.concurrency import run_in_threadpool
 from didban.api.filters import EventIdPath, EventsQuery, TimelineQuery
 from didban.events import known as knownmod
 from didban.events import timeline as timelinemod
-from didban.events.detect import select
 from didban.events.record import iso
 from didban.events.saved import EventTable, Saved
 
@@ -126,13 +126,6 @@ class Timeline(BaseModel):
     entries: list[TimelineEntry]
 
 
-def _read(data_dir: Path, **query: Any) -> list[Saved]:
-    if not EventTable.exists(data_dir):
-        return []
-    with EventTable(data_dir, readonly=True) as table:
-        return table.query(**query)
-
-
 def _get(data_dir: Path, event_id: str) -> Saved | None:
     if not EventTable.exists(data_dir):
         return None
@@ -170,22 +163,26 @@ def selected(
     until: datetime | None,
     min_confidence: float,
     order: str = "onset",
-) -> list[Saved]:
-    """Saved, current events matching the filters (SQL for the columns, ``detect.select``
-    for networks and targets: a domain matches its catalog service)."""
-    rows = _read(
-        data_dir,
-        cc=cc,
-        kind=kind,
-        since=since,
-        until=until,
-        min_confidence=min_confidence,
-        order=order,
-    )
-    if not asn and not targets:
-        return rows
-    keep = {e.id for e in select([r.event for r in rows], asn=asn, target=targets)}
-    return [r for r in rows if r.event.id in keep]
+    limit: int | None = None,
+    offset: int = 0,
+) -> tuple[int, list[Saved]]:
+    """(how many, one page of) the saved, current events matching the filters (a domain
+    matches its catalog service's events; ``saved.EventTable.query``)."""
+    if not EventTable.exists(data_dir):
+        return 0, []
+    with EventTable(data_dir, readonly=True) as table:
+        return table.query(
+            cc=cc,
+            asn=asn,
+            target=targets,
+            kind=kind,
+            since=since,
+            until=until,
+            min_confidence=min_confidence,
+            order=order,
+            limit=limit,
+            offset=offset,
+        )
 
 
 def router(data_dir: Path) -> APIRouter:
@@ -198,29 +195,28 @@ def router(data_dir: Path) -> APIRouter:
         responses={400: ERRORS[400]},
     )
     async def list_events(request: Request, params: Annotated[EventsQuery, Query()]) -> Any:
-        rows = await run_in_threadpool(
-            selected,
-            data_dir,
-            cc=params.probe_cc,
-            asn=params.probe_asn,
-            targets=params.targets(),
-            kind=params.kind,
-            since=params.since,
-            until=params.until,
-            min_confidence=params.min_confidence,
-        )
         limit, offset = params.limit, params.offset
+        total, rows = await run_in_threadpool(
+            partial(
+                selected,
+                data_dir,
+                cc=params.probe_cc,
+                asn=params.probe_asn,
+                targets=params.targets(),
+                kind=params.kind,
+                since=params.since,
+                until=params.until,
+                min_confidence=params.min_confidence,
+                limit=limit,
+                offset=offset,
+            )
+        )
         next_url = None
-        if offset + limit < len(rows):
+        if offset + limit < total:
             next_url = str(request.url.include_query_params(offset=offset + limit))
         return {
-            "metadata": {
-                "count": len(rows),
-                "limit": limit,
-                "offset": offset,
-                "next_url": next_url,
-            },
-            "results": [record(request, s) for s in rows[offset : offset + limit]],
+            "metadata": {"count": total, "limit": limit, "offset": offset, "next_url": next_url},
+            "results": [record(request, s) for s in rows],
         }
 
     @r.get(
@@ -265,16 +261,18 @@ def router(data_dir: Path) -> APIRouter:
     )
     async def timeline(request: Request, params: Annotated[TimelineQuery, Query()]) -> Any:
         targets = params.targets()
-        rows = await run_in_threadpool(
-            selected,
-            data_dir,
-            cc=[params.probe_cc],
-            asn=params.probe_asn,
-            targets=targets,
-            kind=[],
-            since=params.since,
-            until=params.until,
-            min_confidence=params.min_confidence,
+        _, rows = await run_in_threadpool(
+            partial(
+                selected,
+                data_dir,
+                cc=[params.probe_cc],
+                asn=params.probe_asn,
+                targets=targets,
+                kind=[],
+                since=params.since,
+                until=params.until,
+                min_confidence=params.min_confidence,
+            )
         )
         known = knownmod.select(knownmod.load(), params.probe_cc, None, params.since, params.until)
         if targets:

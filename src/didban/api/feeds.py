@@ -9,6 +9,7 @@ subscribe before anything happens.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlencode
@@ -51,23 +52,26 @@ def router(data_dir: Path) -> APIRouter:
         targets: list[str],
         listing: dict[str, str],
     ) -> Response:
-        rows = await run_in_threadpool(
-            selected,
-            data_dir,
-            cc=cc,
-            asn=[],
-            targets=targets,
-            kind=[],
-            since=None,
-            until=None,
-            min_confidence=MIN_CONFIDENCE,
-            order="changed",
+        _, rows = await run_in_threadpool(
+            partial(
+                selected,
+                data_dir,
+                cc=cc,
+                asn=[],
+                targets=targets,
+                kind=[],
+                since=None,
+                until=None,
+                min_confidence=MIN_CONFIDENCE,
+                order="changed",
+                limit=FEED_SIZE,
+            )
         )
         last_run = await run_in_threadpool(_last_run, data_dir)
         base = str(request.base_url).rstrip("/")
         query = urlencode({**listing, "min_confidence": MIN_CONFIDENCE})
         body = atom.render(
-            rows[:FEED_SIZE],
+            rows,
             feed_title=title,
             feed_url=f"{base}{request.url.path}",
             alternate_url=f"{base}/api/v1/events?{query}",

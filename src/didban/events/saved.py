@@ -37,6 +37,7 @@ from typing import Final
 
 import msgspec
 
+from didban.data import catalog
 from didban.events.alerts import FILE_NAME as ALERTS_FILE
 from didban.events.alerts import Outbox, Transition
 from didban.events.record import Event, iso
@@ -50,6 +51,8 @@ CREATE TABLE IF NOT EXISTS events (
     cc TEXT NOT NULL,
     source TEXT NOT NULL,
     target TEXT,
+    service TEXT,
+    asns TEXT NOT NULL,
     onset_before TEXT NOT NULL,
     resolved_before TEXT,
     confidence REAL NOT NULL,
@@ -177,14 +180,15 @@ class EventTable:
                 ).fetchone()
                 if row is None:
                     db.execute(
-                        "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                        f"INSERT INTO events VALUES ({', '.join('?' * 14)}, NULL)",
                         (*_columns(e), record, at, at, at),
                     )
                     added += 1
                     continue
                 same = bytes(row[0]) == record and row[1] is None
                 db.execute(
-                    "UPDATE events SET kind = ?, cc = ?, source = ?, target = ?, "
+                    "UPDATE events SET kind = ?, cc = ?, source = ?, target = ?, service = ?, "
+                    "asns = ?, "
                     "onset_before = ?, resolved_before = ?, confidence = ?, record = ?, "
                     "changed = CASE WHEN ? THEN changed ELSE ? END, last_seen = ?, "
                     "retracted = NULL WHERE id = ?",
@@ -234,15 +238,22 @@ class EventTable:
         self,
         *,
         cc: Sequence[str] = (),
+        asn: Sequence[int] = (),
+        target: Sequence[str] = (),
         kind: Sequence[str] = (),
         since: datetime | None = None,
         until: datetime | None = None,
         min_confidence: float = 0.0,
         retracted: bool = False,
         order: str = "onset",
-    ) -> list[Saved]:
-        """Saved events by country, kind, confidence and time (active in [since, until)),
-        newest first — by onset, or by last change (``order="changed"``, for feeds)."""
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> tuple[int, list[Saved]]:
+        """(how many, one page of) the saved events by country, network, target, kind,
+        confidence and time (active in [since, until)), newest first — by onset, or by last
+        change (``order="changed"``, for feeds). Targets match as ``detect.select``'s do:
+        equal, a subdomain, or a domain of that catalog service (a wanted domain also
+        stands for its service) — in SQL, so only the page is decoded."""
         conds: list[str] = ["confidence >= ?"]
         params: list[object] = [min_confidence]
         if not retracted:
@@ -251,19 +262,32 @@ class EventTable:
             if values:
                 conds.append(f"{column} IN ({', '.join('?' * len(values))})")
                 params.extend(values)
+        if asn:
+            conds.append("(" + " OR ".join("instr(asns, ?) > 0" for _ in asn) + ")")
+            params.extend(f",{a}," for a in asn)
+        if target:
+            wanted = [t.lower() for t in target]
+            wanted += [s for t in wanted if "." in t and (s := catalog.service_for_host(t))]
+            one = "target = ? OR service = ? OR substr(target, -length(?) - 1) = '.' || ?"
+            conds.append("(" + " OR ".join(f"({one})" for _ in wanted) + ")")
+            for w in wanted:
+                params.extend((w, w, w, w))
         if until is not None:
             conds.append("onset_before <= ?")
             params.append(iso(until))
         if since is not None:
             conds.append("(resolved_before IS NULL OR resolved_before >= ?)")
             params.append(iso(since))
+        where = " AND ".join(conds)
+        (total,) = self.db.execute(f"SELECT count(*) FROM events WHERE {where}", params).fetchone()
         by = "changed DESC, id" if order == "changed" else "onset_before DESC, id"
+        page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset)}"
         rows = self.db.execute(
             "SELECT record, first_seen, changed, last_seen, retracted FROM events "
-            f"WHERE {' AND '.join(conds)} ORDER BY {by}",
+            f"WHERE {where} ORDER BY {by}{page}",
             params,
         ).fetchall()
-        return [_saved(r) for r in rows]
+        return int(total), [_saved(r) for r in rows]
 
     def last_run(self) -> str | None:
         row = self.db.execute("SELECT max(at) FROM runs").fetchone()
@@ -277,6 +301,8 @@ def _columns(e: Event) -> tuple[object, ...]:
         e.cc,
         e.source,
         e.target,
+        catalog.service_for_host(e.target) if e.target and "." in e.target else None,
+        "," + ",".join(map(str, e.asns)) + ",",
         e.onset_before,
         e.resolved_before,
         e.confidence,
