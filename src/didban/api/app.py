@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from didban import __version__
-from didban.api import collector, data
+from didban.api import collector, data, events, feeds
 from didban.api.filters import NotFound
 from didban.store.committer import Committer
 from didban.store.store import Store
@@ -85,4 +85,6 @@ def create_app(store: Store, max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
 
     app.include_router(collector.router(committer, max_body))
     app.include_router(data.router(store))
+    app.include_router(events.router(store.dir))
+    app.include_router(feeds.router(store.dir))
     return app

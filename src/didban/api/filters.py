@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from didban.events.record import KINDS
 from didban.store import queries
 from didban.store.schema import TABLES
 
@@ -378,3 +379,116 @@ class ExportQuery(BaseModel):
     def _window(self) -> ExportQuery:
         _not_reversed(self.since, self.until)
         return self
+
+
+# --- events (api/events.py, api/feeds.py) ------------------------------------------------
+
+MAX_EVENTS_LIMIT: Final = 1000
+_EVENT_ID: Final = re.compile(r"^ev-[0-9a-f]{16}$")
+_TARGET: Final = re.compile(r"^[a-z0-9][a-z0-9_\-]*(\.[a-z0-9_\-]+)*$")
+
+
+def _kind(name: str, item: str) -> str:
+    if item not in KINDS:
+        raise ValueError(f"{name} must be event kinds ({', '.join(KINDS)}), not {item!r}")
+    return item
+
+
+def _event_id(value: object) -> str:
+    if not isinstance(value, str) or not _EVENT_ID.match(value):
+        raise NotFound(f"there is no event {value!r} (event ids look like ev-3e99eeb8ad76504a)")
+    return value
+
+
+def _target(value: object) -> str:
+    text = str(value).lower()
+    if len(text) > 253 or not _TARGET.match(text):
+        raise ValueError(
+            f"a target is a service id or a domain like 'instagram' or 'www.instagram.com', "
+            f"not {value!r}"
+        )
+    return text
+
+
+def _confidence(value: float, info: ValidationInfo) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{info.field_name} must be between 0 and 1, not {value}")
+    return value
+
+
+EventKinds = Annotated[
+    list[str],
+    _comma_list(_kind),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": f"^({'|'.join(KINDS)})(,({'|'.join(KINDS)}))*$",
+            "examples": ["block,shutdown"],
+        }
+    ),
+]
+Confidence = Annotated[
+    float,
+    AfterValidator(_confidence),
+    WithJsonSchema({"type": "number", "minimum": 0, "maximum": 1}),
+]
+EventIdPath = Annotated[
+    str,
+    Path(description="An event id, e.g. ev-3e99eeb8ad76504a"),
+    BeforeValidator(_event_id),
+    WithJsonSchema({"type": "string", "pattern": _EVENT_ID.pattern}),
+]
+TargetPath = Annotated[
+    str,
+    Path(description="A catalog service id or a domain, e.g. instagram or www.instagram.com"),
+    BeforeValidator(_target),
+    WithJsonSchema({"type": "string", "pattern": _TARGET.pattern, "examples": ["instagram"]}),
+]
+
+
+class _EventFilters(BaseModel):
+    """What selects events besides the country: the aggregation's names where they apply
+    (``probe_asn``, ``domain``, ``service``, ``since``, ``until``), ``min_confidence``."""
+
+    probe_asn: ASNumbers = Field(default_factory=list, description="Comma list, AS197207 or 197207")
+    domain: Names = Field(default_factory=list, description="Comma list of hostnames")
+    service: Names = Field(default_factory=list, description="didban: catalog service ids")
+    since: Instant = Field(None, description="events active at or after (date or ISO time)")
+    until: Instant = Field(None, description="events begun before (date or ISO time)")
+    min_confidence: Confidence = Field(0.5, description="0-1; suspected artefacts are 0.2")
+
+    @model_validator(mode="after")
+    def _window(self) -> _EventFilters:
+        if self.since is not None and self.until is not None and self.since > self.until:
+            raise ValueError("since must not be after until")
+        return self
+
+    def targets(self) -> list[str]:
+        """The wanted targets (a domain also matches its catalog service's events)."""
+        return [d.lower() for d in self.domain] + self.service
+
+
+class EventsQuery(_EventFilters):
+    """``/api/v1/events``: countries, the event filters, ``kind``, one page."""
+
+    probe_cc: CountryCodes = Field(default_factory=list, description="Comma list, e.g. IR,TM")
+    kind: EventKinds = Field(default_factory=list, description="Comma list of event kinds")
+    limit: Annotated[int, _between(1, MAX_EVENTS_LIMIT), _int_schema(1, MAX_EVENTS_LIMIT)] = 100
+    offset: Annotated[int, _between(0, MAX_OFFSET), _int_schema(0, MAX_OFFSET)] = 0
+
+
+def _required_country(value: object) -> str:
+    codes = [_country("probe_cc", item) for item in _items(value)]
+    if len(codes) != 1:
+        raise ValueError("probe_cc is required: one country code, e.g. probe_cc=IR")
+    return codes[0]
+
+
+class TimelineQuery(_EventFilters):
+    """``/api/v1/timeline``: one country (required), its targets, a window."""
+
+    probe_cc: Annotated[
+        str,
+        BeforeValidator(_required_country),
+        WithJsonSchema({"type": "string", "pattern": _CC.pattern, "examples": ["IR"]}),
+    ] = Field(description="One country code, e.g. IR (required)")
