@@ -304,3 +304,27 @@ def test_openapi_states_every_status_body_and_media_type(client: TestClient) -> 
     listing = doc["paths"]["/api/v1/measurements"]["get"]["parameters"]
     assert all(p["allowEmptyValue"] for p in listing)
     assert BODY_DEPTH == MAX_DEPTH + 1
+
+
+def test_the_documented_time_pattern_is_the_time_rule() -> None:
+    """OpenAPI's measurement_start_time pattern accepts a day exactly when the server's rule
+    does (for the day the pattern was written: the rule allows up to a day more)."""
+    import re
+    from datetime import UTC, date, datetime, timedelta
+
+    from didban.model.admission import time_pattern, time_refusal
+
+    today = date(2028, 3, 1)  # after a leap day
+    pattern = re.compile(time_pattern(today))
+    now = datetime(2028, 3, 1, 0, 0, 0, tzinfo=UTC)
+    day = date(2011, 12, 25)
+    while day < date(2028, 3, 10):
+        for clock in ("00:00:00", "23:59:59"):
+            text = f"{day} {clock}"
+            if pattern.fullmatch(text):
+                assert time_refusal("t", text, now) is None, text
+            elif day <= today:
+                assert time_refusal("t", text, now) is not None, text
+        day += timedelta(days=1)
+    for text in ("2016-02-30 10:00:00", "2017-02-29 10:00:00", "2020-01-01 24:00:00"):
+        assert not pattern.fullmatch(text) and time_refusal("t", text, now) is not None
