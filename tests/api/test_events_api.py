@@ -342,10 +342,10 @@ def test_openapi_types_every_answer(client: TestClient) -> None:
     paths = spec["paths"]
     listing = paths["/api/v1/events"]["get"]["responses"]
     assert listing["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/EventList")
-    assert listing["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+    assert listing["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/Problem")
     one = paths["/api/v1/events/{event_id}"]["get"]["responses"]
     assert one["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/EventDetail")
-    assert one["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+    assert one["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/Problem")
     timeline = paths["/api/v1/timeline"]["get"]
     assert timeline["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/Timeline"

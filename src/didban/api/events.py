@@ -13,30 +13,21 @@ from __future__ import annotations
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import msgspec
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from didban.api.contract import errors
 from didban.api.filters import EventIdPath, EventsQuery, TimelineQuery
 from didban.events import known as knownmod
 from didban.events import timeline as timelinemod
 from didban.events.record import iso
 from didban.events.saved import EventTable, Saved
 
-
-class ErrorBody(BaseModel):
-    """Every 4xx answer: one sentence."""
-
-    detail: str = Field(examples=["probe_cc must be two-letter country codes like 'IR', not 'x'"])
-
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "A parameter is wrong (the sentence names it)"},
-    404: {"model": ErrorBody, "description": "No such event"},
-}
+ERRORS: Final = errors(400, 404)
 
 
 class EventRecord(BaseModel):
@@ -223,7 +214,7 @@ def router(data_dir: Path) -> APIRouter:
         "/api/v1/events/{event_id}",
         summary="One event, with its witnesses and the known event it matches",
         response_model=EventDetail,
-        responses={404: ERRORS[404]},
+        responses=ERRORS,
     )
     async def one_event(request: Request, event_id: EventIdPath) -> Any:
         s = await run_in_threadpool(_get, data_dir, event_id)
