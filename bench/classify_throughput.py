@@ -38,7 +38,7 @@ from typing import Any
 
 import msgspec
 
-from didban.analysis import classify_paths, classify_record, compiled, httpdiff, parallel
+from didban.analysis import classify_paths, classify_record, httpdiff, parallel
 from didban.analysis.fingerprints import default
 from didban.analysis.records import decode_web
 
@@ -350,7 +350,6 @@ def bench(label: str, lines: list[bytes]) -> None:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
-    print(f"rule cascade: {compiled.mode()}")
     bench("as didban's probe writes them (x_didban_body_length / x_didban_title)", corpus(n, True))
     bench("as OONI's probe writes them (the rules read each body)", corpus(n, False))
 

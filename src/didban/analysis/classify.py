@@ -1,7 +1,8 @@
 """One measurement in, one verdict out: decoding, dispatch by test name, verdict assembly.
 
 ``classify`` is total: whatever it is given (bytes, str or a dict; OONI's or didban's;
-partial, malformed, or of a test without rules) it returns a ``Verdict`` and never raises.
+partial, malformed, or of a test without rules; at run time even something of another
+type) it returns a ``Verdict`` and never raises.
 ``classify_record`` is the same for callers that want to report malformed records
 themselves (``didban analyze``): it raises ``Malformed`` with one sentence instead.
 """
@@ -30,6 +31,9 @@ from didban.model.verdict import NOT_A_MEASUREMENT, Evidence, Verdict
 
 WEB_TESTS = frozenset({"web_connectivity", "web_connectivity@v0.5"})
 
+Measurement = bytes | str | dict[str, Any]
+"""One measurement: its JSON (bytes or text), or the decoded object."""
+
 
 class Malformed(ValueError):
     """A record that is not a measurement at all (broken JSON, not an object, no test_name)."""
@@ -39,7 +43,7 @@ def _domain(url: Any) -> str | None:
     return urls.info(url).domain if isinstance(url, str) else None
 
 
-def _to_bytes(measurement: Any) -> bytes | str:
+def _to_bytes(measurement: Measurement) -> bytes | str:
     if isinstance(measurement, bytes | str):
         return measurement
     try:
@@ -48,13 +52,13 @@ def _to_bytes(measurement: Any) -> bytes | str:
         raise Malformed(f"not JSON-serialisable: {exc}") from None
 
 
-def classify_record(measurement: Any, fingerprints: Fingerprints | None = None) -> Verdict:
+def classify_record(measurement: Measurement, fingerprints: Fingerprints | None = None) -> Verdict:
     """The verdict for one measurement; raises ``Malformed`` if it is not a measurement."""
     return classify_decoded(measurement, fingerprints)[0]
 
 
 def classify_decoded(
-    measurement: Any, fingerprints: Fingerprints | None = None
+    measurement: Measurement, fingerprints: Fingerprints | None = None
 ) -> tuple[Verdict, WebMeasurement | None]:
     """``classify_record``, plus the web measurement as decoded for it (None for other
     tests and for records that needed the lenient path), so a caller that reads more of
@@ -66,7 +70,7 @@ def classify_decoded(
 
 
 def _classify_decoded(
-    measurement: Any, fingerprints: Fingerprints | None
+    measurement: Measurement, fingerprints: Fingerprints | None
 ) -> tuple[Verdict, WebMeasurement | None]:
     data = _to_bytes(measurement)
     fps = fingerprints or default()
@@ -127,16 +131,16 @@ def classify_envelope(env: Envelope, fps: Fingerprints) -> Verdict:
     return build(hit, env, web=False, domain=_domain(env.input))
 
 
-def classify(measurement: Any, fingerprints: Fingerprints | None = None) -> Verdict:
+def classify(measurement: Measurement, fingerprints: Fingerprints | None = None) -> Verdict:
     """The verdict for one measurement (bytes, str or dict; anything else is malformed).
-    Never raises. (Typed ``Any``: compiled code checks declared types on entry.)"""
+    Never raises."""
     try:
         return classify_record(measurement, fingerprints)
     except Malformed as exc:
         return malformed_verdict(str(exc), measurement)
 
 
-def malformed_verdict(reason: str, measurement: Any = None) -> Verdict:
+def malformed_verdict(reason: str, measurement: object = None) -> Verdict:
     meta: dict[str, Any] = measurement if isinstance(measurement, dict) else {}
 
     def field(name: str) -> str:

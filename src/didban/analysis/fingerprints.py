@@ -3,7 +3,7 @@
 Two tables: censor artefacts (DNS answers, blockpage bodies and headers) that confirm
 blocking, and server-side pages (CAPTCHAs, bot challenges) that are *not* censorship.
 Body patterns are checked with ``str`` substring search (C speed); a regexp row runs its
-regexp only when its literal ``anchor`` is present. The rows' schema is ``fprows``.
+regexp only when its literal ``anchor`` is present.
 """
 
 from __future__ import annotations
@@ -11,16 +11,40 @@ from __future__ import annotations
 import ipaddress
 import re
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import yaml
 
-from didban.analysis.fprows import Fingerprint, FingerprintFile
 from didban.analysis.httpdiff import b64text
 from didban.data import path
 
 GATE = 6  # characters of a body literal used to group rows
+
+Kind = Literal["dns", "body", "header"]
+PatternType = Literal["full", "prefix", "contains", "regexp"]
+
+
+class Fingerprint(msgspec.Struct, frozen=True):
+    """One row of ``data/fingerprints.yaml``."""
+
+    id: str
+    kind: Kind
+    pattern_type: PatternType
+    pattern: str
+    source: str
+    country: str | None = None
+    header: str | None = None
+    scope: str | None = None
+    confidence: float = 1.0
+    anchor: str | None = None
+
+
+class FingerprintFile(msgspec.Struct):
+    """The whole file: censor artefacts and server-side pages."""
+
+    fingerprints: list[Fingerprint]
+    server_side: list[Fingerprint]
 
 
 class Match:
@@ -104,7 +128,7 @@ class _Table:
             return None
         return Match(fp, body[max(0, at - 60) : end + 60])
 
-    def match_headers(self, headers: Headers | dict[Any, Any] | None) -> Match | None:
+    def match_headers(self, headers: Headers | dict[str, Any] | None) -> Match | None:
         """The first header (in response order) matching a header row of this table; the
         headers as a decoded OONI map or, cheaper when reused, as ``header_map`` gives."""
         if not headers or not self.headers:
@@ -129,22 +153,19 @@ class _Table:
 Headers = dict[str, tuple[str, Any]]
 
 
-def header_map(headers: dict[Any, Any] | None) -> Headers | None:
-    """``headers`` (a decoded OONI headers map) keyed by lower-cased name. (Keys typed
-    ``Any``: JSON keys are strings, but a caller's map may not be, and compiled code checks
-    declared types.)"""
+def header_map(headers: dict[str, Any] | None) -> Headers | None:
+    """``headers`` (a decoded OONI headers map) keyed by lower-cased name."""
     if headers is None:
         return None
     out: Headers = {}
-    for k, v in headers.items():
-        name = k if isinstance(k, str) else str(k)
+    for name, v in headers.items():
         lname = name.lower()
         if lname not in out:
             out[lname] = (name, v)
     return out
 
 
-def _is_header_map(headers: Headers | dict[Any, Any]) -> bool:
+def _is_header_map(headers: Headers | dict[str, Any]) -> bool:
     """Whether ``headers`` is already a ``header_map`` (its values are (name, value) pairs)."""
     for value in headers.values():
         return isinstance(value, tuple)
@@ -199,11 +220,6 @@ class Fingerprints:
             raise ValueError(f"duplicate fingerprint ids: {sorted(dupes)}")
         self.blocking = _Table(blocking)
         self.server_side = _Table(server_side)
-
-    def __reduce__(self) -> tuple[type[Fingerprints], tuple[list[Fingerprint], list[Fingerprint]]]:
-        """Pickled as its rows (``analyze --jobs`` sends it to worker processes): the
-        indexes are rebuilt there, also when this class is compiled."""
-        return Fingerprints, (list(self.blocking.rows), list(self.server_side.rows))
 
     @classmethod
     def from_yaml(cls, text: str) -> Fingerprints:

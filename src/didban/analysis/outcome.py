@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from didban.analysis import urls
-from didban.analysis.fprows import Fingerprint
+from didban.analysis.fingerprints import Fingerprint
 from didban.analysis.rules import RULES_VERSION, Rule
 from didban.analysis.urls import URLInfo
 from didban.model.verdict import METHODS, Evidence, Layer, Verdict

@@ -14,8 +14,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from didban.analysis import certs, httpdiff, netaddr, urls
-from didban.analysis.fingerprints import Fingerprints, Headers, header_map, header_text
-from didban.analysis.fprows import Fingerprint
+from didban.analysis.fingerprints import Fingerprint, Fingerprints, Headers, header_map, header_text
 from didban.analysis.outcome import Hit
 from didban.analysis.records import (
     Control,
