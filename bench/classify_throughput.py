@@ -38,9 +38,10 @@ from typing import Any
 
 import msgspec
 
-from didban.analysis import classify_paths, classify_record, httpdiff, parallel
+from didban.analysis import classify_paths, classify_record, httpdiff
 from didban.analysis.fingerprints import default
 from didban.analysis.records import decode_web
+from didban.files.cpus import usable_cpus
 
 HEADERS = {
     "Content-Type": "text/html; charset=utf-8",
@@ -333,7 +334,7 @@ def bench(label: str, lines: list[bytes]) -> None:
         pipeline = time.process_time() - t0
         # the same pipeline with one worker process per CPU (didban analyze's default),
         # wall clock: what a user waits for, not a per-core figure
-        jobs = parallel.usable_cpus()
+        jobs = usable_cpus()
         t0 = time.perf_counter()
         n_par = sum(1 for _ in classify_paths([path], errors.append, jobs=jobs))
         wall = time.perf_counter() - t0

@@ -9,7 +9,7 @@ themselves (``didban analyze``): it raises ``Malformed`` with one sentence inste
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -29,7 +29,7 @@ from didban.analysis.records import (
 from didban.analysis.rules import rule
 from didban.model.verdict import NOT_A_MEASUREMENT, Evidence, Verdict
 
-WEB_TESTS = frozenset({"web_connectivity", "web_connectivity@v0.5"})
+WEB_TESTS: Final = frozenset({"web_connectivity", "web_connectivity@v0.5"})
 
 Measurement = bytes | str | dict[str, Any]
 """One measurement: its JSON (bytes or text), or the decoded object."""

@@ -20,8 +20,9 @@ import msgspec
 import typer
 from rich.console import Console
 
-from didban.analysis import batch, output, parallel, report
+from didban.analysis import batch, output, report
 from didban.analysis.fingerprints import default
+from didban.files import kinds, pool
 from didban.model.verdict import Verdict
 
 EXIT_OK = 0
@@ -75,23 +76,6 @@ def _cannot_write(output_path: Path, exc: OSError) -> typer.Exit:
     return _fail(f"cannot write --output {output_path}: {exc.strerror or exc}")
 
 
-# Inputs smaller than this are classified in this process (≈ 1,000 measurements of
-# 20 KiB: a few tenths of a second, about what starting the workers costs).
-PARALLEL_MIN_BYTES = 16 << 20
-
-
-def _total_size(paths: list[Path]) -> int:
-    total = 0
-    for path in batch.iter_files(paths):
-        try:
-            total += path.stat().st_size
-        except OSError:
-            continue
-        if total >= PARALLEL_MIN_BYTES:
-            break
-    return total
-
-
 def analyze(
     paths: list[Path] = typer.Argument(
         ...,
@@ -118,8 +102,6 @@ def analyze(
     """
     if jobs < 0:
         raise _fail(f"--jobs must be 0 (one per CPU) or more, not {jobs}")
-    cpus = parallel.usable_cpus()
-    jobs = min(jobs or cpus, cpus)  # more processes than CPUs only add start-up
     for p in paths:
         if not p.exists():
             raise _fail(f"{p} does not exist")
@@ -130,15 +112,14 @@ def analyze(
             writer = output.open_writer(output_path)
         except OSError as exc:
             raise _cannot_write(output_path, exc) from None
-    counts = batch.Counts()
+    counts = pool.Counts()
     summary = output.Summary()
     # SIGTERM (timeout, a service manager) unwinds like Ctrl-C: no half-written output, and
     # the worker processes are stopped
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminated) if main else None
     try:
-        if jobs > 1 and _total_size(paths) < PARALLEL_MIN_BYTES:
-            jobs = 1  # starting the workers would cost more than they save
+        jobs = pool.jobs_for(paths, jobs)
         for _, verdict in batch.classify_paths(paths, _err, counts, jobs=jobs):
             summary.add(verdict)
             if writer is not None:
@@ -158,7 +139,7 @@ def analyze(
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)
-    skipped = batch.skipped_files(paths)
+    skipped = kinds.skipped_files(paths)
     if skipped:
         what = (
             "is not a measurement file and was"
@@ -169,11 +150,11 @@ def analyze(
             f"note: {_count(len(skipped), 'file')} in the given directories {what} skipped "
             f"(e.g. {skipped[0]})"
         )
-    if counts.classified == 0:
+    if counts.records == 0:
         if writer is not None:
             writer.abort()
         raise _fail(
-            f"no measurement could be classified ({_count(counts.malformed, 'malformed record')}, "
+            f"no measurement could be classified ({_count(counts.refused, 'malformed record')}, "
             f"{_count(counts.unreadable_files, 'unreadable file')})",
             EXIT_NOTHING,
         )
@@ -185,10 +166,10 @@ def analyze(
             raise _cannot_write(output_path or Path(), exc) from None
     if not quiet:
         console = Console()
-        console.print(summary.table(f"{_count(counts.classified, 'measurement')} classified"))
-        if counts.malformed or counts.unreadable_files:
+        console.print(summary.table(f"{_count(counts.records, 'measurement')} classified"))
+        if counts.refused or counts.unreadable_files:
             console.print(
-                f"skipped: {_count(counts.malformed, 'malformed record')}, "
+                f"skipped: {_count(counts.refused, 'malformed record')}, "
                 f"{_count(counts.unreadable_files, 'unreadable file')} (see stderr)"
             )
         if output_path is not None:
@@ -246,7 +227,7 @@ def report_cmd(
     known = _load_verdicts(verdicts_path) if verdicts_path is not None else None
     afresh = 0
     items: list[report.Item] = []
-    counts = batch.Counts()
+    counts = pool.Counts()
     # the verdicts analyze would give (the run-level rules included: a shutdown is judged
     # over the whole run), unless --verdicts has the one analyze wrote for a measurement
     for rec, fresh in batch.classify_paths([input_path], _err, counts, default()):
@@ -268,7 +249,7 @@ def report_cmd(
             else:
                 afresh += 1
         items.append(report.item(verdict, doc))
-    malformed = counts.malformed
+    malformed = counts.refused
     if not items:
         raise _fail(
             f"no measurement could be read from {input_path} "

@@ -28,6 +28,7 @@ from typing import Final, Generic, TypeVar
 import msgspec
 
 from didban.analysis import web
+from didban.analysis.classify import WEB_TESTS
 from didban.analysis.fingerprints import Fingerprints
 from didban.analysis.records import WebMeasurement, decode_web
 from didban.analysis.rules import rule
@@ -41,7 +42,6 @@ RUN_RATE_MIN_SAMPLES: Final = 5  # large fetches in the run needed for a median
 RUN_RATE_RATIO: Final = 0.25  # throttled: below a quarter of the run's median rate
 MAX_RUN: Final = 20_000  # verdicts buffered per run before it is judged on what it has
 MIN_INTERNATIONAL: Final = 3  # failed international targets needed to speak of isolation
-WEB_TESTS: Final = frozenset({"web_connectivity", "web_connectivity@v0.5"})
 # Failures of reachability (not of content): what isolation and shutdown look like per target.
 UNREACHABLE_METHODS: Final = frozenset(
     {

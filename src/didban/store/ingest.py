@@ -19,12 +19,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 import zstandard
 
-from didban.analysis.batch import open_stream
+from didban.files.streams import open_file
 from didban.model.verdict import NOT_A_MEASUREMENT, is_verdict_record
 from didban.store.store import Store
 from didban.store.uid import parse_time
@@ -66,14 +66,6 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[str]]:
     return out, problems
 
 
-def _open(path: Path) -> IO[bytes]:
-    """The file's bytes, decompressed exactly as ``didban analyze`` reads them (so both
-    keep the same records of a truncated archive, and both notice the truncation)."""
-    name = path.name
-    comp = ".gz" if name.endswith(".gz") else ".zst" if name.endswith(".zst") else ""
-    return open_stream(path, comp)
-
-
 def check(m: Any) -> str | None:
     """Why a decoded record cannot be stored, or None (lenient, see the module docstring)."""
     if not isinstance(m, dict):
@@ -91,7 +83,9 @@ def check(m: Any) -> str | None:
 
 def records(path: Path) -> Iterator[tuple[int, Any, str | None]]:
     """(line number, record, error) for every record of ``path``."""
-    with _open(path) as fh:
+    # decompressed as ``didban analyze`` reads it (both keep the same records of a
+    # truncated archive, and both notice the truncation)
+    with open_file(path) as fh:
         data_iter = iter(fh)
         first = next(data_iter, None)
         if first is None:
