@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import msgspec
 
-from didban.analysis import apps, urls, web
+from didban.analysis import apps, urls
 from didban.analysis.fingerprints import Fingerprints, default
 from didban.analysis.outcome import Hit, build
 from didban.analysis.records import (
@@ -27,6 +27,7 @@ from didban.analysis.records import (
     decode_web,
 )
 from didban.analysis.rules import rule
+from didban.analysis.web_connectivity.cascade import classify_web
 from didban.model.verdict import NOT_A_MEASUREMENT, Evidence, Verdict
 
 WEB_TESTS: Final = frozenset({"web_connectivity", "web_connectivity@v0.5"})
@@ -79,7 +80,7 @@ def _classify_decoded(
     if fast is not None and type(name) is str and name in WEB_TESTS and fast.test_keys is not None:
         url = fast.input if isinstance(fast.input, str) else ""
         info = urls.info(url)  # one lookup for the rules and the verdict
-        hit = web.classify_web(fast.test_keys, url, fps, info)
+        hit = classify_web(fast.test_keys, url, fps, info)
         if url is not fast.input:  # not a string input: the verdict reads it as built
             return build(hit, fast, web=True, domain=info.domain), fast
         return build(hit, fast, web=True, domain=info.domain, info=info), fast
@@ -103,7 +104,7 @@ def classify_envelope(env: Envelope, fps: Fingerprints) -> Verdict:
     if name in WEB_TESTS:
         url = env.input if isinstance(env.input, str) else ""
         keys = decode_keys(env.test_keys, WebKeys)
-        hit = web.classify_web(keys, url, fps)
+        hit = classify_web(keys, url, fps)
         return build(hit, env, web=True, domain=_domain(url))
     if name == "dnscheck":
         hit = apps.dnscheck(decode_keys(env.test_keys, DNSCheckKeys), fps)

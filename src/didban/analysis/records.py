@@ -78,7 +78,9 @@ class HTTPResponse(msgspec.Struct, gc=False):
     x_didban_title: str | None = None
 
 
-class HTTPTransaction(msgspec.Struct, gc=False):
+class HTTPExchange(msgspec.Struct, gc=False):
+    """One entry of ``test_keys.requests``: a request, its response or failure."""
+
     request: HTTPRequest | None = None
     response: HTTPResponse | None = None
     failure: str | None = None
@@ -138,7 +140,7 @@ class WebKeys(msgspec.Struct, gc=False):
     x_dns_duplicate_responses: list[Query] | None = None
     tcp_connect: list[TCPConnect] | None = None
     tls_handshakes: list[TLSHandshake] | None = None
-    requests: list[HTTPTransaction] | None = None
+    requests: list[HTTPExchange] | None = None
     control: Control | None = None
     control_failure: str | None = None
     dns_experiment_failure: str | None = None

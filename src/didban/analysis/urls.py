@@ -31,7 +31,8 @@ class URLInfo:
         self.host_is_ip: bool = netaddr.is_ip(host)
         self.domain: str | None = _domain(url)
         self.service: str | None = _service(url)
-        # the final-response evidence per status code (web.py); never mutated once made
+        # the final-response evidence per status code (web_connectivity.evidence); never
+        # mutated once made
         self.layers: dict[int | None, Evidence] = {}
 
 

@@ -1,0 +1,127 @@
+"""The evidence of a Web Connectivity verdict: the deciding entries a rule names, then one
+summary per layer (DNS, TCP, TLS, QUIC, HTTP), and ``hit``, which assembles a rule's
+``Hit`` with them. Every entry points into the measurement with a JSON pointer.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from didban.analysis import netaddr, urls
+from didban.analysis.fingerprints import Fingerprint
+from didban.analysis.outcome import Hit
+from didban.analysis.rules import rule
+from didban.analysis.urls import URLInfo
+from didban.analysis.web_connectivity.facts import REQ, WebFacts
+from didban.model.verdict import Evidence
+
+
+def ctrl_addrs_text(f: WebFacts) -> str:
+    ips = f.ctrl_ips
+    if len(ips) == 1:
+        return next(iter(ips))
+    return ", ".join(sorted(ips)) or (f.ctrl_dns_failure or "none")
+
+
+def _dns_layer(f: WebFacts) -> Evidence:
+    ips = ", ".join(f.dns_ips) or (f.sys_failure[0] if f.sys_failure else "no answer")
+    if f.consistent is None:
+        summary = "layer dns: " + (
+            "not compared (no control answer)" if not f.host_is_ip else "IP literal"
+        )
+    elif f.rescued:
+        summary = f"layer dns: rescued: TLS valid for {f.host} on {', '.join(sorted(f.rescued))}"
+    elif f.consistent:
+        summary = "layer dns: consistent with the control"
+    else:
+        summary = "layer dns: inconsistent with the control"
+    return Evidence("/test_keys/queries", summary, ips, ctrl_addrs_text(f) if f.ctrl else None)
+
+
+# Layer summaries repeat across measurements: one shared (never mutated) Evidence each,
+# kept in plain dicts (emptied when full) keyed without building a tuple.
+_TCP_LAYERS: Final[dict[int, Evidence]] = {}
+_TLS_LAYERS: Final[dict[int, Evidence]] = {}
+
+
+def _tcp_layer(ok: int, n: int) -> Evidence:
+    return _count_layer(_TCP_LAYERS, ok, n, "/test_keys/tcp_connect", "tcp", "connects")
+
+
+def _tls_layer(ok: int, n: int) -> Evidence:
+    return _count_layer(_TLS_LAYERS, ok, n, "/test_keys/tls_handshakes", "tls", "handshakes")
+
+
+def _count_layer(
+    cache: dict[int, Evidence], ok: int, n: int, pointer: str, layer: str, what: str
+) -> Evidence:
+    """ "layer L: ok/n W succeeded", one shared Evidence per (ok, n)."""
+    key = ok << 20 | n
+    ev = cache.get(key)
+    if ev is None:
+        summary = f"layer {layer}: {ok}/{n} {what} succeeded"
+        ev = netaddr.remember(cache, key, Evidence(pointer, summary), 1024)
+    return ev
+
+
+def _http_layer(code: int | None, url: str, info: URLInfo) -> Evidence:
+    """The final response's evidence, shared by every verdict on ``url`` (``info``'s URL,
+    or another one, the final URL after a redirect)."""
+    if url != info.url:
+        info = urls.info(url)
+    by_code = info.layers
+    ev = by_code.get(code)
+    if ev is None:
+        ev = by_code[code] = Evidence(f"{REQ}0", f"layer http: final response {code}", url)
+    return ev
+
+
+def layers(f: WebFacts, ev: list[Evidence]) -> list[Evidence]:
+    """The deciding evidence followed by the per-layer outcomes."""
+    out = list(ev)
+    out.append(_dns_layer(f))
+    if f.tcp:
+        ok = 0
+        for c in f.tcp:
+            status = c.status
+            if status is not None and status.success:
+                ok += 1
+        out.append(_tcp_layer(ok, len(f.tcp)))
+    if f.tls:
+        ok = 0
+        for h in f.tls:
+            if h.failure is None:
+                ok += 1
+        out.append(_tls_layer(ok, len(f.tls)))
+    quic = f.keys.x_didban_quic
+    if quic:
+        failed = [q for q in quic if q.failure]
+        what = (
+            f"HTTP/3 failed ({failed[0].failure} at {failed[0].address})"
+            + (" while TLS over TCP worked" if f.final_ok() else "")
+            if failed
+            else "HTTP/3 worked"
+        )
+        out.append(Evidence("/test_keys/x_didban_quic", "layer quic: " + what))
+    if f.requests:
+        r = f.requests[0]
+        if r.failure is None and r.response is not None:
+            out.append(_http_layer(r.response.code, f.final_url(), f.info))
+        else:
+            out.append(
+                Evidence(
+                    f"{REQ}0", f"layer http: final request failed ({r.failure})", f.final_url()
+                )
+            )
+    return out
+
+
+def hit(
+    f: WebFacts,
+    rule_id: str,
+    reason: str,
+    ev: list[Evidence],
+    fp: Fingerprint | None = None,
+    confidence: float | None = None,
+) -> Hit:
+    return Hit(rule(rule_id), reason, layers(f, ev), fp, confidence)
