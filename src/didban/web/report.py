@@ -4,7 +4,7 @@ Each verdict is shown with its state, layer, method, rule id, confirmation, the 
 and every piece of evidence resolved against the measurement (the JSON at each pointer:
 DNS answers, TLS failure, blockpage excerpt, timings), plus the measurement's metadata.
 Rendered with Jinja2 with autoescaping on: measurement content is attacker-controlled.
-Inline CSS only; no external assets. The template is ``report.html.j2`` beside this module.
+Inline CSS only; no external assets. The template is ``templates/report.html.j2``.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def item(verdict: Verdict, measurement: dict[str, Any] | None) -> Item:
     return Item(verdict, evs, recorded, lab if isinstance(lab, str) and lab else None)
 
 
-TEMPLATE: Final = "report.html.j2"  # beside this module
+TEMPLATE: Final = "templates/report.html.j2"  # in this package
 
 
 def render(items: Iterable[Item], generated: dt.datetime | None = None) -> str:
