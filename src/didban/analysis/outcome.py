@@ -7,6 +7,7 @@ Also owns the mapping from a verdict to OONI's ``blocking``/``accessible`` pair
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from didban.analysis import urls
@@ -16,36 +17,22 @@ from didban.analysis.urls import URLInfo
 from didban.model.verdict import METHODS, Evidence, Layer, Verdict
 
 
+@dataclass(slots=True)
 class Hit:
-    """A rule that matched: its reason, evidence and, when it has one, the fingerprint.
-    (A plain class: a dataclass's generated ``__init__`` would run as Python even when
-    this module is compiled.)"""
+    """A rule that matched: its reason, evidence and, when it has one, the fingerprint."""
 
-    __slots__ = ("confidence", "evidence", "fingerprint", "layer", "method", "reason", "rule")
+    rule: Rule
+    reason: str
+    evidence: list[Evidence] = field(default_factory=list)
+    fingerprint: Fingerprint | None = None
+    confidence: float | None = None
+    # for rules whose method depends on the failing step (e.g. dnscheck.transport_blocked)
+    method: str | None = None
+    layer: Layer | None = None
 
-    def __init__(
-        self,
-        rule: Rule,
-        reason: str,
-        evidence: list[Evidence] | None = None,
-        fingerprint: Fingerprint | None = None,
-        confidence: float | None = None,
-        # for rules whose method depends on the failing step (e.g. dnscheck.transport_blocked)
-        method: str | None = None,
-        layer: Layer | None = None,
-    ) -> None:
-        if method is not None and method not in METHODS:
-            raise ValueError(f"unknown method {method}")
-        self.rule = rule
-        self.reason = reason
-        self.evidence: list[Evidence] = [] if evidence is None else evidence
-        self.fingerprint = fingerprint
-        self.confidence = confidence
-        self.method = method
-        self.layer = layer
-
-    def __repr__(self) -> str:
-        return f"Hit({self.rule.id!r}, {self.reason!r})"
+    def __post_init__(self) -> None:
+        if self.method is not None and self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method}")
 
 
 _HTTP_DIFF_METHODS = frozenset({"http.diff", "http.blockpage"})
