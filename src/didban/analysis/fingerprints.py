@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -47,15 +48,12 @@ class FingerprintFile(msgspec.Struct):
     server_side: list[Fingerprint]
 
 
+@dataclass(slots=True)
 class Match:
-    """A fingerprint that matched, and the text it matched in (a plain class: see
-    ``outcome.Hit``)."""
+    """A fingerprint that matched, and the text it matched in."""
 
-    __slots__ = ("excerpt", "fingerprint")
-
-    def __init__(self, fingerprint: Fingerprint, excerpt: str) -> None:
-        self.fingerprint = fingerprint
-        self.excerpt = excerpt
+    fingerprint: Fingerprint
+    excerpt: str
 
 
 def _check(fp: Fingerprint) -> None:

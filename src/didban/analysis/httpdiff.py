@@ -13,6 +13,7 @@ import base64
 import binascii
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
@@ -89,36 +90,18 @@ def _long_words(title: str) -> set[str]:
     return {w.lower() for w in title.split(" ") if len(w.encode()) >= 5}
 
 
+@dataclass(slots=True)
 class HTTPDiff:
-    """The HTTP-diff keys (a plain class: a dataclass's generated ``__init__`` would run as
-    Python even when this module is compiled)."""
+    """The HTTP-diff keys."""
 
-    __slots__ = (
-        "body_length_match",
-        "body_proportion",
-        "headers_match",
-        "same_title",
-        "status_code_match",
-        "title_match",
-    )
-
-    def __init__(
-        self,
-        status_code_match: bool | None,
-        body_proportion: float | None,
-        body_length_match: bool | None,
-        headers_match: bool | None,
-        title_match: bool | None,
-        # the page's title is the control's, character for character, and not empty (OONI's
-        # title_match is looser: two titles without a word of 5+ bytes always "match")
-        same_title: bool = False,
-    ) -> None:
-        self.status_code_match = status_code_match
-        self.body_proportion = body_proportion
-        self.body_length_match = body_length_match
-        self.headers_match = headers_match
-        self.title_match = title_match
-        self.same_title = same_title
+    status_code_match: bool | None
+    body_proportion: float | None
+    body_length_match: bool | None
+    headers_match: bool | None
+    title_match: bool | None
+    # the page's title is the control's, character for character, and not empty (OONI's
+    # title_match is looser: two titles without a word of 5+ bytes always "match")
+    same_title: bool = False
 
     @property
     def different(self) -> bool:

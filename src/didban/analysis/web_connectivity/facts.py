@@ -10,6 +10,7 @@ headers, stage, diff) are computed on first use and kept.
 from __future__ import annotations
 
 from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 from typing import Final
 
 from didban.analysis import httpdiff, netaddr, urls
@@ -112,17 +113,16 @@ def is_https(url: str) -> bool:
 _NOTHING_RESCUED: Final[frozenset[str]] = frozenset()  # most answers need no rescue
 
 
+@dataclass(slots=True)
 class Stage:
-    """Where the final fetch failed: layer, failure string, pointer, endpoint address."""
+    """Where the final fetch failed: layer, failure string, pointer, endpoint address, and
+    whether the layer was inferred from the request's failure (no handshake recorded)."""
 
-    __slots__ = ("address", "failure", "inferred", "layer", "pointer")
-
-    def __init__(self, layer: str, failure: str, pointer: str, address: str, inferred: bool):
-        self.layer = layer
-        self.failure = failure
-        self.pointer = pointer
-        self.address = address
-        self.inferred = inferred
+    layer: str
+    failure: str
+    pointer: str
+    address: str
+    inferred: bool
 
 
 class WebFacts:
