@@ -104,7 +104,7 @@ def unreachable_without_control(data: bytes | str | WebMeasurement, fps: Fingerp
     if keys.control_failure not in NETWORK_FAILURES:
         return False
     f = WebFacts(keys, m.input, fps)
-    if f.final_ok():
+    if f.final_ok:
         return False
     if f.sys_failure is not None and not f.dns_ips:
         return f.sys_failure[0] in DNS_FAILURES

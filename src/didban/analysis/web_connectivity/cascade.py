@@ -121,7 +121,7 @@ def classify_web(
             [Evidence("/test_keys", "missing or not an object")],
         )
     facts = WebFacts(keys, url, fps, info)
-    for check in _CASCADE_OK if facts.final_ok() else _CASCADE_FAILED:
+    for check in _CASCADE_OK if facts.final_ok else _CASCADE_FAILED:
         found = check(facts)
         if found is not None:
             return found

@@ -98,7 +98,7 @@ def layers(f: WebFacts, ev: list[Evidence]) -> list[Evidence]:
         failed = [q for q in quic if q.failure]
         what = (
             f"HTTP/3 failed ({failed[0].failure} at {failed[0].address})"
-            + (" while TLS over TCP worked" if f.final_ok() else "")
+            + (" while TLS over TCP worked" if f.final_ok else "")
             if failed
             else "HTTP/3 worked"
         )
@@ -106,12 +106,10 @@ def layers(f: WebFacts, ev: list[Evidence]) -> list[Evidence]:
     if f.requests:
         r = f.requests[0]
         if r.failure is None and r.response is not None:
-            out.append(_http_layer(r.response.code, f.final_url(), f.info))
+            out.append(_http_layer(r.response.code, f.final_url, f.info))
         else:
             out.append(
-                Evidence(
-                    f"{REQ}0", f"layer http: final request failed ({r.failure})", f.final_url()
-                )
+                Evidence(f"{REQ}0", f"layer http: final request failed ({r.failure})", f.final_url)
             )
     return out
 

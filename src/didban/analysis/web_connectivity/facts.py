@@ -18,7 +18,6 @@ from didban.analysis.fingerprints import Fingerprint, Fingerprints, Headers, hea
 from didban.analysis.records import (
     Control,
     CtrlHTTP,
-    HTTPExchange,
     Query,
     TCPConnect,
     TLSHandshake,
@@ -127,44 +126,6 @@ class Stage:
 
 class WebFacts:
     """Everything the web rules read, extracted once from the typed test keys."""
-
-    __slots__ = (
-        "_diff",
-        "_diff_done",
-        "_final",
-        "_final_body",
-        "_final_ok",
-        "_final_url",
-        "_headers",
-        "_stage",
-        "_stage_done",
-        "answer_asn",
-        "consistent",
-        "ctrl",
-        "ctrl_dns_failure",
-        "ctrl_dns_ok",
-        "ctrl_ips",
-        "dns_ips",
-        "dups",
-        "fp_hits",
-        "fps",
-        "host",
-        "host_is_ip",
-        "https",
-        "info",
-        "keys",
-        "port",
-        "pub_ips",
-        "queries",
-        "requests",
-        "rescued",
-        "scheme",
-        "sys_failure",
-        "sys_ips",
-        "tcp",
-        "tls",
-        "url",
-    )
 
     def __init__(
         self, keys: WebKeys | None, url: str, fps: Fingerprints, info: URLInfo | None = None
@@ -339,15 +300,6 @@ class WebFacts:
                 self.consistent = bool(self.rescued)
 
     # --------------------------------------------------------------------- fetch
-    def final(self) -> tuple[int, HTTPExchange] | None:
-        return self._final
-
-    def final_ok(self) -> bool:
-        return self._final_ok
-
-    def final_url(self) -> str:
-        return self._final_url
-
     def final_body(self) -> str:
         """The final response's body text, decoded once on first use."""
         if self._final_body is None:
@@ -376,15 +328,15 @@ class WebFacts:
         return None if h is None else frozenset(h)
 
     def _fetch(self) -> None:
-        self._final = (0, self.requests[0]) if self.requests else None
-        r = self.requests[0] if self.requests else None
-        self._final_ok = (
+        # the final request: OONI lists the last of a redirect chain first
+        r = self.final = self.requests[0] if self.requests else None
+        self.final_ok = (
             r is not None
             and r.failure is None
             and r.response is not None
             and (r.response.code or 0) > 0
         )
-        self._final_url = (r.request.url if r is not None and r.request else None) or self.url
+        self.final_url = (r.request.url if r is not None and r.request else None) or self.url
 
     def final_diff(self) -> httpdiff.HTTPDiff | None:
         """OONI's HTTP-diff of the final response against the control (computed once)."""
@@ -392,7 +344,7 @@ class WebFacts:
             return self._diff
         self._diff_done = True
         ctrl = self.ctrl
-        if self.final_ok() and ctrl is not None and ctrl_http_ok(ctrl.http_request):
+        if self.final_ok and ctrl is not None and ctrl_http_ok(ctrl.http_request):
             r = self.requests[0]
             assert r.response is not None and ctrl.http_request is not None
             self._diff = httpdiff.compare(
@@ -408,12 +360,11 @@ class WebFacts:
         return self._stage
 
     def _find_stage(self) -> Stage | None:
-        f = self.final()
-        if f is not None and self.final_ok():
+        req = self.final
+        if req is not None and self.final_ok:
             return None
-        req = f[1] if f else None
         address = (req.address or "") if req else ""
-        url = self.final_url()
+        url = self.final_url
         https = is_https(url) if req else self.https
         depth = depth_of(req.tags) if req else 0
 

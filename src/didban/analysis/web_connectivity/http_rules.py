@@ -76,7 +76,7 @@ def _authenticated(r: HTTPExchange) -> bool:
 
 
 def r_https_ok(f: WebFacts) -> Hit | None:
-    if f.final_ok() and is_https(f.final_url()):
+    if f.final_ok and is_https(f.final_url):
         r = f.requests[0]
         code = r.response.code if r.response else None
         return hit(
@@ -94,7 +94,7 @@ CHALLENGE_STATUS: Final = frozenset({403, 429, 503})
 
 
 def r_http_captcha(f: WebFacts) -> Hit | None:
-    if not f.final_ok():
+    if not f.final_ok:
         return None
     resp = f.requests[0].response
     assert resp is not None
@@ -113,7 +113,7 @@ def r_http_captcha(f: WebFacts) -> Hit | None:
 
 
 def r_http_status(f: WebFacts) -> Hit | None:
-    if not f.final_ok() or f.ctrl is None or f.ctrl.http_request is None:
+    if not f.final_ok or f.ctrl is None or f.ctrl.http_request is None:
         return None
     resp = f.requests[0].response
     assert resp is not None

@@ -26,7 +26,7 @@ THROTTLE_CEILING: Final = 250_000
 
 def r_throttled(f: WebFacts) -> Hit | None:
     rate = f.keys.x_didban_http_throughput
-    if rate is None or not f.final_ok() or f.ctrl is None:
+    if rate is None or not f.final_ok or f.ctrl is None:
         return None
     ch = f.ctrl.http_request
     if ch is None or ch.x_didban_throughput is None or not ctrl_http_ok(ch):
