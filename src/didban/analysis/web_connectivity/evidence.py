@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from typing import Final
 
-from didban.analysis import netaddr, urls
+from didban.analysis import netaddr
 from didban.analysis.fingerprints import Fingerprint
 from didban.analysis.outcome import Hit
 from didban.analysis.rules import rule
-from didban.analysis.urls import URLInfo
 from didban.analysis.web_connectivity.facts import REQ, WebFacts
 from didban.model.verdict import Evidence
 
@@ -64,18 +63,6 @@ def _count_layer(
     return ev
 
 
-def _http_layer(code: int | None, url: str, info: URLInfo) -> Evidence:
-    """The final response's evidence, shared by every verdict on ``url`` (``info``'s URL,
-    or another one, the final URL after a redirect)."""
-    if url != info.url:
-        info = urls.info(url)
-    by_code = info.layers
-    ev = by_code.get(code)
-    if ev is None:
-        ev = by_code[code] = Evidence(f"{REQ}0", f"layer http: final response {code}", url)
-    return ev
-
-
 def layers(f: WebFacts, ev: list[Evidence]) -> list[Evidence]:
     """The deciding evidence followed by the per-layer outcomes."""
     out = list(ev)
@@ -106,7 +93,8 @@ def layers(f: WebFacts, ev: list[Evidence]) -> list[Evidence]:
     if f.requests:
         r = f.requests[0]
         if r.failure is None and r.response is not None:
-            out.append(_http_layer(r.response.code, f.final_url, f.info))
+            code = r.response.code
+            out.append(Evidence(f"{REQ}0", f"layer http: final response {code}", f.final_url))
         else:
             out.append(
                 Evidence(f"{REQ}0", f"layer http: final request failed ({r.failure})", f.final_url)
