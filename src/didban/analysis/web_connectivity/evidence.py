@@ -5,9 +5,6 @@ summary per layer (DNS, TCP, TLS, QUIC, HTTP), and ``hit``, which assembles a ru
 
 from __future__ import annotations
 
-from typing import Final
-
-from didban.analysis import netaddr
 from didban.analysis.fingerprints import Fingerprint
 from didban.analysis.outcome import Hit
 from didban.analysis.rules import rule
@@ -37,30 +34,9 @@ def _dns_layer(f: WebFacts) -> Evidence:
     return Evidence("/test_keys/queries", summary, ips, ctrl_addrs_text(f) if f.ctrl else None)
 
 
-# Layer summaries repeat across measurements: one shared (never mutated) Evidence each,
-# kept in plain dicts (emptied when full) keyed without building a tuple.
-_TCP_LAYERS: Final[dict[int, Evidence]] = {}
-_TLS_LAYERS: Final[dict[int, Evidence]] = {}
-
-
-def _tcp_layer(ok: int, n: int) -> Evidence:
-    return _count_layer(_TCP_LAYERS, ok, n, "/test_keys/tcp_connect", "tcp", "connects")
-
-
-def _tls_layer(ok: int, n: int) -> Evidence:
-    return _count_layer(_TLS_LAYERS, ok, n, "/test_keys/tls_handshakes", "tls", "handshakes")
-
-
-def _count_layer(
-    cache: dict[int, Evidence], ok: int, n: int, pointer: str, layer: str, what: str
-) -> Evidence:
-    """ "layer L: ok/n W succeeded", one shared Evidence per (ok, n)."""
-    key = ok << 20 | n
-    ev = cache.get(key)
-    if ev is None:
-        summary = f"layer {layer}: {ok}/{n} {what} succeeded"
-        ev = netaddr.remember(cache, key, Evidence(pointer, summary), 1024)
-    return ev
+def _count_layer(ok: int, n: int, pointer: str, layer: str, what: str) -> Evidence:
+    """ "layer L: ok/n W succeeded"."""
+    return Evidence(pointer, f"layer {layer}: {ok}/{n} {what} succeeded")
 
 
 def layers(f: WebFacts, ev: list[Evidence]) -> list[Evidence]:
@@ -73,13 +49,13 @@ def layers(f: WebFacts, ev: list[Evidence]) -> list[Evidence]:
             status = c.status
             if status is not None and status.success:
                 ok += 1
-        out.append(_tcp_layer(ok, len(f.tcp)))
+        out.append(_count_layer(ok, len(f.tcp), "/test_keys/tcp_connect", "tcp", "connects"))
     if f.tls:
         ok = 0
         for h in f.tls:
             if h.failure is None:
                 ok += 1
-        out.append(_tls_layer(ok, len(f.tls)))
+        out.append(_count_layer(ok, len(f.tls), "/test_keys/tls_handshakes", "tls", "handshakes"))
     quic = f.keys.x_didban_quic
     if quic:
         failed = [q for q in quic if q.failure]
