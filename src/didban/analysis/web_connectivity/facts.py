@@ -77,18 +77,10 @@ def norm_host(host: str | None) -> str:
     return (host or "").rstrip(".").lower()
 
 
-_ENGINE_KINDS: Final[dict[str, str]] = {}
-
-
 def _engine_kind(engine: str | None) -> str:
     """``doh``, ``system`` or ``public``: which kind of resolver an OONI ``engine`` names."""
-    key = engine or ""
-    kind = _ENGINE_KINDS.get(key)
-    if kind is None:
-        e = key.lower()
-        kind = "doh" if e in DOH_ENGINES else "system" if e in SYSTEM_ENGINES else "public"
-        netaddr.remember(_ENGINE_KINDS, key, kind)
-    return kind
+    e = (engine or "").lower()
+    return "doh" if e in DOH_ENGINES else "system" if e in SYSTEM_ENGINES else "public"
 
 
 def _ctrl_usable(keys: WebKeys) -> Control | None:
