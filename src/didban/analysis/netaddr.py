@@ -16,7 +16,6 @@ from didban.model.addresses import in_bogon_range
 
 CACHE_SIZE: Final = 65536
 _BOGON: Final[dict[str, bool]] = {}
-_IS_IP: Final[dict[str, bool]] = {}
 _ENDPOINTS: Final[dict[str, tuple[str, int | None]]] = {}
 K = TypeVar("K")
 V = TypeVar("V")
@@ -49,12 +48,7 @@ def is_bogon(text: str) -> bool:
 
 
 def is_ip(text: str | None) -> bool:
-    if not text:
-        return False
-    out = _IS_IP.get(text)
-    if out is None:
-        out = remember(_IS_IP, text, parse_ip(text) is not None)
-    return out
+    return text is not None and parse_ip(text) is not None
 
 
 def is_ipv6(text: str) -> bool:
