@@ -131,8 +131,8 @@ def r_dns_bogon(f: WebFacts) -> Hit | None:
     ):
         for ip, i in source.items():
             if (
-                netaddr.is_bogon(ip)
-                and ip not in f.ctrl_ips
+                ip not in f.ctrl_ips
+                and netaddr.is_bogon(ip)
                 and not any(map(netaddr.is_bogon, f.ctrl_ips))
             ):
                 q = f.queries[i]
