@@ -15,7 +15,6 @@ from typing import Final, TypeVar
 from didban.model.addresses import in_bogon_range
 
 CACHE_SIZE: Final = 65536
-_BOGON: Final[dict[str, bool]] = {}
 _ENDPOINTS: Final[dict[str, tuple[str, int | None]]] = {}
 K = TypeVar("K")
 V = TypeVar("V")
@@ -40,11 +39,8 @@ def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 def is_bogon(text: str) -> bool:
     """True when ``text`` is an IP address inside a bogon range (False for non-addresses)."""
-    out = _BOGON.get(text)
-    if out is None:
-        ip = parse_ip(text)
-        out = remember(_BOGON, text, ip is not None and in_bogon_range(ip))
-    return out
+    ip = parse_ip(text)
+    return ip is not None and in_bogon_range(ip)
 
 
 def is_ip(text: str | None) -> bool:
