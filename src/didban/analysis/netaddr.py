@@ -15,7 +15,6 @@ from typing import Final, TypeVar
 from didban.model.addresses import in_bogon_range
 
 CACHE_SIZE: Final = 65536
-_ENDPOINTS: Final[dict[str, tuple[str, int | None]]] = {}
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -61,13 +60,6 @@ def split_endpoint(address: str | None) -> tuple[str, int | None]:
     """``("1.2.3.4", 443)`` from ``"1.2.3.4:443"`` or ``"[::1]:443"``; port None if absent."""
     if not address:
         return "", None
-    out = _ENDPOINTS.get(address)
-    if out is None:
-        out = remember(_ENDPOINTS, address, _split_endpoint(address))
-    return out
-
-
-def _split_endpoint(address: str) -> tuple[str, int | None]:
     if address.startswith("["):
         host, _, rest = address[1:].partition("]")
         port = rest.lstrip(":")
