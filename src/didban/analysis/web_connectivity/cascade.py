@@ -98,17 +98,6 @@ CASCADE: Final[tuple[Check, ...]] = (
     r_no_requests,
 )
 
-# Rules that never match when the final fetch succeeded (they read its failure), and rules
-# that never match when it failed (they read its response): each fetch outcome runs the
-# subsequence of CASCADE that can match, in the same order, so the first hit is the same.
-_NEED_FAILURE: Final = frozenset({r_layer_failure})
-_NEED_RESPONSE: Final = frozenset(
-    {r_throttled, r_https_ok, r_http_captcha, r_http_status, r_http_match}
-)
-_CASCADE_OK: Final = tuple(c for c in CASCADE if c not in _NEED_FAILURE)
-_CASCADE_FAILED: Final = tuple(c for c in CASCADE if c not in _NEED_RESPONSE)
-
-
 def classify_web(
     keys: WebKeys | None, url: str, fps: Fingerprints, info: URLInfo | None = None
 ) -> Hit:
@@ -121,7 +110,7 @@ def classify_web(
             [Evidence("/test_keys", "missing or not an object")],
         )
     facts = WebFacts(keys, url, fps, info)
-    for check in _CASCADE_OK if facts.final_ok else _CASCADE_FAILED:
+    for check in CASCADE:
         found = check(facts)
         if found is not None:
             return found
