@@ -75,13 +75,6 @@ def body_text(raw: msgspec.Raw | None) -> str:
 
 def title_of(body: str) -> str:
     """OONI's title: the first ``<title>X</title>`` with 1-512 characters of X, no '<' in X."""
-    start = body.find("<title>")
-    # fast path: the lower-case tag, the common spelling, when no other spelling of it
-    # ("<TITLE>") comes first (the part before it is the short start of the head)
-    if start >= 0 and "<title" not in body[:start].lower():
-        end = body.find("<", start + 7)
-        if end > start + 7 and end - start - 7 <= 512 and body.startswith("</title>", end):
-            return body[start + 7 : end]
     m = _TITLE.search(body)
     return m.group(1) if m else ""
 
