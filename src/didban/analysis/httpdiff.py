@@ -117,8 +117,7 @@ def _fmt(x: float | None) -> str:
 
 def text_length_title(body: str) -> tuple[int, str]:
     """(byte length as OONI counts it, ``title_of``) of a decoded body."""
-    n = len(body) if body.isascii() else len(body.encode("utf-8", "replace"))
-    return n, title_of(body)
+    return len(body.encode("utf-8", "replace")), title_of(body)
 
 
 def compare(
