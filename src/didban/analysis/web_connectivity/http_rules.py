@@ -22,8 +22,6 @@ def r_http_blockpage(f: WebFacts) -> Hit | None:
         resp = r.response
         if resp is None or _authenticated(r):
             continue
-        if len(resp.headers) <= 4 and len(resp.body) <= 4:  # null, {} or "": nothing to match
-            continue
         m = table.match_headers(f.headers(i))
         where = f"{REQ}{i}/response/headers"
         # the final page when it is the control's is not searched (cost): see _same_page
