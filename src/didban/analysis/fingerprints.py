@@ -8,7 +8,6 @@ regexp only when its literal ``anchor`` is present.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -75,8 +74,6 @@ class _Table:
             _check(fp)
         self.rows = tuple(rows)
         self.dns = {fp.pattern.lower(): fp for fp in rows if fp.kind == "dns"}
-        # whether any DNS pattern is a name (CNAME) rather than an address
-        self.dns_has_names = any(fp.kind == "dns" and not _is_address(fp.pattern) for fp in rows)
         # body rows grouped by the first GATE characters of their literal: one str.find per
         # group decides whether the group's literals need to be searched at all
         self.body: dict[str, list[tuple[Fingerprint, str, re.Pattern[str] | None]]] = {}
@@ -167,14 +164,6 @@ def _is_header_map(headers: Headers | dict[str, Any]) -> bool:
     """Whether ``headers`` is already a ``header_map`` (its values are (name, value) pairs)."""
     for value in headers.values():
         return isinstance(value, tuple)
-    return True
-
-
-def _is_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
     return True
 
 

@@ -98,6 +98,7 @@ CASCADE: Final[tuple[Check, ...]] = (
     r_no_requests,
 )
 
+
 def classify_web(
     keys: WebKeys | None, url: str, fps: Fingerprints, info: URLInfo | None = None
 ) -> Hit:

@@ -167,8 +167,6 @@ class WebFacts:
         sys_failures: list[tuple[str, str]] = []
         sys_seen = False
         table = self.fps.blocking
-        fp_dns = table.dns
-        by_name = table.dns_has_names
         host = self.host
         fp_hits = self.fp_hits
         answer_asn = self.answer_asn
@@ -194,13 +192,11 @@ class WebFacts:
                         if asn:
                             answer_asn[v] = asn
                     if seek:
-                        fp = fp_dns.get(v)
-                        if fp is None and (":" in v or v[-1:] == "."):
-                            fp = table.match_dns(v)
+                        fp = table.match_dns(v)
                         if fp is not None:
                             fp_hits[kind] = (i, v, fp)
                             seek = False
-                elif by_name and seek and a.hostname:
+                elif seek and a.hostname:
                     fp = table.match_dns(a.hostname)
                     if fp is not None:
                         fp_hits[kind] = (i, a.hostname, fp)
