@@ -19,8 +19,6 @@ import yaml
 from didban.analysis.httpdiff import b64text
 from didban.data import path
 
-GATE = 6  # characters of a body literal used to group rows
-
 Kind = Literal["dns", "body", "header"]
 PatternType = Literal["full", "prefix", "contains", "regexp"]
 
@@ -74,14 +72,16 @@ class _Table:
             _check(fp)
         self.rows = tuple(rows)
         self.dns = {fp.pattern.lower(): fp for fp in rows if fp.kind == "dns"}
-        # body rows grouped by the first GATE characters of their literal: one str.find per
-        # group decides whether the group's literals need to be searched at all
-        self.body: dict[str, list[tuple[Fingerprint, str, re.Pattern[str] | None]]] = {}
-        for fp in rows:
-            if fp.kind == "body":
-                literal = fp.anchor or fp.pattern
-                rx = re.compile(fp.pattern) if fp.pattern_type == "regexp" else None
-                self.body.setdefault(literal[:GATE], []).append((fp, literal, rx))
+        # body rows: the literal searched for (a regexp row's anchor) and the regexp
+        self.body = [
+            (
+                fp,
+                fp.anchor or fp.pattern,
+                re.compile(fp.pattern) if fp.pattern_type == "regexp" else None,
+            )
+            for fp in rows
+            if fp.kind == "body"
+        ]
         self.headers: dict[str, list[Fingerprint]] = {}
         for fp in rows:
             if fp.kind == "header" and fp.header:
@@ -94,34 +94,23 @@ class _Table:
         return self.dns.get(value.lower().rstrip("."))
 
     def match_body(self, body: str) -> Match | None:
+        """The first body row (in file order) found in ``body``."""
         if not body:
             return None
-        for gate, group in self.body.items():
-            first = body.find(gate)
-            if first < 0:
+        for fp, literal, regexp in self.body:
+            at = body.find(literal)
+            if at < 0:
                 continue
-            for fp, literal, regexp in group:
-                m = self._match_one(body, first, fp, literal, regexp)
-                if m is not None:
-                    return m
+            end = at + len(literal)
+            if regexp is not None:
+                m = regexp.search(body)
+                if m is None:
+                    continue
+                at, end = m.start(), m.end()
+            elif not _placed(fp.pattern_type, at, body, literal):
+                continue
+            return Match(fp, body[max(0, at - 60) : end + 60])
         return None
-
-    @staticmethod
-    def _match_one(
-        body: str, first: int, fp: Fingerprint, literal: str, regexp: re.Pattern[str] | None
-    ) -> Match | None:
-        at = body.find(literal, first)
-        if at < 0:
-            return None
-        end = at + len(literal)
-        if regexp is not None:
-            m = regexp.search(body)
-            if m is None:
-                return None
-            at, end = m.start(), m.end()
-        elif not _placed(fp.pattern_type, at, body, literal):
-            return None
-        return Match(fp, body[max(0, at - 60) : end + 60])
 
     def match_headers(self, headers: Headers | dict[str, Any] | None) -> Match | None:
         """The first header (in response order) matching a header row of this table; the

@@ -180,9 +180,7 @@ class WebFacts:
             tags = q.tags
             # this host's own first-level query: its answers count (the others are only
             # searched for censor addresses)
-            relevant = norm_host(qhost) == host and (
-                not tags or depth_of(tags) == 0
-            )
+            relevant = norm_host(qhost) == host and (not tags or depth_of(tags) == 0)
             for a in q.answers or ():
                 v = a.ipv4 or a.ipv6
                 if v:
