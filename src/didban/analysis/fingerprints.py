@@ -86,7 +86,6 @@ class _Table:
         for fp in rows:
             if fp.kind == "header" and fp.header:
                 self.headers.setdefault(fp.header.lower(), []).append(fp)
-        self.header_names = frozenset(self.headers)
 
     def match_dns(self, value: str | None) -> Fingerprint | None:
         if not value:
@@ -118,8 +117,6 @@ class _Table:
         if not headers or not self.headers:
             return None
         hmap = headers if _is_header_map(headers) else header_map(headers) or {}
-        if self.header_names.isdisjoint(hmap):  # none of this table's header names
-            return None
         table = self.headers
         for lname, (name, value) in hmap.items():
             candidates = table.get(lname)
