@@ -111,15 +111,13 @@ class _Table:
             return Match(fp, body[max(0, at - 60) : end + 60])
         return None
 
-    def match_headers(self, headers: Headers | dict[str, Any] | None) -> Match | None:
+    def match_headers(self, headers: Headers | None) -> Match | None:
         """The first header (in response order) matching a header row of this table; the
-        headers as a decoded OONI map or, cheaper when reused, as ``header_map`` gives."""
-        if not headers or not self.headers:
+        headers as ``header_map`` gives them."""
+        if not headers:
             return None
-        hmap = headers if _is_header_map(headers) else header_map(headers) or {}
-        table = self.headers
-        for lname, (name, value) in hmap.items():
-            candidates = table.get(lname)
+        for lname, (name, value) in headers.items():
+            candidates = self.headers.get(lname)
             if not candidates:
                 continue
             text = header_text(value)
@@ -144,13 +142,6 @@ def header_map(headers: dict[str, Any] | None) -> Headers | None:
         if lname not in out:
             out[lname] = (name, v)
     return out
-
-
-def _is_header_map(headers: Headers | dict[str, Any]) -> bool:
-    """Whether ``headers`` is already a ``header_map`` (its values are (name, value) pairs)."""
-    for value in headers.values():
-        return isinstance(value, tuple)
-    return True
 
 
 def header_text(value: Any) -> str:
