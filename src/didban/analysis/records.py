@@ -268,9 +268,6 @@ def decode_web(data: bytes | str) -> WebMeasurement | None:
         return None
 
 
-_RAW_DECODERS: dict[type[msgspec.Struct], msgspec.json.Decoder[Any]] = {}
-
-
 def decode_envelope(data: bytes | str) -> Envelope:
     """The envelope of one JSON measurement. Raises ``msgspec.DecodeError`` on broken JSON."""
     try:
@@ -327,13 +324,16 @@ def raw_certificates(raw: msgspec.Raw | None) -> list[Binary] | None:
         return None
 
 
+_KEYS_DECODERS: Final[dict[type[msgspec.Struct], msgspec.json.Decoder[Any]]] = {
+    tp: msgspec.json.Decoder(tp | None) for tp in (WebKeys, DNSCheckKeys)
+}
+
+
 def decode_keys(raw: msgspec.Raw, tp: type[msgspec.Struct]) -> Any:
-    """Typed test keys from raw JSON bytes; lenient when the strict decode fails."""
-    dec = _RAW_DECODERS.get(tp)
-    if dec is None:
-        dec = _RAW_DECODERS[tp] = msgspec.json.Decoder(tp | None)
+    """Typed test keys (``WebKeys`` or ``DNSCheckKeys``) from raw JSON bytes; lenient when
+    the strict decode fails."""
     try:
-        out = dec.decode(raw)
+        out = _KEYS_DECODERS[tp].decode(raw)
     except msgspec.ValidationError:
         try:
             generic = msgspec.json.decode(raw)
