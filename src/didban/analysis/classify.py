@@ -40,6 +40,10 @@ class Malformed(ValueError):
     """A record that is not a measurement at all (broken JSON, not an object, no test_name)."""
 
 
+def _is_web(test_name: Any) -> bool:
+    return isinstance(test_name, str) and test_name in WEB_TESTS
+
+
 def _domain(url: Any) -> str | None:
     return urls.info(url).domain if isinstance(url, str) else None
 
@@ -76,14 +80,10 @@ def _classify_decoded(
     data = _to_bytes(measurement)
     fps = fingerprints or default()
     fast = decode_web(data)
-    name = fast.test_name if fast is not None else None
-    if fast is not None and type(name) is str and name in WEB_TESTS and fast.test_keys is not None:
+    if fast is not None and fast.test_keys is not None and _is_web(fast.test_name):
         url = fast.input if isinstance(fast.input, str) else ""
-        info = urls.info(url)  # one lookup for the rules and the verdict
-        hit = classify_web(fast.test_keys, url, fps, info)
-        if url is not fast.input:  # not a string input: the verdict reads it as built
-            return build(hit, fast, web=True, domain=info.domain), fast
-        return build(hit, fast, web=True, domain=info.domain, info=info), fast
+        hit = classify_web(fast.test_keys, url, fps)
+        return build(hit, fast, web=True, domain=_domain(url)), fast
     try:
         env = decode_envelope(data)
     except msgspec.DecodeError as exc:
