@@ -13,10 +13,7 @@ from didban.model.verdict import Evidence
 
 
 def ctrl_addrs_text(f: WebFacts) -> str:
-    ips = f.ctrl_ips
-    if len(ips) == 1:
-        return next(iter(ips))
-    return ", ".join(sorted(ips)) or (f.ctrl_dns_failure or "none")
+    return ", ".join(sorted(f.ctrl_ips)) or (f.ctrl_dns_failure or "none")
 
 
 def _dns_layer(f: WebFacts) -> Evidence:

@@ -96,11 +96,8 @@ def ctrl_http_ok(h: CtrlHTTP | None) -> bool:
 
 
 def is_https(url: str) -> bool:
-    """The URL's scheme is https, in any case (without lower-casing the whole URL)."""
-    return url.startswith("https://") or url[:8].lower() == "https://"
-
-
-_NOTHING_RESCUED: Final[frozenset[str]] = frozenset()  # most answers need no rescue
+    """The URL's scheme is https, in any case."""
+    return url[:8].lower() == "https://"
 
 
 @dataclass(slots=True)
@@ -266,7 +263,7 @@ class WebFacts:
         """OONI's DNS consistency, plus the TLS rescue of ooni-methodology.md §3.6 (LTE x_).
         The ASN and TLS facts are read only when no address is shared with the control."""
         dns_ips = self.dns_ips = self.sys_ips or self.pub_ips
-        self.rescued: AbstractSet[str] = _NOTHING_RESCUED
+        self.rescued: AbstractSet[str] = frozenset()
         self.consistent: bool | None
         if self.host_is_ip:
             self.consistent = True
@@ -386,7 +383,6 @@ class WebFacts:
 
     def _relevant_tcp(self, address: str, depth: int) -> list[tuple[int, TCPConnect]]:
         out: list[tuple[int, TCPConnect]] = []
-        v6 = 0
         for i, c in enumerate(self.tcp):
             ip = c.ip
             if not ip:
@@ -397,19 +393,16 @@ class WebFacts:
             elif c.port != self.port or depth_of(c.tags) != depth:
                 continue
             out.append((i, c))
-            if ":" in ip:
-                v6 += 1
-        if not v6:
-            return out
         # broken IPv6 on the probe's network is noise (ooni/probe#2284)
         v4 = [x for x in out if not netaddr.is_ipv6(x[1].ip or "")]
         if v4 and len(v4) != len(out):
-            noise = UNREACHABLE
             out = [
                 x
                 for x in out
                 if not (
-                    netaddr.is_ipv6(x[1].ip or "") and x[1].status and x[1].status.failure in noise
+                    netaddr.is_ipv6(x[1].ip or "")
+                    and x[1].status
+                    and x[1].status.failure in UNREACHABLE
                 )
             ]
         return out
