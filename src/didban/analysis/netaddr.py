@@ -1,31 +1,15 @@
 """Address helpers for the rules: bogon test, ``ip:port`` parsing, IP literals.
 
 The bogon ranges themselves live in ``didban.model.addresses`` (shared with the test
-helper); this module caches lookups for the hot path: plain dicts, emptied when they reach
-``CACHE_SIZE`` entries (a dict lookup costs half of an ``lru_cache`` hit, which also
-reorders its list); ``remember`` is that policy, shared by the other hot-path caches.
+helper).
 """
 
 from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
-from typing import Final, TypeVar
 
 from didban.model.addresses import in_bogon_range
-
-CACHE_SIZE: Final = 65536
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-def remember(cache: dict[K, V], key: K, value: V, size: int = CACHE_SIZE) -> V:
-    """``value`` stored under ``key`` in a bounded cache (emptied once it holds ``size``
-    entries), and returned."""
-    if len(cache) >= size:
-        cache.clear()
-    cache[key] = value
-    return value
 
 
 @lru_cache(maxsize=65536)

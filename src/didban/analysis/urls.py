@@ -9,7 +9,7 @@ string, so every lookup hashes it and compares it with the stored key.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from didban.analysis import netaddr
@@ -29,20 +29,11 @@ class URLInfo:
     service: str | None
 
 
-def _parse(url: str) -> URLInfo:
+@lru_cache(maxsize=65536)
+def info(url: str) -> URLInfo:
+    """``url`` parsed, once per distinct URL (a measured archive repeats its URLs)."""
     scheme, host, port = _split(url)
     return URLInfo(url, scheme, host, port, netaddr.is_ip(host), _domain(url), _service(url))
-
-
-_INFO: Final[dict[str, URLInfo]] = {}
-
-
-def info(url: str) -> URLInfo:
-    """``url`` parsed (cached in a dict emptied at ``netaddr.CACHE_SIZE`` entries)."""
-    out = _INFO.get(url)
-    if out is None:
-        out = netaddr.remember(_INFO, url, _parse(url))
-    return out
 
 
 def _split(url: str) -> tuple[str, str, int]:
