@@ -282,10 +282,8 @@ class WebFacts:
     # --------------------------------------------------------------------- fetch
     def final_body(self) -> str:
         """The final response's body text, decoded once on first use."""
-        if self._final_body is None:
-            r = self.requests[0] if self.requests else None
-            self._final_body = httpdiff.body_text(r.response.body if r and r.response else None)
-        return self._final_body
+        r = self.requests[0] if self.requests else None
+        return httpdiff.body_text(r.response.body if r and r.response else None)
 
     def final_length_title(self) -> tuple[int, str]:
         """The final body's byte length and title (decodes the body)."""
