@@ -131,8 +131,6 @@ class WebFacts:
         self.tcp = keys.tcp_connect or []
         self.tls = keys.tls_handshakes or []
         self.requests = keys.requests or []
-        self._final_body: str | None = None
-        self._headers: dict[int, Headers | None] | None = None  # made on first use
         # the final response's HTTP-diff against the control, computed on first use
         self._diff: httpdiff.HTTPDiff | None = None
         self._diff_done = False
@@ -290,15 +288,9 @@ class WebFacts:
         return httpdiff.text_length_title(self.final_body())
 
     def headers(self, i: int) -> Headers | None:
-        """Response ``i``'s headers, decoded once on first use (None: absent or not a map)."""
-        cache = self._headers
-        if cache is None:
-            cache = self._headers = {}
-        elif i in cache:
-            return cache[i]
+        """Response ``i``'s headers (None: absent or not a map)."""
         r = self.requests[i].response
-        h = cache[i] = header_map(raw_headers(r.headers)) if r is not None else None
-        return h
+        return header_map(raw_headers(r.headers)) if r is not None else None
 
     def header_names(self, i: int) -> frozenset[str] | None:
         """Response ``i``'s lower-cased header names."""
