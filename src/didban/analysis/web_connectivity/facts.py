@@ -134,8 +134,6 @@ class WebFacts:
         # the final response's HTTP-diff against the control, computed on first use
         self._diff: httpdiff.HTTPDiff | None = None
         self._diff_done = False
-        self._stage: Stage | None = None
-        self._stage_done = False
         self._dns()
         self._fetch()
         self._ctrl_dns()
@@ -324,12 +322,6 @@ class WebFacts:
 
     def stage(self) -> Stage | None:
         """The layer at which the final fetch failed, or None when it did not fail."""
-        if not self._stage_done:
-            self._stage = self._find_stage()
-            self._stage_done = True
-        return self._stage
-
-    def _find_stage(self) -> Stage | None:
         req = self.final
         if req is not None and self.final_ok:
             return None
