@@ -31,6 +31,10 @@ def is_ip(text: str | None) -> bool:
 
 
 def is_ipv6(text: str) -> bool:
+    """Whether ``text`` is an IPv6 literal (parsed only when it has a colon: an IPv4
+    literal never does)."""
+    if ":" not in text:
+        return False
     ip = parse_ip(text)
     return ip is not None and ip.version == 6
 
