@@ -24,6 +24,7 @@ from didban.analysis.records import (
     WebKeys,
     raw_headers,
 )
+from didban.analysis.urls import URLInfo
 from didban.model import failures
 
 SYSTEM_ENGINES: Final = frozenset(
@@ -113,13 +114,51 @@ class Stage:
 
 
 class WebFacts:
-    """Everything the web rules read, extracted once from the typed test keys."""
+    """Everything the web rules read, extracted once from the typed test keys. (One is made
+    per measurement: ``__slots__`` keeps its 33 attributes out of a dict.)"""
 
-    def __init__(self, keys: WebKeys | None, url: str, fps: Fingerprints) -> None:
+    __slots__ = (
+        "_diff",
+        "_diff_done",
+        "_headers",
+        "answer_asn",
+        "consistent",
+        "ctrl",
+        "ctrl_dns_failure",
+        "ctrl_dns_ok",
+        "ctrl_ips",
+        "dns_ips",
+        "dups",
+        "final",
+        "final_ok",
+        "final_url",
+        "fp_hits",
+        "fps",
+        "host",
+        "host_is_ip",
+        "https",
+        "info",
+        "keys",
+        "port",
+        "pub_ips",
+        "queries",
+        "requests",
+        "rescued",
+        "scheme",
+        "sys_failure",
+        "sys_ips",
+        "tcp",
+        "tls",
+        "url",
+    )
+
+    def __init__(
+        self, keys: WebKeys | None, url: str, fps: Fingerprints, info: URLInfo | None = None
+    ) -> None:
         self.keys = keys = keys or WebKeys()
         self.fps = fps
         self.url = url
-        self.info = info = urls.info(url)
+        self.info = info = info or urls.info(url)
         self.scheme = info.scheme
         self.host = info.host
         self.port = info.port
@@ -131,7 +170,9 @@ class WebFacts:
         self.tcp = keys.tcp_connect or []
         self.tls = keys.tls_handshakes or []
         self.requests = keys.requests or []
-        # the final response's HTTP-diff against the control, computed on first use
+        # decoded header maps by response, and the final response's HTTP-diff against the
+        # control: computed on first use, as several rules read them
+        self._headers: dict[int, Headers | None] = {}
         self._diff: httpdiff.HTTPDiff | None = None
         self._diff_done = False
         self._dns()
@@ -277,7 +318,7 @@ class WebFacts:
 
     # --------------------------------------------------------------------- fetch
     def final_body(self) -> str:
-        """The final response's body text, decoded once on first use."""
+        """The final response's body text (decoded from the measurement at each call)."""
         r = self.requests[0] if self.requests else None
         return httpdiff.body_text(r.response.body if r and r.response else None)
 
@@ -286,9 +327,11 @@ class WebFacts:
         return httpdiff.text_length_title(self.final_body())
 
     def headers(self, i: int) -> Headers | None:
-        """Response ``i``'s headers (None: absent or not a map)."""
-        r = self.requests[i].response
-        return header_map(raw_headers(r.headers)) if r is not None else None
+        """Response ``i``'s headers (None: absent or not a map), decoded once."""
+        if i not in self._headers:
+            r = self.requests[i].response
+            self._headers[i] = header_map(raw_headers(r.headers)) if r is not None else None
+        return self._headers[i]
 
     def header_names(self, i: int) -> frozenset[str] | None:
         """Response ``i``'s lower-cased header names."""
