@@ -75,3 +75,12 @@ def test_jobs_for_keeps_small_inputs_in_this_process(tmp_path: Path) -> None:
     (tmp_path / "a.jsonl").write_bytes(_lines(0, 10))
     assert pool.jobs_for([tmp_path], 2) == 1
     assert pool.jobs_for([tmp_path], 1) == 1
+
+
+def test_a_pool_after_another_still_forks(inputs: list[Path]) -> None:
+    """The thread that managed the previous pool lingers for a moment after it is joined;
+    it must not make the next pool start its workers afresh (slower, and it re-runs an
+    unguarded ``__main__``)."""
+    for _ in range(6):
+        assert len(_run(inputs, 2)[0]) > 0
+        assert pool._context().get_start_method() == "fork"

@@ -12,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from pathlib import Path
+from typing import Final
+
+import msgspec
 
 from didban.analysis import nin
 from didban.analysis.classify import WEB_TESTS, Malformed, classify_decoded
@@ -38,6 +41,41 @@ def classify_one(
     return verdict, no_control, rate
 
 
+# Verdicts cross from worker processes to the parent as MessagePack: decoding one costs the
+# parent (which orders the results and runs the run-level pass) about half what unpickling
+# it does (docs/methodology.md, "Caches and special paths").
+_ENCODER: Final = msgspec.msgpack.Encoder()
+_DECODER: Final = msgspec.msgpack.Decoder(Verdict)
+
+
+def _classify_packed(
+    data: bytes, fps: Fingerprints, by_run: bool
+) -> tuple[bytes, bool, float | None]:
+    """``classify_one``, the verdict packed for the trip to the parent process."""
+    verdict, no_control, rate = classify_one(data, fps, by_run)
+    return _ENCODER.encode(verdict), no_control, rate
+
+
+def _classified(
+    paths: Iterable[Path],
+    on_error: Callable[[str], None],
+    counts: Counts,
+    fps: Fingerprints,
+    by_run: bool,
+    jobs: int,
+) -> Iterator[tuple[Record, tuple[Verdict, bool, float | None]]]:
+    """(record, what ``classify_one`` gives) for every record, by ``jobs`` processes."""
+    if jobs <= 1:
+        work = partial(classify_one, fps=fps, by_run=by_run)
+        yield from map_records(paths, work, refuse=(Malformed,), on_error=on_error, counts=counts)
+        return
+    packed = partial(_classify_packed, fps=fps, by_run=by_run)
+    for rec, (raw, no_control, rate) in map_records(
+        paths, packed, refuse=(Malformed,), on_error=on_error, counts=counts, jobs=jobs
+    ):
+        yield rec, (_DECODER.decode(raw), no_control, rate)
+
+
 def classify_paths(
     paths: Iterable[Path],
     on_error: Callable[[str], None],
@@ -56,15 +94,9 @@ def classify_paths(
     one, but the yielded records carry their file and line, not their bytes (``data`` is
     empty).
     """
-    work = partial(classify_one, fps=fingerprints or default(), by_run=by_run)
-    results = map_records(
-        paths,
-        work,
-        refuse=(Malformed,),
-        on_error=on_error,
-        counts=counts if counts is not None else Counts(),
-        jobs=jobs,
-    )
+    fps = fingerprints or default()
+    counts = counts if counts is not None else Counts()
+    results = _classified(paths, on_error, counts, fps, by_run, jobs)
     if not by_run:
         for rec, (verdict, _, _) in results:
             yield rec, verdict

@@ -28,6 +28,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -173,10 +174,17 @@ def _run(task: Task) -> _Done:
 
 
 def _threads() -> int:
-    try:
-        return len(os.listdir("/proc/self/task"))  # native threads too (pyarrow's)
-    except OSError:
-        return threading.active_count()
+    """Threads of this process, native ones too (pyarrow's). A thread that has just been
+    joined (the previous pool's manager) stays listed for a moment: it gets 20 ms to go."""
+    for _ in range(20):
+        try:
+            n = len(os.listdir("/proc/self/task"))
+        except OSError:
+            return threading.active_count()
+        if n == 1:
+            break
+        time.sleep(0.001)
+    return n
 
 
 def _context() -> multiprocessing.context.BaseContext:
