@@ -12,6 +12,7 @@ from typing import Any
 
 from didban.analysis import urls
 from didban.analysis.fingerprints import Fingerprint
+from didban.analysis.records import Meta
 from didban.analysis.rules import RULES_VERSION, Rule
 from didban.model.verdict import METHODS, Evidence, Layer, Verdict
 
@@ -67,7 +68,7 @@ def _text(value: Any) -> str:
 
 def build(
     hit: Hit,
-    meta: Any,
+    meta: Meta,
     *,
     web: bool,
     service: str | None = None,

@@ -163,8 +163,8 @@ class DNSCheckKeys(msgspec.Struct):
     lookups: dict[str, DNSCheckLookup] | None = None
 
 
-class Envelope(msgspec.Struct):
-    """The base envelope (df-000) fields a verdict carries; ``test_keys`` left raw."""
+class Meta(msgspec.Struct):
+    """The base envelope (df-000) fields a verdict carries."""
 
     test_name: Any = None
     input: Any = None
@@ -173,21 +173,19 @@ class Envelope(msgspec.Struct):
     probe_cc: Any = None
     probe_asn: Any = None
     measurement_start_time: Any = None
-    test_keys: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class Envelope(Meta):
+    """Any measurement: the envelope, ``test_keys`` left raw."""
+
+    test_keys: msgspec.Raw = NULL
     rule_id: Any = None  # present only in didban verdicts given by mistake
     rules_version: Any = None
 
 
-class WebMeasurement(msgspec.Struct):
+class WebMeasurement(Meta):
     """A web_connectivity measurement decoded in one pass (the fast path)."""
 
-    test_name: Any = None
-    input: Any = None
-    report_id: Any = None
-    measurement_uid: Any = None
-    probe_cc: Any = None
-    probe_asn: Any = None
-    measurement_start_time: Any = None
     test_keys: WebKeys | None = None
 
 
