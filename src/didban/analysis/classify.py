@@ -82,9 +82,8 @@ def _classify_decoded(
     fast = decode_web(data)
     if fast is not None and fast.test_keys is not None and _is_web(fast.test_name):
         url = fast.input if isinstance(fast.input, str) else ""
-        info = urls.info(url)  # one lookup for the rules and the verdict
-        hit = classify_web(fast.test_keys, url, fps, info)
-        return build(hit, fast, web=True, domain=info.domain, service=info.service), fast
+        hit = classify_web(fast.test_keys, url, fps)
+        return build(hit, fast, web=True, domain=_domain(url)), fast
     try:
         env = decode_envelope(data)
     except msgspec.DecodeError as exc:

@@ -14,7 +14,6 @@ from didban.analysis.fingerprints import Fingerprints
 from didban.analysis.outcome import Hit
 from didban.analysis.records import WebKeys
 from didban.analysis.rules import rule
-from didban.analysis.urls import URLInfo
 from didban.analysis.web_connectivity.dns_rules import (
     r_dns_bogon,
     r_dns_failure,
@@ -99,18 +98,15 @@ CASCADE: Final[tuple[Check, ...]] = (
 )
 
 
-def classify_web(
-    keys: WebKeys | None, url: str, fps: Fingerprints, info: URLInfo | None = None
-) -> Hit:
-    """The first rule of ``CASCADE`` that matches ``keys`` measured for ``url`` (``info``:
-    ``urls.info(url)``, when the caller has it)."""
+def classify_web(keys: WebKeys | None, url: str, fps: Fingerprints) -> Hit:
+    """The first rule of ``CASCADE`` that matches ``keys`` measured for ``url``."""
     if keys is None:
         return Hit(
             rule("wc.input.no_test_keys"),
             "the measurement has no test_keys object",
             [Evidence("/test_keys", "missing or not an object")],
         )
-    facts = WebFacts(keys, url, fps, info)
+    facts = WebFacts(keys, url, fps)
     for check in CASCADE:
         found = check(facts)
         if found is not None:

@@ -24,7 +24,6 @@ from didban.analysis.records import (
     WebKeys,
     raw_headers,
 )
-from didban.analysis.urls import URLInfo
 from didban.model import failures
 
 SYSTEM_ENGINES: Final = frozenset(
@@ -152,13 +151,11 @@ class WebFacts:
         "url",
     )
 
-    def __init__(
-        self, keys: WebKeys | None, url: str, fps: Fingerprints, info: URLInfo | None = None
-    ) -> None:
+    def __init__(self, keys: WebKeys | None, url: str, fps: Fingerprints) -> None:
         self.keys = keys = keys or WebKeys()
         self.fps = fps
         self.url = url
-        self.info = info = info or urls.info(url)
+        self.info = info = urls.info(url)
         self.scheme = info.scheme
         self.host = info.host
         self.port = info.port
