@@ -114,7 +114,8 @@ class Stage:
 
 class WebFacts:
     """Everything the web rules read, extracted once from the typed test keys. (One is made
-    per measurement: ``__slots__`` keeps its 33 attributes out of a dict.)"""
+    per measurement: ``__slots__`` keeps its attributes out of a per-instance dict, 2 % of
+    classification, docs/methodology.md §7.)"""
 
     __slots__ = (
         "_diff",
