@@ -6,9 +6,8 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PY)
 
 # Debian packages the lab and the probe need (installed only when something is missing).
-# gcc compiles the rule cascade with mypyc (optional: without it the rules run as Python).
-APT_PACKAGES := iptables iproute2 curl ca-certificates procps psmisc gcc libc6-dev
-APT_COMMANDS := iptables ip tc curl ps killall gcc
+APT_PACKAGES := iptables iproute2 curl ca-certificates procps psmisc
+APT_COMMANDS := iptables ip tc curl ps killall
 
 .PHONY: sysdeps uv deps test lint typecheck unit demo bench clean
 
@@ -29,12 +28,9 @@ uv:
 # Bytecode is compiled once here: with PYTHONDONTWRITEBYTECODE set (as on the CI
 # machines) Python would otherwise recompile every imported module on every `didban`
 # start (measured: 1.1 s -> 0.57 s for `didban --version`).
-# The rule cascade is also compiled with mypyc (didban/analysis/compiled.py): rebuilt only
-# when a source it depends on changed, used only while it matches the sources.
 deps: sysdeps uv
 	@$(UV) sync --frozen --quiet --compile-bytecode
 	@$(UV) run --frozen python -m compileall -q src >/dev/null
-	@$(UV) run --frozen python -c 'import sys; from didban.analysis.compiled import main; sys.exit(main())'
 
 lint: deps
 	$(UV) run --frozen ruff check src tests bench
@@ -60,4 +56,4 @@ bench: deps
 	$(UV) run --frozen python bench/lab_accuracy.py
 
 clean:
-	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache build dist src/didban/analysis/_compiled src/didban/analysis/_compiled.new src/didban/analysis/_compiled.old src/didban/analysis/_compiled.lock
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache build dist
