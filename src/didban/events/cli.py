@@ -208,9 +208,7 @@ def detect_cmd(
     except (InputError, SourceError) as exc:
         raise _fail(str(exc)) from None
     events = (
-        detectmod.select(
-            result.events, cc=ccs, asn=filters.asn, target=filters.target, since=t_since
-        )
+        detectmod.select(result.events, Filters(ccs, filters.asn, filters.target, t_since))
         if input_file is not None
         else result.events
     )
@@ -309,9 +307,7 @@ def timeline_cmd(
                     ).events
             except SourceError as exc:
                 raise _fail(str(exc)) from None
-    detected = select(
-        detected, cc=(code,), target=(target,) if target else (), since=t_since, until=t_until
-    )
+    detected = select(detected, Filters((code,), (), (target,) if target else (), t_since, t_until))
     known = knownmod.select(knownmod.load(), code, target, t_since, t_until)
     items = timeline.entries(known, detected)
     for line in timeline.render(items, t_since, t_until, width):

@@ -271,7 +271,7 @@ def up(
     except BaseException as exc:
         # the cleanup itself is not interrupted: a second Ctrl-C or SIGTERM would stop it
         # half-way and leave namespaces behind
-        with _stop_signals_held(), contextlib.suppress(Exception):
+        with stop_signals_held(), contextlib.suppress(Exception):
             down(sd)
         if isinstance(exc, LabError | topology.TopologyError):
             raise LabError(f"lab up failed: {exc}") from None
@@ -280,7 +280,7 @@ def up(
 
 
 @contextlib.contextmanager
-def _stop_signals_held() -> Iterator[None]:
+def stop_signals_held() -> Iterator[None]:
     """SIGINT, SIGTERM and SIGHUP ignored for the block (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
