@@ -119,14 +119,26 @@ def ingest_cmd(
     data_dir: Path | None = DATA_DIR_OPT,
     lab: Path | None = LAB_OPT,
 ) -> None:
-    """Load OONI archive files (.jsonl.gz), didban JSONL (.jsonl/.jsonl.zst) or .json files."""
+    """Load OONI archive files (.jsonl.gz), didban JSONL (.jsonl/.jsonl.zst) or .json files.
+
+    Bad records are reported on stderr as FILE:LINE: REASON and skipped. Exit codes: 0
+    something was stored (or was already), or the input holds no measurement (empty
+    files, directories without measurement files: a note says so); 1 there were records
+    and none could be stored; 2 bad usage (a path that does not exist or is not a
+    measurement file; nothing stored).
+    """
+    from didban.analysis.cli import NOTHING_FOUND, count, note_skipped, say
     from didban.store.ingest import discover, ingest
 
     files, problems = discover(paths)
     if not files:
-        for line in problems or ["no input files given"]:
+        for line in problems:
             typer.echo(f"error: {line}", err=True)
-        raise typer.Exit(2)
+        note_skipped(paths)
+        if problems:
+            raise typer.Exit(2)
+        say(NOTHING_FOUND)  # nothing to store: no store is created or opened
+        return
     total = sum(f.stat().st_size for f in files)
     store = open_store(data_dir, lab)
     with (
@@ -153,10 +165,13 @@ def ingest_cmd(
         )
     for line in rep.bad:
         typer.echo(line, err=True)
+    note_skipped(paths)
+    if rep.records == 0 and not rep.bad and rep.skipped_files == 0:
+        say(NOTHING_FOUND)
     typer.echo(
-        f"{rep.files} files read, {rep.skipped_files} already ingested; "
-        f"{rep.records} records: {rep.added} added, {rep.duplicates} duplicates, "
-        f"{len(rep.bad)} bad"
+        f"{count(rep.files, 'file')} read, {rep.skipped_files} already ingested; "
+        f"{count(rep.records, 'record')}: {rep.added} added, "
+        f"{count(rep.duplicates, 'duplicate')}, {len(rep.bad)} bad"
     )
     if rep.bad and rep.added == 0 and rep.duplicates == 0 and rep.skipped_files == 0:
         typer.echo("error: nothing could be ingested (see the reasons above)", err=True)
