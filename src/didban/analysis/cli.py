@@ -27,6 +27,7 @@ from rich.console import Console
 from didban.analysis import batch, output
 from didban.files import kinds, pool
 from didban.files.outputs import output_problem
+from didban.files.tables import print_table
 
 EXIT_OK = 0
 EXIT_NOTHING = 1
@@ -178,7 +179,9 @@ def analyze(
     if not quiet:
         console = Console()
         if not empty:
-            console.print(summary.table(f"{count(counts.records, 'measurement')} classified"))
+            print_table(
+                console, summary.table(f"{count(counts.records, 'measurement')} classified")
+            )
         if counts.refused or counts.unreadable_files:
             console.print(
                 f"skipped: {count(counts.refused, 'malformed record')}, "

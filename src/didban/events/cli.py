@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from didban.files.tables import print_table
 from didban.store.cli import default_data_dir
 
 if TYPE_CHECKING:
@@ -214,7 +215,7 @@ def detect_cmd(
     )
     if output is not None:
         write_jsonl(output, events)
-    out.print(_table(events))
+    print_table(out, _table(events))
     _summary(result, time.perf_counter() - started, output)
     where = data_dir or default_data_dir()
     queued = _save(where, events, filters, input_file is None and not narrowed) if save else None
@@ -349,7 +350,7 @@ def list_cmd(data_dir: Path | None = DATA_DIR_OPT) -> None:
         mine = [p for p in pending if p.subscription == s.id]
         last = next((p.last_error for p in reversed(mine) if p.last_error), "")
         t.add_row(s.id, s.url, s.cc or "*", s.target or "*", s.kind or "*", str(len(mine)), last)
-    out.print(t)
+    print_table(out, t)
 
 
 def remove_cmd(

@@ -17,6 +17,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from didban.files.tables import print_table
 from didban.probe import consent, identity, labmode, lists
 from didban.probe.cliutil import (
     argv_with_output,
@@ -266,7 +267,7 @@ def execute(
         interrupted = True
     finally:
         writer.close()
-    console.print(summary_table(result, entries))
+    print_table(console, summary_table(result, entries))
     for err in result.errors:
         console.print(f"[red]error:[/] {err}")
     if warning := control_warning(result.outcomes):

@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from didban.files.tables import print_table
 from didban.net.stream import format_address
 from didban.probe import consent, identity, labmode
 from didban.probe.cliutil import (
@@ -174,7 +175,7 @@ def dnscheck(
     async def all_domains() -> None:
         for d in domains:
             raw = writer.write(await exp.measure_domain(d))
-            console.print(answers_table(msgspec.json.decode(raw)))
+            print_table(console, answers_table(msgspec.json.decode(raw)))
 
     try:
         with stop_signals_interrupt():
@@ -187,10 +188,11 @@ def dnscheck(
 
 
 def answers_table(m: dict[str, Any]) -> Table:
-    """Per resolver: the answers (A/AAAA), failure, and late replies — not a verdict."""
+    """Per resolver: the answers (A/AAAA), the lookup's failure (the A query's: an AAAA
+    query without an answer is no failure of the lookup), late replies — not a verdict."""
     tk = m.get("test_keys") or {}
     t = Table(title=f"dnscheck {tk.get('domain')}")
-    for c in ("resolver", "answers", "failure", "late replies"):
+    for c in ("resolver", "answers", "failure (A)", "late replies"):
         t.add_column(c, overflow="fold")
     for key, lk in (tk.get("lookups") or {}).items():
         answers = [
@@ -205,6 +207,5 @@ def answers_table(m: dict[str, Any]) -> Table:
             for a in d.get("answers") or []
             if a.get("ipv4") or a.get("ipv6")
         ]
-        fails = sorted({q.get("failure") for q in lk.get("queries") or [] if q.get("failure")})
-        t.add_row(key, " ".join(answers) or "-", " ".join(fails) or "-", " ".join(dups) or "-")
+        t.add_row(key, " ".join(answers) or "-", lk.get("failure") or "-", " ".join(dups) or "-")
     return t
