@@ -22,6 +22,17 @@ def fail(command: str, sentence: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def output_target(command: str, output: Path | None, append: bool, default: Path) -> Path:
+    """The absolute output file: ``--output``, or ``default`` (a new file named by the
+    time) without it. ``--append`` needs ``--output``: there is nothing to append to in a
+    file named by the time, and a new one would be written silently."""
+    if append and output is None:
+        fail(command, "--append needs --output FILE, the file to append to")
+    out = (output or default).absolute()
+    check_output_target(command, out, append)
+    return out
+
+
 def check_output_target(command: str, path: Path, append: bool) -> None:
     """Exit 2 unless ``path`` can become the output file. Checked first, before the consent
     notice, a lab re-exec or any network request, and without creating anything there."""

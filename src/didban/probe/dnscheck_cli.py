@@ -25,8 +25,8 @@ from didban.probe import consent, identity, labmode
 from didban.probe.cliutil import (
     argv_with_output,
     ask,
-    check_output_target,
     fail,
+    output_target,
     stop_signals_interrupt,
 )
 from didban.probe.config import DOH_BOOTSTRAP, ConfigError, check_http_url, parse_resolver
@@ -121,8 +121,7 @@ def dnscheck(
         if problem := ca_file_problem(ca_file):
             fail("dnscheck", problem)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = (output or Path(f"didban-dnscheck-{stamp}.jsonl")).absolute()
-    check_output_target("dnscheck", out, append)
+    out = output_target("dnscheck", output, append, Path(f"didban-dnscheck-{stamp}.jsonl"))
 
     lab_profile = None
     ca = str(ca_file) if ca_file else None
