@@ -20,6 +20,7 @@ from rich.console import Console
 from didban.files.tables import print_table
 from didban.probe import consent, identity, labmode, lists
 from didban.probe.cliutil import (
+    AROUND_NOTE,
     argv_with_output,
     argv_without,
     ask,
@@ -151,6 +152,9 @@ def run(
     out = output_target("run", output, append, default_output())
 
     lab_desc = None
+    if not lab and labmode.around() is not None:
+        typer.echo(AROUND_NOTE, err=True)
+        lab = True
     if lab:
         try:
             lab_desc = labmode.load()

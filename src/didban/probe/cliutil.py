@@ -15,6 +15,11 @@ from typing import NoReturn
 
 import typer
 
+AROUND_NOTE = (
+    "note: this runs in the lab's client namespace, where no public resolver or test helper "
+    "answers: measuring with the lab's, as with --lab"
+)
+
 
 def fail(command: str, sentence: str, code: int = 2) -> NoReturn:
     """Print ``didban COMMAND: sentence`` on stderr and exit (2: bad input)."""

@@ -23,6 +23,7 @@ from didban.files.tables import print_table
 from didban.net.stream import format_address
 from didban.probe import consent, identity, labmode
 from didban.probe.cliutil import (
+    AROUND_NOTE,
     argv_with_output,
     ask,
     fail,
@@ -126,6 +127,9 @@ def dnscheck(
     lab_profile = None
     ca = str(ca_file) if ca_file else None
     addrs = local_addresses()
+    if not lab and labmode.around() is not None:
+        typer.echo(AROUND_NOTE, err=True)
+        lab = True
     if lab:
         try:
             desc = labmode.load()
