@@ -68,28 +68,50 @@ def _doh_spec(url: str, bootstrap: str | None) -> ResolverSpec:
 def dnscheck(
     domains: list[str] = typer.Argument(..., metavar="DOMAIN", help="Domain names to look up."),
     resolvers: list[str] = typer.Option(
-        [], "--resolver", help="Resolver IP[:PORT], asked over UDP and TCP (repeatable)."
+        [],
+        "--resolver",
+        metavar="IP[:PORT]",
+        help="A resolver, asked over UDP and TCP (repeatable).",
     ),
     dot: list[str] = typer.Option(
-        [], "--dot", help="DoT resolver IP[:PORT][#SERVER_NAME] (repeatable)."
+        [],
+        "--dot",
+        metavar="IP[:PORT][#NAME]",
+        help="A DoT resolver and its TLS server name (repeatable).",
     ),
-    doh: list[str] = typer.Option([], "--doh", help="DoH URL (repeatable)."),
+    doh: list[str] = typer.Option([], "--doh", metavar="URL", help="A DoH URL (repeatable)."),
     doh_bootstrap: str | None = typer.Option(
-        None, "--doh-bootstrap", help="IP address of the --doh servers."
+        None, "--doh-bootstrap", metavar="IP[:PORT]", help="Where to reach the --doh servers."
     ),
-    ca_file: Path | None = typer.Option(None, "--ca-file", help="PEM CA bundle."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="JSONL output file."),
+    ca_file: Path | None = typer.Option(None, "--ca-file", metavar="FILE", help="PEM CA bundle."),
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="JSONL output file (default: didban-dnscheck-<UTC timestamp>.jsonl).",
+    ),
     append: bool = typer.Option(False, "--append", help="Append to an existing --output."),
     lab: bool = typer.Option(False, "--lab", help="Run inside the current lab."),
     accept_risk: bool = typer.Option(False, "--accept-risk", help="Accept the risk notice."),
     probe_cc: str | None = typer.Option(
-        None, "--probe-cc", help="Country code (default: offline lookup of a public address)."
+        None,
+        "--probe-cc",
+        metavar="CC",
+        help="Country code (default: offline lookup of a public address).",
     ),
     probe_asn: str | None = typer.Option(
-        None, "--probe-asn", help="AS number (default: offline lookup of a public address)."
+        None,
+        "--probe-asn",
+        metavar="ASN",
+        help="AS number (default: offline lookup of a public address).",
     ),
 ) -> None:
-    """Look DOMAINs up with many resolvers and transports; record injected replies."""
+    """Look each DOMAIN up with many resolvers and transports; record injected replies.
+
+    Exit codes: 0 every domain measured (failures are data); 1 the risk notice was not
+    accepted; 2 bad input (nothing measured); 130 interrupted.
+    """
     for d in domains:
         if url_problem(f"http://{d}/") is not None or "/" in d or ":" in d:
             fail("dnscheck", f"{d!r} is not a domain name")

@@ -238,6 +238,9 @@ def data_update_cmd(
     """Refresh the IP→ASN snapshot from @ip-location-db/asn (needs npm and the internet)."""
     from didban.store import asndb
 
+    if source is not None and not source.exists():
+        typer.echo(f"error: --from {source} does not exist", err=True)
+        raise typer.Exit(2)
     with tempfile.TemporaryDirectory(prefix="didban-asn-") as tmp_s:
         tmp = Path(tmp_s)
         if source is None:
@@ -270,8 +273,11 @@ def data_update_cmd(
             try:
                 with tarfile.open(source) as tf:
                     tf.extractall(tmp / "x", filter="data")
-            except (tarfile.TarError, OSError) as exc:
-                typer.echo(f"error: {source} is not a readable package tarball ({exc})", err=True)
+            except tarfile.TarError:
+                typer.echo(f"error: {source} is not a package tarball (.tgz)", err=True)
+                raise typer.Exit(2) from None
+            except OSError as exc:
+                typer.echo(f"error: cannot read {source}: {exc.strerror or exc}", err=True)
                 raise typer.Exit(2) from None
             pkg = tmp / "x" / "package"
         else:
