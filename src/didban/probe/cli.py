@@ -115,7 +115,13 @@ def run(
     no_quic: bool = typer.Option(False, "--no-quic", help="Skip the QUIC/HTTP3 attempts."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
-    """Measure web connectivity for a test list (default: the built-in list)."""
+    """Measure web connectivity for a test list (default: the built-in list).
+
+    Exit codes: 0 every URL measured (failures are data); 1 a URL could not be measured
+    at all (listed at the end), or the risk notice was not accepted; 2 bad input (nothing
+    measured); 3 measured and written, but not every measurement reached the --upload
+    collector (they stay queued); 130 interrupted.
+    """
     # ---- validate everything before measuring or writing anything
     if not 1 <= concurrency <= 4096:
         fail("run", f"--concurrency must be between 1 and 4096, not {concurrency}")
