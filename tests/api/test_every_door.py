@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Final
 
+import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -149,5 +150,22 @@ def test_nothing_is_stored_from_a_file_of_refused_records(tmp_path: Path) -> Non
     s = Store(tmp_path / "data", classifier=None)
     try:
         assert nothing_stored(s)
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("depth", [400, 5000])
+def test_ingest_skips_a_deep_record_with_its_line_and_keeps_the_others(
+    tmp_path: Path, depth: int
+) -> None:
+    """400 levels once stopped the whole ingest with a TypeError; past orjson's 1,024 the
+    refusal said 'not valid JSON (depth limit exceeded ...)'."""
+    f = _record_file(tmp_path, depth, 0, alone=False, where="test_keys")
+    r = runner.invoke(app, ["ingest", str(f), "--data-dir", str(tmp_path / "data")])
+    assert r.exit_code == 0, r.output
+    assert f"{f}:2: the measurement nests more than 64 levels of objects and arrays" in _clean(r)
+    s = Store(tmp_path / "data", classifier=None)
+    try:
+        assert s.count() == 2
     finally:
         s.close()
