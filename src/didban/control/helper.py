@@ -343,6 +343,7 @@ async def _quic(
                 title=resp.x_didban_title or "",
                 headers=dict(resp.headers or {}),
                 status_code=resp.code,
+                x_didban_throughput=round(r.throughput, 1) if r.throughput else None,
             )
     if http3 is None and results:
         http3 = THHTTPRequestResult(failure=th_http_failure(results[0].failure))
