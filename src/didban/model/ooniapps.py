@@ -94,6 +94,23 @@ class FacebookMessengerTestKeys(URLGetterKeys, kw_only=True):
     facebook_tcp_blocking: bool | None = None
 
 
+class STUNControlRequest(msgspec.Struct):
+    """didban's helper extension ``POST /x-didban/stun``: the same Binding request to
+    ``endpoint`` (``host:port``) from the control vantage point."""
+
+    endpoint: str
+
+
+class STUNControlResponse(msgspec.Struct, omit_defaults=True):
+    """The helper's answer: what it resolved and how its Binding transaction ended (the
+    address the server saw is not returned)."""
+
+    endpoint: str
+    failure: str | None = None
+    addresses: list[str] = msgspec.field(default_factory=list)
+    response_type: str | None = None
+
+
 class StunReachabilityTestKeys(msgspec.Struct, kw_only=True):
     """ts-025: one STUN binding request to ``endpoint`` (``host:port``). The reply (which
     holds the probe's public address) is never recorded, only its size and timing."""
@@ -102,9 +119,12 @@ class StunReachabilityTestKeys(msgspec.Struct, kw_only=True):
     failure: str | None = None
     network_events: list[NetworkEvent] = msgspec.field(default_factory=list)
     queries: list[DNSQuery] = msgspec.field(default_factory=list)
-    # didban extensions: the transaction's outcome beside OONI's keys
+    # didban extensions: the transaction's outcome beside OONI's keys, and the same
+    # transaction made by the test helper (the control)
     x_didban_rtt: float | None = None  # seconds from request to reply
     x_didban_response_type: str | None = None  # "binding_success", "binding_error", ...
+    x_didban_control: STUNControlResponse | None = None
+    x_didban_control_failure: str | None = None
 
 
 class HTTP3TestKeys(URLGetterKeys, kw_only=True):

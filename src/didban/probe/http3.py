@@ -48,10 +48,7 @@ def wanted(entry: ListEntry, explicit: bool) -> bool:
     parts = urlsplit(entry.url)
     if parts.scheme != "https" or not parts.hostname:
         return False
-    if explicit:
-        return True
-    sid = catalog.service_for_host(parts.hostname)
-    return bool(sid and catalog.by_id(sid).http3)
+    return explicit or catalog.offers_http3(parts.hostname)
 
 
 class HTTP3(Experiment):

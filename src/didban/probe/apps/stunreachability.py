@@ -5,21 +5,30 @@ The host is resolved with the system resolver (``queries``), the request sent to
 first address (``didban.net.stun``: resent after 0.5, 1 and 2 s). ``failure`` is null
 when a Binding success response came back; the response itself — it names the probe's
 public address — is never recorded, only its size and time in ``network_events`` and,
-as didban extensions, the round-trip time and the response type.
+as didban extensions, the round-trip time and the response type. At the same time the
+test helper makes the same transaction (didban's ``POST /x-didban/stun``), recorded as
+``x_didban_control``: a server that answers the control but not the probe is blocked.
 """
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
 from urllib.parse import urlsplit
 
+from didban.control import client as control
 from didban.data import apps
 from didban.model import failures
-from didban.model.ooniapps import STUN_EXTENSIONS, StunReachabilityTestKeys
+from didban.model.ooniapps import (
+    STUN_EXTENSIONS,
+    STUNControlResponse,
+    StunReachabilityTestKeys,
+)
 from didban.net import stun
 from didban.net.stream import format_address
 from didban.probe.apps import flows
 from didban.probe.apps.flows import Context
-from didban.probe.experiment import Experiment
+from didban.probe.experiment import Experiment, control_helpers
 from didban.probe.lists import ListEntry
 
 DEFAULT_PORT = 3478
@@ -64,17 +73,37 @@ class StunReachability(Experiment):
             keys.queries = list(ctx.keys.queries)
             if not found.ok:
                 keys.failure = found.failure
+                await self._control(ctx, keys)
                 return
             addresses = found.addresses
-        result = await stun.binding(
-            addresses[0], port, tracer=ctx.log.flow([]), timeout=ctx.cfg.stun_timeout
+        result, _ = await asyncio.gather(
+            stun.binding(addresses[0], port, tracer=ctx.log.flow([]), timeout=ctx.cfg.stun_timeout),
+            self._control(ctx, keys),
         )
         keys.failure = result.failure
         keys.x_didban_rtt = result.rtt
         keys.x_didban_response_type = result.response.kind if result.response else None
+
+    async def _control(self, ctx: Context, keys: StunReachabilityTestKeys) -> None:
+        """The same transaction from the test helper (didban's ``/x-didban/stun``)."""
+        if not ctx.cfg.control_url:
+            keys.x_didban_control_failure = failures.unknown("no control helper configured")
+            return
+        res = await control.stun(
+            ctx.cfg.control_url, keys.endpoint, ctx.cfg.control_timeout, ca_file=ctx.cfg.ca_file
+        )
+        if isinstance(res, STUNControlResponse):
+            keys.x_didban_control = res
+        else:
+            keys.x_didban_control_failure = res
+
+    def test_helpers(self) -> dict[str, Any]:
+        return control_helpers(self.config)
 
     def unfinished(self, ctx: Context) -> None:
         keys = ctx.test_keys
         keys.queries = list(ctx.keys.queries)
         if keys.failure is None:
             keys.failure = failures.GENERIC_TIMEOUT
+        if keys.x_didban_control is None and keys.x_didban_control_failure is None:
+            keys.x_didban_control_failure = failures.GENERIC_TIMEOUT
