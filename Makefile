@@ -7,8 +7,9 @@ export UV_PYTHON := $(PY)
 
 # Debian packages the lab and the probe need (installed only when something is missing).
 # gcc compiles the rule cascade with mypyc (optional: without it the rules run as Python).
-APT_PACKAGES := iptables iproute2 curl ca-certificates procps psmisc gcc libc6-dev
-APT_COMMANDS := iptables ip tc curl ps killall gcc
+# coturn: the lab's STUN servers (turnserver in STUN-only mode).
+APT_PACKAGES := iptables iproute2 curl ca-certificates procps psmisc gcc libc6-dev coturn
+APT_COMMANDS := iptables ip tc curl ps killall gcc turnserver
 
 .PHONY: sysdeps uv deps test lint typecheck unit demo bench clean
 
