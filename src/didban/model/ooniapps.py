@@ -101,7 +101,7 @@ class STUNControlRequest(msgspec.Struct):
     endpoint: str
 
 
-class STUNControlResponse(msgspec.Struct, omit_defaults=True):
+class STUNControlResponse(msgspec.Struct):
     """The helper's answer: what it resolved and how its Binding transaction ended (the
     address the server saw is not returned)."""
 

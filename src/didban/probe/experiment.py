@@ -17,6 +17,8 @@ import time
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from didban.data import apps
+from didban.data.apps import App
 from didban.model.ooni import Measurement
 from didban.model.ooniapps import APP_EXTENSIONS, URLGetterKeys
 from didban.net import dns
@@ -35,6 +37,7 @@ class Experiment:
     test_version: ClassVar[str]
     extensions: ClassVar[dict[str, int]] = APP_EXTENSIONS
     takes_input: ClassVar[bool] = False  # False: input is null (the IM tests)
+    app_id: ClassVar[str | None] = None  # its row of the app catalog (data/apps.yaml)
 
     def __init__(
         self,
@@ -42,16 +45,26 @@ class Experiment:
         identity: ProbeIdentity,
         *,
         resolver: dns.Transport | None = None,
+        app: App | None = None,
         test_start: Any = None,
         report_id: str | None = None,
     ) -> None:
         self.config = config
         self.identity = identity
         self.resolver = resolver
+        self._app = app
         self.test_start = test_start or envelope.utcnow()
         self.report_id = report_id or envelope.new_report_id(
             self.test_name, identity.probe_cc, identity.probe_asn, self.test_start
         )
+
+    @property
+    def app(self) -> App:
+        """The app's catalog row (``app=`` replaces it: other endpoints, same test)."""
+        if self._app is None:
+            assert self.app_id is not None, f"{self.test_name} has no app"
+            self._app = apps.by_id(self.app_id)
+        return self._app
 
     def new_keys(self) -> Any:
         """The test keys before anything was measured (OONI's initial values). When they

@@ -14,7 +14,6 @@ blocking keys end false when nothing set them. ``facebook_stun_reachable`` stays
 
 from __future__ import annotations
 
-from didban.data import apps
 from didban.data.apps import Endpoint
 from didban.model import failures
 from didban.model.ooni import DNSQuery
@@ -36,12 +35,13 @@ def consistent(query: DNSQuery, asn: int) -> bool:
 class FacebookMessenger(Experiment):
     test_name = "facebook_messenger"
     test_version = "0.2.1-didban.1"
+    app_id = "facebook_messenger"
 
     def new_keys(self) -> URLGetterKeys:
         return FacebookMessengerTestKeys()
 
     async def run(self, ctx: Context, entry: ListEntry) -> None:
-        app = apps.by_id("facebook_messenger")
+        app = self.app
         keys = ctx.keys
         assert isinstance(keys, FacebookMessengerTestKeys)
         endpoints = app.of_kind("dns", "endpoint")

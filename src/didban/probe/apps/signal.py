@@ -10,7 +10,6 @@ first failing backend in catalog order, so that a run is reproducible).
 
 from __future__ import annotations
 
-from didban.data import apps
 from didban.model.ooniapps import SignalTestKeys, URLGetterKeys
 from didban.probe.apps import flows
 from didban.probe.apps.flows import Context
@@ -24,6 +23,7 @@ PARALLEL = 8
 class Signal(Experiment):
     test_name = "signal"
     test_version = "0.2.5-didban.1"
+    app_id = "signal"
 
     _roots: Roots | None = None
 
@@ -32,7 +32,7 @@ class Signal(Experiment):
 
     def roots(self) -> Roots:
         if self._roots is None:
-            self._roots = Roots(apps.by_id("signal"), self.config)
+            self._roots = Roots(self.app, self.config)
         return self._roots
 
     def close(self) -> None:
@@ -40,7 +40,7 @@ class Signal(Experiment):
             self._roots.close()
 
     async def run(self, ctx: Context, entry: ListEntry) -> None:
-        app = apps.by_id("signal")
+        app = self.app
         keys = ctx.keys
         assert isinstance(keys, SignalTestKeys)
         ca_file = self.roots().ca_file()

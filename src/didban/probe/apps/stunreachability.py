@@ -55,6 +55,7 @@ def default_inputs() -> list[str]:
 class StunReachability(Experiment):
     test_name = "stunreachability"
     test_version = "0.4.0-didban.1"
+    app_id = "stunreachability"
     extensions = STUN_EXTENSIONS
     takes_input = True
 

@@ -13,7 +13,6 @@ clears ``telegram_tcp_blocking``; a failed web fetch sets ``telegram_web_status`
 
 from __future__ import annotations
 
-from didban.data import apps
 from didban.model.ooniapps import TelegramTestKeys, URLGetterKeys
 from didban.probe.apps import flows
 from didban.probe.apps.flows import Context, Outcome
@@ -30,12 +29,13 @@ def dc_url(address: str, port: int) -> str:
 class Telegram(Experiment):
     test_name = "telegram"
     test_version = "0.3.1-didban.1"
+    app_id = "telegram"
 
     def new_keys(self) -> URLGetterKeys:
         return TelegramTestKeys()
 
     async def run(self, ctx: Context, entry: ListEntry) -> None:
-        app = apps.by_id("telegram")
+        app = self.app
         keys = ctx.keys
         assert isinstance(keys, TelegramTestKeys)
         dcs = [(dc, port) for dc in app.of_kind("datacenter") for port in dc.ports if dc.address]

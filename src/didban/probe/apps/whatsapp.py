@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 
-from didban.data import apps
 from didban.data.apps import Endpoint
 from didban.model.ooniapps import URLGetterKeys, WhatsAppTestKeys
 from didban.probe.apps import flows
@@ -30,12 +29,13 @@ PARALLEL = 16
 class WhatsApp(Experiment):
     test_name = "whatsapp"
     test_version = "0.11.0-didban.1"
+    app_id = "whatsapp"
 
     def new_keys(self) -> URLGetterKeys:
         return WhatsAppTestKeys()
 
     async def run(self, ctx: Context, entry: ListEntry) -> None:
-        app = apps.by_id("whatsapp")
+        app = self.app
         keys = ctx.keys
         assert isinstance(keys, WhatsAppTestKeys)
         endpoints = app.of_kind("endpoint")
