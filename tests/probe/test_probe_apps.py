@@ -17,8 +17,10 @@ import pytest
 import trustme
 from probe_peers import Handler, Loopback, free_port
 
+import ooni_models
 from didban.data.apps import App, Endpoint
 from didban.model.labinfo import AsnRow
+from didban.model.validate import problems
 from didban.net import dns
 from didban.probe.apps.facebook_messenger import FacebookMessenger
 from didban.probe.apps.signal import Signal
@@ -79,7 +81,9 @@ def _ep(eid: str, kind: str, **kw: Any) -> Endpoint:
 
 async def _measure(exp: Any, url: str) -> dict[str, Any]:
     m = await exp.measure(ListEntry(url=url), 20.0)
-    out: dict[str, Any] = msgspec.to_builtins(m)
+    out: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(m))
+    assert problems(out) == []  # OONI's base format (df-000)
+    ooni_models.check(out)  # and OONI's data model of the test loads it
     return out
 
 
