@@ -86,7 +86,7 @@ def test_every_profile_covers_the_app_stun_and_quic_targets() -> None:
     [
         ("app:bogus", "names no app test"),
         ("stun://stun.example.org", "must name its port"),
-        ("quic://www.example.org/path", "scheme://HOST[:PORT]"),
+        ("quic://www.example.org/path", "must be scheme://HOST[:PORT]"),
         ("ftp://x.example.org", "is not a target"),
     ],
 )
