@@ -83,11 +83,14 @@ def test_bad_bodies_get_4xx_and_store_nothing(client: TestClient, store: Store) 
         (
             "/api/v1/submit_measurement",
             orjson.dumps(
-                {"format": "json", "content": {k: v for k, v in good.items() if k != "test_keys"}}
+                {
+                    "format": "json",
+                    "content": {k: v for k, v in good.items() if k != "measurement_start_time"},
+                }
             ),
             {},
             400,
-            "missing field 'test_keys'",
+            "missing field 'measurement_start_time'",
         ),
         (
             "/api/v1/submit_measurement",

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from didban import __version__
-from didban.api import collector, data
+from didban.api import answers, collector, contract, data, events, feeds
 from didban.api.filters import NotFound
 from didban.store.committer import Committer
 from didban.store.store import Store
@@ -79,10 +79,13 @@ def create_app(store: Store, max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
         msg = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg"))
         return JSONResponse({"detail": msg}, status_code=400)
 
-    @app.get("/", tags=["meta"], summary="Service description")
+    @app.get("/", tags=["meta"], summary="Service description", response_model=answers.ServiceInfo)
     async def root() -> dict[str, Any]:
         return {"service": "didban", "version": __version__, "docs": "/docs"}
 
     app.include_router(collector.router(committer, max_body))
     app.include_router(data.router(store))
+    app.include_router(events.router(store.dir))
+    app.include_router(feeds.router(store.dir))
+    contract.install(app)
     return app

@@ -1,7 +1,10 @@
-"""Reading a request body safely: a size limit, Content-Encoding (zstd, gzip) and JSON.
+"""Reading a request body safely: a size limit, Content-Encoding (zstd, gzip), JSON, nesting.
 
-Limits apply to the bytes received *and* to the decompressed size, so a small
-compressed bomb is refused like a large body (413).
+The size limit (``didban serve --max-body``) applies to the bytes received *and* to the
+decompressed size, so a small compressed bomb is refused like a large body (413). The
+JSON may nest at most ``BODY_DEPTH`` levels of objects and arrays — one more than a
+measurement may (``model.admission.MAX_DEPTH``), for the envelope around ``content`` —
+checked right after decoding, before anything else looks at the value (400).
 """
 
 from __future__ import annotations
@@ -14,9 +17,13 @@ import orjson
 import zstandard
 from fastapi import HTTPException, Request
 
+from didban.model.admission import MAX_DEPTH, nests_deeper_than
+
+BODY_DEPTH = MAX_DEPTH + 1
+
 
 async def read_json(request: Request, limit: int) -> Any:
-    """The decoded JSON body, or an HTTPException (411/413/415/400) with a clear message."""
+    """The decoded JSON body, or an HTTPException (413/415/400) with a clear message."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"the body is {declared} bytes; the limit is {limit} bytes")
@@ -49,6 +56,26 @@ async def read_json(request: Request, limit: int) -> Any:
     if not raw.strip():
         raise HTTPException(400, "the body is empty; send a JSON object")
     try:
-        return orjson.loads(raw)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if "depth" in str(exc) or "recursion" in str(exc):
+            raise HTTPException(400, _too_deep("the body", BODY_DEPTH)) from None
         raise HTTPException(400, f"the body is not valid JSON ({exc})") from None
+    if nests_deeper_than(value, BODY_DEPTH):
+        raise HTTPException(400, _too_deep("the body", BODY_DEPTH))
+    return value
+
+
+def _too_deep(what: str, limit: int) -> str:
+    return f"{what} nests more than {limit} levels of objects and arrays"
+
+
+def decode_content(text: str) -> Any:
+    """A measurement sent as a JSON string (OONI's ``submit_measurement``), decoded; its
+    nesting is checked by ``model.admission`` like any measurement's."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        if "depth" in str(exc) or "recursion" in str(exc):
+            raise HTTPException(400, _too_deep("content", MAX_DEPTH)) from None
+        raise HTTPException(400, f"content is not valid JSON ({exc})") from None

@@ -4,9 +4,13 @@
   (``{YYYYMMDDTHHMMSSZ}_{testname}_{CC}_{asn}_n{collector}_{random}``). The id encodes
   what the report is about, so the collector keeps no report state (as OONI's).
 * ``POST /report/{report_id}`` takes ``{"format": "json", "content": {measurement}}``;
-  the measurement must pass ``model.validate.problems`` and agree with the report id on
-  test name, country and network, else 400 and nothing is stored.
+  the measurement must pass ``model.admission.measurement_refusal`` (the rules every entry
+  applies) and agree with the report id on test name, country and network, else 400 and
+  nothing is stored.
 * ``POST /report/{report_id}/close`` returns ``{}``.
+* ``POST /report`` refuses what ``model.admission.report_refusal`` refuses (a country,
+  network or test name no measurement could carry), instead of opening a report whose
+  every measurement would be refused as inconsistent.
 * ``POST /api/v1/submit_measurement`` takes ``{"format": "json", "content": "<JSON
   string or object>"}``; a missing ``report_id`` is generated.
 
@@ -21,24 +25,46 @@ import base64
 import os
 import re
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import orjson
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Request, Response
+from pydantic import BeforeValidator, WithJsonSchema
 
 from didban import __version__
-from didban.api.body import read_json
-from didban.model.validate import problems
+from didban.api import answers, contract
+from didban.api.body import decode_content, read_json
+from didban.model.admission import measurement_refusal, report_refusal, show, time_refusal
 from didban.store.committer import Committer
-from didban.store.rows import text
 from didban.store.uid import compact_test_name, content_hash, parse_time
 
 REPORT_ID: Final = re.compile(
-    r"^(\d{8}T\d{6}Z)_([a-z0-9]{2,30})_([A-Z]{2})_(\d{1,10})_n(\d+)_([A-Za-z0-9]{4,40})$"
+    r"^([0-9]{8}T[0-9]{6}Z)_([a-z0-9]{2,40})_([A-Z]{2})_([0-9]{1,10})_n([0-9]{1,10})"
+    r"_([A-Za-z0-9]{4,40})$"
 )
 COLLECTOR_ID: Final = 0
 _CC: Final = re.compile(r"^[A-Z]{2}$")
 _ASN: Final = re.compile(r"^AS[0-9]{1,10}$")
+
+
+def _report_id(value: object) -> str:
+    if not isinstance(value, str) or not REPORT_ID.fullmatch(value):
+        raise ValueError(f"{show(value)} is not a report id issued by POST /report")
+    return value
+
+
+ReportIdPath = Annotated[
+    str,
+    Path(description="A report id issued by POST /report"),
+    BeforeValidator(_report_id),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": REPORT_ID.pattern,
+            "examples": [contract.EXAMPLE_REPORT_ID],
+        }
+    ),
+]
 
 
 def new_report_id(
@@ -47,45 +73,23 @@ def new_report_id(
     """OONI's report id; ``rand`` defaults to 12 random bytes in base64 ("oo" altchars)."""
     t = when or datetime.now(UTC)
     rand = rand or base64.b64encode(os.urandom(12), altchars=b"oo").decode()
-    asn_int = int(asn[2:]) if _ASN.match(asn) else 0
-    cc = cc if _CC.match(cc) else "ZZ"
+    asn_int = int(asn[2:]) if _ASN.fullmatch(asn) else 0
+    cc = cc if _CC.fullmatch(cc) else "ZZ"
     return (
         f"{t:%Y%m%dT%H%M%SZ}_{compact_test_name(test_name)}_{cc}_{asn_int}_n{COLLECTOR_ID}_{rand}"
     )
 
 
-def _problem_message(found: list[str]) -> str:
-    head = "; ".join(found[:3])
-    more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
-    return f"the measurement does not follow the OONI data format: {head}{more}"
+def _start_of_test(m: dict[str, Any]) -> str:
+    """The test's start time when it is a time the rules accept, else the measurement's."""
+    given = m.get("test_start_time")
+    if isinstance(given, str) and time_refusal("test_start_time", given) is None:
+        return given
+    return str(m["measurement_start_time"])
 
 
-def _body_doc(content: dict[str, Any], example: dict[str, Any]) -> dict[str, Any]:
-    """OpenAPI text for a JSON body the handler reads itself (to enforce the size limit)."""
-    schema = {"type": "object", "properties": content, "example": example}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
-
-
-_MEASUREMENT = {"type": "object", "description": "an OONI measurement (df-000)"}
-_OPEN = _body_doc(
-    {k: {"type": "string"} for k in ("format", "probe_cc", "probe_asn", "software_name",
-     "software_version", "test_name", "test_start_time", "test_version", "data_format_version")},
-    {"format": "json", "probe_cc": "IR", "probe_asn": "AS197207", "software_name": "didban",
-     "software_version": "0.1.0", "test_name": "web_connectivity",
-     "test_start_time": "2026-11-21 09:00:00", "test_version": "0.4.3",
-     "data_format_version": "0.2.0"},
-)  # fmt: skip
-_SUBMIT = _body_doc(
-    {"format": {"type": "string", "enum": ["json"]}, "content": _MEASUREMENT},
-    {"format": "json", "content": {"test_name": "web_connectivity", "...": "..."}},
-)
-_SUBMIT_V1 = _body_doc(
-    {
-        "format": {"type": "string", "enum": ["json"]},
-        "content": {"type": "string", "description": "the measurement as a JSON string"},
-    },
-    {"format": "json", "content": '{"test_name": "web_connectivity", "...": "..."}'},
-)
+def _refused(problem: str) -> HTTPException:
+    return HTTPException(400, f"the measurement is refused: {problem}")
 
 
 def _json(body: dict[str, Any]) -> Response:
@@ -94,11 +98,9 @@ def _json(body: dict[str, Any]) -> Response:
 
 def router(committer: Committer, max_body: int) -> APIRouter:
     r = APIRouter(tags=["collector"])
+    today = datetime.now(UTC).date()
 
     async def store(m: dict[str, Any]) -> str:
-        found = problems(m)
-        if found:
-            raise HTTPException(400, _problem_message(found))
         try:
             added = await asyncio.wrap_future(committer.submit(m))
         except Exception as exc:  # disk full, I/O error: nothing acknowledged, retry later
@@ -107,51 +109,74 @@ def router(committer: Committer, max_body: int) -> APIRouter:
             ) from None
         return added.measurement_uid
 
-    @r.post("/report", summary="Open a report (OONI bk-003)", openapi_extra=_OPEN)
+    @r.post(
+        "/report",
+        summary="Open a report (OONI bk-003)",
+        response_model=answers.OpenedReport,
+        responses=contract.errors(*contract.BODY_ERRORS),
+        openapi_extra=contract.body(
+            contract.open_report_schema(today),
+            {
+                "format": "json",
+                "probe_cc": "IR",
+                "probe_asn": "AS197207",
+                "software_name": "ooniprobe",
+                "software_version": "3.20.0",
+                "test_name": "web_connectivity",
+                "test_start_time": "2026-11-21 09:00:00",
+                "test_version": "0.4.3",
+                "data_format_version": "0.2.0",
+            },
+        ),
+    )
     async def open_report(request: Request) -> dict[str, Any]:
         body = await read_json(request, max_body)
-        if not isinstance(body, dict):
-            raise HTTPException(400, "the body must be a JSON object")
-        fmt = body.get("format", "json")
-        if fmt != "json":
-            raise HTTPException(400, f"format {fmt!r} is not supported; use 'json'")
-        test_name = body.get("test_name")
-        if not isinstance(test_name, str) or not re.fullmatch(r"[a-z0-9_]{2,30}", test_name):
-            raise HTTPException(400, "test_name is missing or not a test name")
-        for key in ("software_name", "software_version", "test_version", "test_start_time"):
-            if not isinstance(body.get(key), str):
-                raise HTTPException(400, f"missing field '{key}'")
-        cc = text(body.get("probe_cc"), "ZZ")
-        asn = text(body.get("probe_asn"), "AS0")
+        problem = report_refusal(body)
+        if problem:
+            raise HTTPException(400, f"the report cannot be opened: {problem}")
         return {
             "backend_version": __version__,
-            "report_id": new_report_id(test_name, cc, asn),
+            "report_id": new_report_id(body["test_name"], body["probe_cc"], body["probe_asn"]),
             "supported_formats": ["json"],
         }
 
     @r.post(
         "/report/{report_id}",
         summary="Submit a measurement to a report (OONI bk-003)",
+        description="The measurement's report_id must be the URL's, and its test_name, "
+        "probe_cc and probe_asn those the report id carries (as OONI's collector checks).",
         response_model=None,
-        openapi_extra=_SUBMIT,
+        responses={
+            200: {"model": answers.StoredMeasurement, "description": "Stored"},
+            **contract.errors(*contract.BODY_ERRORS, 503),
+        },
+        openapi_extra=contract.body(
+            contract.submission_schema(today, "the measurement (an object)"),
+            {
+                "format": "json",
+                "content": contract.example_measurement(contract.EXAMPLE_REPORT_ID),
+            },
+        ),
     )
-    async def submit_to_report(report_id: str, request: Request) -> Response:
-        m = REPORT_ID.match(report_id)
-        if not m:
-            raise HTTPException(400, f"{report_id!r} is not a report id issued by POST /report")
+    async def submit_to_report(report_id: ReportIdPath, request: Request) -> Response:
+        m = REPORT_ID.fullmatch(report_id)
+        assert m is not None  # checked by ReportIdPath
         body = await read_json(request, max_body)
         if not isinstance(body, dict) or not isinstance(body.get("content"), dict):
             raise HTTPException(400, "the body must be {'format': 'json', 'content': {...}}")
         if body.get("format", "json") != "json":
             raise HTTPException(400, "format must be 'json'")
         content: dict[str, Any] = body["content"]
+        problem = measurement_refusal(content)
+        if problem:
+            raise _refused(problem)
         if content.get("report_id") != report_id:
             raise HTTPException(400, "inconsistent measurement: its report_id differs from the URL")
         _, tn, cc, asn, _, _ = m.groups()
         if (
-            compact_test_name(str(content.get("test_name", ""))) != tn
-            or content.get("probe_cc") != cc
-            or content.get("probe_asn") != f"AS{asn}"
+            compact_test_name(content["test_name"]) != tn
+            or content["probe_cc"] != cc
+            or content["probe_asn"] != f"AS{asn}"
         ):
             raise HTTPException(
                 400,
@@ -159,17 +184,32 @@ def router(committer: Committer, max_body: int) -> APIRouter:
             )
         return _json({"measurement_uid": await store(content)})
 
-    @r.post("/report/{report_id}/close", summary="Close a report (OONI bk-003)")
-    async def close_report(report_id: str) -> dict[str, Any]:
-        if not REPORT_ID.match(report_id):
-            raise HTTPException(400, f"{report_id!r} is not a report id issued by POST /report")
+    @r.post(
+        "/report/{report_id}/close",
+        summary="Close a report (OONI bk-003)",
+        response_model=answers.ClosedReport,
+        responses=contract.errors(400),
+    )
+    async def close_report(report_id: ReportIdPath) -> dict[str, Any]:
         return {}
 
     @r.post(
         "/api/v1/submit_measurement",
         summary="Submit one measurement (OONI bk-006)",
+        description="OONI probes send `content` as a JSON string holding the measurement; "
+        "the object itself is accepted too, and both follow the schema below. A missing or "
+        "empty report_id is derived from the content.",
         response_model=None,
-        openapi_extra=_SUBMIT_V1,
+        responses={
+            200: {"model": answers.SubmittedMeasurement, "description": "Stored"},
+            **contract.errors(*contract.BODY_ERRORS, 503),
+        },
+        openapi_extra=contract.body(
+            contract.submission_schema(
+                today, "the measurement, as an object or as a JSON string holding it"
+            ),
+            {"format": "json", "content": contract.example_measurement()},
+        ),
     )
     async def submit_measurement(request: Request) -> Response:
         body = await read_json(request, max_body)
@@ -179,19 +219,17 @@ def router(committer: Committer, max_body: int) -> APIRouter:
             raise HTTPException(400, "format must be 'json'")
         content = body["content"]
         if isinstance(content, str):
-            try:
-                content = orjson.loads(content)
-            except orjson.JSONDecodeError as exc:
-                raise HTTPException(400, f"content is not valid JSON ({exc})") from None
-        if not isinstance(content, dict):
-            raise HTTPException(400, "content must be a measurement (a JSON object)")
+            content = decode_content(content)
+        problem = measurement_refusal(content)
+        if problem:
+            raise _refused(problem)
         if not content.get("report_id"):
             # Derived from the content, so a resubmission gets the same id (and is a duplicate).
             content["report_id"] = new_report_id(
-                str(content.get("test_name", "unknown")),
-                str(content.get("probe_cc", "ZZ")),
-                str(content.get("probe_asn", "AS0")),
-                when=parse_time(content.get("test_start_time")),
+                content["test_name"],
+                content["probe_cc"],
+                content["probe_asn"],
+                when=parse_time(_start_of_test(content)),
                 rand=content_hash(content)[:16],
             )
         uid = await store(content)

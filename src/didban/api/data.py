@@ -21,6 +21,8 @@ from fastapi.responses import Response, StreamingResponse
 from pyarrow import csv as arrow_csv
 from starlette.concurrency import run_in_threadpool
 
+from didban.api import answers
+from didban.api.contract import errors
 from didban.api.filters import (
     AggregationQuery,
     CountryPath,
@@ -32,6 +34,8 @@ from didban.api.filters import (
 )
 from didban.store import queries
 from didban.store.store import Store
+
+PARQUET = "application/vnd.apache.parquet"
 
 
 class _Drain:
@@ -101,7 +105,10 @@ def router(store: Store) -> APIRouter:
     reader = store.reader
 
     @r.get(
-        "/api/v1/measurements", summary="List measurements (OONI parameters)", response_model=None
+        "/api/v1/measurements",
+        summary="List measurements (OONI parameters)",
+        response_model=None,
+        responses={200: {"model": answers.MeasurementsPage}, **errors(400)},
     )
     async def list_measurements(
         request: Request, params: Annotated[ListingQuery, Query()]
@@ -145,7 +152,12 @@ def router(store: Store) -> APIRouter:
             raise HTTPException(404, f"no measurement with uid {measurement_uid!r}")
         return raw
 
-    @r.get("/api/v1/measurement/{measurement_uid}", summary="One measurement, verdict, evidence")
+    @r.get(
+        "/api/v1/measurement/{measurement_uid}",
+        summary="One measurement, verdict, evidence",
+        response_model=answers.MeasurementDetail,
+        responses=errors(400, 404),
+    )
     async def one_measurement(measurement_uid: MeasurementUid) -> dict[str, Any]:
         raw = await archived(measurement_uid)
         loc = store.index.locate(measurement_uid)
@@ -159,13 +171,31 @@ def router(store: Store) -> APIRouter:
             "evidence": verdict["evidence"] if verdict else [],
         }
 
-    @r.get("/api/v1/raw_measurement", summary="The raw measurement body (OONI)")
+    @r.get(
+        "/api/v1/raw_measurement",
+        summary="The raw measurement body (OONI)",
+        response_model=dict[str, Any],
+        responses=errors(400, 404),
+    )
     async def raw_measurement(
         measurement_uid: Annotated[MeasurementUid, Query()],
     ) -> dict[str, Any]:
         return await archived(measurement_uid)
 
-    @r.get("/api/v1/aggregation", summary="Counts by axis (OONI parameters)", response_model=None)
+    @r.get(
+        "/api/v1/aggregation",
+        summary="Counts by axis (OONI parameters)",
+        response_model=None,
+        responses={
+            200: {
+                "model": answers.Aggregation,
+                "description": "JSON, or with format=CSV one header row (the axes, then the "
+                "counts) and one row per cell",
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+            },
+            **errors(400),
+        },
+    )
     async def aggregation(params: Annotated[AggregationQuery, Query()]) -> Any:
         t0 = time.perf_counter()
         since, until = params.days()
@@ -200,7 +230,12 @@ def router(store: Store) -> APIRouter:
             }
         )
 
-    @r.get("/api/v1/services/{probe_cc}", summary="Current state of every catalog service")
+    @r.get(
+        "/api/v1/services/{probe_cc}",
+        summary="Current state of every catalog service",
+        response_model=answers.Services,
+        responses=errors(400),
+    )
     async def services(
         probe_cc: CountryPath, params: Annotated[ServicesQuery, Query()]
     ) -> dict[str, Any]:
@@ -215,7 +250,21 @@ def router(store: Store) -> APIRouter:
             "services": states,
         }
 
-    @r.get("/api/v1/export/{table}", summary="Stream a date range of a table (Parquet or CSV)")
+    @r.get(
+        "/api/v1/export/{table}",
+        summary="Stream a date range of a table (Parquet or CSV)",
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "description": "The table's rows as an attachment (format=parquet or csv)",
+                "content": {
+                    PARQUET: {"schema": {"type": "string", "format": "binary"}},
+                    "text/csv": {"schema": {"type": "string"}},
+                },
+            },
+            **errors(400, 404),
+        },
+    )
     async def export(
         table: TablePath, params: Annotated[ExportQuery, Query()]
     ) -> StreamingResponse:
@@ -229,7 +278,7 @@ def router(store: Store) -> APIRouter:
             )
         return StreamingResponse(
             _parquet_stream(schema, batches),
-            media_type="application/vnd.apache.parquet",
+            media_type=PARQUET,
             headers=headers,
         )
 

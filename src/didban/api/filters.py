@@ -23,7 +23,6 @@ from typing import Annotated, Any, Final, Literal, get_args
 
 from fastapi import Path
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     Field,
@@ -32,26 +31,37 @@ from pydantic import (
     model_validator,
 )
 
+from didban.events.record import KINDS
+from didban.model import admission
 from didban.store import queries
 from didban.store.schema import TABLES
 
 MAX_LIMIT: Final = 100_000
 MAX_OFFSET: Final = 10**9
 
-_CC: Final = re.compile(r"^[A-Z]{2}$")
-_ASN: Final = re.compile(r"^(AS)?(\d{1,10})$", re.IGNORECASE)
-_TEST: Final = re.compile(r"^[a-z0-9_]{2,40}$")
+# The stored values' own patterns (model.admission), so whatever is stored can be asked for.
+_CC: Final = admission.PROBE_CC
+_TEST: Final = admission.TEST_NAME
+_ASN: Final = re.compile(r"^([Aa][Ss])?([0-9]{1,10})$")
 _CATEGORY: Final = re.compile(r"^[A-Z]+$")
 _UID: Final = re.compile(r"^[A-Za-z0-9_.\-]{10,120}$")
-_TRUE: Final = ("true", "t", "1", "yes")
-_FALSE: Final = ("false", "f", "0", "no")
+# RFC 3339 full-date or date-time: what OpenAPI's "date" and "date-time" formats mean
+_ISO: Final = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"(?:[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2}))?$"
+)
+_INTEGER: Final = re.compile(r"^-?[0-9]{1,19}$")
+_AGGREGATION_FORMATS: Final = ("JSON", "CSV", "json", "csv")
+_EXPORT_FORMATS: Final = ("parquet", "csv", "PARQUET", "CSV")
+_TRUE: Final = "true"
+_FALSE: Final = "false"
 
 
 def _items(value: object) -> list[str]:
     """The items of a comma list (FastAPI hands list-typed parameters over as a list of
-    every occurrence in the URL)."""
+    every occurrence in the URL); spaces around items and empty items are ignored."""
     texts = value if isinstance(value, list) else [value]
-    return [v.strip() for t in texts if isinstance(t, str) for v in t.split(",") if v.strip()]
+    return [v.strip(" ") for t in texts if isinstance(t, str) for v in t.split(",") if v.strip(" ")]
 
 
 def _comma_list(convert: Callable[[str, str], Any]) -> BeforeValidator:
@@ -64,30 +74,53 @@ def _comma_list(convert: Callable[[str, str], Any]) -> BeforeValidator:
 
 
 def _list_schema(pattern: re.Pattern[str], example: str) -> WithJsonSchema:
-    """A comma list of ``pattern`` items, as OpenAPI shows it (one string)."""
-    item = pattern.pattern.strip("^$")
+    """A comma list of ``pattern`` items, as OpenAPI shows it (one string; spaces around
+    items and empty items allowed, as ``_items`` ignores them)."""
+    item = f"(?:{pattern.pattern.strip('^$')})?"
     return WithJsonSchema(
-        {"type": "string", "pattern": f"^{item}(,{item})*$", "examples": [example]}
+        {"type": "string", "pattern": f"^ *{item} *(?:, *{item} *)*$", "examples": [example]}
     )
 
 
 def _country(name: str, item: str) -> str:
-    if not _CC.match(item):
+    if not _CC.fullmatch(item):
         raise ValueError(f"{name} must be two-letter country codes like 'IR', not {item!r}")
     return item
 
 
 def _asn(name: str, item: str) -> int:
-    m = _ASN.match(item)
+    m = _ASN.fullmatch(item)
     if not m:
         raise ValueError(f"{name} must be AS numbers like 'AS197207' or '197207', not {item!r}")
     return int(m.group(2))
 
 
 def _test_name(name: str, item: str) -> str:
-    if not _TEST.match(item):
+    if not _TEST.fullmatch(item):
         raise ValueError(f"{name} must be test names like 'web_connectivity', not {item!r}")
     return item
+
+
+def _input(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    text = str(value)
+    if len(text) > admission.MAX_INPUT:
+        raise ValueError(
+            f"input is {len(text)} characters long; the limit is {admission.MAX_INPUT}"
+        )
+    return text
+
+
+def _report_id(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not admission.REPORT_ID.fullmatch(value):
+        raise ValueError(
+            "report_id must be letters, digits, '_', '.' or '-' (at most 128), "
+            f"not {admission.show(value)}"
+        )
+    return value
 
 
 def _text(value: object) -> object:
@@ -97,7 +130,7 @@ def _text(value: object) -> object:
 def _category(value: object, info: ValidationInfo) -> str | None:
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or not _CATEGORY.match(value):
+    if not isinstance(value, str) or not _CATEGORY.fullmatch(value):
         raise ValueError(
             f"{info.field_name} must be a category code in capitals like 'NEWS', not {value!r}"
         )
@@ -107,70 +140,88 @@ def _category(value: object, info: ValidationInfo) -> str | None:
 def _flag(value: object, info: ValidationInfo) -> bool | None:
     if value is None or value == "":
         return None
-    text = str(value).lower()
-    if text in _TRUE:
+    if value in (_TRUE, True):
         return True
-    if text in _FALSE:
+    if value in (_FALSE, False):
         return False
     raise ValueError(f"{info.field_name} must be true or false, not {value!r}")
 
 
-def _instant(value: object, info: ValidationInfo) -> datetime | None:
-    """An ISO date or time as a naive UTC datetime (a date means its midnight)."""
+def _iso(value: object, info: ValidationInfo, what: str) -> datetime | None:
+    """An RFC 3339 date or date-time as a naive UTC datetime (a date means its midnight);
+    a time beyond the calendar's ends once moved to UTC is held at that end."""
     if value is None or value == "":
         return None
     text = str(value)
     try:
+        if not _ISO.fullmatch(text):
+            raise ValueError
         if len(text) == 10:
             return datetime.combine(date.fromisoformat(text), time())
-        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        t = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(
-            f"{info.field_name} must be a date (YYYY-MM-DD) or an ISO 8601 time, not {value!r}"
-        ) from None
-    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
+        raise ValueError(f"{info.field_name} must be {what}, not {value!r}") from None
+    try:
+        return t.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        return datetime.max if t.year > 1 else datetime.min
+
+
+def _instant(value: object, info: ValidationInfo) -> datetime | None:
+    """An ISO date or time as a naive UTC datetime (a date means its midnight)."""
+    return _iso(value, info, "a date (YYYY-MM-DD) or an ISO 8601 time")
 
 
 def _day(value: object, info: ValidationInfo) -> date | None:
     """A date; an ISO 8601 time stands for its own date (as written, not moved to UTC)."""
     if value is None or value == "":
         return None
-    text = str(value)
-    try:
-        if len(text) > 10:
-            datetime.fromisoformat(text.replace("Z", "+00:00"))
-        return date.fromisoformat(text[:10])
-    except ValueError:
-        raise ValueError(f"{info.field_name} must be a date (YYYY-MM-DD), not {value!r}") from None
+    _iso(value, info, "a date (YYYY-MM-DD)")
+    return date.fromisoformat(str(value)[:10])
 
 
 def _choice(
     allowed: tuple[str, ...], default: str | None, fold: Callable[[str], str] = str
 ) -> BeforeValidator:
-    """One of ``allowed`` (after ``fold``); empty or absent means ``default``."""
+    """One of the spellings ``allowed``, as ``fold`` writes it; empty or absent means
+    ``default``."""
 
     def parse(value: object, info: ValidationInfo) -> str | None:
         if value is None or value == "":
             return default
-        text = fold(str(value))
+        text = str(value)
         if text not in allowed:
             raise ValueError(f"{info.field_name} must be one of {', '.join(allowed)}; got {text!r}")
-        return text
+        return fold(text)
 
     return BeforeValidator(parse)
 
 
-def _between(low: int, high: int) -> AfterValidator:
-    def check(value: int, info: ValidationInfo) -> int:
-        if not low <= value <= high:
-            raise ValueError(f"{info.field_name} must be between {low} and {high}, not {value}")
-        return value
-
-    return AfterValidator(check)
+def _enum_schema(allowed: tuple[str, ...], default: str) -> WithJsonSchema:
+    return WithJsonSchema({"type": "string", "enum": list(allowed), "default": default})
 
 
-def _int_schema(low: int, high: int) -> WithJsonSchema:
-    return WithJsonSchema({"type": "integer", "minimum": low, "maximum": high})
+def _integer(low: int, high: int, default: int) -> BeforeValidator:
+    """A whole number from ``low`` to ``high``; empty means ``default``."""
+
+    def parse(value: object, info: ValidationInfo) -> int:
+        if value is None or value == "":
+            return default
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and _INTEGER.fullmatch(value):
+            number = int(value)
+        else:
+            raise ValueError(f"{info.field_name} must be a whole number, not {value!r}")
+        if not low <= number <= high:
+            raise ValueError(f"{info.field_name} must be between {low} and {high}, not {number}")
+        return number
+
+    return BeforeValidator(parse)
+
+
+def _int_schema(low: int, high: int, default: int) -> WithJsonSchema:
+    return WithJsonSchema({"type": "integer", "minimum": low, "maximum": high, "default": default})
 
 
 def _required_day(value: object, info: ValidationInfo) -> date:
@@ -206,12 +257,23 @@ def _measurement_uid(value: object) -> str:
 _DATE_OR_TIME: Final = {
     "oneOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]
 }
+_DATE: Final = {"type": "string", "format": "date"}
 
 CountryCodes = Annotated[list[str], _comma_list(_country), _list_schema(_CC, "IR,TM")]
 ASNumbers = Annotated[list[int], _comma_list(_asn), _list_schema(_ASN, "AS197207,58224")]
 TestNames = Annotated[list[str], _comma_list(_test_name), _list_schema(_TEST, "web_connectivity")]
 Names = Annotated[list[str], BeforeValidator(_items), WithJsonSchema({"type": "string"})]
-Text = Annotated[str | None, BeforeValidator(_text)]
+Text = Annotated[str | None, BeforeValidator(_text), WithJsonSchema({"type": "string"})]
+Input = Annotated[
+    str | None,
+    BeforeValidator(_input),
+    WithJsonSchema({"type": "string", "maxLength": admission.MAX_INPUT}),
+]
+ReportId = Annotated[
+    str | None,
+    BeforeValidator(_report_id),
+    WithJsonSchema({"type": "string", "pattern": admission.REPORT_ID.pattern}),
+]
 Category = Annotated[
     str | None,
     BeforeValidator(_category),
@@ -219,12 +281,9 @@ Category = Annotated[
 ]
 Flag = Annotated[bool | None, BeforeValidator(_flag), WithJsonSchema({"type": "boolean"})]
 Instant = Annotated[datetime | None, BeforeValidator(_instant), WithJsonSchema(_DATE_OR_TIME)]
-Day = Annotated[
-    date | None, BeforeValidator(_day), WithJsonSchema({"type": "string", "format": "date"})
-]
-RequiredDay = Annotated[
-    date, BeforeValidator(_required_day), WithJsonSchema({"type": "string", "format": "date"})
-]
+# a day parameter takes an ISO 8601 time too (its date), so OpenAPI shows both forms
+Day = Annotated[date | None, BeforeValidator(_day), WithJsonSchema(_DATE_OR_TIME)]
+RequiredDay = Annotated[date, BeforeValidator(_required_day), WithJsonSchema(_DATE_OR_TIME)]
 
 
 CountryPath = Annotated[
@@ -254,7 +313,7 @@ class _Filters(BaseModel):
     probe_asn: ASNumbers = Field(default_factory=list, description="Comma list, AS197207 or 197207")
     test_name: TestNames = Field(default_factory=list, description="Comma list")
     domain: Names = Field(default_factory=list, description="Comma list of hostnames")
-    input: Text = Field(None, description="Exact input (overrides domain and category_code)")
+    input: Input = Field(None, description="Exact input (overrides domain and category_code)")
     category_code: Category = None
     service: Names = Field(default_factory=list, description="didban: catalog service ids")
 
@@ -275,7 +334,7 @@ class _Filters(BaseModel):
 class ListingQuery(_Filters):
     """``/api/v1/measurements``: the filters, a time window, the OONI flags, one page."""
 
-    report_id: Text = None
+    report_id: ReportId = None
     since: Instant = Field(None, description="ISO date or time (inclusive)")
     until: Instant = Field(None, description="ISO date or time (exclusive)")
     anomaly: Flag = None
@@ -285,8 +344,8 @@ class ListingQuery(_Filters):
         "measurement_start_time"
     )
     order: Annotated[queries.Order, _choice(get_args(queries.Order), "desc")] = "desc"
-    limit: Annotated[int, _between(1, MAX_LIMIT), _int_schema(1, MAX_LIMIT)] = 100
-    offset: Annotated[int, _between(0, MAX_OFFSET), _int_schema(0, MAX_OFFSET)] = 0
+    limit: Annotated[int, _integer(1, MAX_LIMIT, 100), _int_schema(1, MAX_LIMIT, 100)] = 100
+    offset: Annotated[int, _integer(0, MAX_OFFSET, 0), _int_schema(0, MAX_OFFSET, 0)] = 0
 
     @model_validator(mode="after")
     def _window(self) -> ListingQuery:
@@ -312,7 +371,11 @@ class AggregationQuery(_Filters):
     axis_x: Annotated[queries.Axis | None, _choice(queries.AXES, None)] = None
     axis_y: Annotated[queries.Axis | None, _choice(queries.AXES, None)] = None
     time_grain: Annotated[queries.TimeGrain, _choice(queries.TIME_GRAINS, "auto")] = "auto"
-    format: Annotated[Literal["JSON", "CSV"], _choice(("JSON", "CSV"), "JSON", str.upper)] = "JSON"
+    format: Annotated[
+        Literal["JSON", "CSV"],
+        _choice(_AGGREGATION_FORMATS, "JSON", str.upper),
+        _enum_schema(_AGGREGATION_FORMATS, "JSON"),
+    ] = "JSON"
     download: Flag = None
 
     @model_validator(mode="after")
@@ -320,7 +383,7 @@ class AggregationQuery(_Filters):
         if self.until is None:
             self.until = queries.default_window()[1]
         if self.since is None:
-            self.since = self.until - timedelta(days=30)
+            self.since = queries.days_before(self.until, 30)
         _not_reversed(self.since, self.until)
         if self.axis_x and self.axis_x == self.axis_y:
             raise ValueError("axis_x and axis_y must differ")
@@ -355,7 +418,7 @@ class ServicesQuery(BaseModel):
         if self.until is None:
             self.until = datetime.now(UTC).replace(tzinfo=None)
         if self.since is None:
-            self.since = self.until - timedelta(days=7)
+            self.since = max(self.until, datetime.min + timedelta(days=7)) - timedelta(days=7)
         _not_reversed(self.since, self.until)
         return self
 
@@ -371,10 +434,136 @@ class ExportQuery(BaseModel):
     until: RequiredDay = Field(description="last day (inclusive), YYYY-MM-DD")
     probe_cc: CountryCodes = Field(default_factory=list, description="Comma list")
     format: Annotated[
-        Literal["parquet", "csv"], _choice(("parquet", "csv"), "parquet", str.lower)
+        Literal["parquet", "csv"],
+        _choice(_EXPORT_FORMATS, "parquet", str.lower),
+        _enum_schema(_EXPORT_FORMATS, "parquet"),
     ] = "parquet"
 
     @model_validator(mode="after")
     def _window(self) -> ExportQuery:
         _not_reversed(self.since, self.until)
         return self
+
+
+# --- events (api/events.py, api/feeds.py) ------------------------------------------------
+
+MAX_EVENTS_LIMIT: Final = 1000
+_EVENT_ID: Final = re.compile(r"^ev-[0-9a-f]{16}$")
+_TARGET: Final = re.compile(r"^[a-z0-9][a-z0-9_\-]*(\.[a-z0-9_\-]+)*$")
+
+
+def _kind(name: str, item: str) -> str:
+    if item not in KINDS:
+        raise ValueError(f"{name} must be event kinds ({', '.join(KINDS)}), not {item!r}")
+    return item
+
+
+def _event_id(value: object) -> str:
+    if not isinstance(value, str) or not _EVENT_ID.match(value):
+        raise NotFound(f"there is no event {value!r} (event ids look like ev-3e99eeb8ad76504a)")
+    return value
+
+
+def _target(value: object) -> str:
+    text = str(value).lower()
+    if len(text) > 253 or not _TARGET.match(text):
+        raise ValueError(
+            f"a target is a service id or a domain like 'instagram' or 'www.instagram.com', "
+            f"not {value!r}"
+        )
+    return text
+
+
+def _confidence(value: object, info: ValidationInfo) -> float:
+    """A number from 0 to 1; empty means the default, 0.5."""
+    if value is None or value == "":
+        return 0.5
+    try:
+        number = float(value) if isinstance(value, str | int | float) else float("nan")
+    except ValueError:
+        number = float("nan")
+    if isinstance(value, bool) or number != number:  # NaN: not a number at all
+        raise ValueError(f"{info.field_name} must be a number from 0 to 1, not {value!r}")
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f"{info.field_name} must be between 0 and 1, not {number}")
+    return number
+
+
+EventKinds = Annotated[
+    list[str],
+    _comma_list(_kind),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": f"^({'|'.join(KINDS)})(,({'|'.join(KINDS)}))*$",
+            "examples": ["block,shutdown"],
+        }
+    ),
+]
+Confidence = Annotated[
+    float,
+    BeforeValidator(_confidence),
+    WithJsonSchema({"type": "number", "minimum": 0, "maximum": 1, "default": 0.5}),
+]
+EventIdPath = Annotated[
+    str,
+    Path(description="An event id, e.g. ev-3e99eeb8ad76504a"),
+    BeforeValidator(_event_id),
+    WithJsonSchema({"type": "string", "pattern": _EVENT_ID.pattern}),
+]
+TargetPath = Annotated[
+    str,
+    Path(description="A catalog service id or a domain, e.g. instagram or www.instagram.com"),
+    BeforeValidator(_target),
+    WithJsonSchema({"type": "string", "pattern": _TARGET.pattern, "examples": ["instagram"]}),
+]
+
+
+class _EventFilters(BaseModel):
+    """What selects events besides the country: the aggregation's names where they apply
+    (``probe_asn``, ``domain``, ``service``, ``since``, ``until``), ``min_confidence``."""
+
+    probe_asn: ASNumbers = Field(default_factory=list, description="Comma list, AS197207 or 197207")
+    domain: Names = Field(default_factory=list, description="Comma list of hostnames")
+    service: Names = Field(default_factory=list, description="didban: catalog service ids")
+    since: Instant = Field(None, description="events active at or after (date or ISO time)")
+    until: Instant = Field(None, description="events begun before (date or ISO time)")
+    min_confidence: Confidence = Field(0.5, description="0-1; suspected artefacts are 0.2")
+
+    @model_validator(mode="after")
+    def _window(self) -> _EventFilters:
+        if self.since is not None and self.until is not None and self.since > self.until:
+            raise ValueError("since must not be after until")
+        return self
+
+    def targets(self) -> list[str]:
+        """The wanted targets (a domain also matches its catalog service's events)."""
+        return [d.lower() for d in self.domain] + self.service
+
+
+class EventsQuery(_EventFilters):
+    """``/api/v1/events``: countries, the event filters, ``kind``, one page."""
+
+    probe_cc: CountryCodes = Field(default_factory=list, description="Comma list, e.g. IR,TM")
+    kind: EventKinds = Field(default_factory=list, description="Comma list of event kinds")
+    limit: Annotated[
+        int, _integer(1, MAX_EVENTS_LIMIT, 100), _int_schema(1, MAX_EVENTS_LIMIT, 100)
+    ] = 100
+    offset: Annotated[int, _integer(0, MAX_OFFSET, 0), _int_schema(0, MAX_OFFSET, 0)] = 0
+
+
+def _required_country(value: object) -> str:
+    codes = [_country("probe_cc", item) for item in _items(value)]
+    if len(codes) != 1:
+        raise ValueError("probe_cc is required: one country code, e.g. probe_cc=IR")
+    return codes[0]
+
+
+class TimelineQuery(_EventFilters):
+    """``/api/v1/timeline``: one country (required), its targets, a window."""
+
+    probe_cc: Annotated[
+        str,
+        BeforeValidator(_required_country),
+        WithJsonSchema({"type": "string", "pattern": _CC.pattern, "examples": ["IR"]}),
+    ] = Field(description="One country code, e.g. IR (required)")

@@ -90,6 +90,18 @@ class Pending:
     key: str
 
 
+@dataclass(frozen=True)
+class Transition:
+    """An event's start or end, as an alert announces it."""
+
+    event: Event
+    phase: str  # "start" | "end"
+
+    @property
+    def key(self) -> str:
+        return f"{self.event.id}:{self.phase}"
+
+
 class Alert(msgspec.Struct):
     """The JSON body of one delivery."""
 
@@ -184,24 +196,36 @@ class Outbox:
     def enqueue(self, events: Iterable[Event], now: float | None = None) -> int:
         """Queue the start (and end, when known) of every event a subscription wants;
         returns how many rows are new."""
+        moves = [
+            (e, phase)
+            for e in events
+            for phase in ("start", "end")
+            if phase == "start" or e.resolved_before
+        ]
+        return self._enqueue(moves, now)
+
+    def enqueue_transitions(self, moves: Iterable[Transition], now: float | None = None) -> int:
+        """Queue the given starts and ends (``saved.publish``: only what is new to the
+        saved events) for every subscription that wants them; returns how many rows are new."""
+        return self._enqueue([(m.event, m.phase) for m in moves], now)
+
+    def _enqueue(self, moves: list[tuple[Event, str]], now: float | None) -> int:
         now = time.time() if now is None else now
         subs = self.subscriptions()
         added = 0
         with self._tx() as db:
-            for e in events:
-                phases = ["start"] + (["end"] if e.resolved_before else [])
+            for e, phase in moves:
+                key = f"{e.id}:{phase}"
+                body = msgspec.json.encode(Alert(f"event.{phase}", key, e))
                 for sub in subs:
                     if not sub.wants(e):
                         continue
-                    for phase in phases:
-                        key = f"{e.id}:{phase}"
-                        body = msgspec.json.encode(Alert(f"event.{phase}", key, e))
-                        cur = db.execute(
-                            "INSERT OR IGNORE INTO outbox (subscription, idempotency_key, body,"
-                            " next_at) VALUES (?, ?, ?, ?)",
-                            (sub.id, key, body, now),
-                        )
-                        added += cur.rowcount
+                    cur = db.execute(
+                        "INSERT OR IGNORE INTO outbox (subscription, idempotency_key, body,"
+                        " next_at) VALUES (?, ?, ?, ?)",
+                        (sub.id, key, body, now),
+                    )
+                    added += cur.rowcount
         return added
 
     def pending(self) -> list[Pending]:

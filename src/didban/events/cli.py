@@ -16,6 +16,7 @@ from didban.store.cli import default_data_dir
 if TYPE_CHECKING:
     from didban.events.detect import Result
     from didban.events.record import Event
+    from didban.events.series import Filters
 
 err = Console(stderr=True)
 out = Console()
@@ -129,7 +130,13 @@ def detect_cmd(
         0.5, "--min-confidence", help="Drop weaker events (suspected artefacts stay)."
     ),
     notify: bool = typer.Option(
-        False, "--notify", help="Queue alerts for the subscriptions and deliver them."
+        False, "--notify", help="Deliver the alerts of the subscriptions now."
+    ),
+    save: bool | None = typer.Option(
+        None,
+        "--save/--no-save",
+        help="Keep the events in the data directory for the API, feeds and alerts "
+        "(default: for runs over the store not narrowed by --cc, --asn or --target).",
     ),
 ) -> None:
     """Find events in the store's verdicts, or in an OONI aggregation or IODA export."""
@@ -158,6 +165,15 @@ def detect_cmd(
         raise _fail("--until must be later than --since")
     ccs = tuple(c.upper() for c in _split(cc))
     filters = Filters(ccs, _asns(asn), _split(target), t_since, t_until)
+    narrowed = bool(filters.cc or filters.asn or filters.target)
+    if save and narrowed and input_file is None:
+        raise _fail(
+            "--save needs a run over the whole store: --cc, --asn and --target see part of "
+            "an event (a national block spans networks, an artefact countries)"
+        )
+    defaulted = save is None
+    if save is None:
+        save = input_file is None and not narrowed
     if not 0.0 <= min_confidence <= 1.0:
         raise _fail(f"--min-confidence must be between 0 and 1, not {min_confidence}")
     settings = detectmod.Settings(
@@ -202,8 +218,30 @@ def detect_cmd(
         write_jsonl(output, events)
     out.print(_table(events))
     _summary(result, time.perf_counter() - started, output)
+    where = data_dir or default_data_dir()
+    queued = _save(where, events, filters, input_file is None and not narrowed) if save else None
+    if defaulted and not save and input_file is None:
+        err.print("not saved (a run narrowed by --cc, --asn or --target sees part of an event)")
     if notify:
-        _notify(data_dir or default_data_dir(), events)
+        _notify(where, events, queued)
+
+
+def _save(data_dir: Path, events: list[Event], filters: Filters, whole: bool) -> int:
+    """Save the events (``saved.publish``); returns how many alerts were queued."""
+    from didban.events.detect import SOURCE
+    from didban.events.saved import FILE_NAME, Coverage, publish
+
+    complete = whole and filters.since is None and filters.until is None
+    sources = {e.source for e in events}
+    source = SOURCE if whole else (sources.pop() if len(sources) == 1 else "file")
+    done = publish(data_dir, events, Coverage(source, filters.since, filters.until, complete))
+    c = done.changes
+    err.print(
+        f"saved in {data_dir / FILE_NAME}: {c.added} new, {c.changed} changed, "
+        f"{c.unchanged} unchanged, {c.retracted} retracted; "
+        f"{done.transitions} start(s)/end(s) new, {done.queued} alert(s) queued"
+    )
+    return done.queued
 
 
 def _summary(result: Result, seconds: float, output: Path | None) -> None:
@@ -215,11 +253,12 @@ def _summary(result: Result, seconds: float, output: Path | None) -> None:
     )
 
 
-def _notify(data_dir: Path, events: list[Event]) -> None:
+def _notify(data_dir: Path, events: list[Event], queued: int | None) -> None:
+    """Deliver the due alerts; a run that saved nothing queues its events first."""
     from didban.events.alerts import Outbox
 
     with Outbox(data_dir) as box:
-        added = box.enqueue(events)
+        added = box.enqueue(events) if queued is None else queued
         delivered, failed = box.deliver()
         pending = len(box.pending())
     err.print(f"alerts: {added} queued, {delivered} delivered, {failed} failed, {pending} pending")

@@ -23,6 +23,7 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
+from didban.data import catalog
 from didban.events import known as knownmod
 from didban.events import readers, series
 from didban.events.cluster import Cluster, Finding, cluster
@@ -349,8 +350,11 @@ def select(
     until: datetime | None = None,
 ) -> list[Event]:
     """The events matching the filters (a value list is "any of"; a target matches its
-    subdomains and a domain its catalog service; ``since``/``until`` keep events active in
-    [since, until))."""
+    subdomains, and a domain its catalog service both ways; ``since``/``until`` keep events
+    active in [since, until))."""
+    if target:  # a domain stands for its catalog service too
+        services = (catalog.service_for_host(t) for t in target if "." in t)
+        target = [*target, *(s for s in services if s)]
     out = []
     for e in events:
         if cc and e.cc not in cc:

@@ -1,6 +1,6 @@
 """Commands of ``didban.lab``; ``register(app)`` adds the ``didban lab ...`` sub-commands:
-``up``, ``status``, ``exec``, ``switch`` and ``down``. Every failure is one sentence on
-stderr and a non-zero exit."""
+``up``, ``status``, ``exec``, ``switch``, ``down`` and ``scenario``. Every failure is one
+sentence on stderr and a non-zero exit."""
 
 from __future__ import annotations
 
@@ -210,6 +210,91 @@ def down_cmd(
     except runtime.LabError as exc:
         _fail(str(exc))
     typer.echo(f"lab {sd.name} removed ({len(deleted)} namespaces deleted)")
+
+
+@lab_app.command("scenario")
+def scenario_cmd(
+    file: Path = typer.Argument(..., help="The scenario (YAML; docs/lab.md 'Scenarios')."),
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Directory for the log and the ground truth "
+        "(default: ./scenario-<name>); must not hold a run already.",
+    ),
+    probe_cmd: str | None = typer.Option(
+        None,
+        "--probe-cmd",
+        help="A command to measure with during the scenario "
+        "(shell words; {dir} and {round} are replaced), e.g. "
+        "'didban run --lab --output {dir}/round-{round}.jsonl'.",
+    ),
+    every: str | None = typer.Option(
+        None,
+        "--every",
+        help="Run --probe-cmd once per round of this duration (30s, 1m); "
+        "without it, it runs once for the whole scenario.",
+    ),
+    no_control: bool = typer.Option(
+        False, "--no-control", help="Do not start the control test helper."
+    ),
+) -> None:
+    """Switch profiles at the scenario's offsets; write its ground-truth timeline."""
+    import shlex
+
+    from didban.lab import runtime, scenario_run
+    from didban.lab import scenario as scenariomod
+
+    try:
+        scenario = scenariomod.load(file)
+    except scenariomod.ScenarioError as exc:
+        _fail(str(exc), 2)
+    hook = None
+    if every is not None and probe_cmd is None:
+        _fail("--every needs --probe-cmd", 2)
+    if probe_cmd is not None:
+        try:
+            argv = tuple(shlex.split(probe_cmd))
+        except ValueError as exc:
+            _fail(f"--probe-cmd is not a command line: {exc}", 2)
+        if not argv:
+            _fail("--probe-cmd is empty", 2)
+        seconds = None
+        if every is not None:
+            try:
+                seconds = scenariomod.parse_duration(every)
+            except ValueError as exc:
+                _fail(f"--every: {exc}", 2)
+            if seconds <= 0:
+                _fail("--every must be longer than 0 s", 2)
+        hook = scenario_run.ProbeHook(argv, seconds)
+    out_dir = output or Path(f"scenario-{scenario.name}")
+    if (out_dir / scenario_run.TIMELINE).exists():
+        _fail(f"{out_dir} already holds a scenario run; choose another --output", 2)
+    if out_dir.exists() and not out_dir.is_dir():
+        _fail(f"--output {out_dir} is not a directory", 2)
+    _need_root()
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        done = scenario_run.run(
+            scenario, out_dir, probe=hook, control=not no_control, echo=typer.echo
+        )
+    except runtime.LabError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail(f"interrupted; the timeline so far is in {out_dir / scenario_run.TIMELINE}", 130)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    rounds = f", {done.rounds} probe round(s)" if hook else ""
+    typer.echo(
+        f"scenario '{scenario.name}' done: {done.switches} switch(es){rounds}; "
+        f"ground truth in {out_dir / scenario_run.TIMELINE}"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,7 @@ import tarfile
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import msgspec
 import typer
@@ -68,34 +68,50 @@ def lab_asn_map(descriptor: Path | None) -> list[AsnRow]:
 
 def open_store(data_dir: Path | None, lab: Path | None = None, *, existing: bool = False) -> Store:
     """The store of ``data_dir`` as its writer; exits with one sentence if it is busy or
-    cannot be opened (``existing``: also if there is no store there yet, for the commands
-    that only read or rework one, so a mistyped path does not create an empty store)."""
+    cannot be opened.
+
+    ``existing`` (``store rebuild|compact|info``): the directory must already hold a
+    store, so a mistyped path is neither created nor written into. Otherwise (``ingest``,
+    ``serve``: the commands that create stores) a new or empty directory becomes a store,
+    and a directory holding other files but no store is refused."""
     import sqlite3
 
-    from didban.store.store import Store, StoreBusy
+    from didban.store.store import NotAStore, Store, StoreBusy, is_store
 
     where = data_dir or default_data_dir()
+
+    def fail(sentence: str, code: int = 2) -> NoReturn:
+        typer.echo(f"error: {sentence}", err=True)
+        raise typer.Exit(code)
+
     if where.exists() and not where.is_dir():
-        typer.echo(f"error: the data directory {where} is a file, not a directory", err=True)
-        raise typer.Exit(2)
+        fail(f"the data directory {where} is a file, not a directory")
     if existing and not where.is_dir():
-        typer.echo(f"error: there is no store at {where} (see --data-dir)", err=True)
-        raise typer.Exit(2)
+        fail(f"there is no store at {where} (see --data-dir)")
+    if not existing and where.is_dir() and not is_store(where):
+        try:
+            others = [p.name for p in where.iterdir() if p.name != "writer.lock"]
+        except OSError as exc:
+            fail(f"cannot open the store in {where}: {exc.strerror or exc}")
+        if others:
+            fail(
+                f"{where} holds other files and no didban store; give a new or empty "
+                "directory, or an existing store (see --data-dir)"
+            )
     try:
-        return Store(where, lab_asn_map=lab_asn_map(lab))
+        return Store(where, lab_asn_map=lab_asn_map(lab), create=not existing)
+    except NotAStore as exc:
+        fail(str(exc))
     except StoreBusy as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        fail(str(exc), 1)
     except sqlite3.DatabaseError as exc:
-        typer.echo(
-            f"error: the store's index {where / 'index.sqlite'} is damaged ({exc}); remove "
-            "it and run 'didban store rebuild', which rebuilds it from the archive",
-            err=True,
+        fail(
+            f"the store's index {where / 'index.sqlite'} is damaged ({exc}); remove it and "
+            "run 'didban store rebuild', which rebuilds it from the archive",
+            1,
         )
-        raise typer.Exit(1) from None
     except OSError as exc:
-        typer.echo(f"error: cannot open the store in {where}: {exc.strerror or exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(f"cannot open the store in {where}: {exc.strerror or exc}")
 
 
 def ingest_cmd(

@@ -5,11 +5,11 @@ didban's own archive files included), plain ``.jsonl`` / ``.json`` (one JSON doc
 line, or a single JSON document that spans the file, as OONI's single-measurement
 files do), and directories of them (walked recursively, in name order).
 
-Each record is checked leniently (a foreign measurement may be old or odd, so only what
-the store needs is required: an object with ``test_name``, ``probe_cc`` and a readable
-``measurement_start_time``); a bad record is reported as ``file:line: reason`` and
-skipped, never fatal. A file finished without error is recorded in the ledger by
-(absolute path, size, mtime), so a second run skips it; a run killed half way re-reads
+Each record is checked by ``model.admission.measurement_refusal``, the rules the
+collector applies too (only what storing and querying need, so old or odd OONI data is
+kept); a bad record is reported as ``file:line: reason`` and skipped, never fatal. A file
+finished without error is recorded in the ledger by (absolute path, size, mtime), so a
+second run skips it; a run killed half way re-reads
 the file and the content-hash de-duplication drops what was already stored.
 """
 
@@ -25,9 +25,8 @@ import orjson
 import zstandard
 
 from didban.analysis.batch import open_stream
-from didban.model.verdict import NOT_A_MEASUREMENT, is_verdict_record
+from didban.model.admission import measurement_refusal
 from didban.store.store import Store
-from didban.store.uid import parse_time
 
 BATCH = 2000
 SUFFIXES = (".jsonl.gz", ".json.gz", ".jsonl.zst", ".json.zst", ".jsonl", ".json")
@@ -75,18 +74,8 @@ def _open(path: Path) -> IO[bytes]:
 
 
 def check(m: Any) -> str | None:
-    """Why a decoded record cannot be stored, or None (lenient, see the module docstring)."""
-    if not isinstance(m, dict):
-        return "not a JSON object"
-    if is_verdict_record(m):
-        return NOT_A_MEASUREMENT
-    if not isinstance(m.get("test_name"), str) or not m["test_name"]:
-        return "missing field 'test_name'"
-    if not isinstance(m.get("probe_cc"), str):
-        return "missing field 'probe_cc'"
-    if parse_time(m.get("measurement_start_time")) is None:
-        return "missing or unreadable 'measurement_start_time'"
-    return None
+    """Why a decoded record cannot be stored, or None: the rules every entry applies."""
+    return measurement_refusal(m)
 
 
 def records(path: Path) -> Iterator[tuple[int, Any, str | None]]:

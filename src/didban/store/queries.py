@@ -45,13 +45,15 @@ AXES: Final[tuple[Axis, ...]] = get_args(Axis)
 TIME_GRAINS: Final[tuple[TimeGrain, ...]] = get_args(TimeGrain)
 ORDER_BY: Final[tuple[OrderBy, ...]] = get_args(OrderBy)
 
+# count_if over no rows is NULL in DuckDB (an aggregation without axes over an empty
+# window would answer nulls): every count is 0 there, as OONI's.
 COUNTS_SQL: Final = """
     count(*) AS measurement_count,
-    count_if(NOT anomaly AND NOT confirmed AND NOT failure) AS ok_count,
-    count_if(anomaly AND NOT confirmed AND NOT failure) AS anomaly_count,
-    count_if(confirmed AND NOT failure) AS confirmed_count,
-    count_if(failure) AS failure_count,
-    count_if(coalesce(state = 'down', false)) AS down_count
+    coalesce(count_if(NOT anomaly AND NOT confirmed AND NOT failure), 0) AS ok_count,
+    coalesce(count_if(anomaly AND NOT confirmed AND NOT failure), 0) AS anomaly_count,
+    coalesce(count_if(confirmed AND NOT failure), 0) AS confirmed_count,
+    coalesce(count_if(failure), 0) AS failure_count,
+    coalesce(count_if(coalesce(state = 'down', false)), 0) AS down_count
 """
 
 
@@ -77,7 +79,7 @@ class Filters:
             return None
         last = self.until.date()
         if self.until.time() == time.min:
-            last -= timedelta(days=1)
+            last = days_before(last, 1)
         return self.since.date(), max(last, self.since.date())
 
     def where(self) -> tuple[str, list[Any]]:
@@ -334,6 +336,11 @@ def export_batches(
     cols = ", ".join(f.name for f in schema)
     sql = f"SELECT {cols} FROM {{{table}}} WHERE {cond} ORDER BY day, measurement_start_time"
     return schema, reader.batches(sql, params, (since, until))
+
+
+def days_before(day: date, days: int) -> date:
+    """``day`` minus ``days``, held at the calendar's first day (a window can start there)."""
+    return max(day, date.min + timedelta(days=days)) - timedelta(days=days)
 
 
 def default_window(days: int = 30) -> tuple[date, date]:

@@ -52,6 +52,16 @@ class StoreBusy(RuntimeError):
     """Another process is the writer of this data directory."""
 
 
+class NotAStore(RuntimeError):
+    """The directory holds no store and the caller does not create one."""
+
+
+def is_store(data_dir: Path) -> bool:
+    """Whether ``data_dir`` holds a store: its index, or its archive (an index removed
+    after damage is rebuilt from the archive)."""
+    return (data_dir / "index.sqlite").is_file() or (data_dir / "raw").is_dir()
+
+
 @dataclass(frozen=True)
 class Added:
     measurement_uid: str
@@ -66,14 +76,23 @@ class Store:
         asn: AsnDB | None = None,
         lab_asn_map: Sequence[AsnRow] = (),
         recover: bool = True,
+        create: bool = True,
     ) -> None:
         """Open ``data_dir`` as its writer.
+
+        ``create``: make a new store when ``data_dir`` holds none; without it such a
+        directory is refused (``NotAStore``) and nothing is written into it.
 
         ``classifier``: ``"analysis"`` (default) uses ``didban.analysis.classify``; a
         callable is used as given (tests construct verdicts); None stores no verdicts.
         ``lab_asn_map`` rows override the IP→ASN snapshot.
         """
         self.dir = data_dir
+        if not create and not is_store(data_dir):
+            raise NotAStore(
+                f"{data_dir} is not a didban store (it has no index.sqlite and no raw/ "
+                "archive); 'didban ingest' and 'didban serve' create one"
+            )
         data_dir.mkdir(parents=True, exist_ok=True)
         self._lockfile = self._take_lock(data_dir / "writer.lock")
         self.raw = data_dir / "raw"
