@@ -4,8 +4,9 @@ A :class:`Spec` names an experiment, its group, a one-line summary for ``--help`
 make it (its module is imported only then: ``--help`` needs none of them) and which inputs
 it measures: web_connectivity and the HTTP/3 test take the test list's URLs; the IM tests
 take none (one measurement per run, input null); stunreachability takes the catalog's STUN
-servers. Groups: ``websites`` (the default), ``im``, ``circumvention`` (empty until the
-circumvention experiments exist) and ``all``.
+servers. Groups: ``websites`` (the default: web_connectivity), ``im``, ``circumvention``
+(empty until the circumvention experiments exist) and ``all``; the HTTP/3 test belongs to
+none (a website run stays one measurement per URL) and is chosen by name or ``all``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from didban.probe.envelope import ProbeIdentity
 from didban.probe.lists import ListEntry
 
 GROUPS: Final = ("websites", "im", "circumvention")
+# An experiment of no group ("") is chosen by its name, or by ``all``.
 DEFAULT: Final = "websites"
 
 
@@ -98,7 +100,7 @@ SPECS: Final[tuple[Spec, ...]] = (
     Spec("web_connectivity", "websites",
          "DNS, TCP, TLS and HTTP of every URL of the test list, against the control",
          _web, lambda entries, _explicit: list(entries)),
-    Spec("quic", "websites",
+    Spec("quic", "",
          "HTTP/3 over QUIC to each https target whose service offers it (every https "
          "--url), beside TCP+TLS and the control: OONI urlgetter, HTTP3Enabled",
          _http3, _http3_inputs),
@@ -153,5 +155,5 @@ def help_text() -> str:
         "Experiment or group to run (repeatable). Groups: websites (the default), "
         "im, circumvention (no experiment yet: Tor, VPNs and proxies come later), all."
     ]
-    lines += [f"{s.name} ({s.group}): {s.summary}." for s in SPECS]
+    lines += [f"{s.name} ({s.group or 'by name or all'}): {s.summary}." for s in SPECS]
     return " ".join(lines)

@@ -78,7 +78,7 @@ def _dns(tk: dict[str, Any]) -> str:
 def outcome(m: dict[str, Any]) -> Outcome:
     """Outcome strings of one decoded measurement (web_connectivity or anything else)."""
     tk = m.get("test_keys") or {}
-    test = str(m.get("test_name") or "")
+    test = str(m.get("test_name") or "web_connectivity")
     url = str(m.get("input") or test)
     dns = _dns(tk)
     tcp = _mixed(
