@@ -6,10 +6,9 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PY)
 
 # Debian packages the lab and the probe need (installed only when something is missing).
-# gcc compiles the rule cascade with mypyc (optional: without it the rules run as Python).
 # coturn: the lab's STUN servers (turnserver in STUN-only mode).
-APT_PACKAGES := iptables iproute2 curl ca-certificates procps psmisc gcc libc6-dev coturn
-APT_COMMANDS := iptables ip tc curl ps killall gcc turnserver
+APT_PACKAGES := iptables iproute2 curl ca-certificates procps psmisc coturn
+APT_COMMANDS := iptables ip tc curl ps killall turnserver
 
 .PHONY: sysdeps uv deps test lint typecheck unit demo bench clean
 
@@ -30,12 +29,9 @@ uv:
 # Bytecode is compiled once here: with PYTHONDONTWRITEBYTECODE set (as on the CI
 # machines) Python would otherwise recompile every imported module on every `didban`
 # start (measured: 1.1 s -> 0.57 s for `didban --version`).
-# The rule cascade is also compiled with mypyc (didban/analysis/compiled.py): rebuilt only
-# when a source it depends on changed, used only while it matches the sources.
 deps: sysdeps uv
 	@$(UV) sync --frozen --quiet --compile-bytecode
 	@$(UV) run --frozen python -m compileall -q src >/dev/null
-	@$(UV) run --frozen python -c 'import sys; from didban.analysis.compiled import main; sys.exit(main())'
 
 lint: deps
 	$(UV) run --frozen ruff check src tests bench
@@ -61,4 +57,4 @@ bench: deps
 	$(UV) run --frozen python bench/lab_accuracy.py
 
 clean:
-	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache build dist src/didban/analysis/_compiled src/didban/analysis/_compiled.new src/didban/analysis/_compiled.old src/didban/analysis/_compiled.lock
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache build dist

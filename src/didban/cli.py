@@ -47,7 +47,7 @@ _OWNERS: dict[str, str] = {
     "dnscheck": "didban.probe.cli",
     "control": "didban.control.cli",
     "analyze": "didban.analysis.cli",
-    "report": "didban.analysis.cli",
+    "report": "didban.web.cli",
     "ingest": "didban.store.cli",
     "store": "didban.store.cli",
     "data": "didban.store.cli",

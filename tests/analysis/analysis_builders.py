@@ -155,3 +155,26 @@ def didban_web(url: str, tk: ooni.WebConnectivityTestKeys) -> dict[str, Any]:
     )
     out: dict[str, Any] = msgspec.to_builtins(m)
     return out
+
+
+def blocked_instagram() -> dict[str, Any]:
+    return web(
+        "https://www.instagram.com/",
+        queries=[q("www.instagram.com", ["10.10.34.35"])],
+        control=ctrl(["157.240.1.174"]),
+    )
+
+
+def ok_page() -> dict[str, Any]:
+    return web(
+        "http://www.example.com/",
+        queries=[q("www.example.com", ["93.184.216.34"])],
+        tcp_connect=[tcp("93.184.216.34", 80)],
+        requests=[req("http://www.example.com/")],
+        control=ctrl(["93.184.216.34"]),
+    )
+
+
+def jsonl(*records: Any) -> bytes:
+    """The records as JSONL bytes."""
+    return b"".join(msgspec.json.encode(r) + b"\n" for r in records)

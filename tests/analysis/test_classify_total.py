@@ -147,8 +147,8 @@ def test_a_string_that_is_not_utf8_is_malformed_with_the_reason() -> None:
     "value", [None, 42, [], bytearray(b"{}"), memoryview(b"[]"), {"test_name": [], "test_keys": {}}]
 )
 def test_anything_that_is_not_a_measurement_is_malformed_not_an_exception(value: Any) -> None:
-    """Also when the rules are compiled: compiled code checks declared types on entry, so
-    the entry points take ``Any`` (a review found classify(None) raising TypeError there)."""
+    """``classify`` is total at run time, whatever a caller passes (a review once found
+    classify(None) raising TypeError)."""
     v = classify(value)
     assert v.rule_id == "input.malformed"
 

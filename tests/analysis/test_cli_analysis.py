@@ -1,10 +1,9 @@
-"""``didban analyze`` and ``didban report``: formats, malformed lines, outputs, exit codes and
-escaping."""
+"""``didban analyze`` (and where it shares rules with ``didban report``): formats, malformed
+lines, outputs, exit codes."""
 
 from __future__ import annotations
 
 import gzip
-import re
 import zlib
 from pathlib import Path
 from typing import Any
@@ -12,35 +11,13 @@ from typing import Any
 import msgspec
 import pyarrow.parquet as pq
 import zstandard
-from analysis_builders import IR_BLOCKPAGE, ctrl, q, req, tcp, web
+from analysis_builders import blocked_instagram, ctrl, jsonl, ok_page, q, req, tcp, web
 from typer.testing import CliRunner
 
 from didban.analysis.rules import RULES_VERSION
 from didban.cli import app
 
 runner = CliRunner()
-
-
-def blocked_instagram() -> dict[str, Any]:
-    return web(
-        "https://www.instagram.com/",
-        queries=[q("www.instagram.com", ["10.10.34.35"])],
-        control=ctrl(["157.240.1.174"]),
-    )
-
-
-def ok_page() -> dict[str, Any]:
-    return web(
-        "http://www.example.com/",
-        queries=[q("www.example.com", ["93.184.216.34"])],
-        tcp_connect=[tcp("93.184.216.34", 80)],
-        requests=[req("http://www.example.com/")],
-        control=ctrl(["93.184.216.34"]),
-    )
-
-
-def jsonl(*records: Any) -> bytes:
-    return b"".join(msgspec.json.encode(r) + b"\n" for r in records)
 
 
 def test_analyze_reports_bad_line_and_keeps_going(tmp_path: Path) -> None:
@@ -108,71 +85,6 @@ def test_analyze_reports_corrupt_compressed_file(tmp_path: Path) -> None:
     assert "x.jsonl.gz: cannot read" in r.stderr
 
 
-def test_report_is_self_contained_and_escapes_measurement_content(tmp_path: Path) -> None:
-    evil = web(
-        "http://evil.example/",
-        queries=[q("evil.example", ["198.51.100.7"])],
-        tcp_connect=[tcp("198.51.100.7", 80)],
-        requests=[
-            req(
-                "http://evil.example/",
-                code=403,
-                body=IR_BLOCKPAGE + "<script>alert('x')</script>",
-                headers={"X": "<b>"},
-            )
-        ],
-        control=ctrl(["198.51.100.7"]),
-    )
-    src = tmp_path / "m.jsonl"
-    src.write_bytes(jsonl(evil, blocked_instagram(), ok_page()))
-    out = tmp_path / "report.html"
-    r = runner.invoke(app, ["report", "--input", str(src), "--output", str(out)])
-    assert r.exit_code == 0, r.output
-    html = out.read_text()
-    assert "<script>" not in html and "&lt;script&gt;" in html
-    assert "<link" not in html and 'src="http' not in html  # no external assets
-    assert RULES_VERSION in html
-    assert "http.blockpage" in html and "dns.hijack" in html and "ir.dns.10_10_34_35" in html
-    assert "20261121T100000Z_webconnectivity_IR_197207_n1_test" in html  # report id cited
-    assert "10.10.34.35" in html  # the DNS answer itself, resolved from the evidence pointer
-
-
-def test_report_uses_given_verdicts(tmp_path: Path) -> None:
-    src = tmp_path / "m.jsonl"
-    src.write_bytes(jsonl(ok_page()))
-    verdicts = tmp_path / "v.jsonl"
-    assert runner.invoke(app, ["analyze", str(src), "-o", str(verdicts), "-q"]).exit_code == 0
-    out = tmp_path / "r.html"
-    r = runner.invoke(app, ["report", "-i", str(src), "--verdicts", str(verdicts), "-o", str(out)])
-    assert r.exit_code == 0 and "wc.http.match" in out.read_text()
-
-    (tmp_path / "bad.jsonl").write_text("{}\n")
-    r = runner.invoke(
-        app,
-        [
-            "report",
-            "-i",
-            str(src),
-            "--verdicts",
-            str(tmp_path / "bad.jsonl"),
-            "-o",
-            str(tmp_path / "r2.html"),
-        ],
-    )
-    assert r.exit_code == 2 and "not a didban verdict" in r.stderr
-    assert not (tmp_path / "r2.html").exists()
-
-    parquet = tmp_path / "v.parquet"
-    assert runner.invoke(app, ["analyze", str(src), "-o", str(parquet), "-q"]).exit_code == 0
-    r = runner.invoke(app, ["report", "-i", str(src), "--verdicts", str(parquet), "-o", str(out)])
-    assert r.exit_code == 2 and "--verdicts must be the .jsonl file" in r.stderr
-    empty = tmp_path / "empty.jsonl"
-    empty.write_text("")
-    r = runner.invoke(app, ["report", "-i", str(src), "--verdicts", str(empty), "-o", str(out)])
-    assert r.exit_code == 0
-    assert f"1 measurement had no verdict in {empty}; classified afresh" in r.stderr
-
-
 def _no_temp_files(d: Path) -> None:
     assert [p.name for p in d.iterdir() if p.name.startswith(".")] == []
 
@@ -224,31 +136,6 @@ def test_verdicts_given_as_measurements_are_refused_with_the_reason(tmp_path: Pa
     assert not (tmp_path / "r.html").exists()
 
 
-def test_report_on_a_truncated_archive_says_why(tmp_path: Path) -> None:
-    src = tmp_path / "m.jsonl.gz"
-    src.write_bytes(gzip.compress(jsonl(blocked_instagram()))[:30])
-    r = runner.invoke(app, ["report", "-i", str(src), "-o", str(tmp_path / "r.html")])
-    assert r.exit_code == 1
-    assert "cannot read: Compressed file ended before the end-of-stream marker" in r.stderr
-    assert "Aborted" not in r.output
-
-
-def test_report_tells_didbans_blocking_from_the_one_the_measurement_recorded(
-    tmp_path: Path,
-) -> None:
-    m = blocked_instagram()
-    m["test_keys"]["blocking"] = False  # what the probe concluded, not didban
-    m["test_keys"]["accessible"] = True
-    src = tmp_path / "m.jsonl"
-    src.write_bytes(jsonl(m))
-    out = tmp_path / "r.html"
-    r = runner.invoke(app, ["report", "-i", str(src), "-o", str(out)])
-    assert r.exit_code == 0 and "report with 1 verdict written" in r.stdout
-    html = out.read_text()
-    assert "didban: <code>&#34;dns&#34;</code> / <code>false</code>" in html
-    assert "in the measurement: <code>false</code> / <code>true</code>" in html
-
-
 def test_a_truncated_archive_keeps_every_record_before_the_damage(tmp_path: Path) -> None:
     # records of ~40 KB: the damage is far past the first megabyte of whole records
     pages = []
@@ -287,22 +174,6 @@ def test_files_a_directory_holds_that_are_not_measurements_are_mentioned(tmp_pat
     assert "README.yaml" in r.stderr
 
 
-def test_report_of_lab_measurements_says_so_at_the_top(tmp_path: Path) -> None:
-    lab = blocked_instagram()
-    lab["annotations"] = {"engine_name": "didban", "x_didban_lab_profile": "iran-2022"}
-    src = tmp_path / "m.jsonl"
-    src.write_bytes(jsonl(lab, ok_page()))
-    out = tmp_path / "r.html"
-    assert runner.invoke(app, ["report", "-i", str(src), "-o", str(out)]).exit_code == 0
-    html = " ".join(out.read_text().split())
-    assert "Lab measurements, not a real network." in html
-    assert "1 of these 2 measurements was made in didban's emulated censorship lab" in html
-    assert html.index("Lab measurements") < html.index("<h2>Summary</h2>")
-    src.write_bytes(jsonl(ok_page()))
-    assert runner.invoke(app, ["report", "-i", str(src), "-o", str(out)]).exit_code == 0
-    assert "Lab measurements" not in out.read_text()
-
-
 def test_summary_names_the_domain_only_where_a_service_fared_differently(
     tmp_path: Path,
 ) -> None:
@@ -331,18 +202,6 @@ def test_summary_names_the_domain_only_where_a_service_fared_differently(
     assert "wikipedia: en.wikipedia.org IR ok - 1 0" in rows
     assert "telegram IR ok - 2 0" in rows  # same outcome on both domains: one row
     assert "confirmed: matched a known censor fingerprint" in r.stdout
-
-
-def test_report_summary_rows_link_to_their_evidence(tmp_path: Path) -> None:
-    src = tmp_path / "m.jsonl"
-    src.write_bytes(jsonl(blocked_instagram(), ok_page()))
-    out = tmp_path / "r.html"
-    assert runner.invoke(app, ["report", "-i", str(src), "-o", str(out)]).exit_code == 0
-    html = out.read_text()
-    links = re.findall(r'<a href="#(g\d+)">([^<]*)</a>', html)
-    assert len(links) == 2
-    for anchor, label in links:
-        assert f'id="{anchor}">{label} — ' in html  # the section of that row
 
 
 def test_zstd_archives_of_many_frames_skippable_ones_included_are_read_whole(

@@ -49,12 +49,15 @@ def test_body_fingerprints(body: str, fp_id: str) -> None:
 
 def test_header_fingerprints_case_insensitive_names_and_base64_values() -> None:
     table = fingerprints.default().blocking
-    m = table.match_headers({"LOCATION": "http://10.10.34.35:80"})
+    m = table.match_headers(fingerprints.header_map({"LOCATION": "http://10.10.34.35:80"}))
     assert m is not None and m.fingerprint.id == "ir.header.location_10_10_34"
     b64 = {"Location": {"format": "base64", "data": "aHR0cDovL2xhbWFubGFidWguYWR1YW5rb250ZW4uaWQv"}}
-    m = table.match_headers(b64)
+    m = table.match_headers(fingerprints.header_map(b64))
     assert m is not None and m.fingerprint.id == "id.header.location_aduankonten"
-    assert table.match_headers({"Location": "https://www.example.com/"}) is None
+    assert (
+        table.match_headers(fingerprints.header_map({"Location": "https://www.example.com/"}))
+        is None
+    )
 
 
 def test_invalid_fingerprint_files_are_rejected() -> None:

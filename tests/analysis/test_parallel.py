@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import multiprocessing
-import os
 import threading
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -16,9 +15,9 @@ import pytest
 from analysis_builders import ctrl, q, req, tcp, web
 from typer.testing import CliRunner
 
-from didban.analysis import batch, parallel
-from didban.analysis import cli as analysis_cli
+from didban.analysis import batch
 from didban.cli import app
+from didban.files import pool, tasks
 
 
 def _m(i: int) -> dict[str, Any]:
@@ -48,7 +47,7 @@ def _lines(n: int) -> list[bytes]:
 
 def _run(paths: list[Path], jobs: int) -> tuple[list[tuple[str, int, str, str]], list[str]]:
     errors: list[str] = []
-    counts = batch.Counts()
+    counts = pool.Counts()
     got = [
         (rec.path.name, rec.line, v.rule_id, msgspec.json.encode(v).decode())
         for rec, v in batch.classify_paths(paths, errors.append, counts, jobs=jobs)
@@ -59,7 +58,7 @@ def _run(paths: list[Path], jobs: int) -> tuple[list[tuple[str, int, str, str]],
 
 @pytest.fixture
 def corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    monkeypatch.setattr(parallel, "CHUNK_BYTES", 4096)  # many ranges, cut inside lines
+    monkeypatch.setattr(tasks, "CHUNK_BYTES", 4096)  # many ranges, cut inside lines
     big = tmp_path / "a.jsonl"
     big.write_bytes(b"\n".join(_lines(150)))  # no newline after the last line
     gz = tmp_path / "b.jsonl.gz"
@@ -90,7 +89,7 @@ def test_parallel_gives_what_one_process_gives(corpus: list[Path]) -> None:
 def test_analyze_jobs_flag(
     corpus: list[Path], tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(analysis_cli, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(pool, "PARALLEL_MIN_BYTES", 0)
     runner = CliRunner()
     outs = []
     for jobs in ("1", "2"):
@@ -108,7 +107,7 @@ def test_a_process_with_threads_starts_workers_afresh(corpus: list[Path]) -> Non
     t = threading.Thread(target=stop.wait)
     t.start()
     try:
-        assert parallel._context().get_start_method() != "fork"
+        assert pool._context().get_start_method() != "fork"
         par, par_errors = _run(corpus, 2)
     finally:
         stop.set()
@@ -120,7 +119,7 @@ def test_a_process_with_threads_starts_workers_afresh(corpus: list[Path]) -> Non
 def test_a_file_given_twice_and_odd_line_shapes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(parallel, "CHUNK_BYTES", 2048)
+    monkeypatch.setattr(tasks, "CHUNK_BYTES", 2048)
     d = tmp_path / "in"
     d.mkdir()
     crlf = d / "crlf.jsonl"
@@ -161,46 +160,3 @@ def test_analyze_says_so_when_a_worker_dies(
     assert r.exit_code == 3
     assert "a worker process died" in r.stderr and "--jobs 1" in r.stderr
     assert not out.exists() and not list(out.parent.iterdir())
-
-
-def _cgroup(tmp_path: Path, files: dict[str, str], self_cgroup: str) -> tuple[Path, Path]:
-    for rel, text in files.items():
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_text(text)
-    proc = tmp_path / "proc-self-cgroup"
-    proc.write_text(self_cgroup)
-    return tmp_path, proc
-
-
-def test_usable_cpus_honours_a_cgroup_v2_quota_of_an_ancestor(tmp_path: Path) -> None:
-    affinity = len(os.sched_getaffinity(0))
-    root, proc = _cgroup(
-        tmp_path,
-        {
-            "cpu.max": "max 100000\n",
-            "system.slice/cpu.max": "100000 100000\n",  # one CPU for the whole slice
-            "system.slice/job.service/cpu.max": "max 100000\n",
-        },
-        "0::/system.slice/job.service\n",
-    )
-    assert parallel.usable_cpus(root, proc) == 1
-    (root / "system.slice/cpu.max").write_text("max 100000\n")
-    assert parallel.usable_cpus(root, proc) == affinity  # no quota: the affinity mask
-
-
-def test_usable_cpus_rounds_a_fractional_quota_up_and_reads_cgroup_v1(tmp_path: Path) -> None:
-    root, proc = _cgroup(
-        tmp_path,
-        {"cpuacct,cpu/docker/abc/cpu.cfs_quota_us": "50000\n",
-         "cpuacct,cpu/docker/abc/cpu.cfs_period_us": "100000\n"},
-        "5:memory:/docker/abc\n4:cpuacct,cpu:/docker/abc\n",
-    )  # fmt: skip
-    assert parallel.usable_cpus(root, proc) == 1  # half a CPU: one worker, never zero
-    (root / "cpuacct,cpu/docker/abc/cpu.cfs_quota_us").write_text("-1\n")
-    assert parallel.usable_cpus(root, proc) == len(os.sched_getaffinity(0))
-
-
-def test_usable_cpus_without_cgroup_files_is_the_affinity_mask(tmp_path: Path) -> None:
-    assert parallel.usable_cpus(tmp_path / "none", tmp_path / "missing") == len(
-        os.sched_getaffinity(0)
-    )

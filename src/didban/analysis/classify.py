@@ -1,18 +1,19 @@
 """One measurement in, one verdict out: decoding, dispatch by test name, verdict assembly.
 
 ``classify`` is total: whatever it is given (bytes, str or a dict; OONI's or didban's;
-partial, malformed, or of a test without rules) it returns a ``Verdict`` and never raises.
+partial, malformed, or of a test without rules; at run time even something of another
+type) it returns a ``Verdict`` and never raises.
 ``classify_record`` is the same for callers that want to report malformed records
 themselves (``didban analyze``): it raises ``Malformed`` with one sentence instead.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
-from didban.analysis import apps, urls, web
+from didban.analysis import apps, urls
 from didban.analysis.fingerprints import Fingerprints, default
 from didban.analysis.outcome import Hit, build
 from didban.analysis.records import (
@@ -26,20 +27,28 @@ from didban.analysis.records import (
     decode_web,
 )
 from didban.analysis.rules import rule
+from didban.analysis.web_connectivity.cascade import classify_web
 from didban.model.verdict import NOT_A_MEASUREMENT, Evidence, Verdict
 
-WEB_TESTS = frozenset({"web_connectivity", "web_connectivity@v0.5"})
+WEB_TESTS: Final = frozenset({"web_connectivity", "web_connectivity@v0.5"})
+
+Measurement = bytes | str | dict[str, Any]
+"""One measurement: its JSON (bytes or text), or the decoded object."""
 
 
 class Malformed(ValueError):
     """A record that is not a measurement at all (broken JSON, not an object, no test_name)."""
 
 
+def _is_web(test_name: Any) -> bool:
+    return isinstance(test_name, str) and test_name in WEB_TESTS
+
+
 def _domain(url: Any) -> str | None:
     return urls.info(url).domain if isinstance(url, str) else None
 
 
-def _to_bytes(measurement: Any) -> bytes | str:
+def _to_bytes(measurement: Measurement) -> bytes | str:
     if isinstance(measurement, bytes | str):
         return measurement
     try:
@@ -48,13 +57,13 @@ def _to_bytes(measurement: Any) -> bytes | str:
         raise Malformed(f"not JSON-serialisable: {exc}") from None
 
 
-def classify_record(measurement: Any, fingerprints: Fingerprints | None = None) -> Verdict:
+def classify_record(measurement: Measurement, fingerprints: Fingerprints | None = None) -> Verdict:
     """The verdict for one measurement; raises ``Malformed`` if it is not a measurement."""
     return classify_decoded(measurement, fingerprints)[0]
 
 
 def classify_decoded(
-    measurement: Any, fingerprints: Fingerprints | None = None
+    measurement: Measurement, fingerprints: Fingerprints | None = None
 ) -> tuple[Verdict, WebMeasurement | None]:
     """``classify_record``, plus the web measurement as decoded for it (None for other
     tests and for records that needed the lenient path), so a caller that reads more of
@@ -66,19 +75,15 @@ def classify_decoded(
 
 
 def _classify_decoded(
-    measurement: Any, fingerprints: Fingerprints | None
+    measurement: Measurement, fingerprints: Fingerprints | None
 ) -> tuple[Verdict, WebMeasurement | None]:
     data = _to_bytes(measurement)
     fps = fingerprints or default()
     fast = decode_web(data)
-    name = fast.test_name if fast is not None else None
-    if fast is not None and type(name) is str and name in WEB_TESTS and fast.test_keys is not None:
+    if fast is not None and fast.test_keys is not None and _is_web(fast.test_name):
         url = fast.input if isinstance(fast.input, str) else ""
-        info = urls.info(url)  # one lookup for the rules and the verdict
-        hit = web.classify_web(fast.test_keys, url, fps, info)
-        if url is not fast.input:  # not a string input: the verdict reads it as built
-            return build(hit, fast, web=True, domain=info.domain), fast
-        return build(hit, fast, web=True, domain=info.domain, info=info), fast
+        hit = classify_web(fast.test_keys, url, fps)
+        return build(hit, fast, web=True, domain=_domain(url)), fast
     try:
         env = decode_envelope(data)
     except msgspec.DecodeError as exc:
@@ -99,7 +104,7 @@ def classify_envelope(env: Envelope, fps: Fingerprints) -> Verdict:
     if name in WEB_TESTS:
         url = env.input if isinstance(env.input, str) else ""
         keys = decode_keys(env.test_keys, WebKeys)
-        hit = web.classify_web(keys, url, fps)
+        hit = classify_web(keys, url, fps)
         return build(hit, env, web=True, domain=_domain(url))
     if name == "dnscheck":
         hit = apps.dnscheck(decode_keys(env.test_keys, DNSCheckKeys), fps)
@@ -127,16 +132,16 @@ def classify_envelope(env: Envelope, fps: Fingerprints) -> Verdict:
     return build(hit, env, web=False, domain=_domain(env.input))
 
 
-def classify(measurement: Any, fingerprints: Fingerprints | None = None) -> Verdict:
+def classify(measurement: Measurement, fingerprints: Fingerprints | None = None) -> Verdict:
     """The verdict for one measurement (bytes, str or dict; anything else is malformed).
-    Never raises. (Typed ``Any``: compiled code checks declared types on entry.)"""
+    Never raises."""
     try:
         return classify_record(measurement, fingerprints)
     except Malformed as exc:
         return malformed_verdict(str(exc), measurement)
 
 
-def malformed_verdict(reason: str, measurement: Any = None) -> Verdict:
+def malformed_verdict(reason: str, measurement: object = None) -> Verdict:
     meta: dict[str, Any] = measurement if isinstance(measurement, dict) else {}
 
     def field(name: str) -> str:

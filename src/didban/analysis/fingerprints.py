@@ -3,35 +3,54 @@
 Two tables: censor artefacts (DNS answers, blockpage bodies and headers) that confirm
 blocking, and server-side pages (CAPTCHAs, bot challenges) that are *not* censorship.
 Body patterns are checked with ``str`` substring search (C speed); a regexp row runs its
-regexp only when its literal ``anchor`` is present. The rows' schema is ``fprows``.
+regexp only when its literal ``anchor`` is present.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import yaml
 
-from didban.analysis.fprows import Fingerprint, FingerprintFile
 from didban.analysis.httpdiff import b64text
 from didban.data import path
 
-GATE = 6  # characters of a body literal used to group rows
+Kind = Literal["dns", "body", "header"]
+PatternType = Literal["full", "prefix", "contains", "regexp"]
 
 
+class Fingerprint(msgspec.Struct, frozen=True):
+    """One row of ``data/fingerprints.yaml``."""
+
+    id: str
+    kind: Kind
+    pattern_type: PatternType
+    pattern: str
+    source: str
+    country: str | None = None
+    header: str | None = None
+    scope: str | None = None
+    confidence: float = 1.0
+    anchor: str | None = None
+
+
+class FingerprintFile(msgspec.Struct):
+    """The whole file: censor artefacts and server-side pages."""
+
+    fingerprints: list[Fingerprint]
+    server_side: list[Fingerprint]
+
+
+@dataclass(slots=True)
 class Match:
-    """A fingerprint that matched, and the text it matched in (a plain class: see
-    ``outcome.Hit``)."""
+    """A fingerprint that matched, and the text it matched in."""
 
-    __slots__ = ("excerpt", "fingerprint")
-
-    def __init__(self, fingerprint: Fingerprint, excerpt: str) -> None:
-        self.fingerprint = fingerprint
-        self.excerpt = excerpt
+    fingerprint: Fingerprint
+    excerpt: str
 
 
 def _check(fp: Fingerprint) -> None:
@@ -53,21 +72,20 @@ class _Table:
             _check(fp)
         self.rows = tuple(rows)
         self.dns = {fp.pattern.lower(): fp for fp in rows if fp.kind == "dns"}
-        # whether any DNS pattern is a name (CNAME) rather than an address
-        self.dns_has_names = any(fp.kind == "dns" and not _is_address(fp.pattern) for fp in rows)
-        # body rows grouped by the first GATE characters of their literal: one str.find per
-        # group decides whether the group's literals need to be searched at all
-        self.body: dict[str, list[tuple[Fingerprint, str, re.Pattern[str] | None]]] = {}
-        for fp in rows:
-            if fp.kind == "body":
-                literal = fp.anchor or fp.pattern
-                rx = re.compile(fp.pattern) if fp.pattern_type == "regexp" else None
-                self.body.setdefault(literal[:GATE], []).append((fp, literal, rx))
+        # body rows: the literal searched for (a regexp row's anchor) and the regexp
+        self.body = [
+            (
+                fp,
+                fp.anchor or fp.pattern,
+                re.compile(fp.pattern) if fp.pattern_type == "regexp" else None,
+            )
+            for fp in rows
+            if fp.kind == "body"
+        ]
         self.headers: dict[str, list[Fingerprint]] = {}
         for fp in rows:
             if fp.kind == "header" and fp.header:
                 self.headers.setdefault(fp.header.lower(), []).append(fp)
-        self.header_names = frozenset(self.headers)
 
     def match_dns(self, value: str | None) -> Fingerprint | None:
         if not value:
@@ -75,46 +93,31 @@ class _Table:
         return self.dns.get(value.lower().rstrip("."))
 
     def match_body(self, body: str) -> Match | None:
+        """The first body row (in file order) found in ``body``."""
         if not body:
             return None
-        for gate, group in self.body.items():
-            first = body.find(gate)
-            if first < 0:
+        for fp, literal, regexp in self.body:
+            at = body.find(literal)
+            if at < 0:
                 continue
-            for fp, literal, regexp in group:
-                m = self._match_one(body, first, fp, literal, regexp)
-                if m is not None:
-                    return m
+            end = at + len(literal)
+            if regexp is not None:
+                m = regexp.search(body)
+                if m is None:
+                    continue
+                at, end = m.start(), m.end()
+            elif not _placed(fp.pattern_type, at, body, literal):
+                continue
+            return Match(fp, body[max(0, at - 60) : end + 60])
         return None
 
-    @staticmethod
-    def _match_one(
-        body: str, first: int, fp: Fingerprint, literal: str, regexp: re.Pattern[str] | None
-    ) -> Match | None:
-        at = body.find(literal, first)
-        if at < 0:
-            return None
-        end = at + len(literal)
-        if regexp is not None:
-            m = regexp.search(body)
-            if m is None:
-                return None
-            at, end = m.start(), m.end()
-        elif not _placed(fp.pattern_type, at, body, literal):
-            return None
-        return Match(fp, body[max(0, at - 60) : end + 60])
-
-    def match_headers(self, headers: Headers | dict[Any, Any] | None) -> Match | None:
+    def match_headers(self, headers: Headers | None) -> Match | None:
         """The first header (in response order) matching a header row of this table; the
-        headers as a decoded OONI map or, cheaper when reused, as ``header_map`` gives."""
-        if not headers or not self.headers:
+        headers as ``header_map`` gives them."""
+        if not headers:
             return None
-        hmap = headers if _is_header_map(headers) else header_map(headers) or {}
-        if self.header_names.isdisjoint(hmap):  # none of this table's header names
-            return None
-        table = self.headers
-        for lname, (name, value) in hmap.items():
-            candidates = table.get(lname)
+        for lname, (name, value) in headers.items():
+            candidates = self.headers.get(lname)
             if not candidates:
                 continue
             text = header_text(value)
@@ -129,34 +132,16 @@ class _Table:
 Headers = dict[str, tuple[str, Any]]
 
 
-def header_map(headers: dict[Any, Any] | None) -> Headers | None:
-    """``headers`` (a decoded OONI headers map) keyed by lower-cased name. (Keys typed
-    ``Any``: JSON keys are strings, but a caller's map may not be, and compiled code checks
-    declared types.)"""
+def header_map(headers: dict[str, Any] | None) -> Headers | None:
+    """``headers`` (a decoded OONI headers map) keyed by lower-cased name."""
     if headers is None:
         return None
     out: Headers = {}
-    for k, v in headers.items():
-        name = k if isinstance(k, str) else str(k)
+    for name, v in headers.items():
         lname = name.lower()
         if lname not in out:
             out[lname] = (name, v)
     return out
-
-
-def _is_header_map(headers: Headers | dict[Any, Any]) -> bool:
-    """Whether ``headers`` is already a ``header_map`` (its values are (name, value) pairs)."""
-    for value in headers.values():
-        return isinstance(value, tuple)
-    return True
-
-
-def _is_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def header_text(value: Any) -> str:
@@ -199,11 +184,6 @@ class Fingerprints:
             raise ValueError(f"duplicate fingerprint ids: {sorted(dupes)}")
         self.blocking = _Table(blocking)
         self.server_side = _Table(server_side)
-
-    def __reduce__(self) -> tuple[type[Fingerprints], tuple[list[Fingerprint], list[Fingerprint]]]:
-        """Pickled as its rows (``analyze --jobs`` sends it to worker processes): the
-        indexes are rebuilt there, also when this class is compiled."""
-        return Fingerprints, (list(self.blocking.rows), list(self.server_side.rows))
 
     @classmethod
     def from_yaml(cls, text: str) -> Fingerprints:

@@ -13,6 +13,7 @@ import base64
 import binascii
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
@@ -74,13 +75,6 @@ def body_text(raw: msgspec.Raw | None) -> str:
 
 def title_of(body: str) -> str:
     """OONI's title: the first ``<title>X</title>`` with 1-512 characters of X, no '<' in X."""
-    start = body.find("<title>")
-    # fast path: the lower-case tag, the common spelling, when no other spelling of it
-    # ("<TITLE>") comes first (the part before it is the short start of the head)
-    if start >= 0 and "<title" not in body[:start].lower():
-        end = body.find("<", start + 7)
-        if end > start + 7 and end - start - 7 <= 512 and body.startswith("</title>", end):
-            return body[start + 7 : end]
     m = _TITLE.search(body)
     return m.group(1) if m else ""
 
@@ -89,36 +83,18 @@ def _long_words(title: str) -> set[str]:
     return {w.lower() for w in title.split(" ") if len(w.encode()) >= 5}
 
 
+@dataclass(slots=True)
 class HTTPDiff:
-    """The HTTP-diff keys (a plain class: a dataclass's generated ``__init__`` would run as
-    Python even when this module is compiled)."""
+    """The HTTP-diff keys."""
 
-    __slots__ = (
-        "body_length_match",
-        "body_proportion",
-        "headers_match",
-        "same_title",
-        "status_code_match",
-        "title_match",
-    )
-
-    def __init__(
-        self,
-        status_code_match: bool | None,
-        body_proportion: float | None,
-        body_length_match: bool | None,
-        headers_match: bool | None,
-        title_match: bool | None,
-        # the page's title is the control's, character for character, and not empty (OONI's
-        # title_match is looser: two titles without a word of 5+ bytes always "match")
-        same_title: bool = False,
-    ) -> None:
-        self.status_code_match = status_code_match
-        self.body_proportion = body_proportion
-        self.body_length_match = body_length_match
-        self.headers_match = headers_match
-        self.title_match = title_match
-        self.same_title = same_title
+    status_code_match: bool | None
+    body_proportion: float | None
+    body_length_match: bool | None
+    headers_match: bool | None
+    title_match: bool | None
+    # the page's title is the control's, character for character, and not empty (OONI's
+    # title_match is looser: two titles without a word of 5+ bytes always "match")
+    same_title: bool = False
 
     @property
     def different(self) -> bool:
@@ -141,8 +117,7 @@ def _fmt(x: float | None) -> str:
 
 def text_length_title(body: str) -> tuple[int, str]:
     """(byte length as OONI counts it, ``title_of``) of a decoded body."""
-    n = len(body) if body.isascii() else len(body.encode("utf-8", "replace"))
-    return n, title_of(body)
+    return len(body.encode("utf-8", "replace")), title_of(body)
 
 
 def compare(
@@ -181,10 +156,7 @@ def compare(
         proportion = 0.0 if p_len <= 0 else min(p_len, c_len) / max(p_len, c_len)
     body_match = None if proportion is None else proportion > BODY_MATCH_THRESHOLD
 
-    if headers is not None and resp.headers == ctrl.headers:
-        headers_match: bool | None = True  # the very same JSON map: the same names
-    else:
-        headers_match = _headers_match(headers, raw_headers(ctrl.headers))
+    headers_match = _headers_match(headers, raw_headers(ctrl.headers))
 
     title: bool | None = None
     same_title = False

@@ -1,34 +1,15 @@
 """Address helpers for the rules: bogon test, ``ip:port`` parsing, IP literals.
 
 The bogon ranges themselves live in ``didban.model.addresses`` (shared with the test
-helper); this module caches lookups for the hot path: plain dicts, emptied when they reach
-``CACHE_SIZE`` entries (a dict lookup costs half of an ``lru_cache`` hit, which also
-reorders its list); ``remember`` is that policy, shared by the other hot-path caches.
+helper).
 """
 
 from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
-from typing import Final, TypeVar
 
 from didban.model.addresses import in_bogon_range
-
-CACHE_SIZE: Final = 65536
-_BOGON: Final[dict[str, bool]] = {}
-_IS_IP: Final[dict[str, bool]] = {}
-_ENDPOINTS: Final[dict[str, tuple[str, int | None]]] = {}
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-def remember(cache: dict[K, V], key: K, value: V, size: int = CACHE_SIZE) -> V:
-    """``value`` stored under ``key`` in a bounded cache (emptied once it holds ``size``
-    entries), and returned."""
-    if len(cache) >= size:
-        cache.clear()
-    cache[key] = value
-    return value
 
 
 @lru_cache(maxsize=65536)
@@ -41,23 +22,19 @@ def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 def is_bogon(text: str) -> bool:
     """True when ``text`` is an IP address inside a bogon range (False for non-addresses)."""
-    out = _BOGON.get(text)
-    if out is None:
-        ip = parse_ip(text)
-        out = remember(_BOGON, text, ip is not None and in_bogon_range(ip))
-    return out
+    ip = parse_ip(text)
+    return ip is not None and in_bogon_range(ip)
 
 
 def is_ip(text: str | None) -> bool:
-    if not text:
-        return False
-    out = _IS_IP.get(text)
-    if out is None:
-        out = remember(_IS_IP, text, parse_ip(text) is not None)
-    return out
+    return text is not None and parse_ip(text) is not None
 
 
 def is_ipv6(text: str) -> bool:
+    """Whether ``text`` is an IPv6 literal (parsed only when it has a colon: an IPv4
+    literal never does)."""
+    if ":" not in text:
+        return False
     ip = parse_ip(text)
     return ip is not None and ip.version == 6
 
@@ -71,13 +48,6 @@ def split_endpoint(address: str | None) -> tuple[str, int | None]:
     """``("1.2.3.4", 443)`` from ``"1.2.3.4:443"`` or ``"[::1]:443"``; port None if absent."""
     if not address:
         return "", None
-    out = _ENDPOINTS.get(address)
-    if out is None:
-        out = remember(_ENDPOINTS, address, _split_endpoint(address))
-    return out
-
-
-def _split_endpoint(address: str) -> tuple[str, int | None]:
     if address.startswith("["):
         host, _, rest = address[1:].partition("]")
         port = rest.lstrip(":")

@@ -27,12 +27,14 @@ from typing import Final, Generic, TypeVar
 
 import msgspec
 
-from didban.analysis import web
+from didban.analysis.classify import WEB_TESTS
 from didban.analysis.fingerprints import Fingerprints
 from didban.analysis.records import WebMeasurement, decode_web
 from didban.analysis.rules import rule
+from didban.analysis.web_connectivity.facts import WebFacts
+from didban.analysis.web_connectivity.throttling import THROTTLE_MIN_BODY
 from didban.data import catalog
-from didban.model import failures as F
+from didban.model import failures
 from didban.model.verdict import Evidence, Verdict
 
 # Throttling against the run (docs/methodology.md "Throttling"): a ``wc.throttled`` verdict
@@ -41,7 +43,6 @@ RUN_RATE_MIN_SAMPLES: Final = 5  # large fetches in the run needed for a median
 RUN_RATE_RATIO: Final = 0.25  # throttled: below a quarter of the run's median rate
 MAX_RUN: Final = 20_000  # verdicts buffered per run before it is judged on what it has
 MIN_INTERNATIONAL: Final = 3  # failed international targets needed to speak of isolation
-WEB_TESTS: Final = frozenset({"web_connectivity", "web_connectivity@v0.5"})
 # Failures of reachability (not of content): what isolation and shutdown look like per target.
 UNREACHABLE_METHODS: Final = frozenset(
     {
@@ -77,17 +78,17 @@ def run_key(v: Verdict) -> tuple[str, ...]:
 
 NETWORK_FAILURES: Final = frozenset(
     {
-        F.GENERIC_TIMEOUT,
-        F.CONNECTION_RESET,
-        F.CONNECTION_REFUSED,
-        F.CONNECTION_ABORTED,
-        F.HOST_UNREACHABLE,
-        F.NETWORK_UNREACHABLE,
-        F.NETWORK_DOWN,
-        F.EOF_ERROR,
+        failures.GENERIC_TIMEOUT,
+        failures.CONNECTION_RESET,
+        failures.CONNECTION_REFUSED,
+        failures.CONNECTION_ABORTED,
+        failures.HOST_UNREACHABLE,
+        failures.NETWORK_UNREACHABLE,
+        failures.NETWORK_DOWN,
+        failures.EOF_ERROR,
     }
 )
-DNS_FAILURES: Final = frozenset({F.GENERIC_TIMEOUT, F.DNS_SERVFAIL})
+DNS_FAILURES: Final = frozenset({failures.GENERIC_TIMEOUT, failures.DNS_SERVFAIL})
 NO_CONTROL_CONFIDENCE: Final = 0.7  # the control abroad was unreachable too
 
 
@@ -102,8 +103,8 @@ def unreachable_without_control(data: bytes | str | WebMeasurement, fps: Fingerp
     keys = m.test_keys
     if keys.control_failure not in NETWORK_FAILURES:
         return False
-    f = web.WebFacts(keys, m.input, fps)
-    if f.final_ok():
+    f = WebFacts(keys, m.input, fps)
+    if f.final_ok:
         return False
     if f.sys_failure is not None and not f.dns_ips:
         return f.sys_failure[0] in DNS_FAILURES
@@ -114,7 +115,7 @@ def unreachable_without_control(data: bytes | str | WebMeasurement, fps: Fingerp
 def fetch_rate(data: bytes | str | WebMeasurement) -> float | None:
     """The probe's body rate (bytes/s) of the final response (from the measurement's bytes
     or its ``decode_web``), if its body was large enough for a rate to mean anything
-    (``web.THROTTLE_MIN_BODY``); None otherwise."""
+    (``THROTTLE_MIN_BODY``); None otherwise."""
     m = data if isinstance(data, WebMeasurement) else decode_web(data)
     if m is None or m.test_keys is None:
         return None
@@ -124,7 +125,7 @@ def fetch_rate(data: bytes | str | WebMeasurement) -> float | None:
     if rate is None or rate <= 0 or not reqs or reqs[0].response is None:
         return None
     size = reqs[0].response.x_didban_body_length or 0
-    return rate if size >= web.THROTTLE_MIN_BODY else None
+    return rate if size >= THROTTLE_MIN_BODY else None
 
 
 def _clear_unfounded_throttling(

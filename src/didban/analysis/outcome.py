@@ -7,45 +7,32 @@ Also owns the mapping from a verdict to OONI's ``blocking``/``accessible`` pair
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from didban.analysis import urls
-from didban.analysis.fprows import Fingerprint
+from didban.analysis.fingerprints import Fingerprint
+from didban.analysis.records import Meta
 from didban.analysis.rules import RULES_VERSION, Rule
-from didban.analysis.urls import URLInfo
 from didban.model.verdict import METHODS, Evidence, Layer, Verdict
 
 
+@dataclass(slots=True)
 class Hit:
-    """A rule that matched: its reason, evidence and, when it has one, the fingerprint.
-    (A plain class: a dataclass's generated ``__init__`` would run as Python even when
-    this module is compiled.)"""
+    """A rule that matched: its reason, evidence and, when it has one, the fingerprint."""
 
-    __slots__ = ("confidence", "evidence", "fingerprint", "layer", "method", "reason", "rule")
+    rule: Rule
+    reason: str
+    evidence: list[Evidence] = field(default_factory=list)
+    fingerprint: Fingerprint | None = None
+    confidence: float | None = None
+    # for rules whose method depends on the failing step (e.g. dnscheck.transport_blocked)
+    method: str | None = None
+    layer: Layer | None = None
 
-    def __init__(
-        self,
-        rule: Rule,
-        reason: str,
-        evidence: list[Evidence] | None = None,
-        fingerprint: Fingerprint | None = None,
-        confidence: float | None = None,
-        # for rules whose method depends on the failing step (e.g. dnscheck.transport_blocked)
-        method: str | None = None,
-        layer: Layer | None = None,
-    ) -> None:
-        if method is not None and method not in METHODS:
-            raise ValueError(f"unknown method {method}")
-        self.rule = rule
-        self.reason = reason
-        self.evidence: list[Evidence] = [] if evidence is None else evidence
-        self.fingerprint = fingerprint
-        self.confidence = confidence
-        self.method = method
-        self.layer = layer
-
-    def __repr__(self) -> str:
-        return f"Hit({self.rule.id!r}, {self.reason!r})"
+    def __post_init__(self) -> None:
+        if self.method is not None and self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method}")
 
 
 _HTTP_DIFF_METHODS = frozenset({"http.diff", "http.blockpage"})
@@ -72,45 +59,36 @@ def ooni_blocking(hit: Hit, web: bool) -> tuple[str | bool | None, bool | None]:
     return "http-failure", False
 
 
-def _s(value: Any) -> str:
-    if type(value) is str:
-        return value
-    return "" if value is None else str(value)
+def _text(value: Any) -> str:
+    """An envelope field as the verdict spells it: text, '' when absent."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)
 
 
 def build(
     hit: Hit,
-    meta: Any,
+    meta: Meta,
     *,
     web: bool,
     service: str | None = None,
     domain: str | None = None,
-    info: URLInfo | None = None,
 ) -> Verdict:
-    """The verdict for ``hit`` on the measurement whose envelope is ``meta`` (``info``:
-    ``urls.info`` of its input, when the caller has it)."""
+    """The verdict for ``hit`` on the measurement whose envelope is ``meta``."""
     blocking, accessible = ooni_blocking(hit, web)
     rule = hit.rule
     fp = hit.fingerprint
-    url = meta.input
-    if url is not None and type(url) is not str:
-        url = str(url)
+    url = None if meta.input is None else _text(meta.input)
     if service is None and url:
-        service = (info or urls.info(url)).service
-    uid = meta.measurement_uid
-    report_id = meta.report_id
-    test_name = meta.test_name
-    cc = meta.probe_cc
-    asn = meta.probe_asn
-    start = meta.measurement_start_time
+        service = urls.info(url).service
     return Verdict(
-        measurement_uid=uid if uid is None or type(uid) is str else str(uid),
-        report_id=report_id if type(report_id) is str else _s(report_id),
+        measurement_uid=None if meta.measurement_uid is None else _text(meta.measurement_uid),
+        report_id=_text(meta.report_id),
         input=url,
-        test_name=test_name if type(test_name) is str else _s(test_name),
-        probe_cc=cc if type(cc) is str else _s(cc),
-        probe_asn=asn if type(asn) is str else _s(asn),
-        measurement_start_time=start if type(start) is str else _s(start),
+        test_name=_text(meta.test_name),
+        probe_cc=_text(meta.probe_cc),
+        probe_asn=_text(meta.probe_asn),
+        measurement_start_time=_text(meta.measurement_start_time),
         state=rule.state,
         rule_id=rule.id,
         rules_version=RULES_VERSION,

@@ -7,8 +7,6 @@ removes the temporary file.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -16,6 +14,7 @@ from typing import Any, Final, Protocol
 import msgspec
 from rich.table import Table
 
+from didban.files.outputs import tmp_beside
 from didban.model.verdict import Verdict
 
 OUTPUT_SUFFIXES: Final = (".jsonl", ".parquet")
@@ -28,20 +27,10 @@ class Writer(Protocol):
     def abort(self) -> None: ...
 
 
-def _tmp_beside(target: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    # mkstemp creates the file 0600; give the output the mode any new file would get.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)
-    os.close(fd)
-    return Path(name)
-
-
 class JSONLWriter:
     def __init__(self, target: Path) -> None:
         self.target = target
-        self.tmp = _tmp_beside(target)
+        self.tmp = tmp_beside(target)
         self.fh = self.tmp.open("wb")
         self.encoder = msgspec.json.Encoder()
 
@@ -68,7 +57,7 @@ class ParquetWriter:
 
         self.pa = pa
         self.target = target
-        self.tmp = _tmp_beside(target)
+        self.tmp = tmp_beside(target)
         self.schema = pa.schema(
             [
                 ("measurement_uid", pa.string()),

@@ -18,21 +18,21 @@ import msgspec
 NULL: Final = msgspec.Raw(b"null")  # an absent raw field
 
 
-class Binary(msgspec.Struct, gc=False):
+class Binary(msgspec.Struct):
     """OONI's MaybeBinaryData: ``{"format": "base64", "data": ...}``."""
 
     data: str = ""
     format: str = "base64"
 
 
-class Answer(msgspec.Struct, gc=False):
+class Answer(msgspec.Struct):
     ipv4: str | None = None
     ipv6: str | None = None
     hostname: str | None = None
     asn: int | None = None
 
 
-class Query(msgspec.Struct, gc=False):
+class Query(msgspec.Struct):
     hostname: str | None = None
     query_type: str | None = None
     engine: str | None = None
@@ -42,19 +42,19 @@ class Query(msgspec.Struct, gc=False):
     tags: list[str] | None = None
 
 
-class TCPStatus(msgspec.Struct, gc=False):
+class TCPStatus(msgspec.Struct):
     success: bool | None = None
     failure: str | None = None
 
 
-class TCPConnect(msgspec.Struct, gc=False):
+class TCPConnect(msgspec.Struct):
     ip: str | None = None
     port: int | None = None
     status: TCPStatus | None = None
     tags: list[str] | None = None
 
 
-class TLSHandshake(msgspec.Struct, gc=False):
+class TLSHandshake(msgspec.Struct):
     address: str | None = None
     server_name: str | None = None
     failure: str | None = None
@@ -63,11 +63,11 @@ class TLSHandshake(msgspec.Struct, gc=False):
     peer_certificates: msgspec.Raw = NULL  # decoded only for evidence (raw_certificates)
 
 
-class HTTPRequest(msgspec.Struct, gc=False):
+class HTTPRequest(msgspec.Struct):
     url: str | None = None
 
 
-class HTTPResponse(msgspec.Struct, gc=False):
+class HTTPResponse(msgspec.Struct):
     """Headers and body stay raw JSON until a rule needs them (most never do: HTTPS pages)."""
 
     code: int | None = None
@@ -78,7 +78,9 @@ class HTTPResponse(msgspec.Struct, gc=False):
     x_didban_title: str | None = None
 
 
-class HTTPTransaction(msgspec.Struct, gc=False):
+class HTTPExchange(msgspec.Struct):
+    """One entry of ``test_keys.requests``: a request, its response or failure."""
+
     request: HTTPRequest | None = None
     response: HTTPResponse | None = None
     failure: str | None = None
@@ -86,18 +88,18 @@ class HTTPTransaction(msgspec.Struct, gc=False):
     tags: list[str] | None = None
 
 
-class CtrlTCP(msgspec.Struct, gc=False):
+class CtrlTCP(msgspec.Struct):
     status: bool | None = None
     failure: str | None = None
 
 
-class CtrlTLS(msgspec.Struct, gc=False):
+class CtrlTLS(msgspec.Struct):
     server_name: str | None = None
     status: bool | None = None
     failure: str | None = None
 
 
-class CtrlHTTP(msgspec.Struct, gc=False):
+class CtrlHTTP(msgspec.Struct):
     body_length: int | None = None
     failure: str | None = None
     title: str | None = None
@@ -106,17 +108,17 @@ class CtrlHTTP(msgspec.Struct, gc=False):
     x_didban_throughput: float | None = None  # didban's helper: its body bytes/s
 
 
-class CtrlDNS(msgspec.Struct, gc=False):
+class CtrlDNS(msgspec.Struct):
     failure: str | None = None
     addrs: list[str] | None = None
 
 
-class CtrlIPInfo(msgspec.Struct, gc=False):
+class CtrlIPInfo(msgspec.Struct):
     asn: int | None = None
     flags: int | None = None
 
 
-class Control(msgspec.Struct, gc=False):
+class Control(msgspec.Struct):
     tcp_connect: dict[str, CtrlTCP] | None = None
     tls_handshake: dict[str, CtrlTLS] | None = None
     http_request: CtrlHTTP | None = None
@@ -124,21 +126,21 @@ class Control(msgspec.Struct, gc=False):
     ip_info: dict[str, CtrlIPInfo] | None = None
 
 
-class QuicAttempt(msgspec.Struct, gc=False):
+class QuicAttempt(msgspec.Struct):
     """One entry of didban's ``x_didban_quic`` (an HTTP/3 attempt to one address)."""
 
     address: str | None = None
     failure: str | None = None
 
 
-class WebKeys(msgspec.Struct, gc=False):
+class WebKeys(msgspec.Struct):
     """web_connectivity test keys (v0.0.x–v0.4.x and v0.5/LTE, and didban's probe)."""
 
     queries: list[Query] | None = None
     x_dns_duplicate_responses: list[Query] | None = None
     tcp_connect: list[TCPConnect] | None = None
     tls_handshakes: list[TLSHandshake] | None = None
-    requests: list[HTTPTransaction] | None = None
+    requests: list[HTTPExchange] | None = None
     control: Control | None = None
     control_failure: str | None = None
     dns_experiment_failure: str | None = None
@@ -147,7 +149,7 @@ class WebKeys(msgspec.Struct, gc=False):
     x_didban_http_throughput: float | None = None  # didban's probe: final body bytes/s
 
 
-class DNSCheckLookup(msgspec.Struct, gc=False):
+class DNSCheckLookup(msgspec.Struct):
     failure: str | None = None
     queries: list[Query] | None = None
     x_dns_duplicate_responses: list[Query] | None = None
@@ -155,14 +157,14 @@ class DNSCheckLookup(msgspec.Struct, gc=False):
     tls_handshakes: list[TLSHandshake] | None = None
 
 
-class DNSCheckKeys(msgspec.Struct, gc=False):
+class DNSCheckKeys(msgspec.Struct):
     bootstrap: DNSCheckLookup | None = None
     bootstrap_failure: str | None = None
     lookups: dict[str, DNSCheckLookup] | None = None
 
 
-class Envelope(msgspec.Struct, gc=False):
-    """The base envelope (df-000) fields a verdict carries; ``test_keys`` left raw."""
+class Meta(msgspec.Struct):
+    """The base envelope (df-000) fields a verdict carries."""
 
     test_name: Any = None
     input: Any = None
@@ -171,21 +173,19 @@ class Envelope(msgspec.Struct, gc=False):
     probe_cc: Any = None
     probe_asn: Any = None
     measurement_start_time: Any = None
-    test_keys: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class Envelope(Meta):
+    """Any measurement: the envelope, ``test_keys`` left raw."""
+
+    test_keys: msgspec.Raw = NULL
     rule_id: Any = None  # present only in didban verdicts given by mistake
     rules_version: Any = None
 
 
-class WebMeasurement(msgspec.Struct, gc=False):
+class WebMeasurement(Meta):
     """A web_connectivity measurement decoded in one pass (the fast path)."""
 
-    test_name: Any = None
-    input: Any = None
-    report_id: Any = None
-    measurement_uid: Any = None
-    probe_cc: Any = None
-    probe_asn: Any = None
-    measurement_start_time: Any = None
     test_keys: WebKeys | None = None
 
 
@@ -266,9 +266,6 @@ def decode_web(data: bytes | str) -> WebMeasurement | None:
         return None
 
 
-_RAW_DECODERS: dict[type[msgspec.Struct], msgspec.json.Decoder[Any]] = {}
-
-
 def decode_envelope(data: bytes | str) -> Envelope:
     """The envelope of one JSON measurement. Raises ``msgspec.DecodeError`` on broken JSON."""
     try:
@@ -325,13 +322,16 @@ def raw_certificates(raw: msgspec.Raw | None) -> list[Binary] | None:
         return None
 
 
+_KEYS_DECODERS: Final[dict[type[msgspec.Struct], msgspec.json.Decoder[Any]]] = {
+    tp: msgspec.json.Decoder(tp | None) for tp in (WebKeys, DNSCheckKeys)
+}
+
+
 def decode_keys(raw: msgspec.Raw, tp: type[msgspec.Struct]) -> Any:
-    """Typed test keys from raw JSON bytes; lenient when the strict decode fails."""
-    dec = _RAW_DECODERS.get(tp)
-    if dec is None:
-        dec = _RAW_DECODERS[tp] = msgspec.json.Decoder(tp | None)
+    """Typed test keys (``WebKeys`` or ``DNSCheckKeys``) from raw JSON bytes; lenient when
+    the strict decode fails."""
     try:
-        out = dec.decode(raw)
+        out = _KEYS_DECODERS[tp].decode(raw)
     except msgspec.ValidationError:
         try:
             generic = msgspec.json.decode(raw)

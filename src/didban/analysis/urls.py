@@ -1,49 +1,39 @@
 """What the rules read from a measured URL, parsed once per distinct URL.
 
 ``info(url)`` gives the scheme, host, port and whether the host is an IP literal (the web
-rules), the domain a verdict names and the catalog service it belongs to (the verdict), and
-a slot for the per-status "final response" evidence (shared by every verdict on that URL).
+rules), and the domain a verdict names and the catalog service it belongs to (the verdict).
 One dict lookup per measurement replaces four: a URL decoded from a measurement is a new
 string, so every lookup hashes it and compares it with the stored key.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from didban.analysis import netaddr
 from didban.data import catalog
-from didban.model.verdict import Evidence
 
 
+@dataclass(frozen=True, slots=True)
 class URLInfo:
     """One URL as the rules and the verdict read it."""
 
-    __slots__ = ("domain", "host", "host_is_ip", "layers", "port", "scheme", "service", "url")
-
-    def __init__(self, url: str) -> None:
-        self.url: str = url
-        scheme, host, port = _split(url)
-        self.scheme: str = scheme
-        self.host: str = host  # lower-case, no trailing dot; '' when the URL has none
-        self.port: int = port
-        self.host_is_ip: bool = netaddr.is_ip(host)
-        self.domain: str | None = _domain(url)
-        self.service: str | None = _service(url)
-        # the final-response evidence per status code (web.py); never mutated once made
-        self.layers: dict[int | None, Evidence] = {}
+    url: str
+    scheme: str
+    host: str  # lower-case, no trailing dot; '' when the URL has none
+    port: int
+    host_is_ip: bool
+    domain: str | None
+    service: str | None
 
 
-_INFO: Final[dict[str, URLInfo]] = {}
-
-
+@lru_cache(maxsize=65536)
 def info(url: str) -> URLInfo:
-    """``url`` parsed (cached in a dict emptied at ``netaddr.CACHE_SIZE`` entries)."""
-    out = _INFO.get(url)
-    if out is None:
-        out = netaddr.remember(_INFO, url, URLInfo(url))
-    return out
+    """``url`` parsed, once per distinct URL (a measured archive repeats its URLs)."""
+    scheme, host, port = _split(url)
+    return URLInfo(url, scheme, host, port, netaddr.is_ip(host), _domain(url), _service(url))
 
 
 def _split(url: str) -> tuple[str, str, int]:

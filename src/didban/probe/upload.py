@@ -27,15 +27,9 @@ from typing import Any
 import httpx2
 import orjson
 
+from didban.files.durable import fsync_dir
+
 SUBMIT_PATH = "/api/v1/submit_measurement"
-
-
-def _fsync_dir(d: Path) -> None:
-    fd = os.open(d, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def submit_url(collector_url: str) -> str:
@@ -75,7 +69,7 @@ class UploadQueue:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, dest)
-        _fsync_dir(self.pending_dir)
+        fsync_dir(self.pending_dir)
         return dest
 
     def pending(self) -> list[Path]:

@@ -22,6 +22,7 @@ from typing import Final
 
 import zstandard
 
+from didban.files.durable import fsync_dir
 from didban.model import zstdframe
 from didban.store.uid import compact_test_name
 
@@ -56,14 +57,6 @@ def file_for(root: Path, when: datetime, cc: str, test_name: str) -> Path:
         counter += 1
 
 
-def _fsync_dir(d: Path) -> None:
-    fd = os.open(d, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def append(path: Path, lines: list[bytes], level: int = 3) -> tuple[int, int]:
     """Append one frame with ``lines`` to ``path`` and fsync it; returns (offset, length)."""
     created = not path.exists()
@@ -81,7 +74,7 @@ def append(path: Path, lines: list[bytes], level: int = 3) -> tuple[int, int]:
     finally:
         os.close(fd)
     if created:
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     return offset, len(frame)
 
 

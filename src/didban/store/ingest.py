@@ -1,9 +1,11 @@
 """``didban ingest``: bulk-load measurement files into the store, resumably.
 
-Accepted inputs: OONI public archive files (``.jsonl.gz``), zstd JSONL (``.jsonl.zst``,
-didban's own archive files included), plain ``.jsonl`` / ``.json`` (one JSON document per
-line, or a single JSON document that spans the file, as OONI's single-measurement
-files do), and directories of them (walked recursively, in name order).
+Accepted inputs are what ``didban analyze`` reads, read by the same code
+(``didban.files``): OONI public archive files (``.jsonl.gz``), zstd JSONL (``.jsonl.zst``,
+didban's own archive files included), plain ``.jsonl`` / ``.ndjson`` (one JSON document
+per line) and ``.json`` (a single JSON document that spans the file, as OONI's
+single-measurement files are, or JSONL), and directories of them (walked recursively, in
+name order).
 
 Each record is checked by ``model.admission.measurement_refusal``, the rules the
 collector applies too (only what storing and querying need, so old or odd OONI data is
@@ -19,17 +21,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
-import zstandard
 
-from didban.analysis.batch import open_stream
+from didban.files.kinds import iter_files, supported
+from didban.files.reader import iter_records
+from didban.files.streams import UNREADABLE
 from didban.model.admission import measurement_refusal
 from didban.store.store import Store
 
 BATCH = 2000
-SUFFIXES = (".jsonl.gz", ".json.gz", ".jsonl.zst", ".json.zst", ".jsonl", ".json")
 
 
 @dataclass
@@ -49,12 +51,12 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[str]]:
     problems: list[str] = []
     for p in paths:
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES))
+            found = list(iter_files([p]))
             if not found:
                 problems.append(f"{p}: no measurement files (.jsonl.gz, .jsonl.zst, .jsonl, .json)")
             out.extend(found)
         elif p.is_file():
-            if p.name.endswith(SUFFIXES):
+            if supported(p):
                 out.append(p)
             else:
                 problems.append(
@@ -65,55 +67,20 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[str]]:
     return out, problems
 
 
-def _open(path: Path) -> IO[bytes]:
-    """The file's bytes, decompressed exactly as ``didban analyze`` reads them (so both
-    keep the same records of a truncated archive, and both notice the truncation)."""
-    name = path.name
-    comp = ".gz" if name.endswith(".gz") else ".zst" if name.endswith(".zst") else ""
-    return open_stream(path, comp)
-
-
 def check(m: Any) -> str | None:
     """Why a decoded record cannot be stored, or None: the rules every entry applies."""
     return measurement_refusal(m)
 
 
 def records(path: Path) -> Iterator[tuple[int, Any, str | None]]:
-    """(line number, record, error) for every record of ``path``."""
-    with _open(path) as fh:
-        data_iter = iter(fh)
-        first = next(data_iter, None)
-        if first is None:
-            return
-        rest = b""
-        if first.lstrip().startswith(b"{") and not _is_complete(first):
-            # A single JSON document spanning the file (pretty-printed .json).
-            rest = first + b"".join(data_iter)
-            try:
-                yield 1, orjson.loads(rest), None
-            except orjson.JSONDecodeError as exc:
-                yield 1, None, f"not valid JSON ({exc})"
-            return
-        for n, line in enumerate([first], start=1):
-            yield _decode(n, line)
-        for n, line in enumerate(data_iter, start=2):
-            if line.strip():
-                yield _decode(n, line)
-
-
-def _is_complete(line: bytes) -> bool:
-    try:
-        orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return False
-    return True
-
-
-def _decode(n: int, line: bytes) -> tuple[int, Any, str | None]:
-    try:
-        return n, orjson.loads(line), None
-    except orjson.JSONDecodeError as exc:
-        return n, None, f"not valid JSON ({exc})"
+    """(line number, record, error) for every record of ``path``, read as ``didban analyze``
+    reads it (both keep the same records of a truncated archive, and both notice the
+    truncation)."""
+    for rec in iter_records(path):
+        try:
+            yield rec.line, orjson.loads(rec.data), None
+        except orjson.JSONDecodeError as exc:
+            yield rec.line, None, f"not valid JSON ({exc})"
 
 
 def _commit(store: Store, batch: list[dict[str, Any]], rep: Report) -> int:
@@ -164,7 +131,7 @@ def ingest(
                 if len(batch) >= BATCH:
                     added += _commit(store, batch, rep)
             added += _commit(store, batch, rep)
-        except (OSError, EOFError, zstandard.ZstdError) as exc:
+        except UNREADABLE as exc:
             rep.bad.append(f"{path}: unreadable ({exc})")
             added += _commit(store, batch, rep)
             rep.files += 1

@@ -1,1 +1,3 @@
-"""The explorer: server-rendered pages from the same queries as the API."""
+"""Pages for people, rendered on the server: the self-contained HTML report of verdicts
+with their evidence (``report``, the ``didban report`` command in ``cli``), and the
+explorer's pages to come, which will share its templates (``templates/``)."""

@@ -4,14 +4,14 @@ Each verdict is shown with its state, layer, method, rule id, confirmation, the 
 and every piece of evidence resolved against the measurement (the JSON at each pointer:
 DNS answers, TLS failure, blockpage excerpt, timings), plus the measurement's metadata.
 Rendered with Jinja2 with autoescaping on: measurement content is attacker-controlled.
-Inline CSS only; no external assets. The template is ``report.html.j2`` beside this module.
+Inline CSS only; no external assets. The template is ``templates/report.html.j2``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Final
 
@@ -104,10 +104,10 @@ def item(verdict: Verdict, measurement: dict[str, Any] | None) -> Item:
     return Item(verdict, evs, recorded, lab if isinstance(lab, str) and lab else None)
 
 
-TEMPLATE: Final = "report.html.j2"  # beside this module
+TEMPLATE: Final = "templates/report.html.j2"  # in this package
 
 
-def render(items: Iterable[Item], generated: dt.datetime | None = None) -> str:
+def render(items: Iterable[Item], generated: datetime | None = None) -> str:
     """The report HTML for ``items`` (autoescaped)."""
     source = resources.files(__package__).joinpath(TEMPLATE).read_text(encoding="utf-8")
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
@@ -150,7 +150,7 @@ def render(items: Iterable[Item], generated: dt.datetime | None = None) -> str:
     anchor = {k: i for i, k in enumerate(order, start=1)}  # the template's id="g<N>"
     for row in summary.values():
         row["anchor"] = anchor[row["key"]]
-    when = (generated or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    when = (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     return tmpl.render(
         generated=when,
         rules_version=RULES_VERSION,
