@@ -17,8 +17,7 @@ import msgspec
 import pytest
 
 import ooni_models
-from didban import appverdicts
-from didban.analysis.fingerprints import default as fingerprints
+from didban.analysis import classify
 from didban.lab import profiles, runtime, targets
 from didban.model.labinfo import LabDescriptor
 from didban.model.validate import problems
@@ -67,13 +66,8 @@ def app_run(
 
 
 def _verdict(m: dict[str, Any]) -> tuple[str, str | None, str | None]:
-    fps = fingerprints()
-    keys = m["test_keys"]
-    if m["test_name"] == "urlgetter":
-        hit = appverdicts.http3(keys, fps)
-    else:
-        hit = appverdicts.APP_TESTS[m["test_name"]](keys, fps)
-    return hit.rule.state, hit.layer or hit.rule.layer, hit.method or hit.rule.method
+    v = classify(m)
+    return v.state, v.layer, v.method
 
 
 def test_every_target_measured_once_in_ooni_format(app_run: AppRun) -> None:
