@@ -6,8 +6,9 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PY)
 
 # Debian packages the lab and the probe need (installed only when something is missing).
-APT_PACKAGES := iptables iproute2 curl ca-certificates procps psmisc
-APT_COMMANDS := iptables ip tc curl ps killall
+# coturn: the lab's STUN servers (turnserver in STUN-only mode).
+APT_PACKAGES := iptables iproute2 curl ca-certificates procps psmisc coturn
+APT_COMMANDS := iptables ip tc curl ps killall turnserver
 
 .PHONY: sysdeps uv deps test lint typecheck unit demo bench clean
 

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import msgspec
 
-from didban.analysis import apps, urls
+from didban.analysis import apps, http3, im, urls
 from didban.analysis.fingerprints import Fingerprints, default
 from didban.analysis.outcome import Hit, build
 from didban.analysis.records import (
@@ -118,21 +118,26 @@ def classify_envelope(env: Envelope, fps: Fingerprints) -> Verdict:
     if name == "dnscheck":
         hit = apps.dnscheck(decode_keys(env.test_keys, DNSCheckKeys), fps)
         return build(hit, env, web=False, domain=_domain(env.input))
-    fn = apps.APP_TESTS.get(name)
-    if fn is not None:
+    fn = im.APP_TESTS.get(name)
+    if fn is not None or name == "urlgetter":
         try:
             keys = msgspec.json.decode(env.test_keys)
         except msgspec.DecodeError:  # pragma: no cover - the envelope already parsed
             keys = None
-        if not isinstance(keys, dict):
+        if name == "urlgetter":  # judged only as an HTTP/3 test (didban's, or OONI's)
+            if http3.is_http3(keys):
+                return build(http3.http3(keys, fps), env, web=False, domain=_domain(env.input))
+        elif not isinstance(keys, dict):
             hit = Hit(
                 rule("app.missing_keys"),
                 "the measurement has no test_keys object",
                 [Evidence(pointer="/test_keys", summary="missing or not an object")],
             )
-        else:
-            hit = fn(keys)
-        return build(hit, env, web=False, service=apps.APP_SERVICE.get(name))
+            return build(hit, env, web=False, service=apps.APP_SERVICE.get(name))
+        elif fn is not None:
+            hit = fn(keys, fps)
+            domain = _domain(env.input) if name == "stunreachability" else None
+            return build(hit, env, web=False, service=apps.APP_SERVICE.get(name), domain=domain)
     hit = Hit(
         rule("unsupported.test"),
         f"didban has no rules for the {name!r} test",

@@ -14,7 +14,7 @@ from typing import Final
 
 from didban.model.verdict import METHODS, Layer, State
 
-RULES_VERSION: Final = "2026.12.1"
+RULES_VERSION: Final = "2026.12.2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,23 +139,54 @@ OTHER: Final[tuple[Rule, ...]] = (
     _r("app.missing_keys", "inconclusive", "app", None, 0.0,
        "the test keys a verdict needs are missing"),
     _r("app.whatsapp.blocked", "blocked", "app", None, 0.8,
-       "no WhatsApp endpoint, or the registration server, or WhatsApp Web was reachable"),
+       "no WhatsApp endpoint, or the registration server, or WhatsApp Web was reachable "
+       "(layer and method: the failing step of didban's tagged records)"),
     _r("app.whatsapp.ok", "ok", "app", None, 0.8,
        "WhatsApp endpoints, registration server and web were reachable"),
     _r("app.telegram.blocked", "blocked", "app", None, 0.8,
-       "no Telegram data centre, or Telegram Web, was reachable"),
+       "no Telegram data centre, or Telegram Web, was reachable (layer and method: the "
+       "failing step of didban's tagged records)"),
     _r("app.telegram.ok", "ok", "app", None, 0.8,
        "Telegram data centres and Telegram Web were reachable"),
     _r("app.signal.blocked", "blocked", "app", None, 0.7,
-       "a Signal backend could not be reached"),
+       "a Signal backend could not be reached (layer and method: the failing step of "
+       "didban's tagged records)"),
     _r("app.signal.ok", "ok", "app", None, 0.8,
        "every Signal backend was reachable"),
     _r("app.facebook_messenger.dns", "blocked", "dns", "dns.inconsistent", 0.7,
-       "a Messenger name resolved outside Facebook's AS32934"),
+       "a Messenger name resolved outside Facebook's AS32934 (dns.hijack when to a censor's "
+       "address, dns.* when the lookup failed)"),
     _r("app.facebook_messenger.tcp", "blocked", "tcp", None, 0.7,
        "a Messenger endpoint was unreachable over TCP"),
     _r("app.facebook_messenger.ok", "ok", "app", None, 0.8,
        "Messenger names resolved to Facebook and its endpoints were reachable"),
+    _r("stun.ok", "ok", "app", None, 0.8, "the STUN server answered the binding request"),
+    _r("stun.dns", "blocked", "dns", None, 0.7,
+       "the STUN server's name did not resolve (or resolved to a censor's address) while the "
+       "control's lookup worked"),
+    _r("stun.down", "down", "app", None, 0.7,
+       "the STUN server answered neither the probe nor the control"),
+    _r("stun.blocked", "blocked", "app", "stun.blocked", 0.8,
+       "the binding request went unanswered while the control's was answered"),
+    _r("stun.blocked.no_control", "blocked", "app", "stun.blocked", 0.5,
+       "the binding request went unanswered and no control could say whether the server "
+       "answers (OONI's own reading of stunreachability)"),
+    _r("quic.dns", "blocked", "dns", None, 0.8,
+       "the HTTP/3 test's lookup failed or answered a censor's address"),
+    _r("quic.missing_keys", "inconclusive", "quic", None, 0.0,
+       "the HTTP/3 measurement lacks a QUIC handshake or its TCP baseline"),
+    _r("quic.ok", "ok", "quic", None, 0.9, "the QUIC handshake and the HTTP/3 GET worked"),
+    _r("quic.http.failure", "inconclusive", "quic", None, 0.0,
+       "the QUIC handshake worked but the HTTP/3 request failed"),
+    _r("quic.down", "down", "quic", None, 0.7,
+       "HTTP/3 failed for the control too: the site offers no working HTTP/3"),
+    _r("quic.host_blocked", "blocked", "tcp", None, 0.7,
+       "QUIC failed and so did TCP to the same address: the host is blocked, not QUIC"),
+    _r("quic.blocked", "blocked", "quic", "quic.blocked", 0.8,
+       "the QUIC handshake failed while TCP to the same address connected and the control's "
+       "QUIC handshake worked"),
+    _r("quic.blocked.no_control", "blocked", "quic", "quic.blocked", 0.5,
+       "the QUIC handshake failed while TCP to the same address connected; no control"),
     _r("app.tor.blocked", "blocked", "app", None, 0.7,
        "every target of one Tor protocol class failed"),
     _r("app.tor.ok", "ok", "app", None, 0.8,

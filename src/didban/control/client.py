@@ -23,6 +23,7 @@ import msgspec
 from didban import __version__
 from didban.model import failures
 from didban.model.ooni import THRequest, THResponse
+from didban.model.ooniapps import STUNControlRequest, STUNControlResponse
 from didban.net import dns, errors, http, tcp, tls
 from didban.net.httpwire import RawResponse
 from didban.net.stream import Stream, split_address
@@ -30,6 +31,7 @@ from didban.net.stream import Stream, split_address
 DEFAULT_TIMEOUT = 30.0
 _MAP_FIELDS = ("tcp_connect", "tls_handshake", "quic_handshake", "ip_info")
 WHOAMI_PATH = "/x-didban/whoami"  # didban's helper only (control.server.WHOAMI)
+STUN_PATH = "/x-didban/stun"  # didban's helper only (control.server.STUN)
 _HEADERS = (
     ("User-Agent", f"didban/{__version__}"),
     ("Accept", "application/json"),
@@ -179,6 +181,41 @@ async def whoami(
         return None
     helper_ip = split_address(res.requests[0].address or "", 0)[0]
     return None if seen is None or seen == helper_ip else seen
+
+
+async def stun(
+    helper_url: str, endpoint: str, timeout: float = 15.0, *, ca_file: str | None = None
+) -> STUNControlResponse | str:
+    """The helper's STUN Binding transaction with ``endpoint`` (``POST /x-didban/stun``,
+    didban's extension), or an OONI failure string (OONI's helpers have no such resource:
+    ``http_unexpected_status_code``)."""
+    helper = _helper_url(helper_url)
+    if helper is None:
+        return failures.unknown(f"bad helper URL {helper_url!r}")
+    parts, _, address = helper
+    url = urlunsplit((parts.scheme, parts.netloc, STUN_PATH, "", ""))
+    body = msgspec.json.encode(STUNControlRequest(endpoint=endpoint))
+    try:
+        async with asyncio.timeout(timeout):
+            res = await http.fetch(
+                url,
+                resolver=dns.resolver(dns.System()),
+                options=_options(_HEADERS, ca_file, 1 << 16, timeout),
+                address=address,
+                method="POST",
+                body=body,
+            )
+    except TimeoutError:
+        return failures.GENERIC_TIMEOUT
+    final = res.requests[0].response if res.requests else None
+    if res.failure is not None:
+        return res.failure
+    if final is None or final.code != 200:
+        return failures.HTTP_UNEXPECTED_STATUS_CODE
+    try:
+        return msgspec.json.decode(res.final_body, type=STUNControlResponse)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return failures.JSON_PARSE_ERROR
 
 
 class HelperSession:

@@ -34,7 +34,8 @@ from didban.model.ooni import (
     THTCPConnectResult,
     THTLSHandshakeResult,
 )
-from didban.net import dns, http, quic, tcp, tls
+from didban.model.ooniapps import STUNControlRequest, STUNControlResponse
+from didban.net import dns, http, quic, stun, tcp, tls
 from didban.net.httpwire import USER_AGENT
 from didban.net.stream import Stream, format_address, split_address
 
@@ -43,6 +44,7 @@ DNS_TIMEOUT: Final = 4.0
 TCP_TIMEOUT: Final = 10.0
 TLS_TIMEOUT: Final = 10.0
 HTTP_TIMEOUT: Final = 15.0
+STUN_TIMEOUT: Final = 5.0
 FORWARDED_HEADERS: Final = ("User-Agent", "Accept", "Accept-Language")
 
 # Bogons (RFC 6890; TEST-NET excluded, see didban.model.addresses): never connected to.
@@ -348,10 +350,33 @@ async def _quic(
                 title=resp.x_didban_title or "",
                 headers=dict(resp.headers or {}),
                 status_code=resp.code,
+                x_didban_throughput=round(r.throughput, 1) if r.throughput else None,
             )
     if http3 is None and results:
         http3 = THHTTPRequestResult(failure=th_http_failure(results[0].failure))
     return handshakes, http3
+
+
+async def stun_binding(req: STUNControlRequest, cfg: HelperConfig) -> STUNControlResponse:
+    """The probe's STUN Binding transaction repeated from here (``POST /x-didban/stun``):
+    the endpoint's host resolved with the helper's resolver, one request to its first
+    usable address. Raises :class:`BadRequest` for an endpoint that is not ``host:port``."""
+    try:
+        host, port = split_address(req.endpoint, 0)
+    except ValueError:
+        raise BadRequest(f"endpoint {req.endpoint!r} is not host:port") from None
+    if not host or not 0 < port < 65536:
+        raise BadRequest(f"endpoint {req.endpoint!r} is not host:port")
+    addrs, failure = await _resolve(host, cfg)
+    usable = [ip for ip in addrs if cfg.may_connect(ip)]
+    out = STUNControlResponse(endpoint=req.endpoint, addresses=addrs)
+    if not usable:
+        out.failure = failure or (failures.DNS_BOGON if addrs else failures.DNS_NO_ANSWER)
+        return out
+    result = await stun.binding(usable[0], port, timeout=STUN_TIMEOUT)
+    out.failure = result.failure
+    out.response_type = result.response.kind if result.response is not None else None
+    return out
 
 
 def _ports(scheme: str, explicit: int | None) -> Sequence[int]:

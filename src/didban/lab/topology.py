@@ -59,7 +59,12 @@ def _lo_addresses(role: str) -> list[str]:
     if role == "domestic":
         addrs = [plan.ISP_RESOLVER, *plan.BLOCKPAGE_HOSTS, *zone.addresses(domestic=True)]
     elif role == "inet":
-        addrs = [*zone.addresses(domestic=False), *zone.resolver_addrs(), *plan.EXTRA_POOL]
+        addrs = [
+            *zone.addresses(domestic=False),
+            *zone.resolver_addrs(),
+            *plan.EXTRA_POOL,
+            *plan.APP_POOL,
+        ]
     elif role == "control":
         addrs = [plan.CONTROL_ADDR]
     else:

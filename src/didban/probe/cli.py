@@ -1,5 +1,6 @@
-"""Commands of ``didban.probe``: ``didban run`` (web_connectivity over a test list) and
-``didban dnscheck``. ``register(app)`` adds them to the ``didban`` command.
+"""Commands of ``didban.probe``: ``didban run`` (web_connectivity over a test list, or the
+experiments ``--test`` selects: didban.probe.registry) and ``didban dnscheck``.
+``register(app)`` adds them to the ``didban`` command.
 
 Every bad flag, URL or file ends the command with one sentence on stderr and exit code 2,
 before anything is measured or written.
@@ -18,7 +19,7 @@ import typer
 from rich.console import Console
 
 from didban.files.tables import print_table
-from didban.probe import consent, identity, labmode, lists
+from didban.probe import consent, identity, labmode, lists, registry
 from didban.probe.cliutil import (
     AROUND_NOTE,
     argv_with_output,
@@ -61,6 +62,7 @@ def default_output(now: dt.datetime | None = None) -> Path:
 
 
 def run(
+    tests: list[str] = typer.Option([], "--test", help=registry.help_text()),
     list_files: list[Path] = typer.Option(
         [], "--list", help="Citizen Lab test-list CSV (repeatable)."
     ),
@@ -115,7 +117,8 @@ def run(
     no_quic: bool = typer.Option(False, "--no-quic", help="Skip the QUIC/HTTP3 attempts."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
-    """Measure web connectivity for a test list (default: the built-in list).
+    """Measure web connectivity for a test list (default: the built-in list), or other
+    experiments chosen with --test (IM apps, STUN, HTTP/3).
 
     Exit codes: 0 every URL measured (failures are data); 1 a URL could not be measured
     at all (listed at the end), or the risk notice was not accepted; 2 bad input (nothing
@@ -123,6 +126,12 @@ def run(
     collector (they stay queued); 130 interrupted.
     """
     # ---- validate everything before measuring or writing anything
+    try:
+        specs = registry.select(tests)
+    except registry.UnknownTest as exc:
+        fail("run", str(exc))
+    if not specs:
+        fail("run", "no experiment selected: the circumvention group has none yet")
     if not 1 <= concurrency <= 4096:
         fail("run", f"--concurrency must be between 1 and 4096, not {concurrency}")
     if not 1 <= per_host <= 1024:
@@ -195,6 +204,9 @@ def run(
         cfg.control_url = lab_desc.control_url
         cfg.ca_file = lab_desc.ca_file
         cfg.lab_profile = lab_desc.profile
+        cfg.address_map = dict(lab_desc.app_addresses)
+        cfg.pinned_cas = {app: [ca] for app, ca in lab_desc.pinned_cas.items()}
+        cfg.asn_rows = list(lab_desc.asn_map)
         ident = identity.resolve(
             addresses=scrub_addrs,
             table=lab_desc.asn_map,
@@ -238,6 +250,8 @@ def run(
         append=append,
         upload=upload,
         queue_dir=upload_queue or (upload_queue_dir() if upload else None),
+        specs=specs,
+        explicit=bool(urls),
     )
 
 
@@ -252,10 +266,12 @@ def execute(
     append: bool = False,
     upload: str | None = None,
     queue_dir: Path | None = None,
+    specs: list[registry.Spec] | None = None,
+    explicit: bool = False,
 ) -> None:
-    """Run web_connectivity over ``entries`` into ``out``; print the summary; exit code."""
-    from didban.probe.webconnectivity import WebConnectivity
-
+    """Run the experiments ``specs`` (default: web_connectivity) over their inputs — the
+    test list ``entries`` for the web tests — into ``out``; print the summary; exit code."""
+    specs = specs or registry.select([])
     console = Console(stderr=True)
     try:
         queue = _queue(queue_dir) if queue_dir is not None else None
@@ -264,9 +280,11 @@ def execute(
         fail("run", str(exc))
     for note in ident.notes:
         console.print(f"[yellow]note:[/] {note}")
-    experiment = WebConnectivity(cfg, ident)
+    batches = [(spec.make(cfg, ident), spec.inputs(entries, explicit)) for spec in specs]
+    n = sum(len(inputs) for _, inputs in batches)
+    names = ", ".join(spec.name for spec in specs)
     console.print(
-        f"measuring {len(entries)} URL{'s' if len(entries) != 1 else ''} "
+        f"measuring {n} input{'s' if n != 1 else ''} with {names} "
         f"(concurrency {options.concurrency}) → {out}"
     )
     result = RunResult()
@@ -275,12 +293,12 @@ def execute(
 
     try:
         with stop_signals_interrupt():
-            asyncio.run(runner.run(entries, experiment, writer, options, console, result))
+            asyncio.run(runner.run_many(batches, writer, options, console, result))
     except KeyboardInterrupt:
         interrupted = True
     finally:
         writer.close()
-    print_table(console, summary_table(result, entries))
+    print_table(console, summary_table(result, [e for _, inputs in batches for e in inputs]))
     for err in result.errors:
         console.print(f"[red]error:[/] {err}")
     if warning := control_warning(result.outcomes):

@@ -21,8 +21,9 @@ class Outcome:
     tls: str
     http: str
     failed_steps: int
-    quic: str = "-"
+    quic: str = "-"  # QUIC handshakes, or a STUN exchange: the UDP step
     control_failure: str | None = None  # the control (test helper) query's failure
+    test: str = "web_connectivity"
 
 
 def _endpoint_step(item: dict[str, Any]) -> bool:
@@ -94,7 +95,8 @@ def _dns(tk: dict[str, Any]) -> str:
 def outcome(m: dict[str, Any]) -> Outcome:
     """Outcome strings of one decoded measurement (web_connectivity or anything else)."""
     tk = m.get("test_keys") or {}
-    url = str(m.get("input") or "")
+    test = str(m.get("test_name") or "web_connectivity")
+    url = str(m.get("input") or test)
     dns = _dns(tk)
     tcp = _mixed(
         [
@@ -103,7 +105,8 @@ def outcome(m: dict[str, Any]) -> Outcome:
             if _endpoint_step(c)
         ]
     )
-    tls_hs = [h for h in tk.get("tls_handshakes") or [] if _endpoint_step(h)]
+    handshakes = tk.get("tls_handshakes") or []
+    tls_hs = [h for h in handshakes if _endpoint_step(h) and h.get("network") != "udp"]
     tls = _mixed([h.get("failure") for h in tls_hs])
     if tls == "-":  # an http URL: the :443 check of its addresses, if any
         checks = [
@@ -113,9 +116,15 @@ def outcome(m: dict[str, Any]) -> Outcome:
         ]
         if checks:
             tls = f":443 {_mixed(checks)}"
-    quic = _mixed([q.get("failure") for q in tk.get("x_didban_quic") or []])
-    reqs = tk.get("requests") or []
-    if reqs:
+    udp = [q.get("failure") for q in tk.get("x_didban_quic") or []]
+    udp += [h.get("failure") for h in handshakes if h.get("network") == "udp"]
+    if test == "stunreachability":
+        udp.append(tk.get("failure"))
+    quic = _mixed(udp)
+    reqs = [r for r in tk.get("requests") or [] if r.get("network") != "udp"]
+    if reqs and test != "web_connectivity":
+        http = _mixed([r.get("failure") for r in reqs])
+    elif reqs:
         last = reqs[0]
         if last.get("failure"):
             http = str(last["failure"])
@@ -126,11 +135,14 @@ def outcome(m: dict[str, Any]) -> Outcome:
         http = tk.get("http_experiment_failure") or "-"
     failed = _failed_lookups(tk)
     failed += sum(1 for c in tk.get("tcp_connect") or [] if (c.get("status") or {}).get("failure"))
-    failed += sum(1 for h in tk.get("tls_handshakes") or [] if h.get("failure"))
+    failed += sum(1 for h in handshakes if h.get("failure"))
     failed += 1 if tk.get("http_experiment_failure") else 0
     failed += 1 if tk.get("control_failure") else 0
+    if test != "web_connectivity":
+        failed += sum(1 for r in reqs if r.get("failure"))
+        failed += 1 if test == "stunreachability" and tk.get("failure") else 0
     ctrl = tk.get("control_failure")
-    return Outcome(url, dns, tcp, tls, http, failed, quic, str(ctrl) if ctrl else None)
+    return Outcome(url, dns, tcp, tls, http, failed, quic, str(ctrl) if ctrl else None, test)
 
 
 def control_warning(outcomes: list[Outcome]) -> str | None:

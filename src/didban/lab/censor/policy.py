@@ -27,6 +27,7 @@ from didban.lab.censor.enforcers.inspection import (
     SNIBlackhole,
     SNIFilter,
 )
+from didban.lab.censor.enforcers.protocols import UDPProtocolFilter
 from didban.lab.censor.enforcers.resolution import (
     DNSInjection,
     DNSNxdomain,
@@ -60,6 +61,7 @@ ENFORCERS: Final[dict[str, type[Enforcer]]] = {
         IPBlackhole,
         RSTOnConnect,
         QUICDrop,
+        UDPProtocolFilter,
         DoTBlock,
         Throttle,
         DelayLoss,
