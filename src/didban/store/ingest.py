@@ -28,7 +28,7 @@ import orjson
 from didban.files.kinds import iter_files, supported
 from didban.files.reader import iter_records
 from didban.files.streams import UNREADABLE
-from didban.model.admission import measurement_refusal
+from didban.model.admission import TOO_DEEP, measurement_refusal
 from didban.store.store import Store
 
 BATCH = 2000
@@ -50,11 +50,8 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[str]]:
     out: list[Path] = []
     problems: list[str] = []
     for p in paths:
-        if p.is_dir():
-            found = list(iter_files([p]))
-            if not found:
-                problems.append(f"{p}: no measurement files (.jsonl.gz, .jsonl.zst, .jsonl, .json)")
-            out.extend(found)
+        if p.is_dir():  # one without measurement files is an empty input, not a problem
+            out.extend(iter_files([p]))
         elif p.is_file():
             if supported(p):
                 out.append(p)
@@ -80,7 +77,8 @@ def records(path: Path) -> Iterator[tuple[int, Any, str | None]]:
         try:
             yield rec.line, orjson.loads(rec.data), None
         except orjson.JSONDecodeError as exc:
-            yield rec.line, None, f"not valid JSON ({exc})"
+            deep = "depth" in str(exc) or "recursion" in str(exc)  # orjson's limit: 1024
+            yield rec.line, None, TOO_DEEP if deep else f"not valid JSON ({exc})"
 
 
 def _commit(store: Store, batch: list[dict[str, Any]], rep: Report) -> int:
