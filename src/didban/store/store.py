@@ -37,6 +37,7 @@ from didban.data.ipasn import AsnDB, default_db
 from didban.model.labinfo import AsnRow
 from didban.model.verdict import Verdict
 from didban.store import archive, rows
+from didban.store.derive import Options
 from didban.store.index import Index, Location, NewRow
 from didban.store.reader import TableReader
 from didban.store.tables import RWLock, TableWriter
@@ -123,6 +124,7 @@ class Store:
         )
         base = asn or default_db()
         self.asn = base.with_overrides(lab_asn_map) if lab_asn_map else base
+        self.lab_asn_map = tuple(lab_asn_map)
         if recover:
             self.recover()
 
@@ -251,6 +253,16 @@ class Store:
         return make_uid(
             when, rows.country(m.get("probe_cc")), rows.text(m.get("test_name"), "unknown"), digest
         )
+
+    @property
+    def derive_options(self) -> Options:
+        """How ``store.derive`` derives this store's rows (in worker processes too)."""
+        return Options(classify=self.classifier is not None, lab_asn_map=self.lab_asn_map)
+
+    @property
+    def custom_classifier(self) -> Classifier | None:
+        """The caller's classifier when it is not the analysis (tests construct verdicts)."""
+        return None if self.classifier in (None, analysis_classify) else self.classifier
 
     def classify(self, m: dict[str, Any]) -> Verdict | None:
         """The verdict for ``m`` (None without a classifier or when it fails)."""
