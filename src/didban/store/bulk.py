@@ -48,8 +48,8 @@ from didban.store.schema import TABLES
 from didban.store.store import Store
 from didban.store.uid import make_uid, uid_time
 
-GROUP: Final = 16_384  # records per archive commit (one fsync per file, one index commit)
-TABLE_ROWS: Final = 65_536  # measurements per table flush (one Parquet file per table and day)
+GROUP: Final = 8_192  # records per archive commit (one fsync per file, one index commit)
+TABLE_ROWS: Final = 16_384  # measurements per table flush (one Parquet file per table and day)
 
 
 @dataclass
@@ -87,7 +87,6 @@ class BulkLoader:
         self.ready: list[_Block] = []
         self._pending_records = 0
         self._ready_records = 0
-        self._seen: dict[str, str] = {}  # hash -> uid archived in this run (not yet in a lookup)
 
     # ------------------------------------------------------------------ input
     def add(self, seq: int, d: Derived) -> None:
@@ -139,7 +138,7 @@ class BulkLoader:
         for b in blocks:
             mask = np.zeros(len(b.d), dtype=bool)
             for i, h in enumerate(b.d.hashes):
-                if h in known or h in self._seen or h in fresh_uids:
+                if h in known or h in fresh_uids:
                     self.counts.duplicates += 1
                     continue
                 mask[i] = True
@@ -149,7 +148,6 @@ class BulkLoader:
         new_rows, sizes = self._append_frames(blocks)
         if new_rows:
             index.add(new_rows, sizes)
-        self._seen.update(fresh_uids)
         self.counts.added += len(fresh_uids)
         for b in blocks:
             b.d.frames = []  # on disk now; an open record is read back from there
@@ -159,7 +157,6 @@ class BulkLoader:
         """A new measurement whose uid another one holds gets one a microsecond later
         (as ``Store.add_batch`` does); its line and rows are made again."""
         taken = self.store.index.existing_uids(list(fresh_uids.values()))
-        taken |= set(self._seen.values())
         used: set[str] = set()
         for b in blocks:
             assert b.fresh is not None

@@ -122,8 +122,8 @@ class Store:
         self.classifier: Classifier | None = (
             analysis_classify if isinstance(classifier, str) else classifier
         )
-        base = asn or default_db()
-        self.asn = base.with_overrides(lab_asn_map) if lab_asn_map else base
+        self._asn_base = asn
+        self._asn: AsnDB | None = None
         self.lab_asn_map = tuple(lab_asn_map)
         if recover:
             self.recover()
@@ -253,6 +253,15 @@ class Store:
         return make_uid(
             when, rows.country(m.get("probe_cc")), rows.text(m.get("test_name"), "unknown"), digest
         )
+
+    @property
+    def asn(self) -> AsnDB:
+        """The IP→ASN lookup of observation rows, loaded on first use (150 MB of lists that
+        ``didban ingest``'s parent process never needs: its workers derive the rows)."""
+        if self._asn is None:
+            base = self._asn_base or default_db()
+            self._asn = base.with_overrides(self.lab_asn_map) if self.lab_asn_map else base
+        return self._asn
 
     @property
     def derive_options(self) -> Options:
