@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,12 +38,12 @@ import orjson
 import pyarrow as pa
 import zstandard
 
-from didban.analysis import nin
 from didban.files.durable import fsync_dir
 from didban.model.verdict import Verdict
 from didban.store import archive, rows
 from didban.store.derive import VERDICT, Derived, asn_db
 from didban.store.index import NewRow
+from didban.store.runs import Item, Stitch
 from didban.store.schema import TABLES
 from didban.store.store import Store
 from didban.store.uid import make_uid, uid_time
@@ -81,7 +81,7 @@ class BulkLoader:
         self.store = store
         self.on_tabled = on_tabled
         self.counts = Counters()
-        self.runs: nin.Runs[tuple[_Block, int]] = nin.Runs()
+        self.stitch: Stitch[tuple[_Block, int]] = Stitch(open_start=False)
         self.to_archive: list[_Block] = []
         self.archived: list[_Block] = []  # in order, waiting for their verdicts
         self.ready: list[_Block] = []
@@ -92,35 +92,33 @@ class BulkLoader:
     def add(self, seq: int, d: Derived) -> None:
         """Take the next block (see the module docstring)."""
         block = _Block(seq, d, uids=list(d.uids))
-        order = sorted(d.open)
-        for i in order:
-            if i < d.head:
-                self._feed(block, i)
-        if d.split:  # a new run begins inside the block: the head's run is complete
-            self._judged(self.runs.flush())
-        for i in order:
-            if i >= d.tail:
-                self._feed(block, i)
+        self._judged(self.stitch.add_all(self._open(block, d.head)))
+        if d.split:
+            self._judged(self.stitch.split())
+        self._judged(self.stitch.add_all(self._open(block, d.tail)))
         self.to_archive.append(block)
         self._pending_records += len(d)
         if self._pending_records >= GROUP:
             self._archive()
         self._advance()
 
-    def _feed(self, block: _Block, i: int) -> None:
-        packed, no_control, rate = block.d.open[i]
-        v = VERDICT.decode(packed)
-        block.decoded[i] = v
-        block.unjudged += 1
-        self._judged(self.runs.add((block, i), v, no_control, rate))
+    def _open(self, block: _Block, records: list[int]) -> list[Item[tuple[_Block, int]]]:
+        """The block's open records as items for the stitch, their verdicts unpacked."""
+        out: list[Item[tuple[_Block, int]]] = []
+        for i in records:
+            packed, no_control, rate = block.d.open[i]
+            v = block.decoded[i] = VERDICT.decode(packed)
+            block.unjudged += 1
+            out.append(((block, i), v, no_control, rate))
+        return out
 
     def finish(self) -> None:
-        self._judged(self.runs.flush())
+        self._judged(self.stitch.flush())
         self._archive()
         self._advance()
         self._write_tables()
 
-    def _judged(self, items: Any) -> None:
+    def _judged(self, items: Iterable[tuple[tuple[_Block, int], Verdict]]) -> None:
         for (block, i), v in items:
             block.unjudged -= 1
             if v is not block.decoded[i]:

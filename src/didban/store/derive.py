@@ -27,15 +27,15 @@ import orjson
 import pyarrow as pa
 import zstandard
 
-from didban.analysis import nin
 from didban.analysis.batch import classify_one
-from didban.analysis.classify import WEB_TESTS, Malformed
+from didban.analysis.classify import Malformed
 from didban.analysis.fingerprints import default as default_fingerprints
 from didban.data.ipasn import AsnDB, default_db
 from didban.model.admission import measurement_refusal
 from didban.model.labinfo import AsnRow
 from didban.model.verdict import Verdict
 from didban.store import rows
+from didban.store.runs import Stitch
 from didban.store.schema import TABLES
 from didban.store.uid import UID_RE, content_hash, make_uid, parse_time, uid_time
 
@@ -62,12 +62,12 @@ class Derived:
     whose ``bucket`` is ``k``, in order (``slot`` is a record's line in its frame).
 
     Runs: the verdicts of runs that begin and end inside the block are judged here
-    (``analysis.nin.Runs``) and are final in the rows. A run may continue from the previous
-    block (the ``head``: the first ``head`` records) or into the next one (the records from
-    ``tail`` on); their rows carry the record's own verdict, and ``open`` holds what the
-    caller's ``Runs`` needs to judge them with their neighbours: (packed verdict,
-    no_control, rate) by record. ``split``: the block has a run boundary of its own (a new
-    run begins at record ``head``), so the head's run ends inside it."""
+    (``analysis.nin.Runs``, through ``store.runs.Stitch``) and are final in the rows. The
+    records of a run that may continue from the previous block (``head``) or into the next
+    one (``tail``) carry their own verdict in the rows, and ``open`` holds what the
+    caller's ``Stitch`` needs to judge them with their neighbours: (packed verdict,
+    no_control, rate) by record. ``split``: the block has a run boundary of its own, so the
+    head's run ends inside it."""
 
     refused: list[tuple[int, str]] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
@@ -77,9 +77,9 @@ class Derived:
     buckets: list[int] = field(default_factory=list)
     slots: list[int] = field(default_factory=list)
     has_verdict: list[bool] = field(default_factory=list)
-    head: int = 0
-    tail: int = 0
+    head: list[int] = field(default_factory=list)  # open records (see ``store.runs``)
     split: bool = False
+    tail: list[int] = field(default_factory=list)
     open: dict[int, tuple[bytes, bool, float | None]] = field(default_factory=dict)
     bucket_keys: list[tuple[str, str, str]] = field(default_factory=list)  # hour, cc, test
     frames: list[bytes] = field(default_factory=list)
@@ -172,43 +172,6 @@ def stored_line(data: bytes, m: dict[str, Any], uid: str) -> bytes:
 _ABSENT: Final = object()
 
 
-def _runs(
-    judged: list[tuple[int, Verdict, bool, float | None]],
-) -> tuple[int, int, bool, dict[int, Verdict]]:
-    """Judge the runs that begin and end among ``judged`` (record index, verdict,
-    no_control, rate; in order): (head, tail, split, changed verdicts by record). See
-    ``Derived``: the head is everything before the first web verdict whose run differs
-    from the first web verdict's; the tail is what a ``Runs`` fed from there still holds
-    at the end."""
-    first: tuple[str, ...] | None = None
-    start = len(judged)
-    for n, (_, v, _, _) in enumerate(judged):
-        if v.test_name in WEB_TESTS:
-            key = nin.run_key(v)
-            if first is None:
-                first = key
-            elif key != first:
-                start = n
-                break
-    changed: dict[int, Verdict] = {}
-    runs: nin.Runs[int] = nin.Runs()
-    done: set[int] = set()
-    by_index = {i: v for i, v, _, _ in judged}
-    for i, v, no_control, rate in judged[start:]:
-        for j, final in runs.add(i, v, no_control, rate):
-            done.add(j)
-            if final is not by_index[j]:
-                changed[j] = final
-    head = judged[start][0] if start < len(judged) else None
-    pending = [i for i, _, _, _ in judged[start:] if i not in done]
-    return (
-        -1 if head is None else head,
-        pending[0] if pending else -1,
-        start < len(judged),
-        changed,
-    )
-
-
 def derive_block(
     records: Sequence[tuple[int, bytes]],
     options: Options = Options(),
@@ -253,11 +216,13 @@ def derive_block(
         if v is not None:
             judged.append((index, v, no_control, rate))
         kept.append((stored, v))
-    head, tail, out.split, changed = _runs(judged)
-    out.head = len(kept) if head < 0 else head
-    out.tail = len(kept) if tail < 0 else tail
-    for i, v, no_control, rate in judged:
-        if i < out.head or i >= out.tail:
+    stitch: Stitch[int] = Stitch(open_start=True)
+    changed = {i: v for i, v in stitch.add_all(judged) if v is not kept[i][1]}
+    edges = stitch.edges()
+    out.split = edges.split
+    for part, items in ((out.head, edges.head), (out.tail, edges.tail)):
+        for i, v, no_control, rate in items:
+            part.append(i)
             out.open[i] = (pack(v), no_control, rate)
     compressor = zstandard.ZstdCompressor(level=ARCHIVE_LEVEL)
     out.frames = [compressor.compress(b"\n".join(by_bucket[k][1]) + b"\n") for k in out.bucket_keys]
@@ -275,9 +240,9 @@ def derive_block(
             out.obs_records.setdefault(day, []).extend([index] * len(o))
         if v is not None:
             verd.setdefault(day, []).append(rows.verdict_row(v, uid))
-    for day, items in meas.items():
+    for day, mrows in meas.items():
         out.tables[day] = {
-            "measurements": pa.RecordBatch.from_pylist(items, schema=TABLES["measurements"]),
+            "measurements": pa.RecordBatch.from_pylist(mrows, schema=TABLES["measurements"]),
             "observations": pa.RecordBatch.from_pylist(
                 obs.get(day, []), schema=TABLES["observations"]
             ),
