@@ -182,8 +182,11 @@ def derive_block(
     out = Derived()
     asn = asn_db(options)
     by_bucket: dict[tuple[str, str, str], tuple[int, list[bytes]]] = {}
-    kept: list[tuple[dict[str, Any], Verdict | None]] = []
+    own: list[tuple[Verdict | None, dict[str, Any], dict[str, Any] | None]] = []
     judged: list[tuple[int, Verdict, bool, float | None]] = []
+    meas: dict[str, list[dict[str, Any]]] = {}
+    obs: dict[str, list[dict[str, Any]]] = {}
+    verd: dict[str, list[dict[str, Any]]] = {}
     for line, data in records:
         try:
             m = orjson.loads(data)
@@ -208,16 +211,32 @@ def derive_block(
         stored = {**m, "measurement_uid": uid}
         v, no_control, rate = verdict_of(data, stored, uid, classifier, options.classify)
         index = len(out.uids)
+        day = rows.measurement_day(stored, uid)
         out.lines.append(line)
         out.hashes.append(digest)
         out.uids.append(uid)
-        out.days.append(rows.measurement_day(stored, uid))
+        out.days.append(day)
         out.has_verdict.append(v is not None)
+        # the rows now, with the record's own verdict (the measurement is not kept)
+        mrow = rows.measurement_row(stored, uid, v)
+        meas.setdefault(day, []).append(mrow)
+        o = rows.observation_rows(stored, mrow, asn)
+        if o:
+            obs.setdefault(day, []).extend(o)
+            out.obs_records.setdefault(day, []).extend([index] * len(o))
+        vrow = None
         if v is not None:
             judged.append((index, v, no_control, rate))
-        kept.append((stored, v))
+            vrow = rows.verdict_row(v, uid)
+            verd.setdefault(day, []).append(vrow)
+        own.append((v, mrow, vrow))
     stitch: Stitch[int] = Stitch(open_start=True)
-    changed = {i: v for i, v in stitch.add_all(judged) if v is not kept[i][1]}
+    for i, v in stitch.add_all(judged):
+        if v is not own[i][0]:  # relabelled by its run: its rows in place
+            _, mrow, vrow = own[i]
+            mrow.update(rows.verdict_columns(v))
+            assert vrow is not None
+            vrow.update(rows.verdict_row(v, out.uids[i]))
     edges = stitch.edges()
     out.split = edges.split
     for part, items in ((out.head, edges.head), (out.tail, edges.tail)):
@@ -226,20 +245,6 @@ def derive_block(
             out.open[i] = (pack(v), no_control, rate)
     compressor = zstandard.ZstdCompressor(level=ARCHIVE_LEVEL)
     out.frames = [compressor.compress(b"\n".join(by_bucket[k][1]) + b"\n") for k in out.bucket_keys]
-    meas: dict[str, list[dict[str, Any]]] = {}
-    obs: dict[str, list[dict[str, Any]]] = {}
-    verd: dict[str, list[dict[str, Any]]] = {}
-    for index, (stored, v) in enumerate(kept):
-        v = changed.get(index, v)
-        uid, day = out.uids[index], out.days[index]
-        mrow = rows.measurement_row(stored, uid, v)
-        meas.setdefault(day, []).append(mrow)
-        o = rows.observation_rows(stored, mrow, asn)
-        if o:
-            obs.setdefault(day, []).extend(o)
-            out.obs_records.setdefault(day, []).extend([index] * len(o))
-        if v is not None:
-            verd.setdefault(day, []).append(rows.verdict_row(v, uid))
     for day, mrows in meas.items():
         out.tables[day] = {
             "measurements": pa.RecordBatch.from_pylist(mrows, schema=TABLES["measurements"]),
