@@ -9,7 +9,6 @@ from typing import Any
 import msgspec
 import orjson
 import pytest
-from ingest_corpus import runs, write
 from typer.testing import CliRunner
 
 from didban.cli import app
@@ -20,6 +19,7 @@ from didban.store.derive import uid_for
 from didban.store.ingest import ingest
 from didban.store.store import Store
 from didban.store.uid import content_hash
+from ingest_corpus import runs, write
 
 
 def corpus(tmp_path: Path, ooni_fixtures: Path) -> list[Path]:
@@ -132,3 +132,19 @@ def test_a_run_that_resumes_after_another_is_judged_in_two_parts(tmp_path: Path)
             assert stored_rows(store) == expected
         finally:
             store.close()
+
+
+def test_a_rebuilt_store_has_the_same_verdicts(tmp_path: Path) -> None:
+    """``store rebuild`` re-derives from the archive with the run-level pass over the
+    archive's order, which keeps each input file's order."""
+    records = runs(12)
+    inputs = [write(tmp_path / "a.jsonl", records[:50]), write(tmp_path / "b.jsonl", records[50:])]
+    expected = expected_rows(tmp_path, inputs)
+    store = Store(tmp_path / "d")
+    try:
+        ingest(store, inputs, jobs=1, block_bytes=5000)
+        assert stored_rows(store) == expected
+        assert store.rebuild() == len(expected)
+        assert stored_rows(store) == expected
+    finally:
+        store.close()

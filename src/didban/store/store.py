@@ -33,11 +33,12 @@ import msgspec
 import orjson
 
 from didban.analysis import classify as analysis_classify
+from didban.analysis import nin
 from didban.data.ipasn import AsnDB, default_db
 from didban.model.labinfo import AsnRow
 from didban.model.verdict import Verdict
 from didban.store import archive, rows
-from didban.store.derive import Options
+from didban.store.derive import Options, verdict_of
 from didban.store.index import Index, Location, NewRow
 from didban.store.reader import TableReader
 from didban.store.tables import RWLock, TableWriter
@@ -288,7 +289,10 @@ class Store:
 
     def _derive(self, m: dict[str, Any], uid: str, day: str) -> None:
         """Classify ``m`` and buffer its table rows under ``day`` (its index day)."""
-        v = self.classify(m)
+        self._rows(m, uid, day, self.classify(m))
+
+    def _rows(self, m: dict[str, Any], uid: str, day: str, v: Verdict | None) -> None:
+        """Buffer the table rows of ``m`` with verdict ``v``."""
         mrow = rows.measurement_row(m, uid, v)
         self.writer.add(
             uid,
@@ -369,26 +373,44 @@ class Store:
         return self._fill_tables(progress)
 
     def _fill_tables(self, progress: Progress | None) -> int:
+        """Derive the rows of every archived measurement missing from the tables, in
+        archive order, with the run-level pass over that order (as ``didban ingest`` runs
+        it over its input, which the archive keeps in order within each file)."""
         done = 0
+        runs: nin.Runs[tuple[dict[str, Any], Location]] = nin.Runs()
+        after: tuple[str, int, int] | None = None
+        custom = self.custom_classifier
         while True:
-            locs = self.index.untabled(5000)
+            locs = self.index.untabled(5000, after)
             if not locs:
-                return done
-            for m, loc in self._load(locs):
-                self._derive(m, loc.uid, loc.day)
+                break
+            after = (locs[-1].file, locs[-1].offset, locs[-1].line)
+            for line, m, loc in self._load(locs):
+                v, no_control, rate = verdict_of(
+                    line, m, loc.uid, custom, self.classifier is not None
+                )
+                if v is None:
+                    self._rows(m, loc.uid, loc.day, None)
+                    continue
+                for (mj, lj), vj in runs.add((m, loc), v, no_control, rate):
+                    self._rows(mj, lj.uid, lj.day, vj)
             self.flush()
             done += len(locs)
             if progress:
                 progress(len(locs))
+        for (mj, lj), vj in runs.flush():
+            self._rows(mj, lj.uid, lj.day, vj)
+        self.flush()
+        return done
 
-    def _load(self, locs: Iterable[Location]) -> Iterable[tuple[dict[str, Any], Location]]:
+    def _load(self, locs: Iterable[Location]) -> Iterable[tuple[bytes, dict[str, Any], Location]]:
         cache_key: tuple[str, int] | None = None
         lines: list[bytes] = []
         for loc in locs:
             if cache_key != (loc.file, loc.offset):
                 lines = archive.read_frame(self.raw / loc.file, loc.offset, loc.length)
                 cache_key = (loc.file, loc.offset)
-            yield orjson.loads(lines[loc.line]), loc
+            yield lines[loc.line], orjson.loads(lines[loc.line]), loc
 
     def rebuild(self, progress: Progress | None = None) -> int:
         """Drop the index and every table, then rebuild both from the archive."""
