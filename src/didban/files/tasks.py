@@ -99,11 +99,12 @@ def _blocks(path: Path, seq: int, comp: str, chunk: int) -> Iterator[Task | str]
             while piece := stream.read1(READ_BUFFER):
                 parts.append(piece)
                 size += len(piece)
-                if size >= chunk and b"\n" in piece:
-                    data = b"".join(parts)
-                    cut = data.rfind(b"\n") + 1
-                    yield Task(path, seq, data=data[:cut])
-                    parts, size = [data[cut:]], len(data) - cut
+                cut = piece.rfind(b"\n") + 1 if size >= chunk else 0
+                if cut:  # one join of whole lines; the rest of the last piece goes on
+                    parts[-1] = piece[:cut]
+                    yield Task(path, seq, data=b"".join(parts))
+                    rest = piece[cut:]
+                    parts, size = ([rest] if rest else []), len(rest)
     except UNREADABLE as exc:
         data = b"".join(parts)
         cut = data.rfind(b"\n") + 1  # a line cut short by the failure is not a record
