@@ -147,9 +147,9 @@ def _tree(root: int) -> dict[int, tuple[int, float]]:
     return out
 
 
-def ingest(files: list[Path], data_dir: Path, jobs: int) -> tuple[float, float, int, str]:
-    """(wall seconds, CPU seconds of the whole process tree, peak RSS of the tree, the
-    command's summary line)."""
+def ingest(files: list[Path], data_dir: Path, jobs: int) -> tuple[float, float, float, int, str]:
+    """(wall seconds, CPU seconds of the whole process tree, of the loader process alone,
+    peak RSS of the tree, the command's summary line)."""
     cmd = [sys.executable, "-m", "didban.cli", "ingest", "--data-dir", str(data_dir)]
     cmd += ["--jobs", str(jobs), *map(str, files)]
     peak = 0
@@ -178,7 +178,7 @@ def ingest(files: list[Path], data_dir: Path, jobs: int) -> tuple[float, float, 
     cpu = own + sum(cpu_seen.values())  # its descendants (sampled; up to 20 ms each short)
     if proc.returncode != 0:
         raise SystemExit(f"didban ingest failed ({proc.returncode}):\n{output.decode()}")
-    return wall, cpu, peak, output.decode().strip().splitlines()[-1]
+    return wall, cpu, own, peak, output.decode().strip().splitlines()[-1]
 
 
 def stages(files: list[Path], sample: int) -> None:
@@ -292,7 +292,7 @@ def main() -> None:
         print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         for r in range(args.rounds):
             n, floor_wall, floor_cpu = floor(files, cpus)
-            wall, cpu, peak, summary = ingest(files, work / f"store-{r}", args.jobs)
+            wall, cpu, own, peak, summary = ingest(files, work / f"store-{r}", args.jobs)
             rate, floor_rate = n / wall, n / floor_wall
             per, floor_per = cpu / n * 1e6, floor_cpu / n * 1e6
             print(
@@ -304,7 +304,11 @@ def main() -> None:
                 f"{rate / floor_rate:.2f} wall, {floor_per / per:.2f} CPU (target >= 0.3); "
                 f"peak RSS of the tree {peak / 2**20:,.0f} MiB (target <= 1,024)"
             )
-            print(f"  ({summary})")
+            print(
+                f"  ({summary}; CPU per measurement: the loader process {own / n * 1e6:.0f} µs "
+                f"(decompression, runs, archive, index, Parquet), its workers "
+                f"{(cpu - own) / n * 1e6:.0f} µs)"
+            )
             shutil.rmtree(work / f"store-{r}", ignore_errors=True)
         print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         stages(files, args.sample)
