@@ -137,14 +137,16 @@ class AsnDB:
             addr = addr.ipv4_mapped
         if isinstance(addr, ipaddress.IPv4Address):
             n = int(addr)
-            i = int(np.searchsorted(self._v4_start, n, side="right")) - 1
+            # a uint32 scalar: with a Python int numpy would convert the whole array per call
+            i = int(np.searchsorted(self._v4_start, np.uint32(n), side="right")) - 1
             if i >= 0 and n <= int(self._v4_end[i]):
                 asn = int(self._v4_asn[i])
                 return AsnInfo(asn, self._names.get(asn), country(str(addr)))
             return None
-        key = np.array(_v6_key(addr), dtype="S16")
+        key = _v6_key(addr)
         j = int(np.searchsorted(self._v6_start, key, side="right")) - 1
-        if j >= 0 and key <= self._v6_end[j]:
+        # the 16 bytes themselves (an S16 item read alone loses its trailing zero bytes)
+        if j >= 0 and key <= self._v6_end[j : j + 1].tobytes():
             asn = int(self._v6_asn[j])
             return AsnInfo(asn, self._names.get(asn), country(str(addr)))
         return None
