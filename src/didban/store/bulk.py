@@ -16,7 +16,9 @@
 
 A record whose verdict the run-level pass changed, or whose uid was already taken by
 another measurement, has its rows built again here from its archived line (rare: the
-uid case is a 64-bit hash clash or a reused OONI uid). ``finish()`` judges the last run
+uid case is a 64-bit hash clash or a reused OONI uid; such a record judged inside its
+block gets the verdict of the record alone, as the collector would give it).
+``finish()`` judges the last run
 and writes everything; ``on_tabled`` is told how many records of each file reached the
 tables (and how many were new), so the caller can record a file in the ledger only once
 all of it is stored.
