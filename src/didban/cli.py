@@ -112,6 +112,7 @@ _OWNERS: dict[str, str] = {
     "events": "didban.events.cli",
     "timeline": "didban.events.cli",
     "alerts": "didban.events.cli",
+    "scale": "didban.scale.cli",
     "demo": "didban.demo",
 }
 

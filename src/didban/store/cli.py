@@ -118,6 +118,13 @@ def ingest_cmd(
     paths: list[Path] = typer.Argument(..., metavar="PATH", help="Files or directories to load."),
     data_dir: Path | None = DATA_DIR_OPT,
     lab: Path | None = LAB_OPT,
+    jobs: int = typer.Option(
+        0,
+        "--jobs",
+        "-j",
+        help="Worker processes deriving rows in parallel, at most one per usable CPU; "
+        "0 (default): one per usable CPU; 1: none.",
+    ),
 ) -> None:
     """Load OONI archive files (.jsonl.gz), didban JSONL (.jsonl/.jsonl.zst) or .json files.
 
@@ -128,6 +135,10 @@ def ingest_cmd(
     measurement file; nothing stored).
     """
     from didban.analysis.cli import NOTHING_FOUND, count, note_skipped, say
+
+    if jobs < 0:
+        typer.echo(f"error: --jobs must be 0 (one per CPU) or more, not {jobs}", err=True)
+        raise typer.Exit(2)
     from didban.store.ingest import discover, ingest
 
     files, problems = discover(paths)
@@ -162,6 +173,7 @@ def ingest_cmd(
             on_file=lambda p, skipped: progress.update(
                 task, file=f"{'skipped ' if skipped else ''}{p.name}"
             ),
+            jobs=jobs,
         )
     for line in rep.bad:
         typer.echo(line, err=True)
