@@ -21,6 +21,7 @@ import orjson
 import pyarrow as pa
 
 from didban.data import catalog
+from didban.store import rollups
 from didban.store.reader import TableReader
 from didban.store.schema import TABLES
 
@@ -45,16 +46,7 @@ AXES: Final[tuple[Axis, ...]] = get_args(Axis)
 TIME_GRAINS: Final[tuple[TimeGrain, ...]] = get_args(TimeGrain)
 ORDER_BY: Final[tuple[OrderBy, ...]] = get_args(OrderBy)
 
-# count_if over no rows is NULL in DuckDB (an aggregation without axes over an empty
-# window would answer nulls): every count is 0 there, as OONI's.
-COUNTS_SQL: Final = """
-    count(*) AS measurement_count,
-    coalesce(count_if(NOT anomaly AND NOT confirmed AND NOT failure), 0) AS ok_count,
-    coalesce(count_if(anomaly AND NOT confirmed AND NOT failure), 0) AS anomaly_count,
-    coalesce(count_if(confirmed AND NOT failure), 0) AS confirmed_count,
-    coalesce(count_if(failure), 0) AS failure_count,
-    coalesce(count_if(coalesce(state = 'down', false)), 0) AS down_count
-"""
+COUNTS_SQL: Final = rollups.COUNTS_SQL
 
 
 @dataclass
@@ -203,33 +195,63 @@ def _bucket(grain: TimeGrain) -> str:
     return f"strftime(date_trunc('{grain}', day), '%Y-%m-%d')"
 
 
+_ROLLUP_AXES: Final = frozenset(
+    ("measurement_start_day", "probe_cc", "probe_asn", "test_name", "blocking_type", "service",
+     "method", "layer", "state")
+)  # fmt: skip
+
+
+def _rollup_for(filters: Filters, axes: list[Axis], grain: TimeGrain) -> rollups.Rollup | None:
+    """The rollup that answers this aggregation exactly, or None (then the table does):
+    whole days, and only the rollups' columns as filters and axes."""
+    if filters.domain or filters.input or filters.report_id or filters.category_code:
+        return None
+    if any(v is not None for v in (filters.anomaly, filters.confirmed, filters.failure)):
+        return None
+    if filters.since is None or filters.until is None:
+        return None
+    if filters.since.time() != time.min or filters.until.time() != time.min:
+        return None
+    if any(a not in _ROLLUP_AXES for a in axes) or (
+        grain == "hour" and "measurement_start_day" in axes
+    ):
+        return None
+    return rollups.DAILY_ASN if filters.probe_asn or "probe_asn" in axes else rollups.DAILY_CC
+
+
 def aggregate(
     reader: TableReader,
     filters: Filters,
     axis_x: Axis | None,
     axis_y: Axis | None,
     grain: TimeGrain,
+    use_rollups: bool = True,
 ) -> list[dict[str, Any]]:
-    """OONI ``/aggregation`` rows: one per (axis_x, axis_y) cell with the five counts."""
+    """OONI ``/aggregation`` rows: one per (axis_x, axis_y) cell with the five counts.
+
+    Answered from a daily rollup when one holds every filter and axis (the same numbers,
+    tested), else from the measurements table."""
     where, params = filters.where()
     dims: list[str] = []
-    for axis in (axis_x, axis_y):
-        if axis is None:
-            continue
+    names = [a for a in (axis_x, axis_y) if a]
+    for axis in names:
         if axis == "measurement_start_day":
             dims.append(f"{_bucket(grain)} AS measurement_start_day")
         elif axis == "blocking_type":
             dims.append("method AS blocking_type")
         else:
             dims.append(axis)
-    names = [a for a in (axis_x, axis_y) if a]
-    select = ", ".join([*dims, COUNTS_SQL])
+    rollup = _rollup_for(filters, names, grain) if use_rollups else None
+    source, counts = "{measurements}", COUNTS_SQL
+    days = filters.days()
+    if rollup is not None and days is not None:
+        source = rollups.relation(reader, rollup, *days)[0]
+        counts = rollups.SUMS_SQL
+    select = ", ".join([*dims, counts])
     # by position: the blocking_type axis is the ``method`` column named like another column
     positions = ", ".join(str(i) for i in range(1, len(names) + 1))
     group = f"GROUP BY {positions} ORDER BY {positions}" if names else ""
-    return reader.rows(
-        f"SELECT {select} FROM {{measurements}} WHERE {where} {group}", params, filters.days()
-    )
+    return reader.rows(f"SELECT {select} FROM {source} WHERE {where} {group}", params, days)
 
 
 _STATE_RANK: Final = {"blocked": 0, "down": 1, "ok": 2, "inconclusive": 3}
@@ -347,3 +369,123 @@ def default_window(days: int = 30) -> tuple[date, date]:
     """OONI-style default: ``until`` = tomorrow (exclusive end), ``since`` = ``days`` before."""
     until = datetime.now(UTC).date() + timedelta(days=1)
     return until - timedelta(days=days), until
+
+
+# --- the explorer's questions, over the daily rollups (docs/explorer.md) -----------------
+
+
+def _cell_state(c: dict[str, Any]) -> str:
+    """A day's state for one service: the larger of blocked and ok (blocked on a tie),
+    else down, else inconclusive — a share, as OONI's MAT grid colours cells."""
+    if c["blocked"] and c["blocked"] >= c["ok"]:
+        return "blocked"
+    if c["ok"]:
+        return "ok"
+    return "down" if c["down"] else "inconclusive"
+
+
+_BY_STATE: Final = """
+    sum(n) AS measurements,
+    coalesce(sum(n) FILTER (WHERE state = 'blocked'), 0) AS blocked,
+    coalesce(sum(n) FILTER (WHERE state = 'ok'), 0) AS ok,
+    coalesce(sum(n) FILTER (WHERE state = 'down'), 0) AS down,
+    coalesce(sum(n) FILTER (WHERE state IS NULL OR state = 'inconclusive'), 0) AS inconclusive,
+    arg_max(method, n) FILTER (WHERE state = 'blocked' AND method IS NOT NULL) AS method
+"""
+
+
+def _daily(
+    reader: TableReader,
+    keys: str,
+    first: date,
+    last: date,
+    probe_cc: str | None = None,
+    probe_asn: list[int] | None = None,
+    service: str | None = None,
+) -> list[dict[str, Any]]:
+    """Counts per state and the main blocking method per ``keys`` over days
+    ``first``..``last`` (inclusive), from the daily rollups."""
+    rollup = rollups.DAILY_ASN if probe_asn or "probe_asn" in keys else rollups.DAILY_CC
+    rel = rollups.relation(reader, rollup, first, last)[0]
+    conds = ["day BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)"]
+    params: list[Any] = [first, last]
+    if probe_cc:
+        conds.append("probe_cc = ?")
+        params.append(probe_cc)
+    if probe_asn:
+        conds.append(f"probe_asn IN ({', '.join('?' * len(probe_asn))})")
+        params.extend(probe_asn)
+    if service:
+        conds.append("service = ?")
+        params.append(service)
+    sql = (
+        f"WITH x AS (SELECT {keys}, state, method, sum(measurement_count) AS n FROM {rel} "
+        f"WHERE {' AND '.join(conds)} GROUP BY ALL) "
+        f"SELECT {keys}, {_BY_STATE} FROM x GROUP BY ALL ORDER BY ALL"
+    )
+    out = reader.rows(sql, params, (first, last))
+    for row in out:
+        row["state"] = _cell_state(row)
+    return out
+
+
+def grid(
+    reader: TableReader, cc: str, first: date, last: date, probe_asn: list[int]
+) -> list[dict[str, Any]]:
+    """The MAT grid of ``cc``: one row per (service, day) that has measurements, with the
+    counts per state, the cell's state and the main blocking method."""
+    return _daily(reader, "coalesce(service, '') AS service, day", first, last, cc, probe_asn)
+
+
+def calendar(reader: TableReader, cc: str, first: date, last: date) -> list[dict[str, Any]]:
+    """Measurements per day in ``cc`` (the calendar of volume), with the states."""
+    return _daily(reader, "day", first, last, cc)
+
+
+def networks(reader: TableReader, cc: str, first: date, last: date) -> list[dict[str, Any]]:
+    """Per ASN of ``cc``: measurements, states and the main blocking method."""
+    rows = _daily(reader, "probe_asn", first, last, cc)
+    return sorted(rows, key=lambda r: (-r["measurements"], r["probe_asn"]))
+
+
+def countries(reader: TableReader, first: date, last: date) -> list[dict[str, Any]]:
+    """Per country: measurements, and the services whose measurements were mostly
+    blocked in the window (with their main method)."""
+    per_service = _daily(reader, "probe_cc, coalesce(service, '') AS service", first, last)
+    out: dict[str, dict[str, Any]] = {}
+    for r in per_service:
+        c = out.setdefault(
+            r["probe_cc"], {"probe_cc": r["probe_cc"], "measurements": 0, "blocked": []}
+        )
+        c["measurements"] += int(r["measurements"])
+        if r["service"] and r["state"] == "blocked":
+            c["blocked"].append({"service": r["service"], "method": r["method"]})
+    return sorted(
+        out.values(), key=lambda c: (-len(c["blocked"]), -c["measurements"], c["probe_cc"])
+    )
+
+
+def service_days(
+    reader: TableReader, service: str, first: date, last: date
+) -> list[dict[str, Any]]:
+    """One service per (country, day): counts, state and method (its timeline)."""
+    return _daily(reader, "probe_cc, day", first, last, service=service)
+
+
+def blocked_since(cells: list[dict[str, Any]]) -> dict[str, date]:
+    """For each service whose latest grid cell is blocked, the first day of that run of
+    blocked days (days without measurements do not break a run)."""
+    by_service: dict[str, list[dict[str, Any]]] = {}
+    for c in cells:
+        by_service.setdefault(c["service"], []).append(c)
+    out: dict[str, date] = {}
+    for service, items in by_service.items():
+        items.sort(key=lambda c: c["day"])
+        since = None
+        for c in reversed(items):
+            if c["state"] != "blocked":
+                break
+            since = c["day"]
+        if since is not None:
+            out[service] = since
+    return out
