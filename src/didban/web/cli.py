@@ -23,9 +23,11 @@ from didban.analysis.cli import (
     say,
 )
 from didban.analysis.fingerprints import default
+from didban.api import cli as api_cli
 from didban.files.outputs import write_text_whole
 from didban.files.pool import Counts
 from didban.model.verdict import Verdict
+from didban.store.cli import DATA_DIR_OPT, LAB_OPT
 from didban.web import report
 
 
@@ -119,6 +121,20 @@ def report_cmd(
     Console().print(f"report with {count(len(items), 'verdict')} written to {output_path}")
 
 
+def serve_cmd(
+    listen: str = api_cli.LISTEN_OPT,
+    data_dir: Path | None = DATA_DIR_OPT,
+    lab: Path | None = LAB_OPT,
+    max_body: int = api_cli.MAX_BODY_OPT,
+) -> None:
+    """Run the API (OONI collector, measurements, aggregation, exports; /docs) and the
+    explorer's pages (/, /country/IR, /fa/…)."""
+    from didban.web.app import create_app
+
+    api_cli.serve(listen, data_dir, lab, max_body, create_app, "didban explorer and API")
+
+
 def register(app: typer.Typer) -> None:
     """Add this package's commands to ``app``."""
     app.command("report")(report_cmd)
+    app.command("serve")(serve_cmd)

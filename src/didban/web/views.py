@@ -1,0 +1,411 @@
+"""The explorer's views: each computes one page's data from the store's query layer
+(``didban.store.queries``, the same functions the API answers with) and the saved
+events, and returns a ``pages.Page``. Parameters are parsed by the API's query models
+(``didban.api.filters``), so a page and the API take the same names and refuse the same
+values with the same sentence.
+
+Default windows end at the newest day of data (today on a live store), so a store of
+older measurements (OONI's archive) opens on its data rather than on empty weeks.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Final, TypeVar
+
+from babel import Locale
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import QueryParams
+
+from didban.api import events as api_events
+from didban.api.filters import AggregationQuery, EventsQuery, ListingQuery
+from didban.data import catalog
+from didban.events import known as knownmod
+from didban.events.saved import EventTable
+from didban.store import queries
+from didban.store.store import Store
+from didban.web.pages import Page, PageError, Where
+
+Model = TypeVar("Model", bound=BaseModel)
+GRID_DAYS: Final = 30
+CALENDAR_DAYS: Final = 364  # 52 weeks
+CURRENT_DAYS: Final = 7
+SERVICE_DAYS: Final = 90
+SEARCH_DAYS: Final = 30
+PAGE_SIZE: Final = 50
+
+
+def parse(model: type[Model], params: QueryParams, **extra: Any) -> Model:
+    """The query parameters as ``model`` (the API's), or a 400 naming the bad one."""
+    raw: dict[str, Any] = {}
+    for key in params:
+        values = params.getlist(key)
+        raw[key] = values if len(values) > 1 else values[0]
+    raw.update(extra)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first: dict[str, Any] = dict(exc.errors()[0]) if exc.errors() else {}
+        error = first.get("ctx", {}).get("error")
+        if error is not None:
+            raise PageError(400, str(error)) from None
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        raise PageError(400, f"{where}: {first.get('msg', 'invalid')}") from None
+
+
+def country_name(cc: str, lang: str) -> str:
+    return str(Locale(lang).territories.get(cc, cc))
+
+
+def newest_day(store: Store) -> date:
+    """The newest day holding measurements (today when the store is empty)."""
+    d = store.tables_root / "measurements"
+    names = (
+        sorted((n for n in os.listdir(d) if n.startswith("day=")), reverse=True)
+        if d.exists()
+        else []
+    )
+    for name in names:
+        if any(n.endswith(".parquet") for n in os.listdir(d / name)):
+            return date.fromisoformat(name[4:])
+    return datetime.now(UTC).date()
+
+
+def window(
+    store: Store, params: QueryParams, parsed: AggregationQuery, days: int
+) -> tuple[date, date]:
+    """(first, last) days, inclusive: the parameters' ``since`` and ``until`` (exclusive,
+    as in the API), or ``days`` days ending at the newest day of data."""
+    since, until = parsed.days()
+    if not params.get("until"):
+        until = newest_day(store) + timedelta(days=1)
+    if not params.get("since"):
+        since = until - timedelta(days=days)
+    if since >= until:
+        raise PageError(400, "since must be before until")
+    return since, until - timedelta(days=1)
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=k) for k in range((last - first).days + 1)]
+
+
+def _events(store: Store, **selection: Any) -> list[dict[str, Any]]:
+    _, saved = api_events.selected(store.dir, **selection)
+    return [
+        {**msgspec_builtins(s.event), "first_seen": s.first_seen, "updated": s.changed}
+        for s in saved
+    ]
+
+
+def msgspec_builtins(value: Any) -> dict[str, Any]:
+    import msgspec
+
+    out: dict[str, Any] = msgspec.to_builtins(value)
+    return out
+
+
+def _service_names() -> dict[str, str]:
+    return {s.id: s.name for s in catalog.services()}
+
+
+# --- / -----------------------------------------------------------------------------------
+
+
+def home(store: Store, where: Where, params: QueryParams) -> Page:
+    last = newest_day(store)
+    first = last - timedelta(days=CURRENT_DAYS - 1)
+    countries = queries.countries(store.reader, first, last)
+    for c in countries:
+        c["name"] = country_name(c["probe_cc"], where.lang.code)
+    recent = _events(
+        store, cc=[], asn=[], targets=[], kind=[], since=None, until=None,
+        min_confidence=0.5, limit=10,
+    )  # fmt: skip
+    rows, _ = queries.list_measurements(
+        store.reader,
+        queries.Filters(
+            since=datetime.combine(first, time()),
+            until=datetime.combine(last + timedelta(days=1), time()),
+        ),
+        "measurement_start_time",
+        "desc",
+        10,
+        0,
+    )
+    return Page(
+        "home.html.j2",
+        where.lang.gettext("didban — internet censorship, measured"),
+        {"since": first, "until": last, "countries": countries, "events": recent, "latest": rows,
+         "services": _service_names()},
+        {"countries": [{**c, "blocked": [b["service"] for b in c["blocked"]]} for c in countries],
+         "events": recent, "latest": rows},
+        "didban-home",
+    )  # fmt: skip
+
+
+# --- /country/{cc} -------------------------------------------------------------------------
+
+
+def _strip(
+    calendar: dict[date, int], first: date, last: date, shutdowns: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The shutdown strip: each day's volume against the window's median, and the
+    shutdown and outage events over it."""
+    volumes = sorted(calendar.get(d, 0) for d in _days(first, last))
+    median = volumes[len(volumes) // 2] if volumes else 0
+    out = []
+    for d in _days(first, last):
+        n = calendar.get(d, 0)
+        hit = [
+            e["id"] for e in shutdowns
+            if e["onset_before"][:10] <= str(d) and (e["resolved_before"] or "9999")[:10] >= str(d)
+        ]  # fmt: skip
+        level = "none" if n == 0 else ("low" if median and n < median / 4 else "normal")
+        out.append({"day": d, "measurements": n, "level": level, "events": hit})
+    return out
+
+
+def country(store: Store, where: Where, params: QueryParams, cc: str) -> Page:
+    cc = cc.upper()
+    parsed = parse(AggregationQuery, params)
+    if len(cc) != 2 or not cc.isalpha():
+        raise PageError(404, f"{cc!r} is not a country code like IR")
+    first, last = window(store, params, parsed, GRID_DAYS)
+    asns = parsed.probe_asn
+    year = queries.grid(store.reader, cc, last - timedelta(days=CALENDAR_DAYS - 1), last, asns)
+    cells = [c for c in year if first <= c["day"] <= last]
+    since_by_service = queries.blocked_since(year)
+    names = _service_names()
+    days = _days(first, last)
+    by_key = {(c["service"], c["day"]): c for c in cells}
+    services = [s.id for s in catalog.services()]
+    services += sorted({c["service"] for c in cells} - set(services))
+    rows = [
+        {"service": s, "name": names.get(s, s) if s else None,
+         "cells": [by_key.get((s, d)) for d in days]}
+        for s in services
+        if any((s, d) in by_key for d in days) or s in names
+    ]  # fmt: skip
+    calendar: dict[date, int] = {}
+    blocked_days: dict[date, int] = {}
+    for c in year:
+        calendar[c["day"]] = calendar.get(c["day"], 0) + int(c["measurements"])
+        blocked_days[c["day"]] = blocked_days.get(c["day"], 0) + int(c["blocked"])
+    networks = queries.networks(store.reader, cc, first, last)
+    until_dt = datetime.combine(last + timedelta(days=1), time())
+    states = queries.service_states(
+        store.reader, cc, until_dt - timedelta(days=CURRENT_DAYS), until_dt, asns
+    )
+    blocks = [
+        {"service": s["service"], "name": s["name"], "method": s["method"], "layer": s["layer"],
+         "since": since_by_service.get(s["service"]), "witness": s["witness"]}
+        for s in states
+        if s["state"] == "blocked"
+    ]  # fmt: skip
+    shutdowns = _events(
+        store, cc=[cc], asn=asns, targets=[], kind=["shutdown", "outage"],
+        since=datetime.combine(first, time()), until=until_dt, min_confidence=0.5,
+    )  # fmt: skip
+    events = _events(
+        store, cc=[cc], asn=asns, targets=[], kind=[],
+        since=datetime.combine(first, time()), until=until_dt, min_confidence=0.5, limit=20,
+    )  # fmt: skip
+    cal_first = last - timedelta(days=CALENDAR_DAYS - 1)
+    cal_first -= timedelta(days=(cal_first.weekday() + 2) % 7)  # weeks start on Saturday
+    calendar_days = [
+        {"day": d, "measurements": calendar.get(d, 0), "blocked": blocked_days.get(d, 0)}
+        for d in _days(cal_first, last)
+    ]
+    peak = max(calendar.values(), default=0)
+    series = {
+        "days": [int(datetime.combine(d, time(), UTC).timestamp()) for d in days],
+        "measurements": [calendar.get(d, 0) for d in days],
+        "blocked_share": [
+            round(blocked_days.get(d, 0) / calendar[d], 3) if calendar.get(d) else None
+            for d in days
+        ],
+    }
+    grid_rows = [
+        {"service": c["service"] or None, "day": c["day"], "state": c["state"],
+         "measurements": c["measurements"], "blocked": c["blocked"], "ok": c["ok"],
+         "down": c["down"], "inconclusive": c["inconclusive"], "method": c["method"]}
+        for c in cells
+    ]  # fmt: skip
+    name = country_name(cc, where.lang.code)
+    return Page(
+        "country.html.j2",
+        name,
+        {"cc": cc, "name": name, "since": first, "until": last, "probe_asn": asns,
+         "days": days, "rows": rows, "networks": networks, "blocks": blocks,
+         "calendar": calendar_days, "peak": peak, "events": events,
+         "strip": _strip(calendar, first, last, shutdowns), "series": series},
+        {"grid": grid_rows, "blocks": blocks, "networks": networks,
+         "calendar": [c for c in calendar_days if c["measurements"]]},
+        f"didban-country-{cc}",
+        partial="_country_results.html.j2",
+    )  # fmt: skip
+
+
+# --- /service/{id} ---------------------------------------------------------------------------
+
+
+def service(store: Store, where: Where, params: QueryParams, service_id: str) -> Page:
+    try:
+        svc = catalog.by_id(service_id)
+    except KeyError:
+        raise PageError(404, f"there is no service {service_id!r} in the catalog") from None
+    parsed = parse(AggregationQuery, params)
+    first, last = window(store, params, parsed, SERVICE_DAYS)
+    cells = queries.service_days(store.reader, svc.id, first, last)
+    by_cc: dict[str, list[dict[str, Any]]] = {}
+    for c in cells:
+        by_cc.setdefault(c["probe_cc"], []).append(c)
+    countries = []
+    for cc, items in sorted(by_cc.items(), key=lambda kv: -sum(c["measurements"] for c in kv[1])):
+        total = sum(int(c["measurements"]) for c in items)
+        blocked = sum(int(c["blocked"]) for c in items)
+        methods = sorted({c["method"] for c in items if c["method"]})
+        countries.append(
+            {"probe_cc": cc, "name": country_name(cc, where.lang.code), "measurements": total,
+             "blocked": blocked, "methods": methods, "latest": items[-1],
+             "days": [{"day": c["day"], "state": c["state"], "method": c["method"],
+                       "measurements": c["measurements"]} for c in items]}
+        )  # fmt: skip
+    until_dt = datetime.combine(last + timedelta(days=1), time())
+    events = _events(
+        store, cc=[], asn=[], targets=[svc.id], kind=[], since=datetime.combine(first, time()),
+        until=until_dt, min_confidence=0.5, limit=50,
+    )  # fmt: skip
+    known = [
+        {"id": k.id, "kind": k.kind, "cc": k.cc, "start": k.start_text, "end": k.end_text,
+         "description": k.description, "source": k.source}
+        for k in knownmod.select(knownmod.load(), None, svc.id)
+    ]  # fmt: skip
+    inputs = queries.aggregate(
+        store.reader,
+        queries.Filters(
+            service=[svc.id],
+            since=until_dt - timedelta(days=CURRENT_DAYS),
+            until=until_dt,
+        ),
+        "input",
+        "probe_cc",
+        "day",
+    )
+    return Page(
+        "service.html.j2",
+        svc.name,
+        {"service": svc.id, "name": svc.name, "category_code": svc.category,
+         "domains": list(svc.domains), "urls": list(svc.urls), "since": first, "until": last,
+         "countries": countries, "events": events, "known": known, "inputs": inputs},
+        {"days": [{k: v for k, v in c.items()} for c in cells], "inputs": inputs,
+         "events": events, "known": known},
+        f"didban-service-{svc.id}",
+    )  # fmt: skip
+
+
+# --- /event/{id} -----------------------------------------------------------------------------
+
+
+def event(store: Store, where: Where, params: QueryParams, event_id: str) -> Page:
+    saved = None
+    if EventTable.exists(store.dir):
+        with EventTable(store.dir, readonly=True) as table:
+            saved = table.get(event_id)
+    if saved is None:
+        raise PageError(404, f"there is no event {event_id!r}")
+    e = msgspec_builtins(saved.event)
+    k = next((k for k in knownmod.load() if k.id == saved.event.known_event), None)
+    known = None
+    if k is not None:
+        known = {"id": k.id, "kind": k.kind, "cc": k.cc, "asns": list(k.asns),
+                 "targets": list(k.targets), "start": k.start_text, "end": k.end_text,
+                 "description": k.description, "source": k.source, "caveat": k.caveat}  # fmt: skip
+    witnesses = [{"measurement_uid": u} for u in saved.event.witnesses]
+    target = saved.event.target
+    return Page(
+        "event.html.j2",
+        f"{saved.event.kind} · {target or saved.event.cc}",
+        {"event": e, "first_seen": saved.first_seen, "updated": saved.changed,
+         "retracted": saved.retracted, "known": known, "witnesses": witnesses,
+         "service_name": _service_names().get(target or ""),
+         "feeds": {"country": f"/feeds/country/{saved.event.cc}.atom",
+                   "target": f"/feeds/target/{target}.atom" if target else None}},
+        {"witnesses": witnesses, "asns": [{"probe_asn": a} for a in saved.event.asns]},
+        f"didban-event-{event_id}",
+    )  # fmt: skip
+
+
+# --- /timeline/{cc} ---------------------------------------------------------------------------
+
+
+def timeline(store: Store, where: Where, params: QueryParams, cc: str) -> Page:
+    parsed = parse(EventsQuery, params, probe_cc=cc.upper())
+    cc = parsed.probe_cc[0]
+    entries = [
+        e.row()
+        for e in api_events.timeline_entries(
+            store.dir, cc, parsed.probe_asn, parsed.targets(), parsed.since, parsed.until,
+            parsed.min_confidence,
+        )
+        if not parsed.kind or e.kind in parsed.kind
+    ]  # fmt: skip
+    starts: list[str] = [e["start"] for e in entries if e["start"]]
+    ends: list[str] = [e["end"] or e["start"] for e in entries if e["start"]]
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    lo = min(starts) if starts else None
+    hi = max([*ends, *(now for e in entries if e["start"] and not e["end"])]) if ends else None
+    bars = []
+    if lo and hi:
+        t0 = datetime.fromisoformat(lo[:19]).timestamp()
+        span = max(datetime.fromisoformat(hi[:19]).timestamp() - t0, 3600.0)
+        for e in entries:
+            s = (datetime.fromisoformat(e["start"][:19]).timestamp() - t0) / span
+            end = e["end"] or now
+            w = (datetime.fromisoformat(end[:19]).timestamp() - t0) / span - s
+            bars.append({"left": round(100 * s, 2), "width": round(max(100 * w, 0.6), 2)})
+    name = country_name(cc, where.lang.code)
+    return Page(
+        "timeline.html.j2",
+        name,
+        {"cc": cc, "name": name, "entries": entries, "bars": bars, "first": lo, "last": hi,
+         "kinds": parsed.kind, "service": parsed.service, "domain": parsed.domain,
+         "services": _service_names()},
+        {"entries": entries},
+        f"didban-timeline-{cc}",
+        partial="_timeline_results.html.j2",
+    )  # fmt: skip
+
+
+# --- /search ---------------------------------------------------------------------------------
+
+
+def search(store: Store, where: Where, params: QueryParams) -> Page:
+    extra: dict[str, Any] = {"limit": params.get("limit") or PAGE_SIZE}
+    if not params.get("since") and not params.get("until") and not params.get("report_id"):
+        last = newest_day(store)
+        extra["since"] = str(last - timedelta(days=SEARCH_DAYS - 1))
+    parsed = parse(ListingQuery, params, **extra)
+    rows, total = queries.list_measurements(
+        store.reader, parsed.filters(), parsed.order_by, parsed.order, parsed.limit, parsed.offset
+    )
+    form = {
+        "domain": ",".join(parsed.domain), "input": parsed.input or "",
+        "service": ",".join(parsed.service), "probe_cc": ",".join(parsed.probe_cc),
+        "probe_asn": ",".join(f"AS{a}" for a in parsed.probe_asn),
+        "since": params.get("since") or extra.get("since", ""), "until": params.get("until") or "",
+        "anomaly": params.get("anomaly") or "",
+    }  # fmt: skip
+    nxt = parsed.offset + parsed.limit if parsed.offset + parsed.limit < total else None
+    prev = max(parsed.offset - parsed.limit, 0) if parsed.offset else None
+    return Page(
+        "search.html.j2",
+        where.lang.gettext("Search measurements"),
+        {"form": form, "results": rows, "count": total, "offset": parsed.offset,
+         "limit": parsed.limit, "next": nxt, "prev": prev, "services": _service_names()},
+        {"measurements": rows},
+        "didban-search",
+        partial="_search_results.html.j2",
+    )  # fmt: skip
