@@ -29,6 +29,7 @@ from didban.files.pool import Counts
 from didban.model.verdict import Verdict
 from didban.store.cli import DATA_DIR_OPT, LAB_OPT
 from didban.web import report
+from didban.web.i18n import LANGS
 
 
 def _verdict_key(
@@ -66,6 +67,13 @@ def report_cmd(
         help="Verdicts from 'didban analyze' (JSONL); classified afresh when absent.",
     ),
     output_path: Path = typer.Option(..., "--output", "-o", help="The HTML file to write."),
+    lang: str = typer.Option("en", "--lang", help="en or fa (Farsi, right to left)."),
+    explorer: str | None = typer.Option(
+        None,
+        "--explorer",
+        help="Base URL of a didban explorer serving these measurements "
+        "(e.g. http://127.0.0.1:8080): each verdict then links to its page.",
+    ),
 ) -> None:
     """Write a self-contained HTML report with the evidence behind every verdict.
 
@@ -73,6 +81,10 @@ def report_cmd(
     """
     if not input_path.exists():
         raise fail(f"{input_path} does not exist")
+    if lang not in LANGS:
+        raise fail(f"--lang must be one of {', '.join(LANGS)}, not {lang!r}")
+    if explorer is not None and not explorer.startswith(("http://", "https://")):
+        raise fail(f"--explorer must be an http:// or https:// URL, not {explorer!r}")
     check_output(output_path, [input_path], (".html", ".htm"))
     if verdicts_path is not None and verdicts_path.suffix.lower() != ".jsonl":
         raise fail(
@@ -113,7 +125,7 @@ def report_cmd(
         )
     if afresh:
         say(f"{count(afresh, 'measurement')} had no verdict in {verdicts_path}; classified afresh")
-    html = report.render(items)
+    html = report.render(items, lang=lang, explorer=explorer)
     try:
         write_text_whole(output_path, html)
     except OSError as exc:

@@ -56,6 +56,7 @@ WORDS: Final = (
     N_("down"),
     N_("inconclusive"),
     N_("no data"),
+    N_("unclassified"),
     N_("block"),
     N_("unblock"),
     N_("shutdown"),

@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 import jinja2
 import msgspec
 import orjson
+from markupsafe import Markup
 import pyarrow as pa
 import pyarrow.parquet as pq
 from starlette.requests import Request
@@ -111,6 +112,14 @@ def to_json(value: Any) -> bytes:
     return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
 
 
+def script_json(value: Any) -> Markup:
+    """``value`` as JSON safe inside a ``<script>`` element (no ``<``, ``>``, ``&``)."""
+    text = to_json(value).decode()
+    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+        text = text.replace(ch, esc)
+    return Markup(text)
+
+
 def _cell(value: Any) -> Any:
     """A table cell as CSV and Parquet hold it: nested values as JSON text."""
     if isinstance(value, list | dict | tuple):
@@ -190,7 +199,7 @@ def _filters(lang: Lang) -> dict[str, Callable[..., str]]:
         "time": lang.time,
         "short_day": lang.short_day,
         "digits": lambda v: lang.digits(str(v)),
-        "json": lambda v: to_json(v).decode(),
+        "json": script_json,
         "t": lang.gettext,
     }
 

@@ -31,7 +31,7 @@ Model = TypeVar("Model", bound=BaseModel)
 GRID_DAYS: Final = 30
 CALENDAR_DAYS: Final = 364  # 52 weeks
 CURRENT_DAYS: Final = 7
-SERVICE_DAYS: Final = 90
+SERVICE_DAYS: Final = 30
 SEARCH_DAYS: Final = 30
 PAGE_SIZE: Final = 50
 
