@@ -5,11 +5,13 @@ UV := $(PY) -m uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PY)
 
-# Debian packages the lab and the probe need (installed only when something is missing).
-APT_PACKAGES := iptables iproute2 curl ca-certificates procps psmisc
-APT_COMMANDS := iptables ip tc curl ps killall
+# Debian packages the lab, the probe and the browser tests need (installed only when
+# something is missing); chromium drives the explorer's browser tests (Playwright uses
+# Debian's build: nothing downloads a browser).
+APT_PACKAGES := iptables iproute2 curl ca-certificates procps psmisc chromium
+APT_COMMANDS := iptables ip tc curl ps killall chromium
 
-.PHONY: sysdeps uv deps test lint typecheck unit demo bench clean
+.PHONY: sysdeps uv deps test lint typecheck unit demo bench i18n clean
 
 sysdeps:
 	@missing=0; for c in $(APT_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing=1; done; \
@@ -53,7 +55,13 @@ bench: deps
 	$(UV) run --frozen python bench/classify_throughput.py
 	$(UV) run --frozen python bench/store_query.py
 	$(UV) run --frozen python bench/collector_load.py
+	$(UV) run --frozen python bench/explorer.py
 	$(UV) run --frozen python bench/lab_accuracy.py
+
+# Extract the explorer's messages and merge them into the Farsi catalogue
+# (src/didban/web/locale/fa/LC_MESSAGES/messages.po); fails while one lacks its Farsi.
+i18n: deps
+	$(UV) run --frozen python -m didban.web.i18n
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache build dist

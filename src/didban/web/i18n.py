@@ -65,6 +65,12 @@ WORDS: Final = (
     N_("known"),
     N_("detected"),
 )
+# The names of the pages' downloadable tables (``?table=``), shown beside their links.
+TABLE_NAMES: Final = (
+    N_("grid"), N_("blocks"), N_("networks"), N_("calendar"), N_("countries"), N_("events"),
+    N_("latest"), N_("days"), N_("inputs"), N_("witnesses"), N_("asns"), N_("steps"),
+    N_("control"), N_("entries"), N_("methods"), N_("rules"),
+)  # fmt: skip
 
 
 @cache

@@ -24,9 +24,9 @@ from urllib.parse import urlencode
 import jinja2
 import msgspec
 import orjson
-from markupsafe import Markup
 import pyarrow as pa
 import pyarrow.parquet as pq
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 

@@ -12,8 +12,8 @@ evidence is collapsed; with ``--explorer URL`` every verdict links to its measur
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
