@@ -458,7 +458,7 @@ def countries(reader: TableReader, first: date, last: date) -> list[dict[str, An
             r["probe_cc"], {"probe_cc": r["probe_cc"], "measurements": 0, "blocked": []}
         )
         c["measurements"] += int(r["measurements"])
-        if r["service"] and r["state"] == "blocked":
+        if r["state"] == "blocked":  # service "": inputs outside the catalog
             c["blocked"].append({"service": r["service"], "method": r["method"]})
     return sorted(
         out.values(), key=lambda c: (-len(c["blocked"]), -c["measurements"], c["probe_cc"])

@@ -25,6 +25,7 @@ from didban.events import known as knownmod
 from didban.events.saved import EventTable
 from didban.store import queries
 from didban.store.store import Store
+from didban.web.i18n import as_datetime
 from didban.web.pages import Page, PageError, Where
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -116,9 +117,11 @@ def _service_names() -> dict[str, str]:
 def home(store: Store, where: Where, params: QueryParams) -> Page:
     last = newest_day(store)
     first = last - timedelta(days=CURRENT_DAYS - 1)
-    countries = queries.countries(store.reader, first, last)
-    for c in countries:
+    measured = queries.countries(store.reader, first, last)
+    for c in measured:
         c["name"] = country_name(c["probe_cc"], where.lang.code)
+    countries = [c for c in measured if c["blocked"]]
+    quiet = [c for c in measured if not c["blocked"]]
     recent = _events(
         store, cc=[], asn=[], targets=[], kind=[], since=None, until=None,
         min_confidence=0.5, limit=10,
@@ -137,9 +140,9 @@ def home(store: Store, where: Where, params: QueryParams) -> Page:
     return Page(
         "home.html.j2",
         where.lang.gettext("didban — internet censorship, measured"),
-        {"since": first, "until": last, "countries": countries, "events": recent, "latest": rows,
-         "services": _service_names()},
-        {"countries": [{**c, "blocked": [b["service"] for b in c["blocked"]]} for c in countries],
+        {"since": first, "until": last, "countries": countries, "quiet": quiet, "events": recent,
+         "latest": rows, "services": _service_names()},
+        {"countries": [{**c, "blocked": [b["service"] for b in c["blocked"]]} for c in measured],
          "events": recent, "latest": rows},
         "didban-home",
     )  # fmt: skip
@@ -341,6 +344,32 @@ def event(store: Store, where: Where, params: QueryParams, event_id: str) -> Pag
 # --- /timeline/{cc} ---------------------------------------------------------------------------
 
 
+def _bars(
+    entries: list[dict[str, Any]], since: datetime | None, until: datetime | None
+) -> tuple[datetime | None, datetime | None, list[dict[str, float]]]:
+    """The axis (first, last) and each entry's bar on it, in percent: the window when one
+    is given, else from the first start to the last end (now for what is ongoing)."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    spans = [
+        (as_datetime(e["start"]) or now, as_datetime(e["end"]) or now)
+        for e in entries
+        if e["start"]
+    ]
+    if not spans:
+        return None, None, []
+    lo = since or min(s for s, _ in spans)
+    hi = until or max(e for _, e in spans)
+    width = max((hi - lo).total_seconds(), 3600.0)
+    bars = []
+    for start, end in spans:
+        left = min(max((start - lo).total_seconds() / width, 0.0), 1.0)
+        right = min(max((end - lo).total_seconds() / width, 0.0), 1.0)
+        bars.append(
+            {"left": round(100 * left, 2), "width": round(max(100 * (right - left), 0.6), 2)}
+        )
+    return lo, hi, bars
+
+
 def timeline(store: Store, where: Where, params: QueryParams, cc: str) -> Page:
     parsed = parse(EventsQuery, params, probe_cc=cc.upper())
     cc = parsed.probe_cc[0]
@@ -352,26 +381,14 @@ def timeline(store: Store, where: Where, params: QueryParams, cc: str) -> Page:
         )
         if not parsed.kind or e.kind in parsed.kind
     ]  # fmt: skip
-    starts: list[str] = [e["start"] for e in entries if e["start"]]
-    ends: list[str] = [e["end"] or e["start"] for e in entries if e["start"]]
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    lo = min(starts) if starts else None
-    hi = max([*ends, *(now for e in entries if e["start"] and not e["end"])]) if ends else None
-    bars = []
-    if lo and hi:
-        t0 = datetime.fromisoformat(lo[:19]).timestamp()
-        span = max(datetime.fromisoformat(hi[:19]).timestamp() - t0, 3600.0)
-        for e in entries:
-            s = (datetime.fromisoformat(e["start"][:19]).timestamp() - t0) / span
-            end = e["end"] or now
-            w = (datetime.fromisoformat(end[:19]).timestamp() - t0) / span - s
-            bars.append({"left": round(100 * s, 2), "width": round(max(100 * w, 0.6), 2)})
+    lo, hi, bars = _bars(entries, parsed.since, parsed.until)
     name = country_name(cc, where.lang.code)
     return Page(
         "timeline.html.j2",
         name,
         {"cc": cc, "name": name, "entries": entries, "bars": bars, "first": lo, "last": hi,
          "kinds": parsed.kind, "service": parsed.service, "domain": parsed.domain,
+         "since": params.get("since") or "", "until": params.get("until") or "",
          "services": _service_names()},
         {"entries": entries},
         f"didban-timeline-{cc}",
