@@ -30,11 +30,11 @@ def serve(
     lab: Path | None,
     max_body: int,
     create_app: Callable[[Store, int], FastAPI],
-    what: str,
-    pages: str = "",
+    also: str = "",
 ) -> None:
     """Check ``listen``, open the store and run ``create_app(store, max_body)`` there
-    (``didban serve``; the explorer's ``serve`` passes its own application)."""
+    (``didban serve``, whose application adds the explorer; ``also`` names what it adds
+    in the start-up line)."""
     import uvicorn
 
     def fail(sentence: str) -> NoReturn:
@@ -74,7 +74,7 @@ def serve(
         # uvloop and httptools (dependencies): bench/collector_load.py --baseline measures
         # them against uvicorn's pure-Python asyncio loop and h11 parser
         typer.echo(
-            f"{what} on http://{shown}:{port_s}/{pages} (docs at /docs), data in {store.dir} "
+            f"didban API on http://{shown}:{port_s}/ (docs at /docs{also}), data in {store.dir} "
             "(uvloop + httptools)",
             err=True,
         )

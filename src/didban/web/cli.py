@@ -143,7 +143,7 @@ def serve_cmd(
     explorer's pages (/, /country/IR, /fa/…)."""
     from didban.web.app import create_app
 
-    api_cli.serve(listen, data_dir, lab, max_body, create_app, "didban explorer and API")
+    api_cli.serve(listen, data_dir, lab, max_body, create_app, ", the explorer at /")
 
 
 def register(app: typer.Typer) -> None:
