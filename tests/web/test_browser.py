@@ -21,8 +21,7 @@ from typing import Any
 
 import pytest
 from server_helpers import free_port, start_server, stop
-
-from conftest import EVENT, FACEBOOK
+from web_helpers import EVENT, FACEBOOK
 
 CHROMIUM = Path("/usr/bin/chromium")
 AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"

@@ -13,8 +13,8 @@ import pytest
 from babel.messages.pofile import read_po
 from fastapi.testclient import TestClient
 from markupsafe import escape
+from web_helpers import EVENT, FACEBOOK
 
-from conftest import EVENT, FACEBOOK
 from didban.analysis.rules import RULES_VERSION
 from didban.web import i18n
 

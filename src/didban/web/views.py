@@ -170,6 +170,37 @@ def _strip(
     return out
 
 
+def _current_blocks(
+    store: Store,
+    cc: str,
+    cells: list[dict[str, Any]],
+    last: date,
+    asns: list[int],
+    names: dict[str, str],
+    since: dict[str, date],
+) -> list[dict[str, Any]]:
+    """The services whose latest day in the last ``CURRENT_DAYS`` days of the window was
+    mostly blocked, with that day's main method, since when, and a witness."""
+    latest: dict[str, dict[str, Any]] = {}
+    for c in cells:
+        recent = last - timedelta(days=CURRENT_DAYS) < c["day"] <= last
+        if c["service"] and recent and (
+            c["service"] not in latest or c["day"] > latest[c["service"]]["day"]
+        ):
+            latest[c["service"]] = c
+    blocked = {s: c for s, c in latest.items() if c["state"] == "blocked"}
+    witnesses = queries.latest_blocked(
+        store.reader, cc, {s: c["day"] for s, c in blocked.items()}, asns
+    )
+    order = {s.id: k for k, s in enumerate(catalog.services())}
+    return [
+        {"service": s, "name": names.get(s, s), "method": c["method"], "day": c["day"],
+         "since": since.get(s), "share": round(c["blocked"] / c["measurements"], 3),
+         "witness": witnesses.get(s)}
+        for s, c in sorted(blocked.items(), key=lambda kv: order.get(kv[0], len(order)))
+    ]  # fmt: skip
+
+
 def country(store: Store, where: Where, params: QueryParams, cc: str) -> Page:
     cc = cc.upper()
     parsed = parse(AggregationQuery, params)
@@ -198,15 +229,7 @@ def country(store: Store, where: Where, params: QueryParams, cc: str) -> Page:
         blocked_days[c["day"]] = blocked_days.get(c["day"], 0) + int(c["blocked"])
     networks = queries.networks(store.reader, cc, first, last)
     until_dt = datetime.combine(last + timedelta(days=1), time())
-    states = queries.service_states(
-        store.reader, cc, until_dt - timedelta(days=CURRENT_DAYS), until_dt, asns
-    )
-    blocks = [
-        {"service": s["service"], "name": s["name"], "method": s["method"], "layer": s["layer"],
-         "since": since_by_service.get(s["service"]), "witness": s["witness"]}
-        for s in states
-        if s["state"] == "blocked"
-    ]  # fmt: skip
+    blocks = _current_blocks(store, cc, year, last, asns, names, since_by_service)
     shutdowns = _events(
         store, cc=[cc], asn=asns, targets=[], kind=["shutdown", "outage"],
         since=datetime.combine(first, time()), until=until_dt, min_confidence=0.5,
