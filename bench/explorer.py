@@ -13,7 +13,8 @@
    time to the whole answer (loopback adds well under a millisecond, so this is the
    server's time) and the bytes a first load transfers: the HTML and every stylesheet,
    script and font it references (fonts only for Farsi pages). Targets: p95 ≤ 300 ms,
-   ≤ 500 KB. The API's 30-day country × service × day aggregation is timed beside them.
+   ≤ 500 KB. Three API questions are timed beside them: the 30-day country × service ×
+   day aggregation, a month's listing of one country, and the services of a country.
 
 Usage: python bench/explorer.py [--rows 100000000] [--rounds 30] [--work DIR] [--reuse]
 """
@@ -246,14 +247,16 @@ def main() -> None:
     ]  # fmt: skip
     if uid:
         pages += [f"/m/{uid}", f"/fa/m/{uid}"]
-    api = (
+    api = [
         f"/api/v1/aggregation?probe_cc=IR&axis_x=measurement_start_day&axis_y=service"
-        f"&since={since30}&until={last + timedelta(days=1)}&time_grain=day"
-    )
+        f"&since={since30}&until={last + timedelta(days=1)}&time_grain=day",
+        f"/api/v1/measurements?probe_cc=IR&since={since30}&until={last + timedelta(days=1)}",
+        f"/api/v1/services/IR?until={last + timedelta(days=1)}",
+    ]
     port = free_port()
     proc = serve(data_dir, port)
     base = f"http://127.0.0.1:{port}"
-    times: dict[str, list[float]] = {p: [] for p in [*pages, api]}
+    times: dict[str, list[float]] = {p: [] for p in [*pages, *api]}
     try:
         with httpx2.Client(timeout=120) as client:
             for p in times:  # warm: connections, page cache

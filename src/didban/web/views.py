@@ -14,6 +14,7 @@ import os
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final, TypeVar
 
+import msgspec
 from babel import Locale
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import QueryParams
@@ -101,8 +102,6 @@ def _events(store: Store, **selection: Any) -> list[dict[str, Any]]:
 
 
 def msgspec_builtins(value: Any) -> dict[str, Any]:
-    import msgspec
-
     out: dict[str, Any] = msgspec.to_builtins(value)
     return out
 
@@ -184,8 +183,10 @@ def _current_blocks(
     latest: dict[str, dict[str, Any]] = {}
     for c in cells:
         recent = last - timedelta(days=CURRENT_DAYS) < c["day"] <= last
-        if c["service"] and recent and (
-            c["service"] not in latest or c["day"] > latest[c["service"]]["day"]
+        if (
+            c["service"]
+            and recent
+            and (c["service"] not in latest or c["day"] > latest[c["service"]]["day"])
         ):
             latest[c["service"]] = c
     blocked = {s: c for s, c in latest.items() if c["state"] == "blocked"}
@@ -424,9 +425,13 @@ def timeline(store: Store, where: Where, params: QueryParams, cc: str) -> Page:
 
 def search(store: Store, where: Where, params: QueryParams) -> Page:
     extra: dict[str, Any] = {"limit": params.get("limit") or PAGE_SIZE}
-    if not params.get("since") and not params.get("until") and not params.get("report_id"):
+    if not params.get("report_id"):
+        # a bounded range of days, read from its newest end (nothing lies past the newest)
         last = newest_day(store)
-        extra["since"] = str(last - timedelta(days=SEARCH_DAYS - 1))
+        if not params.get("until"):
+            extra["until"] = str(last + timedelta(days=1))
+        if not params.get("since") and not params.get("until"):
+            extra["since"] = str(last - timedelta(days=SEARCH_DAYS - 1))
     parsed = parse(ListingQuery, params, **extra)
     rows, total = queries.list_measurements(
         store.reader, parsed.filters(), parsed.order_by, parsed.order, parsed.limit, parsed.offset
@@ -435,7 +440,8 @@ def search(store: Store, where: Where, params: QueryParams) -> Page:
         "domain": ",".join(parsed.domain), "input": parsed.input or "",
         "service": ",".join(parsed.service), "probe_cc": ",".join(parsed.probe_cc),
         "probe_asn": ",".join(f"AS{a}" for a in parsed.probe_asn),
-        "since": params.get("since") or extra.get("since", ""), "until": params.get("until") or "",
+        "since": params.get("since") or extra.get("since", ""),
+        "until": params.get("until") or extra.get("until", ""),
         "anomaly": params.get("anomaly") or "",
     }  # fmt: skip
     nxt = parsed.offset + parsed.limit if parsed.offset + parsed.limit < total else None
