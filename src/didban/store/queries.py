@@ -354,19 +354,20 @@ def service_states(
     """
     filters = Filters(probe_cc=[cc], probe_asn=probe_asn, since=since, until=until)
     where, params = filters.where()
+    # one hash aggregation per (service, input): the row with the largest (definite state,
+    # time, uid) — what a window ranking would pick, without sorting the window
     latest = reader.rows(
-        "SELECT service, input, measurement_uid, measurement_start_time, probe_asn, "
-        "coalesce(state, 'inconclusive') AS state, method, layer, rules_version "
-        f"FROM {{measurements}} WHERE {where} AND service IS NOT NULL "
-        "QUALIFY row_number() OVER (PARTITION BY service, input ORDER BY "
-        "(state IN ('ok', 'blocked', 'down')) DESC, measurement_start_time DESC, "
-        "measurement_uid DESC) = 1",
+        "SELECT service, input, unnest(arg_max("
+        "struct_pack(measurement_uid, measurement_start_time, probe_asn, "
+        "state := coalesce(state, 'inconclusive'), method, layer, rules_version), "
+        "struct_pack(definite := coalesce(state IN ('ok', 'blocked', 'down'), false), "
+        "t := measurement_start_time, u := measurement_uid))) "
+        f"FROM {{measurements}} WHERE {where} AND service IS NOT NULL GROUP BY service, input",
         params,
         filters.days(),
     )
     counts = reader.rows(
-        "SELECT service, coalesce(state, 'none') AS state, count(*) AS n, "
-        "count(DISTINCT probe_asn) AS asns "
+        "SELECT service, coalesce(state, 'none') AS state, count(*) AS n "
         f"FROM {{measurements}} WHERE {where} AND service IS NOT NULL GROUP BY ALL",
         params,
         filters.days(),
