@@ -216,6 +216,28 @@ def first_load(client: httpx2.Client, base: str, path: str) -> int:
     return total
 
 
+def screenshots(base: str, where: Path) -> None:
+    """The country and service pages over the generated store, as docs/explorer.md shows
+    them (Playwright with Debian's chromium)."""
+    from playwright.sync_api import sync_playwright
+
+    where.mkdir(parents=True, exist_ok=True)
+    shots = {"bench-country-en": "/country/IR", "bench-country-fa": "/fa/country/IR",
+             "bench-service-en": "/service/instagram", "bench-home-en": "/"}  # fmt: skip
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox"]
+        )
+        page = browser.new_page(viewport={"width": 1024, "height": 800})
+        for name, path in shots.items():
+            page.goto(base + path)
+            page.wait_for_load_state("networkidle")
+            height = min(page.evaluate("document.documentElement.scrollHeight"), 2400)
+            clip = {"x": 0, "y": 0, "width": 1024, "height": height}
+            page.screenshot(path=str(where / f"{name}.png"), full_page=True, clip=clip)
+        browser.close()
+
+
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
@@ -228,6 +250,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--reuse", action="store_true", help="use the store already in --work")
+    ap.add_argument("--shots", type=Path, default=None, help="also screenshot pages there")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="didban-explorer-bench-"))
     data_dir = work / "data"
@@ -269,6 +292,8 @@ def main() -> None:
                     if r.status_code != 200:
                         raise SystemExit(f"{p}: HTTP {r.status_code} {r.text[:200]}")
             loads = {p: first_load(httpx2.Client(timeout=120), base, p) for p in pages}
+        if args.shots:
+            screenshots(base, args.shots)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

@@ -97,7 +97,9 @@ class Tab:
 
     def shot(self, name: str) -> None:
         SHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+        height = min(self.page.evaluate("document.documentElement.scrollHeight"), 2400)
+        clip = {"x": 0, "y": 0, "width": 1024, "height": height}
+        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True, clip=clip)
 
 
 @pytest.fixture
