@@ -71,6 +71,13 @@ def test_rollups_give_the_tables_numbers_fresh_and_stale(store: Store) -> None:
     files = list((store.tables_root / "rollups").rglob("*.parquet"))
     assert {p.parent.parent.name for p in files} == {"daily_cc", "daily_asn"}
     _both(store)  # from the rollup files
+    # a window of centuries reads the days the store has, not every day of the calendar
+    wide = queries.Filters(
+        since=datetime(94, 9, 26), until=datetime(2026, 12, 8), probe_asn=[58224]
+    )
+    assert queries.aggregate(store.reader, wide, "state", None, "day") == queries.aggregate(
+        store.reader, wide, "state", None, "day", use_rollups=False
+    )
     _fill(store, 50, seed=2, start=1000)  # new rows: their days are stale, still exact
     store.flush()
     assert rollups.stale_days(store)

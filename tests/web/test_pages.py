@@ -134,6 +134,8 @@ def test_bad_parameters_are_refused_as_the_api_refuses_them(client: TestClient) 
     assert client.get("/event/ev-0000000000000000", headers=HTML).status_code == 404
     assert client.get("/m/20200101000000.000000_IR_webconnectivity_0000").status_code == 404
     assert client.get("/service/nothing", headers=HTML).status_code == 404
+    r = client.get("/country/IR?since=0094-09-26&until=2026-12-08", headers=HTML)
+    assert r.status_code == 400 and "at most 366 days" in r.text
 
 
 def test_root_is_the_api_description_unless_a_browser_asks(client: TestClient) -> None:

@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -139,16 +139,28 @@ def _month(day: date) -> str:
 
 def _month_files(root: Path, name: str, first: date, last: date) -> list[str]:
     out: list[str] = []
-    month = date(first.year, first.month, 1)
-    while month <= last:
-        d = root / name / f"month={_month(month)}"
-        try:
-            with os.scandir(d) as it:
-                out.extend(sorted(e.path for e in it if e.name.endswith(".parquet")))
-        except FileNotFoundError:
-            pass
-        month = (month + timedelta(days=32)).replace(day=1)
+    lo, hi = f"month={_month(first)}", f"month={_month(last)}"
+    try:
+        months = sorted(n for n in os.listdir(root / name) if lo <= n <= hi)
+    except FileNotFoundError:
+        return []
+    for month in months:
+        with os.scandir(root / name / month) as it:
+            out.extend(sorted(e.path for e in it if e.name.endswith(".parquet")))
     return out
+
+
+def _present(tables_root: Path, first: date, last: date) -> list[date]:
+    """The days from ``first`` to ``last`` that have a measurements directory (listed
+    once: a window may span centuries, the store holds a few thousand days)."""
+    lo, hi = f"day={first}", f"day={last}"
+    try:
+        names = os.listdir(tables_root / "measurements")
+    except FileNotFoundError:
+        return []
+    return sorted(
+        date.fromisoformat(n[4:]) for n in names if n.startswith("day=") and lo <= n <= hi
+    )
 
 
 def _quote(path: str) -> str:
@@ -166,12 +178,10 @@ def relation(reader: TableReader, rollup: Rollup, first: date, last: date) -> tu
     manifest = _MANIFESTS.read(root / MANIFEST)
     fresh: list[date] = []
     stale: list[date] = []
-    day = first
-    while day <= last:
+    for day in _present(reader.root, first, last):
         names = _day_files(reader.root, day)
         if names:
             (fresh if manifest.get(str(day)) == _signature(names) else stale).append(day)
-        day += timedelta(days=1)
     cols = ", ".join(("day", *rollup.keys, *COUNTS))
     parts: list[str] = []
     files = _month_files(root, rollup.name, first, last) if fresh else []

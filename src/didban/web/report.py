@@ -199,7 +199,7 @@ def render(
         generated=when,
         rules_version=RULES_VERSION,
         total=sum(states.values()),
-        states=sorted(states.items(), key=lambda kv: (-kv[1], kv[0])),
+        states=sorted(states.items()),
         layers=layers.most_common(),
         methods=methods.most_common(),
         networks=sorted(networks.items()),

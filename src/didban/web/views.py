@@ -36,6 +36,7 @@ CURRENT_DAYS: Final = 7
 SERVICE_DAYS: Final = 30
 SEARCH_DAYS: Final = 30
 PAGE_SIZE: Final = 50
+MAX_DAYS: Final = 366  # a day-by-day page wider than a year is no longer readable
 
 
 def parse(model: type[Model], params: QueryParams, **extra: Any) -> Model:
@@ -86,6 +87,8 @@ def window(
         since = until - timedelta(days=days)
     if since >= until:
         raise PageError(400, "since must be before until")
+    if (until - since).days > MAX_DAYS:
+        raise PageError(400, f"a page shows at most {MAX_DAYS} days; narrow since and until")
     return since, until - timedelta(days=1)
 
 
@@ -190,13 +193,15 @@ def _current_blocks(
         ):
             latest[c["service"]] = c
     blocked = {s: c for s, c in latest.items() if c["state"] == "blocked"}
+    earliest = min((c["day"] for c in cells), default=None)  # a run reaching it began earlier
     witnesses = queries.latest_blocked(
         store.reader, cc, {s: c["day"] for s, c in blocked.items()}, asns
     )
     order = {s.id: k for k, s in enumerate(catalog.services())}
     return [
         {"service": s, "name": names.get(s, s), "method": c["method"], "day": c["day"],
-         "since": since.get(s), "share": round(c["blocked"] / c["measurements"], 3),
+         "since": since.get(s), "since_edge": since.get(s) == earliest,
+         "share": round(c["blocked"] / c["measurements"], 3),
          "witness": witnesses.get(s)}
         for s, c in sorted(blocked.items(), key=lambda kv: order.get(kv[0], len(order)))
     ]  # fmt: skip

@@ -12,7 +12,7 @@
       scales: {x: {time: true}, share: {range: [0, 1]}},
       series: [{}, {label: el.dataset.labelVolume, stroke: "#08519c", width: 2},
                {label: el.dataset.labelBlocked, stroke: "#b3261e", width: 2, scale: "share"}],
-      axes: [{}, {}, {scale: "share", side: 1, grid: {show: false},
+      axes: [{}, {size: 70}, {scale: "share", side: 1, size: 50, grid: {show: false},
                      values: function (u, v) { return v.map(function (x) { return Math.round(x * 100) + "%"; }); }}]
     };
     new uPlot(opts, [data.days, data.measurements, data.blocked_share], el);
