@@ -151,3 +151,9 @@ def test_compaction_and_refresh_on_a_live_store_under_a_concurrent_reader(store:
     assert len(seen) >= 2
     assert all(answer == expected for answer in seen)  # never a missing or doubled row
     assert queries.aggregate(store.reader, f, "probe_cc", "state", "day") == expected
+
+
+def test_refresh_covers_rows_not_yet_flushed(store: Store) -> None:
+    _fill(store, 30, seed=20)  # buffered in memory: no day file yet
+    assert rollups.refresh(store) > 0
+    assert rollups.stale_days(store) == []

@@ -134,7 +134,7 @@ _MANIFESTS: Final = _Manifest()
 
 
 def _month(day: date) -> str:
-    return f"{day:%Y-%m}"
+    return f"{day.year:04d}-{day.month:02d}"  # strftime writes year 94 as "94"
 
 
 def _month_files(root: Path, name: str, first: date, last: date) -> list[str]:
@@ -277,6 +277,7 @@ def refresh(store: Store, days: Iterable[date | str] | None = None) -> int:
     after a rebuild. Buffered rows are flushed first (the reader flushes before a query).
     Days without measurement files lose their rollup rows.
     """
+    store.flush()  # buffered rows become the day files listed here
     wanted = (
         _all_days(store.tables_root)
         if days is None
@@ -284,7 +285,6 @@ def refresh(store: Store, days: Iterable[date | str] | None = None) -> int:
     )
     if not wanted:
         return 0
-    store.flush()
     root = directory(store.tables_root)
     manifest_path = root / MANIFEST
     manifest = dict(_MANIFESTS.read(manifest_path))
