@@ -169,6 +169,7 @@ def demo(
                 [
                     "report", "--input", str(measurements),
                     "--verdicts", str(verdicts), "--output", str(report),
+                    "--explorer", f"http://{listen}",
                 ],
                 env,
             ):  # fmt: skip
