@@ -59,6 +59,15 @@ def test_country_grid_shows_the_blocked_service_with_its_method(client: TestClie
     assert "AS197207" in page  # the networks table
 
 
+def test_current_blocks_name_the_method_since_when_and_a_witness(client: TestClient) -> None:
+    page = client.get("/country/IR?since=2022-08-10&until=2022-08-16", headers=HTML).text
+    block = re.search(r'<tr class="blocked">(.*?)</tr>', page, re.S)
+    assert block is not None and "Facebook" in block.group(1)
+    assert "dns.hijack" in block.group(1) and "100%" in block.group(1)
+    assert "at least since 15 Aug 2022" in " ".join(block.group(1).split())
+    assert f"/m/{FACEBOOK}" in block.group(1)  # the witness
+
+
 def test_measurement_page_highlights_the_evidence_and_cites_the_verdict(
     client: TestClient,
 ) -> None:

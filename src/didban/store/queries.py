@@ -522,9 +522,11 @@ def grid(
     return _daily(reader, "coalesce(service, '') AS service, day", first, last, cc, probe_asn)
 
 
-def calendar(reader: TableReader, cc: str, first: date, last: date) -> list[dict[str, Any]]:
+def calendar(
+    reader: TableReader, cc: str, first: date, last: date, probe_asn: list[int]
+) -> list[dict[str, Any]]:
     """Measurements per day in ``cc`` (the calendar of volume), with the states."""
-    return _daily(reader, "day", first, last, cc)
+    return _daily(reader, "day", first, last, cc, probe_asn)
 
 
 def networks(reader: TableReader, cc: str, first: date, last: date) -> list[dict[str, Any]]:
@@ -557,20 +559,42 @@ def service_days(
     return _daily(reader, "probe_cc, day", first, last, service=service)
 
 
-def blocked_since(cells: list[dict[str, Any]]) -> dict[str, date]:
-    """For each service whose latest grid cell is blocked, the first day of that run of
-    blocked days (days without measurements do not break a run)."""
-    by_service: dict[str, list[dict[str, Any]]] = {}
-    for c in cells:
-        by_service.setdefault(c["service"], []).append(c)
-    out: dict[str, date] = {}
-    for service, items in by_service.items():
-        items.sort(key=lambda c: c["day"])
-        since = None
-        for c in reversed(items):
-            if c["state"] != "blocked":
-                break
-            since = c["day"]
-        if since is not None:
-            out[service] = since
-    return out
+def blocked_since(
+    reader: TableReader,
+    cc: str,
+    services: list[str],
+    first: date,
+    last: date,
+    probe_asn: list[int],
+) -> dict[str, date]:
+    """For each of ``services`` whose latest day (from ``first`` to ``last``) was mostly
+    blocked, the first day of that run of blocked days (a day is blocked as in ``grid``;
+    days without measurements do not break a run)."""
+    if not services:
+        return {}
+    rollup = rollups.DAILY_ASN if probe_asn else rollups.DAILY_CC
+    rel = rollups.relation(reader, rollup, first, last)[0]
+    conds = [
+        "day BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)",
+        "probe_cc = ?",
+        f"service IN ({', '.join('?' * len(services))})",
+    ]
+    params: list[Any] = [first, last, cc, *services]
+    if probe_asn:
+        conds.append(f"probe_asn IN ({', '.join('?' * len(probe_asn))})")
+        params.extend(probe_asn)
+    rows = reader.rows(
+        "WITH d AS (SELECT service, day, "
+        "coalesce(sum(measurement_count) FILTER (WHERE state = 'blocked'), 0) AS b, "
+        "coalesce(sum(measurement_count) FILTER (WHERE state = 'ok'), 0) AS o "
+        f"FROM {rel} WHERE {' AND '.join(conds)} GROUP BY service, day), "
+        "s AS (SELECT service, day, b > 0 AND b >= o AS blocked FROM d), "
+        "e AS (SELECT service, max(day) FILTER (WHERE NOT blocked) AS ended, max(day) AS latest "
+        "FROM s GROUP BY service) "
+        "SELECT s.service, min(s.day) AS since FROM s JOIN e USING (service) "
+        "WHERE s.blocked AND (e.ended IS NULL OR s.day > e.ended) AND e.latest > "
+        "coalesce(e.ended, DATE '0001-01-01') GROUP BY s.service",
+        params,
+        (first, last),
+    )
+    return {r["service"]: r["since"] for r in rows}

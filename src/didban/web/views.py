@@ -176,13 +176,15 @@ def _current_blocks(
     store: Store,
     cc: str,
     cells: list[dict[str, Any]],
+    earliest: date,
     last: date,
     asns: list[int],
     names: dict[str, str],
-    since: dict[str, date],
+    first_data: date | None,
 ) -> list[dict[str, Any]]:
     """The services whose latest day in the last ``CURRENT_DAYS`` days of the window was
-    mostly blocked, with that day's main method, since when, and a witness."""
+    mostly blocked, with that day's main method, since when (looking back to
+    ``earliest``), and a witness."""
     latest: dict[str, dict[str, Any]] = {}
     for c in cells:
         recent = last - timedelta(days=CURRENT_DAYS) < c["day"] <= last
@@ -193,14 +195,15 @@ def _current_blocks(
         ):
             latest[c["service"]] = c
     blocked = {s: c for s, c in latest.items() if c["state"] == "blocked"}
-    earliest = min((c["day"] for c in cells), default=None)  # a run reaching it began earlier
+    since = queries.blocked_since(store.reader, cc, list(blocked), earliest, last, asns)
     witnesses = queries.latest_blocked(
         store.reader, cc, {s: c["day"] for s, c in blocked.items()}, asns
     )
     order = {s.id: k for k, s in enumerate(catalog.services())}
     return [
         {"service": s, "name": names.get(s, s), "method": c["method"], "day": c["day"],
-         "since": since.get(s), "since_edge": since.get(s) == earliest,
+         # a run that reaches the first day with data began then or earlier
+         "since": since.get(s), "since_edge": since.get(s) == first_data,
          "share": round(c["blocked"] / c["measurements"], 3),
          "witness": witnesses.get(s)}
         for s, c in sorted(blocked.items(), key=lambda kv: order.get(kv[0], len(order)))
@@ -214,9 +217,9 @@ def country(store: Store, where: Where, params: QueryParams, cc: str) -> Page:
         raise PageError(404, f"{cc!r} is not a country code like IR")
     first, last = window(store, params, parsed, GRID_DAYS)
     asns = parsed.probe_asn
-    year = queries.grid(store.reader, cc, last - timedelta(days=CALENDAR_DAYS - 1), last, asns)
-    cells = [c for c in year if first <= c["day"] <= last]
-    since_by_service = queries.blocked_since(year)
+    year_first = last - timedelta(days=CALENDAR_DAYS - 1)
+    cells = queries.grid(store.reader, cc, first, last, asns)
+    year = queries.calendar(store.reader, cc, year_first, last, asns)
     names = _service_names()
     days = _days(first, last)
     by_key = {(c["service"], c["day"]): c for c in cells}
@@ -231,11 +234,12 @@ def country(store: Store, where: Where, params: QueryParams, cc: str) -> Page:
     calendar: dict[date, int] = {}
     blocked_days: dict[date, int] = {}
     for c in year:
-        calendar[c["day"]] = calendar.get(c["day"], 0) + int(c["measurements"])
-        blocked_days[c["day"]] = blocked_days.get(c["day"], 0) + int(c["blocked"])
+        calendar[c["day"]] = int(c["measurements"])
+        blocked_days[c["day"]] = int(c["blocked"])
     networks = queries.networks(store.reader, cc, first, last)
     until_dt = datetime.combine(last + timedelta(days=1), time())
-    blocks = _current_blocks(store, cc, year, last, asns, names, since_by_service)
+    first_data = min((d for d, n in calendar.items() if n), default=None)
+    blocks = _current_blocks(store, cc, cells, year_first, last, asns, names, first_data)
     shutdowns = _events(
         store, cc=[cc], asn=asns, targets=[], kind=["shutdown", "outage"],
         since=datetime.combine(first, time()), until=until_dt, min_confidence=0.5,
