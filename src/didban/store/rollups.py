@@ -93,9 +93,9 @@ def directory(tables_root: Path) -> Path:
     return tables_root / "rollups"
 
 
-def _day_files(tables_root: Path, day: date) -> list[str]:
-    try:
-        with os.scandir(tables_root / "measurements" / f"day={day}") as it:
+def _day_files(tables_root: Path | str, day: date) -> list[str]:
+    try:  # plain strings: a page lists hundreds of days
+        with os.scandir(f"{tables_root}/measurements/day={day}") as it:
             return sorted(e.name for e in it if e.name.endswith(".parquet"))
     except FileNotFoundError:
         return []
@@ -178,8 +178,9 @@ def relation(reader: TableReader, rollup: Rollup, first: date, last: date) -> tu
     manifest = _MANIFESTS.read(root / MANIFEST)
     fresh: list[date] = []
     stale: list[date] = []
+    root_text = str(reader.root)
     for day in _present(reader.root, first, last):
-        names = _day_files(reader.root, day)
+        names = _day_files(root_text, day)
         if names:
             (fresh if manifest.get(str(day)) == _signature(names) else stale).append(day)
     cols = ", ".join(("day", *rollup.keys, *COUNTS))
