@@ -135,10 +135,11 @@ def test_pages_show_what_they_must(server: str, tab: Tab) -> None:
     assert page.get_by_text("Onset and resolution brackets").is_visible()
     assert page.get_by_text("[20 Sep 2022").count() == 1
     tab.open(f"{server}/m/{FACEBOOK}")
-    row = page.locator("tr.evidence", has_text="connect 10.10.34.36:443")
+    row = page.locator("tr.evidence", has_text="GET https://www.facebook.com/")
     assert row.is_visible() and "generic_timeout_error" in row.inner_text()
     color = row.locator("td").first.evaluate("e => getComputedStyle(e).backgroundColor")
-    assert color == "rgb(255, 243, 176)"  # highlighted in place
+    assert color == "rgb(255, 243, 176)"  # the failing request, highlighted in place
+    assert page.locator("tr.context", has_text="connect 10.10.34.36:443").count() == 1
     assert tab.errors == []
 
 

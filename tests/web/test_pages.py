@@ -72,8 +72,15 @@ def test_measurement_page_highlights_the_evidence_and_cites_the_verdict(
     client: TestClient,
 ) -> None:
     page = client.get(f"/m/{FACEBOOK}", headers=HTML).text
-    dns = re.search(r'<tr class="([^"]*)" id="step--test_keys-queries-0"', page)
-    assert dns is not None and dns.group(1) == "evidence"
+
+    def step(pointer: str) -> str:
+        found = re.search(rf'<tr class="([^"]*)" id="step-{pointer}"', page)
+        assert found is not None, pointer
+        return found.group(1)
+
+    assert step("-test_keys-queries-0") == "evidence"  # the answer the rule matched
+    assert step("-test_keys-requests-0") == "evidence"  # the failed request
+    assert step("-test_keys-tcp_connect-0") == "context"  # evidence names the whole list
     assert "10.10.34.36" in page and "generic_timeout_error" in page  # answer, failure
     assert "wc.dns.fingerprint" in page and RULES_VERSION in page
     assert "Cite this" in page and f"http://testserver/m/{FACEBOOK}" in page

@@ -4,8 +4,10 @@ evidence points at marked, the control's view of the same target, and a citation
 
 Steps are read from the OONI test keys every web and IM test writes (``queries``,
 ``tcp_connect``, ``tls_handshakes``, ``quic_handshakes``, ``requests``; df-002, df-005,
-df-006, df-001); each keeps its JSON pointer, so the verdict's evidence pointers
-(``model.verdict.Evidence``) can be found in place.
+df-006, df-001) and didban's ``x_didban_quic``; each keeps its JSON pointer, so the
+verdict's evidence pointers (``model.verdict.Evidence``) are found in place: a step the
+evidence points at (or into) is marked as evidence, a step of a list the evidence names
+as a whole is marked as its context.
 """
 
 from __future__ import annotations
@@ -105,6 +107,27 @@ def _handshakes(keys: dict[str, Any], name: str, layer: str) -> list[dict[str, A
     return out
 
 
+def _didban_quic(keys: dict[str, Any]) -> list[dict[str, Any]]:
+    """didban's own HTTP/3 attempts (``x_didban_quic``: a QUIC handshake, then a request)."""
+    out = []
+    for ptr, q in _list(keys, "x_didban_quic"):
+        hs = _dict(q.get("handshake"))
+        req = _dict(q.get("request"))
+        resp = _dict(req.get("response"))
+        result = " ".join(
+            str(x) for x in (hs.get("tls_version"), hs.get("negotiated_protocol")) if x
+        )
+        if resp.get("code"):
+            result += f" · HTTP/3 {resp['code']}"
+        out.append(
+            {"pointer": ptr, "layer": "quic",
+             "what": f"handshake {q.get('address', '?')} SNI {hs.get('server_name', '?')}",
+             "result": result.strip(" ·"), "failure": q.get("failure"),
+             "t0": _num(hs.get("t0")), "t": _num(hs.get("t"))}
+        )  # fmt: skip
+    return out
+
+
 def _http(keys: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for ptr, r in _list(keys, "requests"):
@@ -136,6 +159,7 @@ def steps(measurement: dict[str, Any]) -> list[dict[str, Any]]:
         *_tcp(keys),
         *_handshakes(keys, "tls_handshakes", "tls"),
         *_handshakes(keys, "quic_handshakes", "quic"),
+        *_didban_quic(keys),
         *_http(keys),
     ]
 
@@ -171,12 +195,14 @@ def control_view(measurement: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _covers(step_pointer: str, evidence_pointer: str) -> bool:
-    return (
-        step_pointer == evidence_pointer
-        or evidence_pointer.startswith(step_pointer + "/")
-        or step_pointer.startswith(evidence_pointer + "/")
-    )
+def _points_at(step_pointer: str, evidence_pointer: str) -> bool:
+    """The evidence is this step or a value inside it."""
+    return step_pointer == evidence_pointer or evidence_pointer.startswith(step_pointer + "/")
+
+
+def _within(step_pointer: str, evidence_pointer: str) -> bool:
+    """The evidence is the whole list (or object) this step belongs to."""
+    return step_pointer.startswith(evidence_pointer + "/")
 
 
 def measurement(store: Store, where: Where, uid: str) -> Page:
@@ -189,7 +215,8 @@ def measurement(store: Store, where: Where, uid: str) -> Page:
     probe = steps(raw)
     control = control_view(raw)
     for s in [*probe, *control]:
-        s["evidence"] = any(_covers(s["pointer"], p) for p in pointers)
+        s["evidence"] = any(_points_at(s["pointer"], p) for p in pointers)
+        s["context"] = not s["evidence"] and any(_within(s["pointer"], p) for p in pointers)
     evidence = []
     for e in (verdict or {}).get("evidence", []):
         text = ""
