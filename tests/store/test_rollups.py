@@ -13,7 +13,7 @@ from store_helpers import measurement
 from typer.testing import CliRunner
 
 from didban.cli import app
-from didban.store import queries, rollups
+from didban.store import daily, queries, rollups
 from didban.store.store import Store
 
 URLS = [
@@ -83,7 +83,7 @@ def test_rollups_give_the_tables_numbers_fresh_and_stale(store: Store) -> None:
     assert rollups.stale_days(store)
     _both(store)
     # the explorer's questions agree with the aggregation
-    cells = queries.grid(store.reader, "IR", date(2026, 11, 1), date(2026, 11, 9), [])
+    cells = daily.grid(store.reader, "IR", date(2026, 11, 1), date(2026, 11, 9), [])
     f = queries.Filters(probe_cc=["IR"], since=datetime(2026, 11, 1), until=datetime(2026, 11, 10))
     agg = queries.aggregate(store.reader, f, "measurement_start_day", "service", "day", False)
     assert sum(c["measurements"] for c in cells) == sum(r["measurement_count"] for r in agg)

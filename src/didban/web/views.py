@@ -24,7 +24,7 @@ from didban.api.filters import AggregationQuery, EventsQuery, ListingQuery
 from didban.data import catalog
 from didban.events import known as knownmod
 from didban.events.saved import EventTable
-from didban.store import queries
+from didban.store import daily, queries
 from didban.store.store import Store
 from didban.web.i18n import as_datetime
 from didban.web.pages import Page, PageError, Where
@@ -119,7 +119,7 @@ def _service_names() -> dict[str, str]:
 def home(store: Store, where: Where, params: QueryParams) -> Page:
     last = newest_day(store)
     first = last - timedelta(days=CURRENT_DAYS - 1)
-    measured = queries.countries(store.reader, first, last)
+    measured = daily.countries(store.reader, first, last)
     for c in measured:
         c["name"] = country_name(c["probe_cc"], where.lang.code)
     countries = [c for c in measured if c["blocked"]]
@@ -195,8 +195,8 @@ def _current_blocks(
         ):
             latest[c["service"]] = c
     blocked = {s: c for s, c in latest.items() if c["state"] == "blocked"}
-    since = queries.blocked_since(store.reader, cc, list(blocked), earliest, last, asns)
-    witnesses = queries.latest_blocked(
+    since = daily.blocked_since(store.reader, cc, list(blocked), earliest, last, asns)
+    witnesses = daily.latest_blocked(
         store.reader, cc, {s: c["day"] for s, c in blocked.items()}, asns
     )
     order = {s.id: k for k, s in enumerate(catalog.services())}
@@ -218,8 +218,8 @@ def country(store: Store, where: Where, params: QueryParams, cc: str) -> Page:
     first, last = window(store, params, parsed, GRID_DAYS)
     asns = parsed.probe_asn
     year_first = last - timedelta(days=CALENDAR_DAYS - 1)
-    cells = queries.grid(store.reader, cc, first, last, asns)
-    year = queries.calendar(store.reader, cc, year_first, last, asns)
+    cells = daily.grid(store.reader, cc, first, last, asns)
+    year = daily.calendar(store.reader, cc, year_first, last, asns)
     names = _service_names()
     days = _days(first, last)
     by_key = {(c["service"], c["day"]): c for c in cells}
@@ -236,7 +236,7 @@ def country(store: Store, where: Where, params: QueryParams, cc: str) -> Page:
     for c in year:
         calendar[c["day"]] = int(c["measurements"])
         blocked_days[c["day"]] = int(c["blocked"])
-    networks = queries.networks(store.reader, cc, first, last)
+    networks = daily.networks(store.reader, cc, first, last)
     until_dt = datetime.combine(last + timedelta(days=1), time())
     first_data = min((d for d, n in calendar.items() if n), default=None)
     blocks = _current_blocks(store, cc, cells, year_first, last, asns, names, first_data)
@@ -294,7 +294,7 @@ def service(store: Store, where: Where, params: QueryParams, service_id: str) ->
         raise PageError(404, f"there is no service {service_id!r} in the catalog") from None
     parsed = parse(AggregationQuery, params)
     first, last = window(store, params, parsed, SERVICE_DAYS)
-    cells = queries.service_days(store.reader, svc.id, first, last)
+    cells = daily.service_days(store.reader, svc.id, first, last)
     by_cc: dict[str, list[dict[str, Any]]] = {}
     for c in cells:
         by_cc.setdefault(c["probe_cc"], []).append(c)
