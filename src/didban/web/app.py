@@ -32,7 +32,8 @@ from didban.api.app import create_app as api_app
 from didban.store.store import Store
 from didban.web import evidence, glossary, views
 from didban.web.i18n import LANGS, pick
-from didban.web.pages import FORMATS, Page, PageError, Where, negotiate, render
+from didban.web.pages import Page, PageError, Where
+from didban.web.render import FORMATS, negotiate, render
 
 STATIC: Final = Path(__file__).parent / "static"
 STATIC_PATH: Final = "/static/explorer"

@@ -4,15 +4,17 @@ and what "confirmed" means for each."""
 
 from __future__ import annotations
 
-from typing import Any, Final
-
-from starlette.datastructures import QueryParams
+from typing import TYPE_CHECKING, Any, Final
 
 from didban.analysis.rules import ALL, RULES_VERSION
 from didban.model.verdict import METHODS
-from didban.store.store import Store
 from didban.web.i18n import Lang
 from didban.web.pages import Page, Where
+
+if TYPE_CHECKING:
+    from starlette.datastructures import QueryParams
+
+    from didban.store.store import Store
 
 # A blocking verdict is confirmed exactly when it rests on a fingerprint (a censor's own
 # artefact: its blockpage, its injected address); these rules are the ones that read one.

@@ -24,7 +24,6 @@ from markupsafe import Markup
 
 from didban.analysis.rules import RULES_VERSION
 from didban.model.verdict import Verdict
-from didban.store.store import Store
 from didban.store.uid import content_hash
 from didban.web import glossary, pages
 from didban.web.i18n import Lang
@@ -114,7 +113,10 @@ def item(verdict: Verdict, measurement: dict[str, Any] | None) -> Item:
     lab = notes.get("x_didban_lab_profile") if isinstance(notes, dict) else None
     uid = verdict.measurement_uid
     if uid is None and measurement is not None:
-        # the uid ingest gives it (the same rule: the store's own function)
+        # the uid ingest gives it (the same rule: the store's own function; imported here,
+        # where it is used, so that `didban report --help` does not load DuckDB)
+        from didban.store.store import Store
+
         uid = Store._uid_for(measurement, content_hash(measurement), None)
     network = measurement.get("probe_network_name") if measurement is not None else None
     return Item(
