@@ -204,3 +204,26 @@ def test_a_store_the_lab_filled_shows_its_blocks(
         tab.shot("lab-measurement-en")
     finally:
         stop(proc)
+
+
+@pytest.mark.parametrize("lang", ["en", "fa"])
+def test_the_report_fits_1024_px_and_is_accessible(tmp_path: Path, tab: Tab, lang: str) -> None:
+    from analysis_builders import blocked_instagram, jsonl, ok_page
+    from typer.testing import CliRunner
+
+    from didban.cli import app
+
+    lab = blocked_instagram()
+    lab["annotations"] = {"x_didban_lab_profile": "iran-2022"}
+    src = tmp_path / "m.jsonl"
+    src.write_bytes(jsonl(lab, ok_page(), blocked_instagram()))
+    out = tmp_path / "report.html"
+    args = ["report", "-i", str(src), "-o", str(out), "--lang", lang]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    tab.open(out.as_uri())
+    page = tab.page
+    assert page.evaluate("document.documentElement.dir") == ("rtl" if lang == "fa" else "ltr")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1024
+    assert page.locator("details[open]").count() == 0  # evidence collapsed
+    assert tab.errors == [] and tab.axe() == []
+    tab.shot(f"report-{lang}")

@@ -12,6 +12,7 @@ evidence is collapsed; with ``--explorer URL`` every verdict links to its measur
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -131,6 +132,14 @@ def item(verdict: Verdict, measurement: dict[str, Any] | None) -> Item:
 
 TEMPLATE: Final = "report.html.j2"  # in templates/, beside the explorer's
 CSS: Final = Path(__file__).parent / "static" / "explorer.css"
+_FONT_FACE: Final = re.compile(r"@font-face\{[^}]*\}")
+
+
+def _inline_css() -> str:
+    """The explorer's stylesheet for a self-contained file: without its web fonts (files
+    the report cannot carry; the system's fonts shape Persian too)."""
+    css = _FONT_FACE.sub("", CSS.read_text(encoding="utf-8"))
+    return css.replace("</", "<\\/")
 
 
 def _label(v: Verdict) -> str:
@@ -209,7 +218,7 @@ def render(
         last=max(times) if times else None,
         glossary=glossary.methods(language, set(methods)),
         explorer=(explorer or "").rstrip("/") or None,
-        css=Markup(CSS.read_text(encoding="utf-8").replace("</", "<\\/")),
+        css=Markup(_inline_css()),
         summary=[
             summary[k]
             for k in sorted(summary, key=lambda k: (str(k[0]), str(k[1]), str(k[2]), str(k[5])))
