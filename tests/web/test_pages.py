@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -16,7 +18,11 @@ from markupsafe import escape
 from web_helpers import EVENT, FACEBOOK
 
 from didban.analysis.rules import RULES_VERSION
+from didban.store import rollups
+from didban.store.ingest import ingest
+from didban.store.store import Store
 from didban.web import i18n
+from didban.web.app import create_app
 
 HTML = {"accept": "text/html"}
 IR_AUG = "since=2022-08-01&until=2022-09-01"
@@ -166,3 +172,20 @@ def test_every_message_has_its_farsi() -> None:
         catalog = read_po(fh, locale="fa")
     translated = {m.id for m in catalog if m.id and m.string}
     assert extracted - translated == set(), "run `make i18n` and translate the new messages"
+
+
+def test_a_serving_store_refreshes_its_stale_rollups(tmp_path: Path) -> None:
+    from analysis_builders import blocked_instagram, jsonl, ok_page
+
+    src = tmp_path / "m.jsonl"
+    src.write_bytes(jsonl(blocked_instagram(), ok_page()))
+    with Store(tmp_path / "data") as store:
+        ingest(store, [src])  # the ingest path does not refresh here: the days are stale
+        store.flush()
+        assert rollups.stale_days(store)
+        with TestClient(create_app(store, refresh_every=3600)) as live:
+            deadline = time.monotonic() + 60
+            while rollups.stale_days(store) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert rollups.stale_days(store) == []
+            assert live.get("/country/IR.json?since=2026-11-01&until=2026-12-01").status_code == 200

@@ -31,6 +31,7 @@ file, never a half-written one.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 import time
@@ -49,6 +50,8 @@ from didban.store.reader import TableReader
 
 if TYPE_CHECKING:
     from didban.store.store import Store
+
+log = logging.getLogger(__name__)
 
 # OONI's count definitions (ooni-backend.md §9.4); count_if over no rows is NULL in
 # DuckDB, so every count is coalesced to 0 as OONI's are.
@@ -328,3 +331,36 @@ def refresh_stale(store: Store) -> int:
     ``store compact`` runs after merging files); returns how many days."""
     store.flush()
     return refresh(store, stale_days(store)) if stale_days(store) else 0
+
+
+class Refresher:
+    """Keeps a live store's rollups fresh: a thread that runs ``refresh_stale`` at start
+    and every ``every`` seconds (a serving store compacts and flushes by itself, and no
+    ``store compact`` can run beside it). Until a day is refreshed, readers answer it from
+    the table, so this only keeps queries fast."""
+
+    def __init__(self, store: Store, every: float = 300.0) -> None:
+        self.store = store
+        self.every = every
+        self.runs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rollups", daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                refresh_stale(self.store)
+            except Exception:  # the next round tries again; readers are never wrong
+                log.exception("refreshing the rollups failed")
+            self.runs += 1
+            if self._stop.wait(self.every):
+                return
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the refresh in progress (before the store is closed)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()

@@ -13,7 +13,8 @@ a browser (``Accept: text/html``) gets the explorer's home page.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
 
@@ -29,6 +30,7 @@ from starlette.routing import BaseRoute, Route
 
 from didban.api.app import DEFAULT_MAX_BODY
 from didban.api.app import create_app as api_app
+from didban.store import rollups
 from didban.store.store import Store
 from didban.web import evidence, glossary, views
 from didban.web.i18n import LANGS, pick
@@ -39,6 +41,7 @@ STATIC: Final = Path(__file__).parent / "static"
 STATIC_PATH: Final = "/static/explorer"
 COOKIE: Final = "didban_lang"
 ONE_YEAR: Final = 365 * 24 * 3600
+REFRESH_S: Final = 300.0  # how often a serving store's stale rollup days are refreshed
 
 View = Callable[..., Page]
 
@@ -143,8 +146,24 @@ def install(app: FastAPI, store: Store) -> None:
     app.router.routes[:0] = routes  # before the API's "/", which stays in the OpenAPI
 
 
-def create_app(store: Store, max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
-    """The API and the explorer over ``store`` (what ``didban serve`` runs)."""
+def create_app(
+    store: Store, max_body: int = DEFAULT_MAX_BODY, refresh_every: float = REFRESH_S
+) -> FastAPI:
+    """The API and the explorer over ``store`` (what ``didban serve`` runs), with its
+    rollups kept fresh while it serves (``store.rollups.Refresher``)."""
     app = api_app(store, max_body)
     install(app, store)
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
+        refresher = rollups.Refresher(store, refresh_every)
+        async with inner(a) as state:
+            refresher.start()
+            try:
+                yield state
+            finally:  # before the API's own shutdown closes the write queue
+                await run_in_threadpool(refresher.stop)
+
+    app.router.lifespan_context = lifespan
     return app
