@@ -24,6 +24,7 @@ import msgspec
 from markupsafe import Markup
 
 from didban.analysis.rules import RULES_VERSION
+from didban.model.admission import measurement_refusal
 from didban.model.verdict import Verdict
 from didban.store.uid import content_hash
 from didban.web import glossary, pages
@@ -113,9 +114,10 @@ def item(verdict: Verdict, measurement: dict[str, Any] | None) -> Item:
     notes = measurement.get("annotations") if measurement is not None else None
     lab = notes.get("x_didban_lab_profile") if isinstance(notes, dict) else None
     uid = verdict.measurement_uid
-    if uid is None and measurement is not None:
+    if uid is None and measurement is not None and measurement_refusal(measurement) is None:
         # the uid ingest gives it (the same rule: the store's own function; imported here,
-        # where it is used, so that `didban report --help` does not load DuckDB)
+        # where it is used, so that `didban report --help` does not load DuckDB); a record
+        # the store refuses (too deep, no start time...) has no page to link to
         from didban.store.store import Store
 
         uid = Store._uid_for(measurement, content_hash(measurement), None)
