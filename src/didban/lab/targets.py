@@ -95,6 +95,13 @@ def circumvention_targets() -> list[str]:
     ]
 
 
+def is_circumvention(target: str) -> bool:
+    """A target of ``didban run --test circumvention``."""
+    if target.startswith(("openvpn://", "wireguard://", "proxy:")):
+        return True
+    return target.startswith("app:") and target[4:] in TUNNEL_APPS
+
+
 def covered() -> list[str]:
     """Every target a profile's ground truth covers (listed or by ``default``)."""
     return default_urls() + app_targets() + quic_targets() + circumvention_targets()

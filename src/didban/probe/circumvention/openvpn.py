@@ -121,6 +121,7 @@ class OpenVPN(TunnelExperiment):
                         creds.cipher,
                         creds.auth,
                         timeout,
+                        self.config.tcp_timeout,
                     )
                 )
                 + "\n"
@@ -144,14 +145,22 @@ class OpenVPN(TunnelExperiment):
 
 
 def _config(
-    ep: VPNEndpoint, ca: str, cert: str, key: str, cipher: str, auth: str, timeout: float
+    ep: VPNEndpoint,
+    ca: str,
+    cert: str,
+    key: str,
+    cipher: str,
+    auth: str,
+    timeout: float,
+    connect_timeout: float = 10.0,
 ) -> list[str]:
     window = max(1, int(timeout))
     return [
         "client", "dev null", f"proto {'udp4' if ep.transport == 'udp' else 'tcp4-client'}",
         f"remote {ep.ip} {ep.port}", "nobind", f"ca {ca}", f"cert {cert}", f"key {key}",
         "remote-cert-tls server", "ifconfig-noexec", "route-noexec", "connect-retry-max 1",
-        f"connect-timeout {window}", f"hand-window {window}", f"server-poll-timeout {window}",
+        f"connect-timeout {max(1, int(min(connect_timeout, window)))}",
+        f"hand-window {window}", f"server-poll-timeout {window}",
         f"data-ciphers {cipher}", f"auth {auth}", "verb 6",
     ]  # fmt: skip
 
@@ -182,6 +191,7 @@ def read_log(
     t0: float | None = None
     t_done: float | None = None
     tcp_t0 = t_start
+    tcp_tried = False
 
     def state(new: str, t: float) -> None:
         nonlocal stage
@@ -191,7 +201,7 @@ def read_log(
     for read_at, line in lines:
         t = _t(line, t_start, wall, read_at)
         if "Attempting to establish TCP connection" in line:
-            tcp_t0 = t
+            tcp_t0, tcp_tried = t, True
         if TCP_UP in line:
             keys.tcp_connect.append(_tcp(ep, tcp_t0, t, None))
         elif (m := TCP_FAIL.search(line)) is not None:
@@ -237,6 +247,10 @@ def read_log(
                     t_done = t
         if failure is None:
             failure = _failure(line)
+    if ep.transport == "tcp" and not keys.tcp_connect and tcp_tried:
+        # the connect never completed before the client was stopped
+        keys.tcp_connect.append(_tcp(ep, tcp_t0, t_start, failures.GENERIC_TIMEOUT))
+        failure = failure or failures.GENERIC_TIMEOUT
     keys.network_events = events
     success = t_done is not None
     if not success and failure is None:
