@@ -36,6 +36,7 @@ OBFS4PROXY: Final = "/usr/bin/obfs4proxy"
 # Every node and client of the lab network: tor(1) TESTING NETWORK OPTIONS.
 COMMON: Final = (
     "TestingTorNetwork 1",
+    "UseDefaultFallbackDirs 0",  # the DirAuthority lines already replace them; explicit
     "AssumeReachable 1",
     "PathsNeededToBuildCircuits 0.25",
     "TestingDirAuthVoteExit *",

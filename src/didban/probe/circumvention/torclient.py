@@ -48,6 +48,7 @@ def lab_network(lab: LabTor) -> Bootstrap:
     return Bootstrap(
         torrc=[
             "TestingTorNetwork 1",
+            "UseDefaultFallbackDirs 0",  # only the lab's authorities, never the public network
             "PathsNeededToBuildCircuits 0.25",
             *(f"DirAuthority {line}" for line in lab.dir_authorities),
         ],
