@@ -30,6 +30,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from didban.files.tables import print_table
 from didban.net import guard
 
 EXIT_INTERRUPTED = 130
@@ -42,7 +43,8 @@ class _Terminated(Exception):
 
 
 def _console() -> Console:
-    # Piped output (e.g. `make demo | tee`) gets a width that fits the table, not 80.
+    # Piped output (e.g. `make demo | tee`): lines are not cut at 80 columns (the verdict
+    # table is printed as plain rows there, files.tables)
     c = Console()
     return c if c.is_terminal else Console(width=160)
 
@@ -109,6 +111,10 @@ def demo(
         Path("out"), "--out-dir", help="Where measurements, verdicts and the report go."
     ),
     concurrency: int = typer.Option(8, "--concurrency", min=1, help="Probe concurrency."),
+    serve: bool = typer.Option(
+        False, "--serve", help="Then serve the explorer over the demo's data until Ctrl-C."
+    ),
+    listen: str = typer.Option("127.0.0.1:8080", "--listen", help="Where --serve listens."),
 ) -> None:
     """Measure the Iran lab end to end: lab up, probe, analyse, report, lab down."""
     from didban.lab import profiles, runtime
@@ -132,6 +138,7 @@ def demo(
     measurements = out_dir / f"demo-{truth.name}-{stamp}.jsonl"
     verdicts = out_dir / f"demo-{truth.name}-{stamp}.verdicts.jsonl"
     report = out_dir / "report.html"
+    data_dir = out_dir / "didban-data"  # the explorer's store of every demo run
     started = time.monotonic()
     failed: str | None = None
     with _sigterm_unwinds():
@@ -164,10 +171,17 @@ def demo(
                 [
                     "report", "--input", str(measurements),
                     "--verdicts", str(verdicts), "--output", str(report),
+                    "--explorer", f"http://{listen}",
                 ],
                 env,
             ):  # fmt: skip
                 failed = "didban report failed"
+            elif _step(
+                ["ingest", str(measurements), "--data-dir", str(data_dir),
+                 "--lab", env["DIDBAN_LAB"]],
+                env,
+            ):  # fmt: skip
+                failed = "didban ingest failed"
         except (KeyboardInterrupt, _Terminated):
             with _uninterruptible():
                 runtime.down(desc.state_dir)
@@ -182,6 +196,11 @@ def demo(
             runtime.down(desc.state_dir)
         typer.echo(f"lab {desc.prefix} removed")
     elapsed = time.monotonic() - started
+    serving = (
+        "serving it now, Ctrl-C stops"
+        if serve
+        else f"serve it with: didban serve --data-dir {data_dir}"
+    )
     if failed is not None:
         typer.echo(f"didban demo: {failed}; lab {desc.prefix} brought down.", err=True)
         raise typer.Exit(1)
@@ -189,8 +208,13 @@ def demo(
     typer.echo(
         f"\nmeasurements: {measurements}\nverdicts:     {verdicts}\n"
         f"report:       {report}\n              file://{report}\n"
-        f"took {elapsed:.1f} s (lab up, probe, analysis, report, lab down)"
+        f"took {elapsed:.1f} s (lab up, probe, analysis, report, lab down)\n"
+        f"explorer:     http://{listen}/country/IR  (the demo's data in {data_dir};\n"
+        f"              {serving})"
     )
+    if serve:
+        with contextlib.suppress(KeyboardInterrupt, _Terminated):
+            _step(["serve", "--listen", listen, "--data-dir", str(data_dir)], os.environ.copy())
     if disagreements:
         typer.secho(
             f"{disagreements} verdict(s) disagree with the {truth.name} ground truth.",
@@ -244,7 +268,7 @@ def print_truth_table(verdicts_file: Path, profile_name: str) -> int:
             "[green]✓[/green]" if r.match else "[red]✗[/red]",
         )
     console = _console()
-    console.print(table)
+    print_table(console, table)
     score = accuracy.Score(rows)
     blocked = [r for r in rows if r.expected_outcome == "blocked"]
     console.print(

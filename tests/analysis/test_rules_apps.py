@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from didban.analysis import classify
+from didban.analysis.output import Summary
 
 
 def m(test_name: str, test_keys: Any, input_: str | None = None) -> dict[str, Any]:
@@ -173,6 +174,15 @@ def test_dnscheck_dot_blocked_while_udp_answers() -> None:
         "tls.sni.timeout",
     )
     assert out.evidence[0].pointer == "/test_keys/lookups/dot:~1~1198.51.100.1:853/tls_handshakes/0"
+    # the block is the resolver's, whatever name was looked up: the verdict and the
+    # summary name the resolver and its transport, not example.org
+    assert out.service == "dot://198.51.100.1:853" and out.domain == "example.org"
+    assert "the resolver dot://198.51.100.1:853 failed at tls" in out.reason
+    summary = Summary()
+    summary.add(out)
+    assert [row[:4] for row in summary.rows()] == [
+        ("dot://198.51.100.1:853", "IR", "blocked", "tls.sni.timeout")
+    ]
 
 
 def test_dnscheck_plaintext_censor_answer_is_injection() -> None:

@@ -37,7 +37,14 @@ Measurement = bytes | str | dict[str, Any]
 
 
 class Malformed(ValueError):
-    """A record that is not a measurement at all (broken JSON, not an object, no test_name)."""
+    """A record that is not a measurement at all (broken JSON, not an object, no test_name,
+    nested deeper than the decoder can follow)."""
+
+
+TOO_DEEP: Final = (
+    "the record nests objects and arrays too deeply to be read (real measurements nest "
+    "about 10 levels)"
+)
 
 
 def _is_web(test_name: Any) -> bool:
@@ -72,6 +79,8 @@ def classify_decoded(
         return _classify_decoded(measurement, fingerprints)
     except UnicodeDecodeError as exc:  # msgspec's decoders raise it for a non-UTF-8 string
         raise Malformed(f"invalid JSON: a string is not UTF-8 ({exc.reason})") from None
+    except RecursionError:  # msgspec decodes (and skips) nested values by recursion
+        raise Malformed(TOO_DEEP) from None
 
 
 def _classify_decoded(

@@ -29,6 +29,9 @@ class Hit:
     # for rules whose method depends on the failing step (e.g. dnscheck.transport_blocked)
     method: str | None = None
     layer: Layer | None = None
+    # what is blocked when it is not the measured input: the resolver and transport of a
+    # dnscheck lookup (``dot://198.51.100.8:853``), whatever name was looked up through it
+    service: str | None = None
 
     def __post_init__(self) -> None:
         if self.method is not None and self.method not in METHODS:
@@ -79,6 +82,7 @@ def build(
     rule = hit.rule
     fp = hit.fingerprint
     url = None if meta.input is None else _text(meta.input)
+    service = hit.service or service
     if service is None and url:
         service = urls.info(url).service
     return Verdict(

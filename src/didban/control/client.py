@@ -108,9 +108,25 @@ async def query(
     ``address`` (``"ip"``/``"ip:port"``) skips resolving the helper's host; an IP-literal
     helper URL needs none. ``ca_file`` is the CA bundle for https helpers.
     """
+    answer, _ = await query_with_status(
+        helper_url, request, timeout, ca_file=ca_file, address=address
+    )
+    return answer
+
+
+async def query_with_status(
+    helper_url: str,
+    request: THRequest,
+    timeout: float = DEFAULT_TIMEOUT,
+    *,
+    ca_file: str | None = None,
+    address: str | None = None,
+) -> tuple[THResponse | str, int | None]:
+    """``query``, and the HTTP status the helper answered with (None: it did not answer),
+    so a person can be told what a helper that answered wrongly said."""
     url = _helper_url(helper_url)
     if url is None:
-        return failures.unknown(f"bad helper URL {helper_url!r}")
+        return failures.unknown(f"bad helper URL {helper_url!r}"), None
     address = address or url[2]
     body = msgspec.json.encode(request)
     try:
@@ -124,11 +140,12 @@ async def query(
                 body=body,
             )
     except TimeoutError:
-        return failures.GENERIC_TIMEOUT
+        return failures.GENERIC_TIMEOUT, None
     if res.failure is not None:
-        return res.failure
+        return res.failure, None
     final = res.requests[0].response if res.requests else None
-    return _answer((final.code or 0) if final is not None else 0, res.final_body)
+    status = final.code if final is not None else None
+    return _answer(status or 0, res.final_body), status
 
 
 async def whoami(

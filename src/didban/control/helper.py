@@ -128,15 +128,20 @@ class BadRequest(ValueError):
     """The request cannot be measured; the message is one sentence for the 400 body."""
 
 
-def check_request(req: THRequest) -> tuple[str, str, int | None]:
-    """(scheme, host, explicit port) of a well-formed request, else :class:`BadRequest`."""
+def check_request(
+    req: THRequest, url_name: str = "http_request", endpoint_name: str = "tcp_connect entry"
+) -> tuple[str, str, int | None]:
+    """(scheme, host, explicit port) of a well-formed request, else :class:`BadRequest`.
+    Its sentence names the request's JSON fields, or ``url_name`` and ``endpoint_name``
+    (what a command line calls them)."""
+    url = req.http_request
     try:
-        parts = urlsplit(req.http_request)
+        parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise BadRequest(f"http_request is not a valid URL: {exc}") from None
+        raise BadRequest(f"{url_name} {url!r} is not a valid URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BadRequest("http_request must be an absolute http:// or https:// URL")
+        raise BadRequest(f"{url_name} {url!r} must be an absolute http:// or https:// URL")
     for ep in req.tcp_connect:
         try:
             ip, p = split_address(ep, 0)
@@ -144,7 +149,7 @@ def check_request(req: THRequest) -> tuple[str, str, int | None]:
             if not 0 < p < 65536:
                 raise ValueError
         except ValueError:
-            raise BadRequest(f"tcp_connect entry {ep!r} is not an ip:port endpoint") from None
+            raise BadRequest(f"{endpoint_name} {ep!r} is not an IP:PORT endpoint") from None
     return parts.scheme, parts.hostname, port
 
 

@@ -18,13 +18,15 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from didban.files.tables import print_table
 from didban.probe import consent, identity, labmode, lists, registry
 from didban.probe.cliutil import (
+    AROUND_NOTE,
     argv_with_output,
     argv_without,
     ask,
-    check_output_target,
     fail,
+    output_target,
     stop_signals_interrupt,
 )
 from didban.probe.config import (
@@ -47,7 +49,11 @@ from didban.probe.runner import (
     summary_table,
 )
 from didban.probe.scrub import Scrubber, local_addresses
-from didban.probe.summary import control_warning
+from didban.probe.summary import control_warning, run_line
+
+# every URL was measured and written, but not every measurement reached the collector
+# (they stay in the upload queue)
+EXIT_NOT_UPLOADED = 3
 
 
 def default_output(now: dt.datetime | None = None) -> Path:
@@ -112,7 +118,13 @@ def run(
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
     """Measure web connectivity for a test list (default: the built-in list), or other
-    experiments chosen with --test (IM apps, STUN, HTTP/3)."""
+    experiments chosen with --test (IM apps, STUN, HTTP/3).
+
+    Exit codes: 0 every URL measured (failures are data); 1 a URL could not be measured
+    at all (listed at the end), or the risk notice was not accepted; 2 bad input (nothing
+    measured); 3 measured and written, but not every measurement reached the --upload
+    collector (they stay queued); 130 interrupted.
+    """
     # ---- validate everything before measuring or writing anything
     try:
         specs = registry.select(tests)
@@ -150,10 +162,12 @@ def run(
         ident_asn = identity.normalise_asn(probe_asn) if probe_asn else None
     except identity.IdentityError as exc:
         fail("run", str(exc))
-    out = (output or default_output()).absolute()
-    check_output_target("run", out, append)
+    out = output_target("run", output, append, default_output())
 
     lab_desc = None
+    if not lab and labmode.around() is not None:
+        typer.echo(AROUND_NOTE, err=True)
+        lab = True
     if lab:
         try:
             lab_desc = labmode.load()
@@ -174,8 +188,8 @@ def run(
                 code = labmode.reexec(lab_desc, argv)
             except labmode.LabModeError as exc:
                 fail("run", str(exc))
-            if upload and code == 0:  # not after an interrupt: the user asked it to stop
-                _flush(upload, Console(stderr=True))
+            if upload and code == 0 and not _flush(upload, Console(stderr=True)):
+                code = EXIT_NOT_UPLOADED  # (not after an interrupt: the user asked it to stop)
             raise typer.Exit(code)
     else:
         try:
@@ -289,23 +303,19 @@ def execute(
         interrupted = True
     finally:
         writer.close()
-    console.print(summary_table(result, [e for _, inputs in batches for e in inputs]))
+    print_table(console, summary_table(result, [e for _, inputs in batches for e in inputs]))
     for err in result.errors:
         console.print(f"[red]error:[/] {err}")
     if warning := control_warning(result.outcomes):
         console.print(f"[yellow]warning:[/] {warning}")
-    rate = result.written / result.elapsed if result.elapsed > 0 else 0.0
-    console.print(
-        f"{result.written} measurement{'s' if result.written != 1 else ''} written to {out} "
-        f"in {result.elapsed:.1f} s ({rate:.1f} URL/s), {result.failed_steps} failed steps"
-        + (" — interrupted" if interrupted else "")
-    )
-    if upload and not interrupted:
-        _flush(upload, console)
+    console.print(run_line(result.written, out, result.elapsed, result.failed_steps, interrupted))
+    uploaded = _flush(upload, console) if upload and not interrupted else True
     if interrupted:
         raise typer.Exit(130)
     if result.errors:
         raise typer.Exit(1)
+    if not uploaded:
+        raise typer.Exit(EXIT_NOT_UPLOADED)
 
 
 def upload_queue_dir() -> Path:
@@ -320,11 +330,28 @@ def _queue(directory: Path) -> Any:
     return UploadQueue(directory)
 
 
-def _flush(collector: str, console: Console) -> None:
-    """Send everything queued (this run's measurements and any a previous run left)."""
+def _flush(collector: str, console: Console) -> bool:
+    """Send everything queued (this run's measurements and any a previous run left);
+    whether all of it was sent. What was not is said, with where it is kept."""
     queue = _queue(upload_queue_dir())
     sent, failed = asyncio.run(queue.flush(collector))
-    console.print(f"uploaded {sent} to {collector}; {failed} kept in the queue for the next run")
+    if not failed:
+        console.print(f"uploaded {sent} to {collector}")
+        return True
+    kept = failed - queue.refused
+    parts = []
+    if kept:
+        parts.append(
+            f"{kept} not sent ({queue.problem or 'no answer'}), kept in {queue.pending_dir} "
+            "for the next 'didban run --upload'"
+        )
+    if queue.refused:
+        parts.append(
+            f"{queue.refused} refused by the collector (moved to {queue.rejected_dir}, "
+            "each with the collector's reason beside it)"
+        )
+    console.print(f"[red]error:[/] uploaded {sent} to {collector}; " + "; ".join(parts))
+    return False
 
 
 def register(app: typer.Typer) -> None:

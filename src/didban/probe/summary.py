@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -50,13 +51,29 @@ def _mixed(failures: list[str | None]) -> str:
     return f"{what} ({len(bad)}/{len(failures)})"
 
 
-def _dns(tk: dict[str, Any]) -> str:
+_ENGINES = ("getaddrinfo", "udp", "doh")
+
+
+def _lookups(tk: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The queries of each resolver that was asked (A and AAAA are one lookup)."""
     queries = tk.get("queries") or []
+    by_engine = {e: [q for q in queries if q.get("engine") == e] for e in _ENGINES}
+    return {e: qs for e, qs in by_engine.items() if qs}
+
+
+def _failed_lookups(tk: dict[str, Any]) -> int:
+    """Lookups that got no answer at all (every query failed; an AAAA query with no
+    answer beside an answered A is not a failed lookup); the system lookup's failure
+    alone when no query was recorded."""
+    lookups = _lookups(tk)
+    if not lookups:
+        return 1 if tk.get("dns_experiment_failure") else 0
+    return sum(1 for qs in lookups.values() if all(q.get("failure") for q in qs))
+
+
+def _dns(tk: dict[str, Any]) -> str:
     parts: list[str] = []
-    for engine in ("getaddrinfo", "udp", "doh"):
-        qs = [q for q in queries if q.get("engine") == engine]
-        if not qs:
-            continue
+    for engine, qs in _lookups(tk).items():
         fails = [q.get("failure") for q in qs]
         if all(fails):
             parts.append(f"{engine}:{fails[0]}")
@@ -117,8 +134,7 @@ def outcome(m: dict[str, Any]) -> Outcome:
             http = f"{code}" + (f" after {len(reqs) - 1} redirects" if len(reqs) > 1 else "")
     else:
         http = tk.get("http_experiment_failure") or "-"
-    failed = 0
-    failed += 1 if tk.get("dns_experiment_failure") else 0
+    failed = _failed_lookups(tk)
     failed += sum(1 for c in tk.get("tcp_connect") or [] if (c.get("status") or {}).get("failure"))
     failed += sum(1 for h in handshakes if h.get("failure"))
     failed += 1 if tk.get("http_experiment_failure") else 0
@@ -169,4 +185,18 @@ def control_warning(outcomes: list[Outcome]) -> str | None:
         f"the control (test helper) failed for {len(failed)} of {len(outcomes)} measurements "
         f"({common}): without it blocked cannot be told from down, so didban analyze will "
         "call them inconclusive"
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def run_line(written: int, out: Path, elapsed: float, failed_steps: int, interrupted: bool) -> str:
+    """The run's last line: what was written where, how fast, how many steps failed."""
+    rate = written / elapsed if elapsed > 0 else 0.0
+    return (
+        f"{_count(written, 'measurement')} written to {out} in {elapsed:.1f} s "
+        f"({rate:.1f} URL/s), {_count(failed_steps, 'failed step')}"
+        + (" — interrupted" if interrupted else "")
     )
