@@ -8,9 +8,15 @@ export UV_PYTHON := $(PY)
 # Debian packages the lab, the probe and the browser tests need (installed only when
 # something is missing). coturn: the lab's STUN servers (turnserver in STUN-only mode);
 # chromium drives the explorer's browser tests (Playwright uses Debian's build: nothing
-# downloads a browser).
-APT_PACKAGES := iptables iproute2 curl ca-certificates procps psmisc coturn chromium
-APT_COMMANDS := iptables ip tc curl ps killall turnserver chromium
+# downloads a browser). The circumvention tests' clients and the lab's servers: tor,
+# obfs4proxy, snowflake-client/-proxy, openvpn, wireguard-go + wg, shadowsocks-libev,
+# tinyproxy, microsocks (installed with a policy-rc.d that keeps their services stopped).
+APT_PACKAGES := iptables iproute2 curl ca-certificates procps psmisc coturn chromium \
+	tor obfs4proxy snowflake-client snowflake-proxy openvpn wireguard-go wireguard-tools \
+	shadowsocks-libev tinyproxy microsocks
+APT_COMMANDS := iptables ip tc curl ps killall turnserver chromium \
+	tor tor-gencert obfs4proxy snowflake-client snowflake-proxy openvpn wireguard-go wg \
+	ss-server ss-local tinyproxy microsocks
 
 # The spark extra (pyspark, pandas) needs a Java runtime: `make deps-spark` installs both.
 SPARK_APT_PACKAGES := openjdk-17-jre-headless
@@ -22,7 +28,10 @@ sysdeps:
 	if [ $$missing = 1 ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing Debian packages: $(APT_PACKAGES)"; \
+	    guard=0; if [ ! -e /usr/sbin/policy-rc.d ]; then guard=1; \
+	      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; fi; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
+	    status=$$?; [ $$guard = 1 ] && rm -f /usr/sbin/policy-rc.d; [ $$status = 0 ] || exit $$status; \
 	  else \
 	    echo "note: some of '$(APT_COMMANDS)' are missing and cannot be installed without root and apt-get; lab tests will be skipped"; \
 	  fi; \

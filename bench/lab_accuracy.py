@@ -1,13 +1,15 @@
 """Lab accuracy: probe + analysis checked against every shipped profile's ground truth.
 
 For each shipped profile (``didban.lab.profiles.available()``: clean, iran-2019-shutdown,
-iran-2022, iran-protocol-filter, national-root-mitm; or the one given with ``--profile``):
-bring a lab up with the control helper, run ``didban run --lab`` on the default test list
-(JSONL into a temporary directory) and then on the profile's other http(s) ground-truth
-targets (``--url``), check its ``dot://`` targets with ``didban dnscheck``, classify with
-``didban analyze`` (so batch rules apply), compare every verdict with the profile's ground
-truth,
-and bring the lab down — also when a step fails. Prints, per profile, the mismatches; then,
+iran-2022, iran-protocol-filter, iran-strict-dpi, national-root-mitm; or the one given with
+``--profile``): bring a lab up with the control helper, run ``didban run --lab`` on the
+default test list (JSONL into a temporary directory), then on the profile's other http(s)
+ground-truth targets (``--url``), on its app, STUN and HTTP/3 targets (``--test im --test
+quic``) and on its circumvention targets (``--test circumvention``, which starts the lab's
+Tor network and the other circumvention servers; ``--no-circumvention`` leaves them out),
+check its ``dot://`` targets with ``didban dnscheck``, classify with ``didban analyze`` (so
+batch rules apply), compare every verdict with the profile's ground truth, and bring the
+lab down — also when a step fails. Prints, per profile, the mismatches; then,
 over all profiles, the confusion matrix (rows: expected label — ``ok`` or the method;
 columns: the verdict's label), accuracy, precision/recall per label and the number of false
 ``blocked`` on targets that should be ok.
@@ -16,6 +18,7 @@ Exit status: 0 when every profile was measured (mismatches are results, not erro
 when a lab, the probe or the analysis could not run, 2 on a bad flag or unknown profile.
 
     sudo .venv/bin/python bench/lab_accuracy.py [--profile P] [--concurrency N] [--keep DIR]
+        [--no-circumvention]
 """
 
 from __future__ import annotations
@@ -91,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         help="probe concurrency (default 8; 32 for iran-2019-shutdown, which only waits)",
     )
     ap.add_argument("--keep", type=Path, help="keep measurements and verdicts in this directory")
+    ap.add_argument(
+        "--no-circumvention",
+        action="store_true",
+        help="leave out the circumvention targets (the lab's Tor network never starts)",
+    )
     args = ap.parse_args(argv)
     names = args.profile or list(SHIPPED)
     for n in names:
@@ -115,7 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         work = args.keep or Path(tmp)
         for n in names:
             try:
-                run = accuracy.run_profile(n, work, concurrency=args.concurrency)
+                run = accuracy.run_profile(
+                    n,
+                    work,
+                    concurrency=args.concurrency,
+                    circumvention=not args.no_circumvention,
+                )
             except accuracy.SetupError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
@@ -131,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                 console.print(_mismatch_table(run))
             if run.not_measured:
                 console.print(f"  ground truth no experiment takes: {', '.join(run.not_measured)}")
+            if run.skipped:
+                console.print(f"  left out (--no-circumvention): {len(run.skipped)} targets")
     total = accuracy.Score([r for run in runs for r in run.rows])
     console.print()
     console.print(_matrix_table(total))

@@ -1,7 +1,10 @@
-"""OONI's data models of the app tests, as the field names and types ooni/data declares them
-(``oonidata.models.nettests``: Telegram, Signal, Whatsapp, FacebookMessenger,
-StunReachability, UrlGetter; ``oonidata.models.dataformats`` for the df-* records), written
-here as strict msgspec Structs: :func:`check` decodes a measurement the way OONI's pipeline
+"""OONI's data models of the app and circumvention tests, as the field names and types
+ooni/data declares them (``oonidata.models.nettests``: Telegram, Signal, Whatsapp,
+FacebookMessenger, StunReachability, UrlGetter, VanillaTor, Tor, OpenVPN;
+``oonidata.models.dataformats`` for the df-* records and OpenVPN's handshake, network
+event and packet), and, for the tests ooni/data has no model of (torsf, wireguard), the
+test keys probe-cli writes (``internal/experiment/torsf``, ``wireguard``), written here
+as strict msgspec Structs: :func:`check` decodes a measurement the way OONI's pipeline
 loads it and fails on a missing required field or a value of the wrong type. Unknown keys
 (didban's ``x_didban_*``) are allowed, as OONI's loader allows them.
 
@@ -193,6 +196,120 @@ class StunReachabilityKeys(msgspec.Struct):
     queries: list[DNSQuery] | None = None
 
 
+class VanillaTorKeys(msgspec.Struct):
+    """oonidata VanillaTorTestKeys (it says int for bootstrap_time and timeout; OONI's
+    probes write seconds as floats)."""
+
+    failure: Failure = None
+    error: str | None = None
+    success: bool | None = None
+    bootstrap_time: float | None = None
+    timeout: float | None = None
+    tor_logs: list[str] | None = None
+    tor_progress: int | None = None
+    tor_progress_tag: str | None = None
+    tor_progress_summary: str | None = None
+    tor_version: str | None = None
+    transport_name: str | None = None
+
+
+class TorSnowflakeKeys(VanillaTorKeys):
+    """probe-cli torsf 0.5.0 TestKeys: vanilla_tor's and two more."""
+
+    persistent_datadir: bool | None = None
+    rendezvous_method: str | None = None
+
+
+class TorTarget(msgspec.Struct):
+    target_address: str
+    target_protocol: str
+    network_events: list[NetworkEvent] | None = None
+    queries: list[DNSQuery] | None = None
+    requests: list[HTTPTransaction] | None = None
+    tls_handshakes: list[TLSHandshake] | None = None
+    tcp_connect: list[TCPConnect] | None = None
+    target_name: str | None = None
+    failure: Failure = None
+
+
+class TorKeys(msgspec.Struct):
+    targets: dict[str, TorTarget]
+
+
+class OpenVPNConnectStatus(msgspec.Struct):
+    success: bool
+    failure: str | bool | None = None
+
+
+class OpenVPNHandshake(msgspec.Struct):
+    bootstrap_time: float
+    endpoint: str
+    ip: str
+    port: int
+    transport: str
+    provider: str
+    status: OpenVPNConnectStatus
+    t0: float
+    t: float
+    openvpn_options: dict[str, Any] | None = None
+    tags: list[str] | None = None
+    transaction_id: int | str | None = None  # oonidata says str; probe-cli writes ints
+
+
+class OpenVPNPacket(msgspec.Struct):
+    operation: str
+    stage: str
+    opcode: str
+    id: int
+    acks: list[int]
+    payload_size: int
+    send_attempts: int | None = None
+
+
+class OpenVPNNetworkEvent(msgspec.Struct):
+    operation: str
+    stage: str
+    t: float
+    tags: list[str] | None = None
+    transaction_id: int | str | None = None
+    packet: OpenVPNPacket | None = None
+
+
+class OpenVPNKeys(msgspec.Struct):
+    client_resolver: str | None = None
+    success: bool | None = False
+    failure: Failure = None
+    network_events: list[OpenVPNNetworkEvent] | None = None
+    tcp_connect: list[TCPConnect] | None = None
+    openvpn_handshake: list[OpenVPNHandshake] | None = None
+    bootstrap_time: float | None = None
+    tunnel: str | None = None
+
+
+class WireGuardEvent(msgspec.Struct):
+    operation: str
+    t: float
+
+
+class URLGetResult(msgspec.Struct):
+    url: str
+    t0: float
+    t: float
+    failure: Failure = None
+    status_code: int = 0
+    bytes: int | None = None
+    error: str | None = None
+
+
+class WireGuardKeys(msgspec.Struct):
+    """probe-cli wireguard 0.1.1 TestKeys."""
+
+    success: bool
+    failure: Failure = None
+    network_events: list[WireGuardEvent] | None = None
+    urlget: list[URLGetResult] | None = None
+
+
 class BaseMeasurement(msgspec.Struct):
     input: str | list[str] | None
     report_id: str
@@ -224,6 +341,11 @@ TEST_KEYS: dict[str, type[msgspec.Struct]] = {
     "facebook_messenger": FacebookMessengerKeys,
     "stunreachability": StunReachabilityKeys,
     "urlgetter": URLGetterKeys,
+    "vanilla_tor": VanillaTorKeys,
+    "torsf": TorSnowflakeKeys,
+    "tor": TorKeys,
+    "openvpn": OpenVPNKeys,
+    "wireguard": WireGuardKeys,
 }
 
 

@@ -134,9 +134,18 @@ def test_dnscheck_ok_and_all_failed() -> None:
 
 
 def test_tor_tunnel_bootstrap() -> None:
+    # stalled connecting to its first relay (5 %): the relay's TCP connect never completed
     out = classify(
         m("vanilla_tor", {"success": False, "failure": "generic_timeout_error", "tor_progress": 5})
     )
+    assert (out.state, out.layer, out.method, out.rule_id) == (
+        "blocked",
+        "tcp",
+        "tcp.timeout",
+        "tor.bootstrap.tcp",
+    )
+    # no progress recorded: the bootstrap failed, where is not known
+    out = classify(m("vanilla_tor", {"success": False, "failure": "generic_timeout_error"}))
     assert (out.state, out.method, out.rule_id) == (
         "blocked",
         "circumvention.bootstrap",

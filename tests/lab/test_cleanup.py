@@ -86,7 +86,7 @@ _DIE_HALF_WAY = textwrap.dedent(
         print(record.prefix, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)   # namespaces built, processes started
 
-    runtime._wait_ready = die
+    runtime.wait_ready = die
     runtime.up("clean", control=False, make_current=False)
     """
 )

@@ -1,5 +1,5 @@
-"""Rules for OONI's app tests (whatsapp, telegram, signal, facebook_messenger, tor, vanilla_tor,
-torsf) and dnscheck.
+"""Rules for OONI's app tests (whatsapp, telegram, signal, facebook_messenger) and dnscheck
+(the circumvention tests' are in ``analysis/tunnels.py``).
 
 These tests carry their own summary keys (ooni-methodology.md §5); the rules read those
 keys, check that they are present (missing keys → ``app.missing_keys``, never ``ok``), and
@@ -129,67 +129,6 @@ def facebook_messenger(keys: dict[str, Any]) -> Hit:
         rule("app.facebook_messenger.ok"),
         "Messenger resolved to Facebook and was reachable",
         [_ev("/test_keys/facebook_dns_blocking", "facebook_dns_blocking", False)],
-    )
-
-
-def tor(keys: dict[str, Any]) -> Hit:
-    targets = keys.get("targets")
-    if not isinstance(targets, dict) or not targets:
-        return Hit(
-            rule("app.missing_keys"),
-            "the tor test has no targets",
-            [_ev("/test_keys/targets", "missing or empty")],
-        )
-    by_class: dict[str, list[tuple[str, bool]]] = {}
-    for name, t in targets.items():
-        if not isinstance(t, dict):
-            continue
-        proto = str(t.get("target_protocol") or "unknown")
-        by_class.setdefault(proto, []).append((str(name), t.get("failure") is None))
-    for proto, results in sorted(by_class.items()):
-        if results and not any(ok for _, ok in results):
-            name = results[0][0]
-            return Hit(
-                rule("app.tor.blocked"),
-                f"all {len(results)} {proto} targets failed",
-                [
-                    _ev(
-                        f"/test_keys/targets/{_escape(name)}/failure",
-                        f"{proto} target failed",
-                        targets[name].get("failure"),
-                    )
-                ],
-            )
-    summary = ", ".join(
-        f"{p}: {sum(ok for _, ok in r)}/{len(r)}" for p, r in sorted(by_class.items())
-    )
-    return Hit(
-        rule("app.tor.ok"),
-        f"reachable targets per protocol: {summary}",
-        [_ev("/test_keys/targets", "targets reachable", summary)],
-    )
-
-
-def tunnel(keys: dict[str, Any]) -> Hit:
-    """vanilla_tor and torsf: did the tunnel bootstrap (``success``/``failure``)?"""
-    if "failure" not in keys and "success" not in keys:
-        return Hit(
-            rule("app.missing_keys"),
-            "test keys failure and success are missing",
-            [_ev("/test_keys", "missing keys", "failure, success")],
-        )
-    failure = keys.get("failure")
-    progress = keys.get("tor_progress")
-    ev = [_ev("/test_keys/failure", "bootstrap failure", failure)]
-    if progress is not None:
-        ev.append(_ev("/test_keys/tor_progress", "bootstrap progress (%)", progress))
-    if failure is None and keys.get("success") is not False:
-        return Hit(rule("app.tunnel.ok"), "the tunnel bootstrapped", ev)
-    return Hit(
-        rule("app.tunnel.blocked"),
-        f"the tunnel did not bootstrap ({failure}"
-        + (f"; progress {progress}%)" if progress is not None else ")"),
-        ev,
     )
 
 
@@ -340,15 +279,6 @@ def dnscheck(keys: DNSCheckKeys | None, fps: Fingerprints) -> Hit:
     )
 
 
-APP_TESTS = {
-    "whatsapp": whatsapp,
-    "telegram": telegram,
-    "signal": signal,
-    "facebook_messenger": facebook_messenger,
-    "tor": tor,
-    "vanilla_tor": tunnel,
-    "torsf": tunnel,
-}
 APP_SERVICE = {
     "whatsapp": "whatsapp",
     "telegram": "telegram",

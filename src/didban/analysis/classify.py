@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import msgspec
 
-from didban.analysis import apps, http3, im, urls
+from didban.analysis import apps, http3, im, tunnels, urls
 from didban.analysis.fingerprints import Fingerprints, default
 from didban.analysis.outcome import Hit, build
 from didban.analysis.records import (
@@ -124,9 +124,13 @@ def classify_envelope(env: Envelope, fps: Fingerprints) -> Verdict:
             keys = msgspec.json.decode(env.test_keys)
         except msgspec.DecodeError:  # pragma: no cover - the envelope already parsed
             keys = None
-        if name == "urlgetter":  # judged only as an HTTP/3 test (didban's, or OONI's)
+        if name == "urlgetter":  # an HTTP/3 test (didban's, or OONI's), or through a proxy
             if http3.is_http3(keys):
                 return build(http3.http3(keys, fps), env, web=False, domain=_domain(env.input))
+            if tunnels.is_proxied(keys):
+                hit = tunnels.proxied(keys, fps)
+                service = tunnels.protocol(keys)
+                return build(hit, env, web=False, service=service, domain=_domain(env.input))
         elif not isinstance(keys, dict):
             hit = Hit(
                 rule("app.missing_keys"),

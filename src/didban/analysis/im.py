@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from didban.analysis import apps, steps, stun
+from didban.analysis import apps, steps, stun, tunnels
 from didban.analysis.fingerprints import Fingerprints
 from didban.analysis.outcome import Hit
 
@@ -91,21 +91,19 @@ def facebook_messenger(keys: dict[str, Any], fps: Fingerprints) -> Hit:
     return hit
 
 
-def _keys_only(
-    fn: Callable[[dict[str, Any]], Hit],
-) -> Callable[[dict[str, Any], Fingerprints], Hit]:
-    return lambda keys, _fps: fn(keys)
-
-
 # Every non-web test with rules of its own (dnscheck and urlgetter are dispatched apart:
-# their keys are decoded into Structs, and a urlgetter is judged only as an HTTP/3 test).
+# dnscheck's keys are decoded into Structs, and a urlgetter is judged as an HTTP/3 test or
+# as a fetch through a proxy).
 APP_TESTS: Final[dict[str, Callable[[dict[str, Any], Fingerprints], Hit]]] = {
     "whatsapp": whatsapp,
     "telegram": telegram,
     "signal": signal,
     "facebook_messenger": facebook_messenger,
     "stunreachability": stun.stunreachability,
-    "tor": _keys_only(apps.tor),
-    "vanilla_tor": _keys_only(apps.tunnel),
-    "torsf": _keys_only(apps.tunnel),
+    "tor": tunnels.tor_targets,
+    "vanilla_tor": tunnels.tor_bootstrap,
+    "torsf": tunnels.tor_bootstrap,
+    "openvpn": tunnels.vpn,
+    "wireguard": tunnels.vpn,
+    "riseupvpn": tunnels.riseupvpn,
 }

@@ -14,7 +14,7 @@ from typing import Final
 
 from didban.model.verdict import METHODS, Layer, State
 
-RULES_VERSION: Final = "2026.12.2"
+RULES_VERSION: Final = "2026.12.3"
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,14 +187,6 @@ OTHER: Final[tuple[Rule, ...]] = (
        "QUIC handshake worked"),
     _r("quic.blocked.no_control", "blocked", "quic", "quic.blocked", 0.5,
        "the QUIC handshake failed while TCP to the same address connected; no control"),
-    _r("app.tor.blocked", "blocked", "app", None, 0.7,
-       "every target of one Tor protocol class failed"),
-    _r("app.tor.ok", "ok", "app", None, 0.8,
-       "each Tor protocol class had a reachable target"),
-    _r("app.tunnel.blocked", "blocked", "app", "circumvention.bootstrap", 0.6,
-       "the Tor or Snowflake tunnel failed to bootstrap"),
-    _r("app.tunnel.ok", "ok", "app", None, 0.8,
-       "the Tor or Snowflake tunnel bootstrapped"),
     _r("dnscheck.fingerprint", "blocked", "dns", "dns.hijack", 1.0,
        "the resolver answered a known censor address (bootstrap, or over DoT/DoH)"),
     _r("dnscheck.injection", "blocked", "dns", "dns.injection.bogon", 0.95,
@@ -210,6 +202,53 @@ OTHER: Final[tuple[Rule, ...]] = (
        "every lookup failed; dnscheck has no control to tell blocked from down"),
 )  # fmt: skip
 
+# The circumvention tests (``analysis/tunnels.py``), in evaluation order per test.
+TUNNELS: Final[tuple[Rule, ...]] = (
+    _r("app.tunnel.ok", "ok", "app", None, 0.8,
+       "the Tor or Snowflake tunnel bootstrapped"),
+    _r("torsf.rendezvous", "blocked", "app", None, 0.6,
+       "Snowflake's rendezvous with its broker failed (the step and failure in its log)"),
+    _r("torsf.webrtc", "blocked", "app", "webrtc.blocked", 0.6,
+       "the broker handed out a Snowflake proxy but the WebRTC data channel never opened"),
+    _r("tor.bootstrap.tcp", "blocked", "tcp", "tcp.timeout", 0.6,
+       "tor stalled before its first relay's TCP connect completed (under 10 %)"),
+    _r("tor.bootstrap.tls", "blocked", "tls", "tls.sni.timeout", 0.6,
+       "tor connected to its first relay but the TLS handshake never completed (10-14 %)"),
+    _r("app.tunnel.blocked", "blocked", "app", "circumvention.bootstrap", 0.6,
+       "the Tor or Snowflake tunnel failed to bootstrap"),
+    _r("app.tor.blocked", "blocked", "app", None, 0.7,
+       "every target of one Tor protocol class failed (obfs4 checked first)"),
+    _r("app.tor.ok", "ok", "app", None, 0.8,
+       "each Tor protocol class had a reachable target"),
+    _r("vpn.ok", "ok", "app", None, 0.8, "the OpenVPN or WireGuard handshake completed"),
+    _r("vpn.tcp", "blocked", "tcp", None, 0.7,
+       "the TCP connect to the VPN server failed"),
+    _r("vpn.host_unreachable", "blocked", "tcp", None, 0.6,
+       "the VPN server's address did not answer a TCP connect (didban's baseline)"),
+    _r("vpn.handshake", "blocked", "app", "tunnel.handshake.timeout", 0.6,
+       "the VPN handshake went unanswered while the server's address answered"),
+    _r("vpn.handshake.no_baseline", "blocked", "app", "tunnel.handshake.timeout", 0.5,
+       "the VPN handshake went unanswered; no baseline shows the server's address answers"),
+    _r("vpn.failure.other", "inconclusive", "app", None, 0.0,
+       "the VPN handshake failed in a way censors are not known to cause"),
+    _r("riseupvpn.api.blocked", "blocked", "tcp", None, 0.6,
+       "RiseupVPN's API was unreachable at TCP"),
+    _r("riseupvpn.api.failure", "inconclusive", "app", None, 0.0,
+       "RiseupVPN's API failed otherwise (certificate, parse): no control to judge"),
+    _r("riseupvpn.gateways.blocked", "blocked", "app", None, 0.6,
+       "no RiseupVPN gateway was reachable over one transport"),
+    _r("riseupvpn.ok", "ok", "app", None, 0.7, "RiseupVPN's API and gateways were reachable"),
+    _r("proxy.ok", "ok", "app", None, 0.8, "the fetch through the proxy worked"),
+    _r("proxy.unreachable", "blocked", "tcp", None, 0.7,
+       "the proxy's (or Shadowsocks server's) address did not answer a TCP connect"),
+    _r("proxy.refused", "inconclusive", "app", None, 0.0,
+       "the proxy refused the tunnel (its own answer)"),
+    _r("proxy.tunnel.blocked", "blocked", "app", "tunnel.handshake.timeout", 0.6,
+       "nothing came back through the tunnel while its server's address answered"),
+    _r("proxy.target.failure", "inconclusive", "app", None, 0.0,
+       "the proxy worked; the fetch beyond it failed"),
+)  # fmt: skip
+
 # Run-level rules (``analysis/nin.py``): they relabel web verdicts of one probe run.
 BATCH: Final[tuple[Rule, ...]] = (
     _r("batch.nin.isolated", "blocked", "ip", "nin.isolated", 0.8,
@@ -223,8 +262,10 @@ BATCH: Final[tuple[Rule, ...]] = (
        "network or CPU was slow for every target, not this one"),
 )  # fmt: skip
 
-ALL: Final[dict[str, Rule]] = {r.id: r for r in WEB + OTHER + BATCH}
-if len(ALL) != len(WEB) + len(OTHER) + len(BATCH):  # pragma: no cover - guards the table itself
+ALL: Final[dict[str, Rule]] = {r.id: r for r in WEB + OTHER + TUNNELS + BATCH}
+if len(ALL) != len(WEB) + len(OTHER) + len(TUNNELS) + len(
+    BATCH
+):  # pragma: no cover - guards the table itself
     raise RuntimeError("duplicate rule ids in didban.analysis.rules")
 
 

@@ -38,7 +38,7 @@ TCP_METHOD: Final = {
     "network_unreachable": "tcp.unreachable",
     "network_down": "tcp.unreachable",
 }
-_TLS_METHOD: Final = {
+TLS_METHOD: Final = {
     "connection_reset": "tls.sni.reset",
     "connection_aborted": "tls.sni.reset",
     "generic_timeout_error": "tls.sni.timeout",
@@ -47,7 +47,7 @@ _TLS_METHOD: Final = {
     "ssl_unknown_authority": "tls.mitm",
     "ssl_invalid_certificate": "tls.mitm",
 }
-_HTTP_METHOD: Final = {
+HTTP_METHOD: Final = {
     "connection_reset": "http.reset",
     "generic_timeout_error": "http.timeout",
     "eof_error": "http.eof",
@@ -121,11 +121,11 @@ def flow_step(keys: dict[str, Any], endpoint: str, fps: Fingerprints) -> Step | 
     for i, h in tagged(keys.get("tls_handshakes"), tag):
         failure = h.get("failure")
         if isinstance(failure, str):
-            return Step("tls", _TLS_METHOD.get(failure), failure, f"/test_keys/tls_handshakes/{i}")
+            return Step("tls", TLS_METHOD.get(failure), failure, f"/test_keys/tls_handshakes/{i}")
     for i, r in tagged(keys.get("requests"), tag):
         failure = r.get("failure")
         if isinstance(failure, str):
-            return Step("http", _HTTP_METHOD.get(failure), failure, f"/test_keys/requests/{i}")
+            return Step("http", HTTP_METHOD.get(failure), failure, f"/test_keys/requests/{i}")
     return None
 
 

@@ -39,6 +39,8 @@ MISSING = "missing"
 # "Lab accuracy"). A NIN-isolation run only waits for timeouts, so it runs wider.
 DEFAULT_CONCURRENCY = 8
 CONCURRENCY: dict[str, int] = {"iran-2019-shutdown": 32}
+# The circumvention run measures its nine targets at once: a blocked tunnel only waits.
+CIRCUMVENTION_CONCURRENCY = 16
 
 
 def concurrency_for(profile: str) -> int:
@@ -236,8 +238,9 @@ class ProfileRun:
     verdicts_file: Path
     verdicts: list[dict[str, Any]]
     rows: list[Row]
-    targets: list[str]  # the default list, web_extras(), app_extras(), then dns_extras()
+    targets: list[str]  # the default list, web_extras(), app_extras(), circumvention, dns
     not_measured: list[str]  # ground-truth targets no experiment takes (none shipped)
+    skipped: list[str] = field(default_factory=list)  # circumvention targets, when not asked
     seconds: dict[str, float] = field(default_factory=dict)
     probe_exit: int = 0
 
@@ -282,10 +285,22 @@ def web_extras(profile: Profile) -> list[str]:
 
 
 def app_extras(profile: Profile) -> list[str]:
-    """Ground-truth ``app:``, ``stun://`` and ``quic://`` targets: ``measure`` probes them
-    with ``didban run --test im --test quic`` (the HTTP/3 test of each ``quic://`` target's
-    https URL, given with ``--url``)."""
-    return [t.url for t in profile.ground_truth if t.url.startswith(("app:", "stun://", "quic://"))]
+    """Ground-truth ``app:``, ``stun://`` and ``quic://`` targets of the IM and HTTP/3
+    tests: ``measure`` probes them with ``didban run --test im --test quic`` (the HTTP/3
+    test of each ``quic://`` target's https URL, given with ``--url``)."""
+    return [
+        t.url
+        for t in profile.ground_truth
+        if t.url.startswith(("app:", "stun://", "quic://")) and not targets.is_circumvention(t.url)
+    ]
+
+
+def circumvention_extras(profile: Profile) -> list[str]:
+    """Ground-truth targets of the circumvention tests (``app:vanilla_tor``, ``app:tor``,
+    ``app:torsf``, ``openvpn://``, ``wireguard://``, ``proxy:``): ``measure`` probes them
+    with ``didban run --test circumvention``, which starts the lab's circumvention servers
+    first (the Tor network's first consensus: 15-30 s)."""
+    return [t.url for t in profile.ground_truth if targets.is_circumvention(t.url)]
 
 
 def dns_extras(profile: Profile) -> list[str]:
@@ -363,12 +378,14 @@ def measure(
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     timeout: float = 600.0,
+    circumvention: bool = True,
 ) -> ProfileRun:
     """Probe the default list inside a running lab (then the profile's other http(s)
-    ground-truth targets, in a second run, and its app, STUN and HTTP/3 targets in a
-    third: ``--test im --test quic``), classify them with one ``didban analyze``; check
-    each ``dot://`` target with ``didban dnscheck`` and classify it on its own (its
-    verdict, about the looked-up domain, is filed under the resolver it tested)."""
+    ground-truth targets, in a second run, its app, STUN and HTTP/3 targets in a third:
+    ``--test im --test quic``, and, unless ``circumvention`` is False, its circumvention
+    targets in a fourth: ``--test circumvention``), classify them with one ``didban
+    analyze``; check each ``dot://`` target with ``didban dnscheck`` and classify it on its
+    own (its verdict, about the looked-up domain, is filed under the resolver it tested)."""
     lab_json = str(Path(desc_state_dir) / "lab.json")
     measurements = workdir / f"{profile.name}.jsonl"
     extra_file = workdir / f"{profile.name}.extra.jsonl"
@@ -376,6 +393,7 @@ def measure(
     extras = web_extras(profile)
     app_targets = app_extras(profile)
     dns_targets = dns_extras(profile)
+    circ_targets = circumvention_extras(profile) if circumvention else []
     seconds: dict[str, float] = {}
     t0 = time.monotonic()
     code = _probe([], measurements, lab_json, concurrency, timeout, profile.name)
@@ -396,6 +414,13 @@ def measure(
         )
         seconds["probe apps"] = time.monotonic() - t0
         files.append(apps_file)
+    if circ_targets:
+        circ_file = workdir / f"{profile.name}.circumvention.jsonl"
+        t0 = time.monotonic()
+        tests, wide = ["circumvention"], max(concurrency, CIRCUMVENTION_CONCURRENCY)
+        code = max(code, _probe([], circ_file, lab_json, wide, timeout, profile.name, tests))
+        seconds["probe circumvention"] = time.monotonic() - t0
+        files.append(circ_file)
     dns_files: list[tuple[str, Path]] = []
     if dns_targets:
         t0 = time.monotonic()
@@ -411,7 +436,7 @@ def measure(
         found = _analyze([out], out.with_suffix(".verdicts.jsonl"), timeout, profile.name)
         verdicts += [{**v, "input": url, "x_domain": v.get("input")} for v in found]
     seconds["analyze"] = time.monotonic() - t0
-    measured = default_urls() + extras + app_targets + dns_targets
+    measured = default_urls() + extras + app_targets + circ_targets + dns_targets
     rows = [r for r in compare(verdicts, profile) if r.url in set(measured)]
     rows += missing_rows(
         missing((str(targets.of_verdict(v)) for v in verdicts), profile, measured), profile
@@ -425,9 +450,14 @@ def measure(
         verdicts=verdicts,
         rows=rows,
         targets=measured,
-        not_measured=[t.url for t in profile.ground_truth if t.url not in set(measured)],
+        not_measured=[
+            t.url
+            for t in profile.ground_truth
+            if t.url not in set(measured) and (circumvention or not targets.is_circumvention(t.url))
+        ],
         seconds=seconds,
         probe_exit=code,
+        skipped=[] if circumvention else circumvention_extras(profile),
     )
 
 
@@ -443,13 +473,19 @@ def _analyze(files: Sequence[Path], out: Path, timeout: float, name: str) -> lis
 
 
 def run_profile(
-    name: str, workdir: Path, *, concurrency: int | None = None, timeout: float = 600.0
+    name: str,
+    workdir: Path,
+    *,
+    concurrency: int | None = None,
+    timeout: float = 600.0,
+    circumvention: bool = True,
 ) -> ProfileRun:
     """Bring a lab up with ``name`` (control helper on), measure, and ALWAYS bring it down.
 
-    ``concurrency`` defaults to ``concurrency_for(name)``. The lab is not made the current
-    one, so a lab the user has up is left alone. Raises ``SetupError`` when the lab, the
-    probe or the analysis cannot run."""
+    ``concurrency`` defaults to ``concurrency_for(name)``; ``circumvention=False`` leaves
+    the circumvention targets out (``ProfileRun.skipped``: the lab's Tor network then never
+    starts). The lab is not made the current one, so a lab the user has up is left alone.
+    Raises ``SetupError`` when the lab, the probe or the analysis cannot run."""
     try:
         profile = load_profile(name)
     except ValueError as exc:
@@ -467,6 +503,7 @@ def run_profile(
             workdir,
             concurrency=concurrency or concurrency_for(profile.name),
             timeout=timeout,
+            circumvention=circumvention,
         )
     except subprocess.TimeoutExpired as exc:
         raise SetupError(f"profile {name}: {exc.cmd[3]} took more than {timeout:.0f} s") from None

@@ -63,7 +63,8 @@ def up_cmd(
         "-p",
         metavar="PROFILE",
         help="A shipped profile (clean, iran-2019-shutdown, iran-2022, iran-protocol-filter, "
-        "national-root-mitm; docs/lab-profiles.md) or the path of a YAML profile.",
+        "iran-strict-dpi, national-root-mitm; docs/lab-profiles.md) or the path of a YAML "
+        "profile.",
     ),
     no_control: bool = typer.Option(
         False, "--no-control", help="Do not start the control test helper."
@@ -169,6 +170,41 @@ def exec_cmd(
     except KeyboardInterrupt:
         code = 130
     raise typer.Exit(128 - code if code < 0 else code)  # killed by signal N: 128 + N, as sh
+
+
+@lab_app.command("circumvention")
+def circumvention_cmd() -> None:
+    """Start the circumvention tools' servers in the running lab (a private Tor network
+    with an obfs4 bridge, Snowflake, OpenVPN, WireGuard, Shadowsocks, HTTP and SOCKS5
+    proxies); returns once Tor has a consensus (15-30 s after a cold start). The lab of
+    $DIDBAN_LAB (its lab.json), else the current one; a second call returns at once."""
+    from didban.lab import runtime
+    from didban.lab.circumvention import start
+
+    _need_root()
+    target = os.environ.get("DIDBAN_LAB")
+    sd = Path(target).parent if target else _live_current()
+    if sd is None or not runtime.lab_exists(sd):
+        _fail("no lab is up (start one with: didban lab up --profile clean)")
+    t0 = time.monotonic()
+    try:
+        circ = start.up(sd)
+    except runtime.LabError as exc:
+        _fail(str(exc))
+    typer.echo(f"circumvention servers of lab {sd.name} ready in {time.monotonic() - t0:.1f} s")
+    for relay in circ.tor.relays:
+        typer.echo(f"  tor {relay.role:<9} {relay.address}:{relay.or_port}  {relay.fingerprint}")
+    typer.echo(f"  obfs4 bridge  {circ.tor.obfs4_bridge}")
+    typer.echo(f"  snowflake     broker {circ.snowflake.broker_url} (front {circ.snowflake.front})")
+    for url in circ.openvpn.inputs:
+        typer.echo(f"  openvpn       {url}")
+    typer.echo(f"  wireguard     {circ.wireguard.input}")
+    typer.echo(
+        f"  shadowsocks   {circ.shadowsocks.address}:{circ.shadowsocks.port} "
+        f"({circ.shadowsocks.method})"
+    )
+    typer.echo(f"  http proxy    {circ.http_connect}")
+    typer.echo(f"  socks5 proxy  {circ.socks5}")
 
 
 @lab_app.command("switch")

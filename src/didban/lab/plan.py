@@ -70,9 +70,42 @@ SERVICE_ADDRS: Final[dict[str, tuple[str, ...]]] = {
 EXTRA_POOL: Final = tuple(f"203.0.113.{i}" for i in range(64, 128))
 # App endpoints (data/apps.yaml) the catalog names by address (Telegram's data centres), and
 # app host names no catalog service owns (the STUN servers), get one address each from
-# 203.0.113.128/27, in catalog order: app_addresses(), app_hosts(). 203.0.113.160/27 is
-# left for the circumvention tools' servers.
+# 203.0.113.128/27, in catalog order: app_addresses(), app_hosts().
 APP_POOL: Final = tuple(f"203.0.113.{i}" for i in range(128, 160))
+# The circumvention tools' servers (lab/circumvention/): one address per server role, on
+# inet's lo, started on demand (`didban lab circumvention`); 203.0.113.160/27.
+CIRC_POOL: Final = tuple(f"203.0.113.{i}" for i in range(160, 192))
+CIRCUMVENTION: Final[dict[str, str]] = {
+    "tor-authority": "203.0.113.160",  # DirPort 80, ORPort 443
+    "tor-relay": "203.0.113.161",  # ORPort 443
+    "tor-exit": "203.0.113.162",  # ORPort 443
+    "tor-bridge": "203.0.113.163",  # ORPort 9001 (plain, for Snowflake), obfs4 443
+    "snowflake-broker": "203.0.113.164",  # HTTPS 443 (the broker and its front domain)
+    "snowflake-relay": "203.0.113.165",  # WebSocket 80 (the Snowflake server stand-in)
+    "openvpn": "203.0.113.166",  # udp 1194, tcp 1194
+    "wireguard": "203.0.113.167",  # udp 51820
+    "shadowsocks": "203.0.113.168",  # tcp 8388
+    "http-proxy": "203.0.113.169",  # tcp 8080 (tinyproxy)
+    "socks5-proxy": "203.0.113.170",  # tcp 1080 (microsocks)
+}
+# Groups a profile names with circumvention:<name> (besides each server's own name).
+CIRCUMVENTION_GROUPS: Final[dict[str, tuple[str, ...]]] = {
+    "tor": ("tor-authority", "tor-relay", "tor-exit"),  # the public relays (the consensus)
+    "snowflake": ("snowflake-broker",),
+}
+
+
+def circumvention_groups() -> list[str]:
+    return [*CIRCUMVENTION_GROUPS, *CIRCUMVENTION]
+
+
+def circumvention_addresses(name: str) -> list[str]:
+    """The lab addresses of a circumvention server (``tor-bridge``, ``openvpn``, ...) or
+    group (``tor``: the relays a consensus lists; the bridge is not among them)."""
+    roles = CIRCUMVENTION_GROUPS.get(name, (name,) if name in CIRCUMVENTION else ())
+    return [CIRCUMVENTION[r] for r in roles]
+
+
 # Virtual hosts on demand (benchmarks: 1,000 distinct URLs), names site<N>.bench.didban.test.
 BENCH_ADDRS: Final = tuple(f"203.0.113.{i}" for i in range(200, 216))
 BENCH_DOMAIN: Final = "bench.didban.test"

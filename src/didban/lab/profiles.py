@@ -42,6 +42,8 @@ METHOD_LAYER: Final[dict[str, str]] = {
     "nin": "ip",
     "protocol": "tcp",
     "stun": "app",
+    "tunnel": "app",
+    "webrtc": "app",
 }
 _AT_RE: Final = re.compile(r"\.(\w+)|\[(\d+)\]")
 _MUST_RE: Final = re.compile(r"^('[^']*' )?must ")

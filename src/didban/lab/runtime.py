@@ -72,7 +72,7 @@ def load_profile(name_or_path: str) -> tuple[str, bytes]:
 # --- processes --------------------------------------------------------------------------
 
 
-def _spawn(record: LabRecord, name: str, role: str, argv: list[str]) -> Proc:
+def spawn(record: LabRecord, name: str, role: str, argv: list[str]) -> Proc:
     netns = record.namespaces[role]
     logs = Path(record.state_dir) / "logs"
     logs.mkdir(exist_ok=True)
@@ -104,7 +104,7 @@ def _log_tail(record: LabRecord, name: str, lines: int = 5) -> str:
     return " | ".join(tail)
 
 
-def _listening(pid: int, addr: str, port: int) -> bool:
+def listening(pid: int, addr: str, port: int) -> bool:
     """True when ``addr:port`` is a listening TCP socket in the netns of ``pid``."""
     want = f"{struct.unpack('<I', socket.inet_aton(addr))[0]:08X}:{port:04X}"
     try:
@@ -115,7 +115,7 @@ def _listening(pid: int, addr: str, port: int) -> bool:
         return False
 
 
-def _wait_ready(record: LabRecord, checks: dict[str, Callable[[], bool]], timeout: float) -> None:
+def wait_ready(record: LabRecord, checks: dict[str, Callable[[], bool]], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     pending = dict(checks)
     by_name = {p.name: p for p in record.procs}
@@ -203,6 +203,7 @@ def _descriptor(record: LabRecord) -> LabDescriptor:
         bench_domain=plan.BENCH_DOMAIN,
         app_addresses=plan.app_addresses(),
         pinned_cas={a.id: str(ca.app_ca_file(sd, a.id)) for a in apps.apps() if a.ca},
+        circumvention=record.circumvention,
     )
 
 
@@ -320,13 +321,13 @@ def _build(record: LabRecord, profile_json: bytes, *, control: bool, timeout: fl
     checks: dict[str, Callable[[], bool]] = {}
     for role in services.ROLES:
         pname = f"services-{role}"
-        _spawn(record, pname, role, [py, "-m", "didban.lab.services", role, "--state-dir", str(sd)])
+        spawn(record, pname, role, [py, "-m", "didban.lab.services", role, "--state-dir", str(sd)])
         ready = services.ready_file(sd, role)
         checks[pname] = ready.exists
     for name, address, port in stunserver.servers():
-        stun = _spawn(record, f"stun-{name}", "inet", stunserver.argv(address, port, sd))
+        stun = spawn(record, f"stun-{name}", "inet", stunserver.argv(address, port, sd))
         checks[stun.name] = functools.partial(stunserver.listening, stun.pid, address, port)
-    _spawn(record, "censor", "isp", [py, "-m", "didban.lab.censor", "--state-dir", str(sd)])
+    spawn(record, "censor", "isp", [py, "-m", "didban.lab.censor", "--state-dir", str(sd)])
     checks["censor"] = (sd / CENSOR_READY).exists
     if control:
         argv = [
@@ -335,9 +336,9 @@ def _build(record: LabRecord, profile_json: bytes, *, control: bool, timeout: fl
             "--resolver", f"{plan.DEFAULT_UDP_RESOLVER}:53",
             "--ca-file", str(ca_file),
         ]  # fmt: skip
-        proc = _spawn(record, "control", "control", argv)
-        checks["control"] = lambda: _listening(proc.pid, plan.CONTROL_ADDR, 80)
-    _wait_ready(record, checks, timeout)
+        proc = spawn(record, "control", "control", argv)
+        checks["control"] = lambda: listening(proc.pid, plan.CONTROL_ADDR, 80)
+    wait_ready(record, checks, timeout)
     write_descriptor(record)
 
 
@@ -374,6 +375,10 @@ def down(target: str | Path | None = None) -> list[str]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     deleted = topology.destroy(names)
+    # wireguard-go's control sockets live outside the namespaces (lab/circumvention/)
+    for sock in Path("/var/run/wireguard").glob(f"{prefix}*.sock"):
+        with contextlib.suppress(OSError):
+            sock.unlink()
     for d in [*(record.etc_netns if record else []), *(str(ETC_NETNS / n) for n in names)]:
         path = Path(d)
         if path.parent == ETC_NETNS and path.name in names:

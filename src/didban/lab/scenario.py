@@ -76,13 +76,15 @@ def target_of(url: str) -> str:
     return catalog.service_for_host(host) or host
 
 
-# Targets of the app, STUN and HTTP/3 tests (lab/targets.py): a scenario probes websites.
-_APP_TARGETS = ("app:", "stun://", "quic://")
+# Targets of the app, STUN, HTTP/3 and circumvention tests (lab/targets.py): a scenario
+# probes websites.
+_APP_TARGETS = ("app:", "stun://", "quic://", "openvpn://", "wireguard://", "proxy:")
 
 
 def expected(profile: profiles.Profile) -> tuple[Expected, ...]:
     """Every ground-truth target of ``profile`` a scenario measures, as the timeline
-    records it (not the app, STUN and HTTP/3 targets: ``didban run --test``)."""
+    records it (not the app, STUN, HTTP/3 and circumvention targets: ``didban run
+    --test``)."""
     return tuple(
         Expected(t.url, target_of(t.url), t.outcome, t.layer, t.method)
         for t in profile.ground_truth

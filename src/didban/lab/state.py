@@ -17,6 +17,7 @@ from typing import Final
 import msgspec
 
 from didban.lab import plan
+from didban.model.labinfo import LabCircumvention
 
 RECORD_FILE: Final = "state.json"
 DESCRIPTOR_FILE: Final = "lab.json"
@@ -40,6 +41,7 @@ class LabRecord(msgspec.Struct):
     created: str
     procs: list[Proc] = msgspec.field(default_factory=list)
     etc_netns: list[str] = msgspec.field(default_factory=list)
+    circumvention: LabCircumvention | None = None  # once `didban lab circumvention` ran
 
 
 def run_dir() -> Path:

@@ -12,7 +12,13 @@ are not URLs, a short URI:
 * ``stun://HOST:PORT``: stunreachability of that input, e.g.
   ``stun://stun.l.google.com:19302``;
 * ``dot://IP[:PORT]``: ``didban dnscheck`` of that DoT resolver;
+* ``openvpn://IP:PORT/udp|tcp``, ``wireguard://IP:PORT/udp``: the openvpn and wireguard
+  tests of that endpoint (OONI's ``endpoint`` form of their input);
+* ``proxy:NAME``: the proxied urlgetter of a proxy tool (``shadowsocks``, ``socks5``,
+  ``http_connect``) — the lab runs one server of each;
 * ``dns://…``: accepted, measured by no experiment yet.
+
+The circumvention tests without input (vanilla_tor, tor, torsf) are ``app:NAME`` targets.
 
 :func:`covered` lists the targets every profile must cover (listed, or by its
 ``default``): the default test list, then the app, STUN and HTTP/3 targets the catalogs
@@ -27,13 +33,20 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from didban.data import apps, catalog
 from didban.data import path as data_path
+from didban.lab import plan
+from didban.lab.circumvention import layout
 
 WEB: Final = ("http://", "https://")
-_TARGET_RE: Final = re.compile(r"^((https?|dot|dns|quic|stun)://[^/\s]+|app:[a-z][a-z0-9_]*$)")
+_TARGET_RE: Final = re.compile(
+    r"^((https?|dot|dns|quic|stun|openvpn|wireguard)://[^/\s]+|(app|proxy):[a-z][a-z0-9_]*$)"
+)
+# the circumvention tests without input, and the proxy tools (one lab server each)
+TUNNEL_APPS: Final = ("vanilla_tor", "tor", "torsf")
+PROXIES: Final = ("shadowsocks", "socks5", "http_connect")
 
 
 def default_urls() -> list[str]:
@@ -69,9 +82,29 @@ def quic_targets(urls: list[str] | None = None) -> list[str]:
     return out
 
 
+def circumvention_targets() -> list[str]:
+    """The targets of ``didban run --lab --test circumvention``, in registry order."""
+    vpn = plan.CIRCUMVENTION["openvpn"]
+    wg = plan.CIRCUMVENTION["wireguard"]
+    return [
+        *(f"app:{name}" for name in TUNNEL_APPS),
+        f"openvpn://{vpn}:{layout.OPENVPN_PORT}/udp",
+        f"openvpn://{vpn}:{layout.OPENVPN_PORT}/tcp",
+        f"wireguard://{wg}:{layout.WG_PORT}/udp",
+        *(f"proxy:{name}" for name in PROXIES),
+    ]
+
+
+def is_circumvention(target: str) -> bool:
+    """A target of ``didban run --test circumvention``."""
+    if target.startswith(("openvpn://", "wireguard://", "proxy:")):
+        return True
+    return target.startswith("app:") and target[4:] in TUNNEL_APPS
+
+
 def covered() -> list[str]:
     """Every target a profile's ground truth covers (listed or by ``default``)."""
-    return default_urls() + app_targets() + quic_targets()
+    return default_urls() + app_targets() + quic_targets() + circumvention_targets()
 
 
 def quic_target(url: str) -> str:
@@ -104,12 +137,18 @@ def dot_endpoint(url: str) -> tuple[str, int] | None:
 def problem(target: str) -> str | None:
     """Why ``target`` is not a target a profile can name, or None."""
     if not _TARGET_RE.match(target):
-        return "is not a target (an http(s), quic, stun, dot or dns URL, or app:NAME)"
+        return (
+            "is not a target (an http(s), quic, stun, dot, dns, openvpn or wireguard URL, "
+            "app:NAME or proxy:NAME)"
+        )
     if target.startswith("dot://") and dot_endpoint(target) is None:
         return "is not dot://IP[:PORT] (a DoT resolver)"
-    if target.startswith("app:") and target not in app_targets():
-        known = ", ".join(t for t in app_targets() if t.startswith("app:"))
-        return f"names no app test without input (known: {known})"
+    no_input = [t for t in app_targets() if t.startswith("app:")]
+    no_input += [f"app:{name}" for name in TUNNEL_APPS]
+    if target.startswith("app:") and target not in no_input:
+        return f"names no app test without input (known: {', '.join(no_input)})"
+    if target.startswith("proxy:") and target.split(":", 1)[1] not in PROXIES:
+        return f"names no proxy tool (known: {', '.join(PROXIES)})"
     if target.startswith(("quic://", "stun://")):
         try:
             parts = urlsplit(target)
@@ -123,14 +162,33 @@ def problem(target: str) -> str | None:
     return None
 
 
+def vpn_target(url: str) -> str:
+    """``openvpn://IP:PORT/TRANSPORT`` of an OONI VPN input
+    (``openvpn://PROVIDER.corp/?address=IP:PORT&transport=T``)."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    address = (query.get("address") or [""])[0]
+    transport = (query.get("transport") or ["udp"])[0]
+    return f"{parts.scheme}://{address}/{transport}"
+
+
 def of_verdict(verdict: Mapping[str, Any]) -> str | None:
     """The target a verdict is about: web_connectivity's and stunreachability's input;
-    ``quic://HOST`` for the HTTP/3 test (OONI urlgetter); ``app:NAME`` for an app test
-    without input."""
+    ``quic://HOST`` for the HTTP/3 test (OONI urlgetter); ``proxy:NAME`` for a urlgetter
+    through a proxy (its verdict's ``service``); ``openvpn://IP:PORT/T`` and
+    ``wireguard://...`` for a VPN test; ``app:NAME`` for a test without input."""
     test = verdict.get("test_name")
     url = verdict.get("input")
+    if test == "urlgetter" and verdict.get("service") in PROXIES:
+        return f"proxy:{verdict['service']}"
     if test == "urlgetter" and isinstance(url, str):
         return quic_target(url)
-    if not url and isinstance(test, str) and f"app:{test}" in app_targets():
+    if test in ("openvpn", "wireguard") and isinstance(url, str):
+        return vpn_target(url)
+    if (
+        not url
+        and isinstance(test, str)
+        and (f"app:{test}" in app_targets() or test in TUNNEL_APPS)
+    ):
         return f"app:{test}"
     return url if isinstance(url, str) else None

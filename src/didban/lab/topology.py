@@ -64,6 +64,7 @@ def _lo_addresses(role: str) -> list[str]:
             *zone.resolver_addrs(),
             *plan.EXTRA_POOL,
             *plan.APP_POOL,
+            *plan.CIRC_POOL,
         ]
     elif role == "control":
         addrs = [plan.CONTROL_ADDR]

@@ -11,7 +11,10 @@ names) and the fake web servers (which site an address or ``Host`` belongs to):
   ``stun.fbsbx.com``) → one address each from :data:`plan.APP_POOL`
   (:func:`plan.app_hosts`);
 * ``site<N>.bench.didban.test`` → ``plan.BENCH_ADDRS[(N - 1) % len]`` for any N ≥ 1;
-* the public resolvers' hostnames (``dns.google``, ...) → their addresses.
+* the public resolvers' hostnames (``dns.google``, ...) → their addresses;
+* the names of the circumvention servers (``data/circumvention.yaml``: the Snowflake
+  broker, its front domain, the relay) → their stand-ins in :data:`plan.CIRCUMVENTION`
+  (answered by DNS only: those servers are not web sites of the services process).
 
 Names outside the zone do not exist (NXDOMAIN): the lab has no internet behind it.
 """
@@ -27,6 +30,7 @@ from urllib.parse import urlsplit
 from didban.data import catalog
 from didban.data import path as data_path
 from didban.lab import plan
+from didban.lab.circumvention import layout
 
 _BENCH_RE = re.compile(r"^site([1-9][0-9]{0,8})\." + re.escape(plan.BENCH_DOMAIN) + r"$")
 
@@ -124,11 +128,19 @@ def site_for_host(host: str) -> Site | None:
     return None
 
 
+@lru_cache(maxsize=1)
+def _circumvention_hosts() -> dict[str, str]:
+    return layout.hosts()
+
+
 def resolve(host: str) -> tuple[str, ...] | None:
     """IPv4 addresses of a lab name, or None when the name does not exist."""
     n = bench_index(host)
     if n is not None:
         return (bench_addr(n),)
+    circ = _circumvention_hosts().get(_norm(host))
+    if circ is not None:
+        return (circ,)
     site = site_for_host(host)
     return site.addrs if site else None
 

@@ -44,3 +44,72 @@ class LabDescriptor(msgspec.Struct):
     app_addresses: dict[str, str] = msgspec.field(default_factory=dict)
     # app id -> the lab's stand-in for the CA that app pins (e.g. the lab "Signal CA").
     pinned_cas: dict[str, str] = msgspec.field(default_factory=dict)
+    # The circumvention servers, once started (``didban lab circumvention``); else None.
+    circumvention: LabCircumvention | None = None
+
+
+# --- the circumvention tools' servers (lab/circumvention/, started on demand) ------------
+
+
+class TorRelay(msgspec.Struct):
+    """One relay of the lab's private Tor network."""
+
+    nickname: str
+    role: str  # "authority", "relay", "exit", "bridge"
+    address: str
+    or_port: int
+    fingerprint: str
+    dir_port: int | None = None
+
+
+class LabTor(msgspec.Struct):
+    """The private Tor network (tor in TestingTorNetwork mode): what a client needs to use
+    it instead of the public one, and the file that exists once its consensus is usable."""
+
+    dir_authorities: list[str]  # torrc "DirAuthority ..." arguments
+    relays: list[TorRelay]
+    obfs4_bridge: str  # torrc "Bridge" argument: "obfs4 IP:PORT FP cert=... iat-mode=0"
+    ready_file: str
+
+
+class LabSnowflake(msgspec.Struct):
+    broker_url: str
+    front: str
+    ice: str  # comma-separated ICE servers (stun:HOST:PORT)
+    bridge: str  # torrc "Bridge" argument: "snowflake 192.0.2.3:80 FP"
+
+
+class LabOpenVPN(msgspec.Struct):
+    inputs: list[str]  # openvpn://lab.corp/?address=IP:PORT&transport=udp|tcp
+    ca_file: str
+    cert_file: str
+    key_file: str
+    cipher: str
+    auth: str
+
+
+class LabWireGuard(msgspec.Struct):
+    input: str  # wireguard://lab.corp/?address=IP:PORT
+    server_public_key: str
+    client_private_key: str
+    client_address: str  # the client's address inside the tunnel
+    server_address: str  # the peer's address inside the tunnel
+
+
+class LabShadowsocks(msgspec.Struct):
+    address: str
+    port: int
+    password: str
+    method: str
+
+
+class LabCircumvention(msgspec.Struct):
+    """Every circumvention server of a lab (``didban lab circumvention``)."""
+
+    tor: LabTor
+    snowflake: LabSnowflake
+    openvpn: LabOpenVPN
+    wireguard: LabWireGuard
+    shadowsocks: LabShadowsocks
+    socks5: str  # "IP:PORT"
+    http_connect: str  # "IP:PORT"

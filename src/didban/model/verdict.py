@@ -45,6 +45,11 @@ METHODS: Final[dict[str, str]] = {
     "nin.isolated": "international destinations unreachable while domestic ones worked",
     "protocol.whitelist": "flows not matching an allowed protocol were dropped",
     "circumvention.bootstrap": "a circumvention tunnel (Tor, Snowflake) failed to bootstrap",
+    "tunnel.handshake.timeout": (
+        "a circumvention tool's handshake went unanswered although its server's address "
+        "was reachable (its own bytes recognised and dropped)"
+    ),
+    "webrtc.blocked": "the WebRTC connection to a Snowflake proxy never opened",
 }
 
 

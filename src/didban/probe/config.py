@@ -13,7 +13,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from didban.model.labinfo import AsnRow
+from didban.model.labinfo import AsnRow, LabCircumvention
 from didban.net.stream import split_address
 
 DEFAULT_UDP_RESOLVER = "8.8.8.8:53"
@@ -89,6 +89,11 @@ class ProbeConfig:
     asn_rows: list[AsnRow] = field(default_factory=list)
     app_timeout: float = 60.0  # OONI's whole-experiment bound for the IM tests
     stun_timeout: float = 5.0
+    # Circumvention experiments: the lab's servers (the descriptor's section; None on a
+    # real network: the catalog's endpoints) and the bound on one tunnel bootstrap or
+    # handshake (None: OONI's own, e.g. 200 s for vanilla_tor; the lab sets a shorter one).
+    circumvention: LabCircumvention | None = None
+    tunnel_timeout: float | None = None
 
     def doh_address(self) -> str | None:
         if not self.doh_url:

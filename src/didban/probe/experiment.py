@@ -38,6 +38,10 @@ class Experiment:
     extensions: ClassVar[dict[str, int]] = APP_EXTENSIONS
     takes_input: ClassVar[bool] = False  # False: input is null (the IM tests)
     app_id: ClassVar[str | None] = None  # its row of the app catalog (data/apps.yaml)
+    # the df-008 event log becomes the test keys' network_events (False: the test writes
+    # its own events, e.g. openvpn's, or none)
+    records_events: ClassVar[bool] = True
+    deadline: float = 60.0
 
     def __init__(
         self,
@@ -82,11 +86,17 @@ class Experiment:
     def options(self) -> list[str]:
         return []
 
+    def bound(self, deadline: float) -> float:
+        """How long one measurement may take: the run's deadline, capped by OONI's 60 s
+        for the IM tests (the circumvention tests bound their own steps)."""
+        return min(deadline, self.config.app_timeout)
+
     def close(self) -> None:
         """Release what the run shared between inputs."""
 
     async def measure(self, entry: ListEntry, deadline: float = 60.0) -> Measurement:
         """The measurement of ``entry``; never raises for network failures."""
+        self.deadline = deadline  # the run's per-input bound (the same for every input)
         started_wall = envelope.utcnow()
         t_start = time.monotonic()
         log = EventLog()
@@ -95,7 +105,7 @@ class Experiment:
         ctx = Context(self.config, recorder, log, resolver=self.resolver, test_keys=keys)
         work = asyncio.ensure_future(self.run(ctx, entry))
         try:
-            async with asyncio.timeout(min(deadline, self.config.app_timeout)):
+            async with asyncio.timeout(self.bound(deadline)):
                 await asyncio.shield(work)
         except TimeoutError:
             work.cancel()
@@ -105,7 +115,8 @@ class Experiment:
         except asyncio.CancelledError:
             work.cancel()
             raise
-        keys.network_events = list(log.events)
+        if self.records_events:
+            keys.network_events = list(log.events)
         return envelope.envelope(
             test_name=self.test_name,
             test_version=self.test_version,

@@ -27,6 +27,10 @@ CURRENT_LINK = "/run/didban/current-lab"
 # Optional override: the path of one lab's lab.json (the lab test fixtures set it), so a
 # command can target a lab that is not the current one.
 DESCRIPTOR_ENV = "DIDBAN_LAB"
+# The bound on one tunnel bootstrap or VPN handshake in the lab (OONI's are 60-600 s for
+# real networks): a clean lab bootstraps Tor in 2-5 s, so a longer wait only delays the
+# verdict of a blocked one.
+TUNNEL_TIMEOUT = 30.0
 
 
 class LabModeError(RuntimeError):
@@ -54,6 +58,30 @@ def load(link: str | None = None) -> LabDescriptor:
         return msgspec.json.decode(raw, type=LabDescriptor)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise LabModeError(f"the lab descriptor {path} is not valid: {exc}") from None
+
+
+def ensure_circumvention(lab: LabDescriptor) -> LabDescriptor:
+    """The descriptor of a lab whose circumvention servers run: started on demand with
+    ``didban lab circumvention`` (a subprocess: the probe never imports the lab), which
+    waits for the lab's Tor network (15-30 s the first time)."""
+    if lab.circumvention is not None:
+        return lab
+    path = descriptor_path(os.environ.get(DESCRIPTOR_ENV) or CURRENT_LINK).resolve()
+    print(
+        "starting the lab's circumvention servers (Tor's first consensus takes 15-30 s)",
+        file=sys.stderr,
+        flush=True,
+    )
+    env = {**os.environ, DESCRIPTOR_ENV: str(path)}
+    cmd = [sys.executable, "-m", "didban.cli", "lab", "circumvention"]
+    r = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        reason = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}"
+        raise LabModeError(f"the lab's circumvention servers could not be started: {reason}")
+    started = load(str(path))
+    if started.circumvention is None:
+        raise LabModeError("the lab's descriptor names no circumvention servers after start")
+    return started
 
 
 def _netns_inode(path: str) -> int | None:

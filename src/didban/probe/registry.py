@@ -5,7 +5,7 @@ make it (its module is imported only then: ``--help`` needs none of them) and wh
 it measures: web_connectivity and the HTTP/3 test take the test list's URLs; the IM tests
 take none (one measurement per run, input null); stunreachability takes the catalog's STUN
 servers. Groups: ``websites`` (the default: web_connectivity), ``im``, ``circumvention``
-(empty until the circumvention experiments exist) and ``all``; the HTTP/3 test belongs to
+(Tor, Snowflake, OpenVPN, WireGuard, Shadowsocks, proxies) and ``all``; the HTTP/3 test belongs to
 none (a website run stays one measurement per URL) and is chosen by name or ``all``.
 """
 
@@ -34,7 +34,8 @@ class Spec:
     group: str
     summary: str
     make: Callable[[ProbeConfig, ProbeIdentity], Any]
-    inputs: Callable[[Sequence[ListEntry], bool], list[ListEntry]]
+    # (the test list, whether URLs were given explicitly, the run's config) -> inputs
+    inputs: Callable[[Sequence[ListEntry], bool, ProbeConfig], list[ListEntry]]
 
 
 def _web(cfg: ProbeConfig, ident: ProbeIdentity) -> Any:
@@ -49,7 +50,9 @@ def _http3(cfg: ProbeConfig, ident: ProbeIdentity) -> Any:
     return HTTP3(cfg, ident)
 
 
-def _http3_inputs(entries: Sequence[ListEntry], explicit: bool) -> list[ListEntry]:
+def _http3_inputs(
+    entries: Sequence[ListEntry], explicit: bool, _cfg: ProbeConfig
+) -> list[ListEntry]:
     from didban.probe.http3 import wanted
 
     return [e for e in entries if wanted(e, explicit)]
@@ -85,21 +88,73 @@ def _stunreachability(cfg: ProbeConfig, ident: ProbeIdentity) -> Any:
     return StunReachability(cfg, ident)
 
 
-def _no_input(name: str) -> Callable[[Sequence[ListEntry], bool], list[ListEntry]]:
+def _no_input(name: str) -> Callable[[Sequence[ListEntry], bool, ProbeConfig], list[ListEntry]]:
     # one measurement per run; the entry's url names the test for messages and summaries
-    return lambda _entries, _explicit: [ListEntry(url=name)]
+    return lambda _entries, _explicit, _cfg: [ListEntry(url=name)]
 
 
-def _stun_inputs(_entries: Sequence[ListEntry], _explicit: bool) -> list[ListEntry]:
+def _stun_inputs(
+    _entries: Sequence[ListEntry], _explicit: bool, _cfg: ProbeConfig
+) -> list[ListEntry]:
     from didban.probe.apps.stunreachability import default_inputs
 
     return [ListEntry(url=u) for u in default_inputs()]
 
 
+def _vanilla_tor(cfg: ProbeConfig, ident: ProbeIdentity) -> Any:
+    from didban.probe.circumvention.bootstrap import VanillaTor
+
+    return VanillaTor(cfg, ident)
+
+
+def _torsf(cfg: ProbeConfig, ident: ProbeIdentity) -> Any:
+    from didban.probe.circumvention.bootstrap import TorSnowflake
+
+    return TorSnowflake(cfg, ident)
+
+
+def _tor(cfg: ProbeConfig, ident: ProbeIdentity) -> Any:
+    from didban.probe.circumvention.torreach import Tor
+
+    return Tor(cfg, ident)
+
+
+def _openvpn(cfg: ProbeConfig, ident: ProbeIdentity) -> Any:
+    from didban.probe.circumvention.openvpn import OpenVPN
+
+    return OpenVPN(cfg, ident)
+
+
+def _wireguard(cfg: ProbeConfig, ident: ProbeIdentity) -> Any:
+    from didban.probe.circumvention.wireguard import WireGuard
+
+    return WireGuard(cfg, ident)
+
+
+def _proxy(name: str) -> Callable[[ProbeConfig, ProbeIdentity], Any]:
+    def make(cfg: ProbeConfig, ident: ProbeIdentity) -> Any:
+        from didban.probe.circumvention.proxies import EXPERIMENTS
+
+        return EXPERIMENTS[name](cfg, ident)
+
+    return make
+
+
+def _tool_inputs(tool: str) -> Callable[[Sequence[ListEntry], bool, ProbeConfig], list[ListEntry]]:
+    """The endpoints of a tool without public ones: the lab's (none on a real network)."""
+
+    def inputs(_entries: Sequence[ListEntry], _explicit: bool, cfg: ProbeConfig) -> list[ListEntry]:
+        from didban.probe.circumvention.endpoints import inputs as tool_inputs
+
+        return [ListEntry(url=u) for u in tool_inputs(tool, cfg)]
+
+    return inputs
+
+
 SPECS: Final[tuple[Spec, ...]] = (
     Spec("web_connectivity", "websites",
          "DNS, TCP, TLS and HTTP of every URL of the test list, against the control",
-         _web, lambda entries, _explicit: list(entries)),
+         _web, lambda entries, _explicit, _cfg: list(entries)),
     Spec("quic", "",
          "HTTP/3 over QUIC to each https target whose service offers it (every https "
          "--url), beside TCP+TLS and the control: OONI urlgetter, HTTP3Enabled",
@@ -115,6 +170,23 @@ SPECS: Final[tuple[Spec, ...]] = (
          _facebook_messenger, _no_input("facebook_messenger")),
     Spec("stunreachability", "im", "a STUN binding request to each STUN server of the catalog",
          _stunreachability, _stun_inputs),
+    Spec("vanilla_tor", "circumvention", "a tor bootstrap (Debian's tor): progress, time, failure",
+         _vanilla_tor, _no_input("vanilla_tor")),
+    Spec("tor", "circumvention",
+         "Tor's directory authorities, relays and obfs4 bridges: TLS, directory fetch, obfs4",
+         _tor, _no_input("tor")),
+    Spec("torsf", "circumvention", "a tor bootstrap over Snowflake (Debian's snowflake-client)",
+         _torsf, _no_input("torsf")),
+    Spec("openvpn", "circumvention", "an OpenVPN handshake (Debian's openvpn) per endpoint",
+         _openvpn, _tool_inputs("openvpn")),
+    Spec("wireguard", "circumvention", "a WireGuard handshake (Debian's wireguard-go) per peer",
+         _wireguard, _tool_inputs("wireguard")),
+    Spec("shadowsocks", "circumvention", "a fetch through Shadowsocks (Debian's ss-local)",
+         _proxy("shadowsocks"), _tool_inputs("shadowsocks")),
+    Spec("socks5", "circumvention", "a fetch through a SOCKS5 proxy",
+         _proxy("socks5"), _tool_inputs("socks5")),
+    Spec("http_connect", "circumvention", "a fetch through an HTTP CONNECT proxy",
+         _proxy("http_connect"), _tool_inputs("http_connect")),
 )  # fmt: skip
 
 
@@ -131,8 +203,7 @@ def members(group: str) -> list[Spec]:
 
 def select(names: Sequence[str]) -> list[Spec]:
     """The experiments ``--test`` names (experiments or groups, repeatable), in registry
-    order, each once; the default group when none is named. A group without experiments
-    (``circumvention``, today) selects nothing and is not an error."""
+    order, each once; the default group when none is named."""
     if not names:
         names = [DEFAULT]
     chosen: set[str] = set()
@@ -153,7 +224,7 @@ def help_text() -> str:
     """The ``--test`` help: groups, then every experiment with its group."""
     lines = [
         "Experiment or group to run (repeatable). Groups: websites (the default), "
-        "im, circumvention (no experiment yet: Tor, VPNs and proxies come later), all."
+        "im, circumvention (Tor, Snowflake, VPNs, proxies), all."
     ]
     lines += [f"{s.name} ({s.group or 'by name or all'}): {s.summary}." for s in SPECS]
     return " ".join(lines)

@@ -202,16 +202,20 @@ async def run_many(
 
 def summary_table(result: RunResult, order: Sequence[ListEntry] | None = None) -> Table:
     """Per input: the DNS/TCP/TLS/HTTP/QUIC outcome strings (not verdicts); a column with
-    the test's name when the run measured more than one test."""
+    the test's name when the run measured more than one test, and one with the tunnel's
+    (bootstrap, handshake, proxy) when a circumvention test ran."""
     table = Table(title="measured (outcomes per step; verdicts: didban analyze)")
     rows = result.outcomes
     several = len({o.test for o in rows}) > 1
+    tunnels = any(o.tunnel != "-" for o in rows)  # circumvention tests: their own outcome
     for col in ("test",) * several + ("URL", "DNS", "TCP", "TLS", "HTTP", "QUIC"):
         table.add_column(col, overflow="fold")
+    if tunnels:
+        table.add_column("tunnel", overflow="fold")
     if order is not None:
         rank = {e.url: i for i, e in enumerate(order)}
         rows = sorted(rows, key=lambda o: rank.get(o.url, len(rank)))
     for o in rows:
-        cells = (o.url, o.dns, o.tcp, o.tls, o.http, o.quic)
+        cells = (o.url, o.dns, o.tcp, o.tls, o.http, o.quic) + ((o.tunnel,) if tunnels else ())
         table.add_row(*((o.test,) if several else ()), *cells)
     return table

@@ -24,6 +24,7 @@ class Outcome:
     quic: str = "-"  # QUIC handshakes, or a STUN exchange: the UDP step
     control_failure: str | None = None  # the control (test helper) query's failure
     test: str = "web_connectivity"
+    tunnel: str = "-"  # a circumvention test's bootstrap, handshake or proxy
 
 
 def _endpoint_step(item: dict[str, Any]) -> bool:
@@ -142,7 +143,35 @@ def outcome(m: dict[str, Any]) -> Outcome:
         failed += sum(1 for r in reqs if r.get("failure"))
         failed += 1 if test == "stunreachability" and tk.get("failure") else 0
     ctrl = tk.get("control_failure")
-    return Outcome(url, dns, tcp, tls, http, failed, quic, str(ctrl) if ctrl else None, test)
+    return Outcome(
+        url, dns, tcp, tls, http, failed, quic, str(ctrl) if ctrl else None, test, _tunnel(test, tk)
+    )
+
+
+def _tunnel(test: str, tk: dict[str, Any]) -> str:
+    """The circumvention tests' own outcome: bootstrap, targets, handshake, proxy."""
+    if test in ("vanilla_tor", "torsf"):
+        if tk.get("success"):
+            return f"bootstrapped in {float(tk.get('bootstrap_time') or 0):.1f} s"
+        return (
+            f"{tk.get('tor_progress', 0)}% {tk.get('tor_progress_tag') or ''}: {tk.get('failure')}"
+        )
+    if test == "tor":
+        classes = ("or_port_dirauth", "dir_port", "or_port", "obfs4")
+        return (
+            ", ".join(
+                f"{c} {tk.get(f'{c}_accessible', 0)}/{tk.get(f'{c}_total')}"
+                for c in classes
+                if tk.get(f"{c}_total")
+            )
+            or "-"
+        )
+    if test in ("openvpn", "wireguard"):
+        return "handshake ok" if tk.get("success") else f"handshake: {tk.get('failure')}"
+    proxy = tk.get("x_didban_proxy")
+    if isinstance(proxy, dict):
+        return f"{proxy.get('protocol')}: {tk.get('failure') or 'ok'}"
+    return "-"
 
 
 def control_warning(outcomes: list[Outcome]) -> str | None:

@@ -64,7 +64,9 @@ class DnsName(str):
 
 def addresses_of(ref: str) -> list[str]:
     """Expand an address parameter item: an IP/CIDR, ``service:<id>`` (its web addresses and
-    its apps' endpoints), ``app:<id>`` (an app's own endpoints) or ``resolver:<name>``."""
+    its apps' endpoints), ``app:<id>`` (an app's own endpoints), ``circumvention:<name>``
+    (the lab's circumvention servers, ``plan.circumvention_addresses``) or
+    ``resolver:<name>``."""
     if ref.startswith("service:"):
         sid = ref.split(":", 1)[1]
         table = {**address_plan.SERVICE_ADDRS, **address_plan.DOMESTIC_SITES}
@@ -80,6 +82,13 @@ def addresses_of(ref: str) -> list[str]:
         if not found:
             raise ValueError(f"app '{app_id}' has no endpoint of its own in the lab")
         return found
+    if ref.startswith("circumvention:"):
+        name = ref.split(":", 1)[1]
+        found = address_plan.circumvention_addresses(name)
+        if not found:
+            known = ", ".join(address_plan.circumvention_groups())
+            raise ValueError(f"unknown circumvention server '{name}' (known: {known})")
+        return found
     if ref.startswith("resolver:"):
         rname = ref.split(":", 1)[1]
         if rname == "isp":
@@ -92,7 +101,8 @@ def addresses_of(ref: str) -> list[str]:
         net = ipaddress.ip_network(ref, strict=True)
     except ValueError as e:
         raise ValueError(
-            f"'{ref}' is not an IPv4 address, CIDR, service:<id>, app:<id> or resolver:<name>"
+            f"'{ref}' is not an IPv4 address, CIDR, service:<id>, app:<id>, circumvention:<name> "
+            "or resolver:<name>"
         ) from e
     if net.version != 4 or not any(net.subnet_of(lab) for lab in LAB_NETWORKS):  # type: ignore[arg-type]
         raise ValueError(

@@ -36,6 +36,7 @@ from didban.lab.censor.enforcers.resolution import (
 )
 from didban.lab.censor.enforcers.shaping import DelayLoss, Throttle
 from didban.lab.censor.enforcers.shutdown import Curfew, NINIsolation, Shutdown
+from didban.lab.censor.enforcers.tunnels import FullyEncrypted, OpenVPNDPI, TorTLS
 from didban.lab.profiles import Profile
 
 QUEUE_NUM: Final = 7451
@@ -62,6 +63,9 @@ ENFORCERS: Final[dict[str, type[Enforcer]]] = {
         RSTOnConnect,
         QUICDrop,
         UDPProtocolFilter,
+        TorTLS,
+        OpenVPNDPI,
+        FullyEncrypted,
         DoTBlock,
         Throttle,
         DelayLoss,

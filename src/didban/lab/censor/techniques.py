@@ -196,18 +196,66 @@ class QUICDropRule(TechniqueRule, tag="quic_drop"):
 
 class UDPProtocolFilterRule(TechniqueRule, tag="udp_protocol_filter"):
     """UDP protocol filter: client datagrams whose first bytes are QUIC (a version-1 long
-    header of at least ``quic_min`` bytes) or STUN (the RFC 5389 magic cookie) are
-    dropped, on any port (or the given ones), to any destination (or the given ones);
-    other UDP (DNS) passes. QUIC handshakes and STUN transactions time out."""
+    header of at least ``quic_min`` bytes), STUN (the RFC 5389 magic cookie) or a WireGuard
+    handshake initiation are dropped, on any port (or the given ones), to any destination
+    (or the given ones); other UDP (DNS) passes. The handshakes and transactions time out."""
 
     source = (
         "OONI 2022 and net4people #489 (QUIC disabled on all Iranian ISPs since 2025); "
-        "TSPU's QUIC template (reference §2.6: >= 1001 bytes, version 1); RFC 5389 §6"
+        "TSPU's QUIC template (reference §2.6: >= 1001 bytes, version 1); RFC 5389 §6; "
+        "WireGuard blocked by protocol in Iran (net4people reports 2023-2025)"
     )
-    protocols: Annotated[list[Literal["quic", "stun"]], Meta(min_length=1)]
+    protocols: Annotated[list[Literal["quic", "stun", "wireguard"]], Meta(min_length=1)]
     addresses: list[LabAddresses] = []
     ports: Ports = []
     quic_min: Annotated[int, Meta(ge=1, le=1500)] = 1001
+
+
+class TorTLSRule(TechniqueRule, tag="tor_tls"):
+    """Tor's TLS: a ClientHello naming a random ``www.<base32>.com`` host without ALPN (tor's
+    own handshake) is dropped and the flow black-holed (``action: drop``) or reset
+    (``reset``); tor stalls while handshaking with its first relay."""
+
+    source = (
+        "Tor blog 2011-09-14 (Iran's DPI on Tor's TLS handshake); tor 0.4.9's ClientHello "
+        "(random www.<base32>.com SNI, no ALPN)"
+    )
+    addresses: list[LabAddresses] = []
+    ports: Ports = []
+    action: Literal["drop", "reset"] = "drop"
+
+
+class OpenVPNDPIRule(TechniqueRule, tag="openvpn_dpi"):
+    """OpenVPN by its first packet: the client's hard reset (opcode 7 or 10, key id 0,
+    packet id 0) as a UDP datagram is dropped; as the first TCP payload it black-holes the
+    flow (``drop``) or resets it (``reset``). The handshake never completes."""
+
+    source = (
+        "Xue et al., OpenVPN is Open to VPN Fingerprinting, USENIX Security 2022 (opcode "
+        "fingerprinting); Iran blocks OpenVPN (OONI, net4people)"
+    )
+    transports: Annotated[list[Literal["tcp", "udp"]], Meta(min_length=1)] = msgspec.field(
+        default_factory=lambda: ["tcp", "udp"]
+    )
+    addresses: list[LabAddresses] = []
+    ports: Ports = []
+    action: Literal["drop", "reset"] = "drop"
+
+
+class FullyEncryptedRule(TechniqueRule, tag="fully_encrypted"):
+    """The GFW's heuristic for fully encrypted traffic: a client's first TCP payload to an
+    international address that no exemption covers (bits per byte 3.4-4.6, no printable
+    prefix or run, not TLS or HTTP) black-holes the flow; then every later client packet
+    to that server and port except SYNs is dropped for ``penalty``. obfs4 and Shadowsocks
+    look like this; TLS, HTTP, SOCKS and OpenVPN do not."""
+
+    source = (
+        "Wu et al., How the Great Firewall of China Detects and Blocks Fully Encrypted "
+        "Traffic, USENIX Security 2023 (exemptions Ex1-Ex5, 180 s residual blocking)"
+    )
+    addresses: list[LabAddresses] = []
+    ports: Ports = []
+    penalty: Penalty = Penalty(180.0)
 
 
 class DoTBlockRule(TechniqueRule, tag="dot_block"):
@@ -307,6 +355,9 @@ TECHNIQUES: Final[dict[str, type[TechniqueRule]]] = {
         RSTOnConnectRule,
         QUICDropRule,
         UDPProtocolFilterRule,
+        TorTLSRule,
+        OpenVPNDPIRule,
+        FullyEncryptedRule,
         DoTBlockRule,
         ThrottleRule,
         DelayLossRule,
@@ -330,6 +381,9 @@ AnyRule = (
     | RSTOnConnectRule
     | QUICDropRule
     | UDPProtocolFilterRule
+    | TorTLSRule
+    | OpenVPNDPIRule
+    | FullyEncryptedRule
     | DoTBlockRule
     | ThrottleRule
     | DelayLossRule

@@ -57,6 +57,7 @@ def client_hello(pkt: wire.IPPacket, st: CensorState, now: float) -> str | None:
         return None
     st.done[flow] = now
     st.tls.pop(flow, None)
+    st.memo["hello"] = bytes(buf)  # the whole ClientHello, for rules reading more than SNI
     return sni
 
 

@@ -6,7 +6,8 @@ protocols a profile names whatever port they use.
   to 1,200) — the cheap "QUIC detector" Russia's TSPU used in 2022 (payload ≥ 1,001
   bytes, version 1; censorship-techniques.md §2.6), applied to any UDP port;
 * ``stun``: a STUN message (RFC 5389 §6: two leading zero bits, the magic cookie
-  ``0x2112A442`` at bytes 4-7, at least 20 bytes).
+  ``0x2112A442`` at bytes 4-7, at least 20 bytes);
+* ``wireguard``: a WireGuard handshake initiation (type 1, three zero bytes, 148 bytes).
 
 Datagrams of other protocols pass (DNS included). Each drop is logged with the protocol.
 """
@@ -17,7 +18,7 @@ import struct
 from typing import Final
 
 from didban.lab import plan as address_plan
-from didban.lab.censor import wire
+from didban.lab.censor import shapes, wire
 from didban.lab.censor.decision import CensorState, Decision
 from didban.lab.censor.enforcers.base import IF_CLIENT, Enforcer, Nets, multiport
 from didban.lab.profiles import Rule
@@ -63,6 +64,8 @@ class UDPProtocolFilter(Enforcer):
             return "quic"
         if "stun" in self.protocols and is_stun(payload):
             return "stun"
+        if "wireguard" in self.protocols and shapes.is_wireguard_initiation(payload):
+            return "wireguard"
         return None
 
     def decide(self, pkt: wire.IPPacket, st: CensorState, now: float) -> Decision | None:
