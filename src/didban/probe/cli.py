@@ -116,6 +116,18 @@ def run(
     ),
     no_quic: bool = typer.Option(False, "--no-quic", help="Skip the QUIC/HTTP3 attempts."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    every: str | None = typer.Option(
+        None,
+        "--every",
+        help="Measure in rounds, one every DURATION (30s, 5m, 1h) until stopped; needs "
+        "--output, which a restarted run continues (docs/probe.md 'Rounds').",
+    ),
+    jitter: str | None = typer.Option(
+        None, "--jitter", help="With --every: start each round up to DURATION after its slot."
+    ),
+    max_rounds: int | None = typer.Option(
+        None, "--rounds", help="With --every: stop after round N of the series."
+    ),
 ) -> None:
     """Measure web connectivity for a test list (default: the built-in list), or other
     experiments chosen with --test (IM apps, STUN, HTTP/3).
@@ -164,7 +176,9 @@ def run(
         ident_asn = identity.normalise_asn(probe_asn) if probe_asn else None
     except identity.IdentityError as exc:
         fail("run", str(exc))
-    out = output_target("run", output, append, default_output())
+    plan = _schedule(every, jitter, max_rounds, output)
+    continuing = plan is not None and output is not None and _continues(output)
+    out = output_target("run", output, append or continuing, default_output())
 
     lab_desc = None
     if not lab and labmode.around() is not None:
@@ -175,6 +189,9 @@ def run(
             lab_desc = labmode.load()
         except labmode.LabModeError as exc:
             fail("run", str(exc))
+    if plan is not None:
+        raise typer.Exit(_in_rounds(plan, out, lab_desc, upload, accept_risk))
+    if lab_desc is not None:
         if not labmode.inside(lab_desc):
             argv = argv_without(argv_with_output(sys.argv[1:], out), "--upload")
             if upload:
@@ -311,6 +328,75 @@ def execute(
         raise typer.Exit(1)
     if not uploaded:
         raise typer.Exit(EXIT_NOT_UPLOADED)
+
+
+def _schedule(
+    every: str | None, jitter: str | None, max_rounds: int | None, output: Path | None
+) -> Any:
+    """The ``--every`` schedule (``rounds.Schedule``), None without it; bad flags exit 2."""
+    if every is None:
+        if jitter is not None or max_rounds is not None:
+            fail("run", f"{'--jitter' if jitter is not None else '--rounds'} needs --every")
+        return None
+    from didban.probe import rounds
+
+    try:
+        plan = rounds.schedule(every, jitter, max_rounds)
+    except rounds.ScheduleError as exc:
+        fail("run", str(exc))
+    if output is None:
+        fail("run", "--every needs --output FILE, the series' file (a restarted run continues it)")
+    return plan
+
+
+def _continues(output: Path) -> bool:
+    """Whether ``output`` is a series a restarted ``run --every`` continues (appends to)."""
+    from didban.probe.rounds import log_path
+
+    return log_path(output.absolute()).exists()
+
+
+def _in_rounds(plan: Any, out: Path, lab_desc: Any, upload: str | None, accept_risk: bool) -> int:
+    """``run --every``: every round is this command again, without the schedule and
+    appending to ``out`` (in the lab's client namespace with ``--lab``); this process keeps
+    the schedule and the round log, and sends the upload queue after each round."""
+    from didban.probe import rounds
+
+    if lab_desc is None:
+        try:
+            consent.ensure(accept_risk=accept_risk, ask=ask)
+        except consent.ConsentRefused as exc:
+            fail("run", str(exc), code=1)
+    argv = sys.argv[1:]
+    for flag in ("--every", "--jitter", "--rounds", "--upload", "--upload-queue"):
+        argv = argv_without(argv, flag)
+    argv = [a for a in argv if a not in ("--append", "--accept-risk")]
+    argv = [*argv_with_output(argv, out), "--append", "--accept-risk"]
+    queue = upload_queue_dir()
+    if upload:
+        argv += ["--upload-queue", str(queue)]
+    enter = lab_desc is not None and not labmode.inside(lab_desc)
+
+    def command() -> tuple[list[str], dict[str, str]]:
+        if enter:
+            return labmode.command(lab_desc, argv)
+        return [sys.executable, "-m", "didban.cli", *argv], dict(os.environ)
+
+    def gone() -> str | None:
+        return labmode.gone(lab_desc) if enter else None
+
+    console = Console(stderr=True)
+    try:
+        return rounds.serve(
+            plan,
+            out,
+            rounds.Round(command, gone),
+            console,
+            flush=(lambda: _flush(upload, console)) if upload else None,
+            pending_uploads=lambda: any((queue / "pending").glob("*.json")),
+        )
+    except rounds.ScheduleError as exc:
+        fail("run", str(exc))
 
 
 def upload_queue_dir() -> Path:
