@@ -1,5 +1,6 @@
-"""``didban run --every``: rounds on a grid that does not drift, a series a restart
-continues, the upload queue across restarts, stops inside and between rounds, bad flags.
+"""``didban run --every``: rounds on a grid that does not drift, overlapping or skipping a
+busy slot, a series a restart continues, the upload queue across restarts, stops inside and
+between rounds, bad flags.
 
 Every round is a real ``didban run`` against the loopback peers (conftest.py); intervals
 are one or two seconds. Nothing here measures elapsed time: the schedule is checked on the
@@ -7,6 +8,7 @@ round log's own records (planned = anchor + slot × every, exactly)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -24,7 +26,7 @@ from typer.testing import CliRunner
 
 from didban.cli import app
 from didban.model.validate import problems
-from didban.probe import rounds
+from didban.probe import schedule as rounds
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "api"))
 
@@ -110,11 +112,21 @@ def test_rounds_append_one_report_each_on_a_fixed_grid(
     _check_grid(log)
     ends = [r for r in log if r["type"] == "end"]
     assert [(r["exit"], r["written"], r["stopped"]) for r in ends] == [(0, 2, False)] * 3
-    # each round's lines follow the offset its start record gives
+    _check_blocks(out, log)
+    assert not list(tmp_path.glob("series.jsonl.round-*"))  # the parts are gone
+
+
+def _check_blocks(out: Path, log: list[dict[str, Any]]) -> None:
+    """Each round's lines are one block of the output, where its end record says."""
     data = out.read_bytes()
-    for start in (r for r in log if r["type"] == "start"):
-        first = msgspec.json.decode(data[start["offset"] :].split(b"\n", 1)[0])
-        assert first["report_id"] == reports[2 * (start["round"] - 1)]
+    reports = []
+    for end in (r for r in log if r["type"] == "end"):
+        block = data[end["offset"] :].split(b"\n")[: end["written"]]
+        ids = {msgspec.json.decode(line)["report_id"] for line in block}
+        assert len(ids) == 1, ids
+        reports += ids
+    assert len(set(reports)) == len(reports)
+    assert sum(r["written"] for r in log if r["type"] == "end") == len(data.splitlines())
 
 
 def test_a_restarted_series_continues_on_the_same_grid(
@@ -190,8 +202,9 @@ def test_a_stop_inside_a_round_keeps_what_it_measured(
     out = tmp_path / "series.jsonl"
     p = _didban(["run", *_flags(loopback), "--url", loopback.url("/"), "--url", hole,
                  "--every", "1s", "--output", str(out)], env)  # fmt: skip
-    # round 1 measures the loopback site, then waits on the hole
-    _wait_for(lambda: out.exists() and len(out.read_bytes().splitlines()) == 1, p, "measured")
+    # round 1 measures the loopback site (into its part file), then waits on the hole
+    part = rounds.part_path(out, 1)
+    _wait_for(lambda: part.exists() and len(part.read_bytes().splitlines()) == 1, p, "measured")
     second = _didban(["run", *_flags(loopback), "--url", loopback.url("/"),
                       "--every", "1s", "--output", str(out)], env)  # fmt: skip
     said = _finish(second)
@@ -206,6 +219,7 @@ def test_a_stop_inside_a_round_keeps_what_it_measured(
     log = _log(out)
     assert [r["type"] for r in log] == ["start", "end"]
     assert (log[1]["exit"], log[1]["written"], log[1]["stopped"]) == (130, 1, True)
+    _check_blocks(out, log)
 
 
 def test_a_stop_between_rounds_ends_the_wait(
@@ -255,15 +269,19 @@ def test_a_series_killed_mid_round_continues_and_its_queue_is_sent(
     finally:
         stop(collector)
     assert p.returncode == 0, said
-    assert "round 1 never ended (its finished measurements are kept)" in said
+    assert "round 1 never ended: its 1 finished measurement(s) kept" in said
     assert f"uploaded 1 to http://127.0.0.1:{port}" in said  # the killed round's, first
     assert not list((queue / "pending").glob("*.json"))
     assert len((queue / "sent.jsonl").read_bytes().splitlines()) == 2
     assert [m["input"] for m in _lines(out)] == [loopback.url("/"), loopback.url("/old")]
-    starts = [r for r in _log(out) if r["type"] == "start"]
+    log = _log(out)
+    starts = [r for r in log if r["type"] == "start"]
     assert [r["round"] for r in starts] == [1, 2]
     assert starts[1]["slot"] > starts[0]["slot"]
-    assert starts[1]["offset"] == len(out.read_bytes().splitlines()[0]) + 1
+    ends = {r["round"]: r for r in log if r["type"] == "end"}
+    assert (ends[1]["exit"], ends[1]["written"], ends[1]["stopped"]) == (None, 1, True)
+    assert (ends[2]["exit"], ends[2]["written"]) == (0, 1)
+    _check_blocks(out, log)
 
 
 @pytest.mark.parametrize(
@@ -276,6 +294,8 @@ def test_a_series_killed_mid_round_continues_and_its_queue_is_sent(
         (["--jitter", "1s"], "--jitter needs --every"),
         (["--rounds", "2"], "--rounds needs --every"),
         (["--every", "1m", "--rounds", "0"], "--rounds must be 1 or more, not 0"),
+        (["--every", "1m", "--overlap", "0"], "--overlap must be between 1 and 64, not 0"),
+        (["--overlap", "2"], "--overlap needs --every"),
     ],
 )
 def test_bad_schedules_are_one_sentence_and_exit_2(
@@ -324,31 +344,71 @@ def test_the_grid_skips_the_slots_that_went_by() -> None:
     assert k == 8641 and 1000.0 + k * 10.0 >= 1000.0 + 86400 + 0.5
 
 
-def test_a_torn_last_line_is_a_round_that_never_ended(tmp_path: Path) -> None:
+def test_a_torn_last_line_is_cut_and_a_round_without_end_is_unfinished(tmp_path: Path) -> None:
     out = tmp_path / "series.jsonl"
-    start = rounds.Start(1, 0, 60.0, rounds.stamp(1e9), rounds.stamp(1e9), rounds.stamp(1e9), 0)
-    end = rounds.End(1, rounds.stamp(1e9 + 5), 0, 29, False)
-    second = rounds.Start(2, 1, 60.0, rounds.stamp(1e9), rounds.stamp(1e9 + 60), "x", 100)
-    encoded = msgspec.json.encode(second)
-    rounds.log_path(out).write_bytes(
-        b"\n".join(msgspec.json.encode(r) for r in (start, end)) + b"\n" + encoded[:30]
-    )
-    log = rounds.RoundLog(rounds.log_path(out))
+    t = rounds.stamp(1e9)
+    first = rounds.Start(1, 0, 60.0, t, t, t)
+    ended = rounds.End(1, rounds.stamp(1e9 + 5), 0, 29, 0, False)
+    second = rounds.Start(2, 1, 60.0, t, rounds.stamp(1e9 + 60), rounds.stamp(1e9 + 60))
+    lines = [msgspec.json.encode(r) + b"\n" for r in (first, ended, second)]
+    log_file = rounds.log_path(out)
+    log_file.write_bytes(b"".join(lines) + msgspec.json.encode(ended)[:20])  # torn
+    log = rounds.RoundLog(log_file)
     try:
         series = rounds.series_of(log.records, 60.0, 2e9, out)
+        log.append(rounds.End(2, t, None, 0, 0, True))
     finally:
         log.close()
-    assert (series.rounds, series.last_slot, series.unfinished) == (1, 0, None)
-    rounds.log_path(out).write_bytes(msgspec.json.encode(start) + b"\n")
-    log = rounds.RoundLog(rounds.log_path(out))
-    try:
-        assert rounds.series_of(log.records, 60.0, 2e9, out).unfinished == 1
-    finally:
-        log.close()
+    assert (series.rounds, series.last_slot, series.unfinished) == (2, 1, (2,))
+    assert log_file.read_bytes().endswith(b"".join(lines[2:]) + msgspec.json.encode(
+        rounds.End(2, t, None, 0, 0, True)) + b"\n")  # fmt: skip
+
+
+def test_a_part_the_output_already_ends_with_is_not_appended_twice(tmp_path: Path) -> None:
+    from didban.probe.rounds import _append_part
+
+    out, part = tmp_path / "series.jsonl", tmp_path / "series.jsonl.round-2"
+    out.write_bytes(b'{"a": 1}\n')
+    part.write_bytes(b'{"b": 2}\n{"c": 3}\n')
+    assert _append_part(out, part) == (9, 2)
+    assert _append_part(out, part) == (9, 2)  # a crash after the append, before the log
+    assert out.read_bytes() == b'{"a": 1}\n{"b": 2}\n{"c": 3}\n'
+
+
+def test_a_busy_slot_is_skipped_or_overlapped(
+    loopback: Loopback, env: dict[str, str], tmp_path: Path, hole: str
+) -> None:
+    """A round that waits 3 s on a silent server: with the default overlap the next slots
+    of a one-second grid are skipped; with --overlap 3 they start beside it."""
+    args = ["run", *_flags(loopback), "--url", loopback.url("/"), "--url", hole,
+            "--deadline", "3", "--every", "1s", "--rounds", "3"]  # fmt: skip
+    serial = tmp_path / "serial.jsonl"
+    p = _didban([*args, "--output", str(serial)], env)
+    said = _finish(p)
+    assert p.returncode == 0, said
+    assert "slot 1 skipped: 1 round(s) still running" in said
+    log = _log(serial)
+    starts = [r for r in log if r["type"] == "start"]
+    assert all(b["slot"] - a["slot"] >= 3 for a, b in itertools.pairwise(starts))
+    _check_grid(log)
+    _check_blocks(serial, log)
+    parallel = tmp_path / "parallel.jsonl"
+    p = _didban([*args, "--overlap", "3", "--output", str(parallel)], env)
+    said = _finish(p)
+    assert p.returncode == 0, said
+    log = _log(parallel)
+    starts = [r for r in log if r["type"] == "start"]
+    assert [r["slot"] for r in starts] == [0, 1, 2]
+    first_end = next(r for r in log if r["type"] == "end")
+    assert [r["type"] for r in log].index("end") == 3  # three started before one ended
+    assert first_end["written"] == 2
+    _check_grid(log)
+    _check_blocks(parallel, log)
+    assert len(_lines(parallel)) == 6
 
 
 def test_durations() -> None:
-    assert rounds.schedule("1m", "20s", None) == rounds.Schedule(60.0, 20.0, None)
+    assert rounds.schedule("1m", "20s", None, 2) == rounds.Schedule(60.0, 20.0, None, 2)
     assert rounds.parse_duration("90", "--every") == 90.0
     assert rounds.parse_duration("1.5m", "--every") == 90.0
     assert rounds.parse_duration("1d", "--every") == 86400.0

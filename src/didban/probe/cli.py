@@ -128,6 +128,12 @@ def run(
     max_rounds: int | None = typer.Option(
         None, "--rounds", help="With --every: stop after round N of the series."
     ),
+    overlap: int | None = typer.Option(
+        None,
+        "--overlap",
+        help="With --every: rounds that may run at once (default 1: a slot that finds a "
+        "round still running is skipped).",
+    ),
 ) -> None:
     """Measure web connectivity for a test list (default: the built-in list), or other
     experiments chosen with --test (IM apps, STUN, HTTP/3).
@@ -176,7 +182,7 @@ def run(
         ident_asn = identity.normalise_asn(probe_asn) if probe_asn else None
     except identity.IdentityError as exc:
         fail("run", str(exc))
-    plan = _schedule(every, jitter, max_rounds, output)
+    plan = _schedule(every, jitter, max_rounds, overlap, output)
     continuing = plan is not None and output is not None and _continues(output)
     out = output_target("run", output, append or continuing, default_output())
 
@@ -331,18 +337,23 @@ def execute(
 
 
 def _schedule(
-    every: str | None, jitter: str | None, max_rounds: int | None, output: Path | None
+    every: str | None,
+    jitter: str | None,
+    max_rounds: int | None,
+    overlap: int | None,
+    output: Path | None,
 ) -> Any:
-    """The ``--every`` schedule (``rounds.Schedule``), None without it; bad flags exit 2."""
+    """The ``--every`` schedule (``schedule.Schedule``), None without it; bad flags exit 2."""
     if every is None:
-        if jitter is not None or max_rounds is not None:
-            fail("run", f"{'--jitter' if jitter is not None else '--rounds'} needs --every")
+        for flag, value in (("--jitter", jitter), ("--rounds", max_rounds), ("--overlap", overlap)):
+            if value is not None:
+                fail("run", f"{flag} needs --every")
         return None
-    from didban.probe import rounds
+    from didban.probe import schedule
 
     try:
-        plan = rounds.schedule(every, jitter, max_rounds)
-    except rounds.ScheduleError as exc:
+        plan = schedule.schedule(every, jitter, max_rounds, 1 if overlap is None else overlap)
+    except schedule.ScheduleError as exc:
         fail("run", str(exc))
     if output is None:
         fail("run", "--every needs --output FILE, the series' file (a restarted run continues it)")
@@ -351,16 +362,18 @@ def _schedule(
 
 def _continues(output: Path) -> bool:
     """Whether ``output`` is a series a restarted ``run --every`` continues (appends to)."""
-    from didban.probe.rounds import log_path
+    from didban.probe.schedule import log_path
 
     return log_path(output.absolute()).exists()
 
 
 def _in_rounds(plan: Any, out: Path, lab_desc: Any, upload: str | None, accept_risk: bool) -> int:
-    """``run --every``: every round is this command again, without the schedule and
-    appending to ``out`` (in the lab's client namespace with ``--lab``); this process keeps
-    the schedule and the round log, and sends the upload queue after each round."""
+    """``run --every``: every round is this command again without the schedule, writing
+    its own part file (in the lab's client namespace with ``--lab``); this process keeps
+    the schedule and the round log, appends each round's part to ``out`` and sends the
+    upload queue after each round (didban.probe.rounds)."""
     from didban.probe import rounds
+    from didban.probe.schedule import ScheduleError
 
     if lab_desc is None:
         try:
@@ -368,19 +381,19 @@ def _in_rounds(plan: Any, out: Path, lab_desc: Any, upload: str | None, accept_r
         except consent.ConsentRefused as exc:
             fail("run", str(exc), code=1)
     argv = sys.argv[1:]
-    for flag in ("--every", "--jitter", "--rounds", "--upload", "--upload-queue"):
+    for flag in ("--every", "--jitter", "--rounds", "--overlap", "--upload", "--upload-queue"):
         argv = argv_without(argv, flag)
-    argv = [a for a in argv if a not in ("--append", "--accept-risk")]
-    argv = [*argv_with_output(argv, out), "--append", "--accept-risk"]
+    argv = [a for a in argv if a not in ("--append", "--accept-risk")] + ["--accept-risk"]
     queue = upload_queue_dir()
     if upload:
         argv += ["--upload-queue", str(queue)]
     enter = lab_desc is not None and not labmode.inside(lab_desc)
 
-    def command() -> tuple[list[str], dict[str, str]]:
+    def command(part: Path) -> tuple[list[str], dict[str, str]]:
+        words = argv_with_output(argv, part)
         if enter:
-            return labmode.command(lab_desc, argv)
-        return [sys.executable, "-m", "didban.cli", *argv], dict(os.environ)
+            return labmode.command(lab_desc, words)
+        return [sys.executable, "-m", "didban.cli", *words], dict(os.environ)
 
     def gone() -> str | None:
         return labmode.gone(lab_desc) if enter else None
@@ -395,7 +408,7 @@ def _in_rounds(plan: Any, out: Path, lab_desc: Any, upload: str | None, accept_r
             flush=(lambda: _flush(upload, console)) if upload else None,
             pending_uploads=lambda: any((queue / "pending").glob("*.json")),
         )
-    except rounds.ScheduleError as exc:
+    except ScheduleError as exc:
         fail("run", str(exc))
 
 
