@@ -101,6 +101,21 @@ def test_minute_buckets_over_analyze_output_equal_the_store(tmp_path: Path) -> N
     assert e.n_probes == 30 and len(e.witnesses) == 20
 
 
+def test_a_file_without_uids_names_its_witnesses_by_report_and_input(tmp_path: Path) -> None:
+    """didban analyze's output of the probe's own file: no measurement_uid before a
+    collector assigns one; the evidence still counts every measurement."""
+    rows = [{**r, "measurement_uid": None} for r in _rounds()]
+    parquet = _analyze_file(tmp_path / "verdicts.parquet", rows)
+    events = tmp_path / "events.jsonl"
+    code, _, stderr = _run("events", "detect", "--input", str(parquet), "--format", "verdicts",
+                           "--bucket", "1m", "--output", str(events))  # fmt: skip
+    assert code == 0, stderr
+    (e,) = read_jsonl(events)
+    assert e.n_measurements == 30 * len(BLOCKED) and len(e.witnesses) == 20
+    # the first witnesses: the first changed round's blocked targets, in order
+    assert e.witnesses[:4] == [f"round-24 https://www.{s}.com/" for s in sorted(BLOCKED)]
+
+
 def test_a_parquet_file_that_is_not_verdicts_is_one_sentence(tmp_path: Path) -> None:
     other = tmp_path / "other.parquet"
     pq.write_table(pa.table({"x": [1, 2]}), other)

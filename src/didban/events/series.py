@@ -78,7 +78,9 @@ class VerdictSource:
     root: Path
     hive: bool  # day=YYYY-MM-DD partitions (the store's layout)
     measurements: Path | None = None  # the store's measurements table (resolver kind)
-    text_times: bool = False  # measurement_start_time as OONI's text (didban analyze's files)
+    # didban analyze's files: measurement_start_time as OONI's text, and no measurement_uid
+    # before a collector assigns one (the witness is then "<report_id> <input>")
+    analyze_output: bool = False
 
     @classmethod
     def store(cls, data_dir: Path) -> VerdictSource:
@@ -109,7 +111,7 @@ class VerdictSource:
                 f"no {', '.join(missing)} column"
             )
         text = pa.types.is_string(schema.field("measurement_start_time").type)
-        return cls(path, hive, text_times=text)
+        return cls(path, hive, analyze_output=text)
 
     def files(self, table_root: Path, days: tuple[date, date] | None) -> list[str]:
         if table_root.is_file():
@@ -207,8 +209,10 @@ def base_query(src: VerdictSource, f: Filters, by_resolver: bool) -> tuple[str, 
                 "WHEN m.resolver_asn = m.m_asn THEN 'isp' ELSE 'other' END"
             )
     star = (
-        "v.* REPLACE (TRY_CAST(v.measurement_start_time AS TIMESTAMP) AS measurement_start_time)"
-        if src.text_times
+        "v.* REPLACE (TRY_CAST(v.measurement_start_time AS TIMESTAMP) AS measurement_start_time, "
+        "coalesce(v.measurement_uid, v.report_id || ' ' || coalesce(v.input, '')) "
+        "AS measurement_uid)"
+        if src.analyze_output
         else "v.*"
     )
     sql = (
