@@ -282,6 +282,9 @@ def timeline_cmd(
     output: Path | None = typer.Option(None, "--output", help="Write the timeline (JSONL)."),
     data_dir: Path | None = DATA_DIR_OPT,
     width: int = typer.Option(110, "--width", help="Characters per line."),
+    with_known: bool = typer.Option(
+        True, "--known/--no-known", help="Draw the known events (--no-known: detected only)."
+    ),
 ) -> None:
     """Known and detected events of one country on one axis."""
     import orjson
@@ -317,7 +320,7 @@ def timeline_cmd(
             except SourceError as exc:
                 raise _fail(str(exc)) from None
     detected = select(detected, Filters((code,), (), (target,) if target else (), t_since, t_until))
-    known = knownmod.select(knownmod.load(), code, target, t_since, t_until)
+    known = knownmod.select(knownmod.load(), code, target, t_since, t_until) if with_known else []
     items = timeline.entries(known, detected)
     for line in timeline.render(items, t_since, t_until, width):
         out.print(line, highlight=False, markup=False, soft_wrap=True)
