@@ -31,7 +31,7 @@ name: issue-16
 switches:
   - {at: 0, profile: clean}
   - {at: 2m, profile: iran-2022}
-  - {at: 3m30s, profile: iran-2019-shutdown}
+  - {at: 210s, profile: iran-2019-shutdown}
   - {at: 5m, profile: clean}
 duration: 7m
 """
