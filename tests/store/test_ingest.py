@@ -176,7 +176,7 @@ def test_a_truncated_archive_is_read_as_analyze_reads_it(tmp_path: Path) -> None
     finally:
         s.close()
     assert rep.added == whole > 20  # every complete record before the damage
-    assert rep.bad[-1].startswith(f"{f}: unreadable (Compressed file ended")
+    assert rep.bad[-1].startswith(f"{f}: cannot read: Compressed file ended")
     zst = tmp_path / "cut.jsonl.zst"
     zst.write_bytes(zstandard.ZstdCompressor().compress(b"".join(lines))[:-100])
     s = Store(tmp_path / "d2", classifier=None)
@@ -184,4 +184,4 @@ def test_a_truncated_archive_is_read_as_analyze_reads_it(tmp_path: Path) -> None
         rep = ingest(s, [zst])
     finally:
         s.close()
-    assert rep.bad[-1] == f"{zst}: unreadable (the archive ends inside a frame (truncated))"
+    assert rep.bad[-1] == f"{zst}: cannot read: the archive ends inside a frame (truncated)"

@@ -118,6 +118,13 @@ def ingest_cmd(
     paths: list[Path] = typer.Argument(..., metavar="PATH", help="Files or directories to load."),
     data_dir: Path | None = DATA_DIR_OPT,
     lab: Path | None = LAB_OPT,
+    jobs: int = typer.Option(
+        0,
+        "--jobs",
+        "-j",
+        help="Worker processes deriving rows in parallel, at most one per usable CPU; "
+        "0 (default): one per usable CPU; 1: none.",
+    ),
 ) -> None:
     """Load OONI archive files (.jsonl.gz), didban JSONL (.jsonl/.jsonl.zst) or .json files.
 
@@ -128,6 +135,10 @@ def ingest_cmd(
     measurement file; nothing stored).
     """
     from didban.analysis.cli import NOTHING_FOUND, count, note_skipped, say
+
+    if jobs < 0:
+        typer.echo(f"error: --jobs must be 0 (one per CPU) or more, not {jobs}", err=True)
+        raise typer.Exit(2)
     from didban.store.ingest import discover, ingest
 
     files, problems = discover(paths)
@@ -162,6 +173,7 @@ def ingest_cmd(
             on_file=lambda p, skipped: progress.update(
                 task, file=f"{'skipped ' if skipped else ''}{p.name}"
             ),
+            jobs=jobs,
         )
     for line in rep.bad:
         typer.echo(line, err=True)
@@ -184,6 +196,8 @@ store_app = typer.Typer(help="The measurement store (archive and tables).", no_a
 @store_app.command("rebuild")
 def rebuild_cmd(data_dir: Path | None = DATA_DIR_OPT, lab: Path | None = LAB_OPT) -> None:
     """Rebuild the index and every table from the raw archive (e.g. after a rules change)."""
+    from didban.store import rollups
+
     store = open_store(data_dir, lab, existing=True)
     with (
         store,
@@ -193,7 +207,8 @@ def rebuild_cmd(data_dir: Path | None = DATA_DIR_OPT, lab: Path | None = LAB_OPT
     ):
         task = progress.add_task("rebuild", total=None)
         n = store.rebuild(lambda k: progress.advance(task, k))
-    typer.echo(f"rebuilt the tables from the archive: {n} measurements")
+        days = rollups.refresh(store)
+    typer.echo(f"rebuilt the tables from the archive: {n} measurements; rollups of {days} days")
 
 
 @store_app.command("compact")
@@ -201,13 +216,16 @@ def compact_cmd(
     data_dir: Path | None = DATA_DIR_OPT,
     min_files: int = typer.Option(2, "--min-files", help="Merge days holding this many files."),
 ) -> None:
-    """Merge each day's small Parquet files into one."""
+    """Merge each day's small Parquet files into one, then refresh those days' rollups."""
+    from didban.store import rollups
+
     if min_files < 2:
         typer.echo(f"error: --min-files must be 2 or more, not {min_files}", err=True)
         raise typer.Exit(2)
     with open_store(data_dir, existing=True) as store:
         n = store.compact(min_files)
-    typer.echo(f"compacted {n} table partitions")
+        days = rollups.refresh_stale(store)  # the days whose files changed
+    typer.echo(f"compacted {n} table partitions; refreshed the rollups of {days} days")
 
 
 @store_app.command("info")
