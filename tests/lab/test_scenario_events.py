@@ -52,6 +52,7 @@ def _inside(t: datetime, after: str | None, before: str | None) -> bool:
     return parse_iso(after) <= t <= parse_iso(before)
 
 
+@pytest.mark.timeout(900)  # a 7-minute scenario: the suite's 300 s would SIGKILL it
 def test_each_switch_is_one_event_edge_with_the_switch_inside_its_bracket(
     tmp_path: Path,
 ) -> None:
