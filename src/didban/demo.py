@@ -3,7 +3,9 @@
 Brings a lab up with a profile (default ``iran-2022``), runs the probe on the default test
 list inside the lab's client namespace, classifies every measurement, prints the verdict
 table next to the profile's ground truth, writes a self-contained HTML report, and brings
-the lab down again — on every path: success, a failed step, Ctrl-C or SIGTERM.
+the lab down again — on every path: success, a failed step, Ctrl-C or SIGTERM. Then (unless
+``--no-over-time``) a short lab scenario measured in rounds, its events detected and drawn
+on the timeline (``didban.demo_scenario``).
 
 The lab is the demo's own: it is brought up in-process (``lab.runtime.up``, not made the
 current lab, so a lab the user already has up is left alone) and removed by its state
@@ -111,6 +113,12 @@ def demo(
         Path("out"), "--out-dir", help="Where measurements, verdicts and the report go."
     ),
     concurrency: int = typer.Option(8, "--concurrency", min=1, help="Probe concurrency."),
+    over_time: bool = typer.Option(
+        True,
+        "--over-time/--no-over-time",
+        help="Then a short scenario (clean, iran-2022, clean) measured in rounds, its events "
+        "detected, drawn on the timeline and scored against the switches (about 2.5 min).",
+    ),
     serve: bool = typer.Option(
         False, "--serve", help="Then serve the explorer over the demo's data until Ctrl-C."
     ),
@@ -212,6 +220,9 @@ def demo(
         f"explorer:     http://{listen}/country/IR  (the demo's data in {data_dir};\n"
         f"              {serving})"
     )
+    scenario_failed = _over_time(out_dir) if over_time else None
+    if scenario_failed is not None:
+        typer.echo(f"didban demo: {scenario_failed}.", err=True)
     if serve:
         with contextlib.suppress(KeyboardInterrupt, _Terminated):
             _step(["serve", "--listen", listen, "--data-dir", str(data_dir)], os.environ.copy())
@@ -222,6 +233,26 @@ def demo(
             err=True,
         )
         raise typer.Exit(1)
+    if scenario_failed is not None:
+        raise typer.Exit(1)
+
+
+def _over_time(out_dir: Path) -> str | None:
+    """The demo's second part (``didban.demo_scenario``); a failure sentence, or None."""
+    from didban import demo_scenario
+
+    env = {**os.environ, guard.ENV_VAR: "1"}
+    env.pop("DIDBAN_LAB", None)
+    if not sys.stdout.isatty():
+        env.setdefault("COLUMNS", "160")
+    typer.echo("\ncensorship over time: a lab scenario measured in rounds")
+    with _sigterm_unwinds():
+        try:
+            return demo_scenario.run(out_dir, lambda args: _step(args, env))
+        except (KeyboardInterrupt, _Terminated):
+            # 'lab scenario' brings its own lab down when it is interrupted
+            typer.echo("\ninterrupted: the scenario's lab is brought down.", err=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def _target(url: str) -> str:

@@ -161,6 +161,13 @@ def test_timeline_puts_known_and_detected_events_on_one_axis(store: Path, tmp_pa
     assert any("detected" in line and "block instagram" in line for line in lines)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert {r["origin"] for r in rows} == {"known", "detected"}
+    # a lab scenario's events are no part of Iran's record: detected ones only
+    code, stdout, stderr = _run("timeline", "--cc", "IR", "--since", "2026-01-01",
+                                "--data-dir", str(store), "--no-known")  # fmt: skip
+    assert code == 0, stderr
+    assert "ir-31" not in stdout and "known " not in stdout
+    assert any("detected" in line and "block instagram" in line for line in stdout.splitlines())
+    assert "0 known and" in stderr
 
 
 def test_timeline_of_a_target_from_an_events_file(tmp_path: Path) -> None:

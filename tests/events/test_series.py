@@ -112,6 +112,14 @@ def test_bad_sources_are_one_sentence(tmp_path: Path) -> None:
     assert empty.n_series == 0
     with pytest.raises(ValueError, match="a bucket is a number"):
         parse_bucket("1w")
+    with pytest.raises(ValueError, match="a bucket is a number"):
+        parse_bucket("0s")
+
+
+def test_buckets_down_to_seconds_for_a_short_lab_scenario() -> None:
+    assert parse_bucket("10s") == timedelta(seconds=10)
+    assert parse_bucket("1m") == timedelta(minutes=1)
+    assert parse_bucket("1d") == timedelta(days=1)
 
 
 def test_grid_rows_round_trip(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Commands of ``didban.events``: ``events detect``, ``timeline``, ``alerts``."""
+"""Commands of ``didban.events``: ``events detect``, ``events score``, ``timeline``,
+``alerts``."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ if not out.is_terminal:
 events_app = typer.Typer(help="Events over time: blocks, unblocks, shutdowns, outages, NIN.")
 alerts_app = typer.Typer(help="Webhook alerts for event starts and ends (signed, retried).")
 
-FORMATS = ("ooni-aggregation", "ioda")
+FORMATS = ("ooni-aggregation", "ioda", "verdicts")
 DATA_DIR_OPT = typer.Option(
     None,
     "--data-dir",
@@ -120,7 +121,11 @@ def detect_cmd(
     target: list[str] = typer.Option([], "--target", help="Service id(s) or domain(s)."),
     bucket: str = typer.Option("1h", "--bucket", help="Grid step: 1h (default), 1d, 1m, 10m…"),
     input_file: Path | None = typer.Option(None, "--input", help="Read a file, not the store."),
-    fmt: str | None = typer.Option(None, "--format", help="ooni-aggregation or ioda."),
+    fmt: str | None = typer.Option(
+        None,
+        "--format",
+        help="ooni-aggregation, ioda, or verdicts (didban analyze --output FILE.parquet).",
+    ),
     output: Path | None = typer.Option(None, "--output", help="Write the events (JSONL)."),
     data_dir: Path | None = DATA_DIR_OPT,
     dns_by_resolver: bool = typer.Option(
@@ -160,7 +165,7 @@ def detect_cmd(
     if fmt is not None and input_file is None:
         raise _fail("--format needs --input FILE")
     if input_file is not None and fmt is None:
-        raise _fail("--input needs --format ooni-aggregation or --format ioda")
+        raise _fail("--input needs --format ooni-aggregation, ioda or verdicts")
     t_since, t_until = _time(since, "--since"), _time(until, "--until")
     if t_since and t_until and t_until <= t_since:
         raise _fail("--until must be later than --since")
@@ -196,6 +201,9 @@ def detect_cmd(
                     filters.asn[0] if filters.asn else None,
                     settings,
                 )
+            elif input_file is not None and fmt == "verdicts":
+                src = VerdictSource.parquet(input_file)
+                result = detectmod.detect_store(src, filters, settings, progress)
             elif input_file is not None:
                 result = detectmod.detect_ooni(
                     input_file,
@@ -210,7 +218,7 @@ def detect_cmd(
         raise _fail(str(exc)) from None
     events = (
         detectmod.select(result.events, Filters(ccs, filters.asn, filters.target, t_since))
-        if input_file is not None
+        if input_file is not None and fmt != "verdicts"
         else result.events
     )
     if output is not None:
@@ -274,6 +282,9 @@ def timeline_cmd(
     output: Path | None = typer.Option(None, "--output", help="Write the timeline (JSONL)."),
     data_dir: Path | None = DATA_DIR_OPT,
     width: int = typer.Option(110, "--width", help="Characters per line."),
+    with_known: bool = typer.Option(
+        True, "--known/--no-known", help="Draw the known events (--no-known: detected only)."
+    ),
 ) -> None:
     """Known and detected events of one country on one axis."""
     import orjson
@@ -309,13 +320,55 @@ def timeline_cmd(
             except SourceError as exc:
                 raise _fail(str(exc)) from None
     detected = select(detected, Filters((code,), (), (target,) if target else (), t_since, t_until))
-    known = knownmod.select(knownmod.load(), code, target, t_since, t_until)
+    known = knownmod.select(knownmod.load(), code, target, t_since, t_until) if with_known else []
     items = timeline.entries(known, detected)
     for line in timeline.render(items, t_since, t_until, width):
         out.print(line, highlight=False, markup=False, soft_wrap=True)
     err.print(f"{len(known)} known and {len(detected)} detected event(s) for {code}")
     if output is not None:
         write_lines(output, (orjson.dumps(it.row()) for it in items))
+
+
+def score_cmd(
+    ground_truth: Path = typer.Argument(
+        ..., metavar="GROUND_TRUTH", help="A scenario's ground-truth.jsonl (didban lab scenario)."
+    ),
+    events_file: Path = typer.Option(
+        ..., "--events", help="Detected events (JSONL, from 'events detect --output')."
+    ),
+) -> None:
+    """Score detected events against a lab scenario's ground truth: every switch matched
+    by an event with the onset (or end) inside its bracket, and nothing else. Exit 0 when
+    the score is perfect, 1 otherwise."""
+    from didban.events import scoring
+    from didban.events.record import EventFileError, read_jsonl
+    from didban.model.scenario import Switch, decode_lines
+
+    try:
+        data = ground_truth.read_bytes()
+    except OSError as exc:
+        raise _fail(f"cannot read {ground_truth}: {exc.strerror or exc}") from None
+    try:
+        records = decode_lines(data, str(ground_truth))
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    if not any(isinstance(r, Switch) for r in records):
+        raise _fail(f"{ground_truth} has no switch: not a scenario's ground truth")
+    try:
+        detected = list(read_jsonl(events_file))
+    except EventFileError as exc:
+        raise _fail(str(exc)) from None
+    result = scoring.score(detected, records)
+    for line in result.lines():
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
+    changes, missed, extra = len(result.changes), len(result.missed), len(result.spurious)
+    verdict = "perfect" if result.perfect else "not perfect"
+    err.print(
+        f"{verdict}: {changes - missed}/{changes} expected change(s) matched, "
+        f"{extra} transition(s) at no switch, from {len(detected)} event(s)"
+    )
+    if not result.perfect:
+        raise typer.Exit(1)
 
 
 def add_cmd(
@@ -395,6 +448,7 @@ def deliver_cmd(
 def register(app: typer.Typer) -> None:
     """Add this package's commands to ``app``."""
     events_app.command("detect")(detect_cmd)
+    events_app.command("score")(score_cmd)
     alerts_app.command("add")(add_cmd)
     alerts_app.command("list")(list_cmd)
     alerts_app.command("remove")(remove_cmd)

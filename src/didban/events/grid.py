@@ -20,15 +20,23 @@ import numpy.typing as npt
 
 Counts = npt.NDArray[np.float64]
 
-_BUCKET_RE: Final = re.compile(r"^\s*(\d+)\s*([mhd])\s*$")
-_UNITS: Final = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
+_BUCKET_RE: Final = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNITS: Final = {
+    "s": timedelta(seconds=1),
+    "m": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+}
 
 
 def parse_bucket(text: str) -> timedelta:
-    """``1h`` (the default), ``1d``, ``1m``, ``10m``, … as a timedelta; ValueError otherwise."""
+    """``1h`` (the default), ``1d``, ``1m``, ``10m``, ``20s`` (a short lab scenario), … as a
+    timedelta; ValueError otherwise."""
     m = _BUCKET_RE.match(text)
     if not m or int(m.group(1)) == 0:
-        raise ValueError(f"a bucket is a number and m, h or d (1m, 10m, 1h, 1d), not {text!r}")
+        raise ValueError(
+            f"a bucket is a number and s, m, h or d (20s, 1m, 10m, 1h, 1d), not {text!r}"
+        )
     return int(m.group(1)) * _UNITS[m.group(2)]
 
 

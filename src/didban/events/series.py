@@ -31,6 +31,7 @@ from typing import Any, Final
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from didban.data import catalog
 from didban.events import grid as gridmod
@@ -41,6 +42,11 @@ RUN_LEVEL_METHODS: Final = ("nin.isolated", "shutdown")
 TARGET_KEYS: Final = ("cc", "asn", "target", "resolver")
 LAYER_KEYS: Final = ("cc", "asn", "target", "layer")
 STATE_COUNTS: Final = ("ok", "blocked", "isolated", "shutdown", "down", "inconclusive")
+# what the series read of a verdict row
+_VERDICT_COLUMNS: Final = (
+    "measurement_uid", "report_id", "measurement_start_time", "probe_cc", "probe_asn",
+    "test_name", "input", "domain", "service", "state", "layer", "method",
+)  # fmt: skip
 
 
 class SourceError(ValueError):
@@ -72,6 +78,9 @@ class VerdictSource:
     root: Path
     hive: bool  # day=YYYY-MM-DD partitions (the store's layout)
     measurements: Path | None = None  # the store's measurements table (resolver kind)
+    # didban analyze's files: measurement_start_time as OONI's text, and no measurement_uid
+    # before a collector assigns one (the witness is then "<report_id> <input>")
+    analyze_output: bool = False
 
     @classmethod
     def store(cls, data_dir: Path) -> VerdictSource:
@@ -82,11 +91,27 @@ class VerdictSource:
 
     @classmethod
     def parquet(cls, path: Path) -> VerdictSource:
+        """Verdict Parquet files: ``didban analyze --output FILE.parquet`` (its run-level
+        rules included), or a directory of them."""
         path = Path(path)
         if not path.exists():
             raise SourceError(f"{path} does not exist")
         hive = path.is_dir() and any(p.name.startswith("day=") for p in path.iterdir())
-        return cls(path, hive)
+        files = cls(path, hive).files(path, None)
+        if not files:
+            raise SourceError(f"{path} holds no Parquet file")
+        try:
+            schema = pq.read_schema(files[0])
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise SourceError(f"{files[0]} is not a Parquet file ({exc})") from None
+        missing = [c for c in _VERDICT_COLUMNS if c not in schema.names]
+        if missing:
+            raise SourceError(
+                f"{files[0]} is not a verdicts file ('didban analyze --output FILE.parquet'): "
+                f"no {', '.join(missing)} column"
+            )
+        text = pa.types.is_string(schema.field("measurement_start_time").type)
+        return cls(path, hive, analyze_output=text)
 
     def files(self, table_root: Path, days: tuple[date, date] | None) -> list[str]:
         if table_root.is_file():
@@ -183,8 +208,15 @@ def base_query(src: VerdictSource, f: Filters, by_resolver: bool) -> tuple[str, 
                 "CASE WHEN m.resolver_asn IS NULL THEN '' "
                 "WHEN m.resolver_asn = m.m_asn THEN 'isp' ELSE 'other' END"
             )
+    star = (
+        "v.* REPLACE (TRY_CAST(v.measurement_start_time AS TIMESTAMP) AS measurement_start_time, "
+        "coalesce(v.measurement_uid, v.report_id || ' ' || coalesce(v.input, '')) "
+        "AS measurement_uid)"
+        if src.analyze_output
+        else "v.*"
+    )
     sql = (
-        f"SELECT * FROM (SELECT v.*, probe_cc AS cc, {_ASN_SQL} AS asn, "
+        f"SELECT * FROM (SELECT {star}, probe_cc AS cc, {_ASN_SQL} AS asn, "
         f"{_TARGET_SQL} AS target, {resolver} AS resolver "
         f"FROM {_read(files, src.hive)} v{join}) WHERE {' AND '.join(w.conds) or 'TRUE'}"
     )

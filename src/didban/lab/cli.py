@@ -278,6 +278,11 @@ def scenario_cmd(
     no_control: bool = typer.Option(
         False, "--no-control", help="Do not start the control test helper."
     ),
+    new_lab: bool = typer.Option(
+        False,
+        "--new-lab",
+        help="Bring up a lab of its own even when one is up (not made the current lab).",
+    ),
 ) -> None:
     """Switch profiles at the scenario's offsets; write its ground-truth timeline."""
     import shlex
@@ -321,7 +326,12 @@ def scenario_cmd(
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
         done = scenario_run.run(
-            scenario, out_dir, probe=hook, control=not no_control, echo=typer.echo
+            scenario,
+            out_dir,
+            probe=hook,
+            control=not no_control,
+            echo=typer.echo,
+            new_lab=new_lab,
         )
     except runtime.LabError as exc:
         _fail(str(exc))

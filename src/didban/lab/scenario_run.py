@@ -148,10 +148,12 @@ def run(
     probe: ProbeHook | None = None,
     control: bool = True,
     echo: Callable[[str], None] = print,
+    new_lab: bool = False,
 ) -> Outcome:
     """Run ``scenario`` writing into ``out_dir`` (created; must not hold a run already).
     KeyboardInterrupt (Ctrl-C; the CLI maps SIGTERM and SIGHUP to it) ends it early: the
-    timeline is closed and the lab brought down before it propagates."""
+    timeline is closed and the lab brought down before it propagates. ``new_lab``: bring
+    up a lab of its own even when one is up, without making it the current lab."""
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     timeline = _Timeline(out_dir)
@@ -164,7 +166,7 @@ def run(
         timeline.log.flush()
         echo(line)
 
-    live = runtime.current()
+    live = None if new_lab else runtime.current()
     brought_up = live is None or not runtime.lab_exists(live)
     state_dir: Path | None = None if brought_up else live
     probe_runner: _Probe | None = None
@@ -176,7 +178,7 @@ def run(
         requested = _now()
         if brought_up:
             say(f"scenario '{scenario.name}': bringing a lab up with '{first.name}'")
-            desc = runtime.up(first.profile, control=control)
+            desc = runtime.up(first.profile, control=control, make_current=not new_lab)
             state_dir = Path(desc.state_dir)
         else:
             say(f"scenario '{scenario.name}': using the running lab {live}")

@@ -116,6 +116,24 @@ def run(
     ),
     no_quic: bool = typer.Option(False, "--no-quic", help="Skip the QUIC/HTTP3 attempts."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    every: str | None = typer.Option(
+        None,
+        "--every",
+        help="Measure in rounds, one every DURATION (30s, 5m, 1h) until stopped; needs "
+        "--output, which a restarted run continues (docs/probe.md 'Rounds').",
+    ),
+    jitter: str | None = typer.Option(
+        None, "--jitter", help="With --every: start each round up to DURATION after its slot."
+    ),
+    max_rounds: int | None = typer.Option(
+        None, "--rounds", help="With --every: stop after round N of the series."
+    ),
+    overlap: int | None = typer.Option(
+        None,
+        "--overlap",
+        help="With --every: rounds that may run at once (default 1: a slot that finds a "
+        "round still running is skipped).",
+    ),
 ) -> None:
     """Measure web connectivity for a test list (default: the built-in list), or other
     experiments chosen with --test (IM apps, STUN, HTTP/3).
@@ -162,7 +180,9 @@ def run(
         ident_asn = identity.normalise_asn(probe_asn) if probe_asn else None
     except identity.IdentityError as exc:
         fail("run", str(exc))
-    out = output_target("run", output, append, default_output())
+    plan = _schedule(every, jitter, max_rounds, overlap, output)
+    continuing = plan is not None and output is not None and _continues(output)
+    out = output_target("run", output, append or continuing, default_output())
 
     lab_desc = None
     if not lab and labmode.around() is not None:
@@ -173,6 +193,9 @@ def run(
             lab_desc = labmode.load()
         except labmode.LabModeError as exc:
             fail("run", str(exc))
+    if plan is not None:
+        raise typer.Exit(_in_rounds(plan, out, lab_desc, upload, accept_risk))
+    if lab_desc is not None:
         if not labmode.inside(lab_desc):
             if any(spec.group == "circumvention" for spec in specs):
                 try:
@@ -316,6 +339,82 @@ def execute(
         raise typer.Exit(1)
     if not uploaded:
         raise typer.Exit(EXIT_NOT_UPLOADED)
+
+
+def _schedule(
+    every: str | None,
+    jitter: str | None,
+    max_rounds: int | None,
+    overlap: int | None,
+    output: Path | None,
+) -> Any:
+    """The ``--every`` schedule (``schedule.Schedule``), None without it; bad flags exit 2."""
+    if every is None:
+        for flag, value in (("--jitter", jitter), ("--rounds", max_rounds), ("--overlap", overlap)):
+            if value is not None:
+                fail("run", f"{flag} needs --every")
+        return None
+    from didban.probe import schedule
+
+    try:
+        plan = schedule.schedule(every, jitter, max_rounds, 1 if overlap is None else overlap)
+    except schedule.ScheduleError as exc:
+        fail("run", str(exc))
+    if output is None:
+        fail("run", "--every needs --output FILE, the series' file (a restarted run continues it)")
+    return plan
+
+
+def _continues(output: Path) -> bool:
+    """Whether ``output`` is a series a restarted ``run --every`` continues (appends to)."""
+    from didban.probe.schedule import log_path
+
+    return log_path(output.absolute()).exists()
+
+
+def _in_rounds(plan: Any, out: Path, lab_desc: Any, upload: str | None, accept_risk: bool) -> int:
+    """``run --every``: every round is this command again without the schedule, writing
+    its own part file (in the lab's client namespace with ``--lab``); this process keeps
+    the schedule and the round log, appends each round's part to ``out`` and sends the
+    upload queue after each round (didban.probe.rounds)."""
+    from didban.probe import rounds
+    from didban.probe.schedule import ScheduleError
+
+    if lab_desc is None:
+        try:
+            consent.ensure(accept_risk=accept_risk, ask=ask)
+        except consent.ConsentRefused as exc:
+            fail("run", str(exc), code=1)
+    argv = sys.argv[1:]
+    for flag in ("--every", "--jitter", "--rounds", "--overlap", "--upload", "--upload-queue"):
+        argv = argv_without(argv, flag)
+    argv = [a for a in argv if a not in ("--append", "--accept-risk")] + ["--accept-risk"]
+    queue = upload_queue_dir()
+    if upload:
+        argv += ["--upload-queue", str(queue)]
+    enter = lab_desc is not None and not labmode.inside(lab_desc)
+
+    def command(part: Path) -> tuple[list[str], dict[str, str]]:
+        words = argv_with_output(argv, part)
+        if enter:
+            return labmode.command(lab_desc, words)
+        return [sys.executable, "-m", "didban.cli", *words], dict(os.environ)
+
+    def gone() -> str | None:
+        return labmode.gone(lab_desc) if enter else None
+
+    console = Console(stderr=True)
+    try:
+        return rounds.serve(
+            plan,
+            out,
+            rounds.Round(command, gone),
+            console,
+            flush=(lambda: _flush(upload, console)) if upload else None,
+            pending_uploads=lambda: any((queue / "pending").glob("*.json")),
+        )
+    except ScheduleError as exc:
+        fail("run", str(exc))
 
 
 def upload_queue_dir() -> Path:

@@ -110,18 +110,31 @@ def around() -> LabDescriptor | None:
     return lab if inside(lab) else None
 
 
-def reexec(lab: LabDescriptor, argv: list[str]) -> int:
-    """Run ``python -m didban.cli <argv>`` in the client namespace; its exit code."""
+def gone(lab: LabDescriptor) -> str | None:
+    """Why the probe cannot enter the lab (one sentence), or None."""
     if os.geteuid() != 0:
-        raise LabModeError("didban run --lab needs root (it uses 'ip netns exec')")
+        return "didban run --lab needs root (it uses 'ip netns exec')"
     if _netns_inode(f"/run/netns/{lab.client_netns}") is None:
-        raise LabModeError(
+        return (
             f"the lab's client namespace {lab.client_netns} does not exist; "
             "is the lab still up? ('didban lab status')"
         )
-    env = dict(os.environ)
-    env["SSL_CERT_FILE"] = lab.ca_file
+    return None
+
+
+def command(lab: LabDescriptor, argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of ``python -m didban.cli <argv>`` in the lab's
+    client namespace, with the lab CA as the trusted roots."""
+    env = {**os.environ, "SSL_CERT_FILE": lab.ca_file}
     cmd = ["ip", "netns", "exec", lab.client_netns, sys.executable, "-m", "didban.cli", *argv]
+    return cmd, env
+
+
+def reexec(lab: LabDescriptor, argv: list[str]) -> int:
+    """Run ``python -m didban.cli <argv>`` in the client namespace; its exit code."""
+    if problem := gone(lab):
+        raise LabModeError(problem)
+    cmd, env = command(lab, argv)
     # The child has its own process group, and every stop signal this process gets (Ctrl-C
     # from the terminal, SIGTERM from kill or timeout, SIGHUP) is passed on to it once;
     # this process then waits for it, so the command never returns while the measurement
