@@ -43,6 +43,12 @@ DOMESTIC_SITES: Final[dict[str, tuple[str, ...]]] = {
     "digikala": ("192.0.2.40",),
     "aparat": ("192.0.2.41",),
 }
+# The ISP's sinkholes, where a lying resolver can send a name: an address where nothing
+# listens (connections refused), and a portal that serves its own notice page and a
+# certificate for its own name only (TLS for any other name fails verification).
+SINKHOLE_REFUSE: Final = "192.0.2.50"
+SINKHOLE_PORTAL: Final = "192.0.2.51"
+PORTAL_NAME: Final = "portal.isp.didban.test"
 
 # --- inet (the international internet) -------------------------------------------------
 # Every catalog service gets its own addresses in 203.0.113.0/25.
@@ -65,6 +71,24 @@ SERVICE_ADDRS: Final[dict[str, tuple[str, ...]]] = {
 # Hosts of the default test list (data/default-list.csv) that are not catalog services get
 # one address each from 203.0.113.64/26, in the order the list first names them.
 EXTRA_POOL: Final = tuple(f"203.0.113.{i}" for i in range(64, 128))
+# Sites the resolver and redirect techniques are checked on (the lab accuracy benchmark):
+# one address each in 203.0.113.176/28, names <label>.cases.didban.test. ``redirect``
+# answers /to/<host> with a redirect to https://<host>/; the hop-* sites are the
+# destinations a censor blocks at the next hop.
+CASE_DOMAIN: Final = "cases.didban.test"
+CASE_SITES: Final[dict[str, str]] = {
+    "isp-nxdomain": "203.0.113.176",
+    "isp-noanswer": "203.0.113.177",
+    "isp-localhost": "203.0.113.178",
+    "isp-refused": "203.0.113.179",
+    "isp-badtls": "203.0.113.180",
+    "redirect": "203.0.113.181",
+    "hop-nxdomain": "203.0.113.182",
+    "hop-refused": "203.0.113.183",
+    "hop-timeout": "203.0.113.184",
+    "hop-reset": "203.0.113.185",
+    "hop-eof": "203.0.113.186",
+}
 # Virtual hosts on demand (benchmarks: 1,000 distinct URLs), names site<N>.bench.didban.test.
 BENCH_ADDRS: Final = tuple(f"203.0.113.{i}" for i in range(200, 216))
 BENCH_DOMAIN: Final = "bench.didban.test"
@@ -115,6 +139,7 @@ def asn_map() -> tuple[tuple[str, int, str, str], ...]:
         ("192.0.2.32/27", 58224, "IR", "Iran Telecommunication Company PJS (lab)"),
         ("10.10.34.0/24", 0, "IR", "Iranian national blockpage (lab)"),
         ("203.0.113.64/26", 64502, "NL", "didban lab hosting (lab)"),
+        ("203.0.113.176/28", 64503, "NL", "didban lab cases hosting (lab)"),
         ("203.0.113.192/26", 64500, "NL", "didban bench hosting (lab)"),
         ("198.51.100.0/29", 13335, "US", "Cloudflare, Inc. (lab)"),
         ("198.51.100.8/30", 15169, "US", "Google LLC (lab)"),

@@ -8,7 +8,9 @@ names) and the fake web servers (which site an address or ``Host`` belongs to):
 * hosts of ``data/default-list.csv`` that are no catalog service → one address each from
   :data:`plan.EXTRA_POOL`, in the order the list first names them (:func:`extra_hosts`);
 * ``site<N>.bench.didban.test`` → ``plan.BENCH_ADDRS[(N - 1) % len]`` for any N ≥ 1;
-* the public resolvers' hostnames (``dns.google``, ...) → their addresses.
+* the public resolvers' hostnames (``dns.google``, ...) → their addresses;
+* the accuracy cases ``<label>.cases.didban.test`` → :data:`plan.CASE_SITES`, and the ISP's
+  portal (a domestic sinkhole) → :data:`plan.SINKHOLE_PORTAL`.
 
 Names outside the zone do not exist (NXDOMAIN): the lab has no internet behind it.
 """
@@ -82,7 +84,17 @@ def sites() -> tuple[Site, ...]:
         out.append(Site(f"extra:{host}", (host,), (addr,), wildcard=False))
     for name, (addrs, hostnames) in plan.PUBLIC_RESOLVERS.items():
         out.append(Site(f"resolver:{name}", hostnames, addrs, wildcard=False))
+    for label, addr in plan.CASE_SITES.items():
+        out.append(Site(f"case:{label}", (case_host(label),), (addr,), wildcard=False))
+    out.append(
+        Site("isp:portal", (plan.PORTAL_NAME,), (plan.SINKHOLE_PORTAL,), True, wildcard=False)
+    )
     return tuple(out)
+
+
+def case_host(label: str) -> str:
+    """The host name of accuracy case ``label`` (``<label>.cases.didban.test``)."""
+    return f"{label}.{plan.CASE_DOMAIN}"
 
 
 @lru_cache(maxsize=1)
