@@ -125,10 +125,10 @@ def _bogon_ready(f: WebFacts) -> bool:
 def r_dns_bogon_system(f: WebFacts) -> Hit | None:
     """The system resolver's bogon (before ``wc.https.ok``); injection when the public
     resolver got one too (a public resolver does not answer that: forged on path)."""
-    if not f.sys_ips or not _bogon_ready(f):
+    if not f.sys_ips or not f.ctrl_dns_ok:
         return None
-    found = _bogon_answer(f, f.sys_ips)
-    if found is None:
+    found = _bogon_answer(f, f.sys_ips)  # None at once when the answers are the control's
+    if found is None or not _bogon_ready(f):
         return None
     public = _bogon_answer(f, f.pub_ips) if f.pub_ips else None
     if public is not None:
@@ -139,10 +139,12 @@ def r_dns_bogon_system(f: WebFacts) -> Hit | None:
 def r_dns_bogon_public(f: WebFacts) -> Hit | None:
     """A public resolver's bogon while the system resolver's answer was fine (after
     ``wc.https.ok``: the site may still be reached through the ISP's resolver)."""
-    if not f.pub_ips or not _bogon_ready(f):
+    if not f.pub_ips or not f.ctrl_dns_ok:
         return None
     found = _bogon_answer(f, f.pub_ips)
-    return None if found is None else _bogon_hit(f, "wc.dns.bogon.public_resolver", found)
+    if found is None or not _bogon_ready(f):
+        return None
+    return _bogon_hit(f, "wc.dns.bogon.public_resolver", found)
 
 
 def _liar_method(f: WebFacts, wrong: set[str]) -> str:
