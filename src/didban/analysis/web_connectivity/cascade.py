@@ -35,12 +35,8 @@ from didban.analysis.web_connectivity.http_rules import (
     r_redirect_bogon,
 )
 from didban.analysis.web_connectivity.resolver_rules import (
-    r_dns_bogon_everywhere,
-    r_dns_bogon_public,
-    r_dns_bogon_system,
-    r_dns_ghost_blocked,
-    r_dns_system_failed,
-    r_dns_wrong_address,
+    r_dns_answers,
+    r_dns_system,
 )
 from didban.analysis.web_connectivity.throttling import r_throttled
 from didban.model.verdict import Evidence
@@ -90,14 +86,10 @@ CASCADE: Final[tuple[Check, ...]] = (
     r_dns_fingerprint,
     r_http_blockpage,
     r_throttled,
-    r_dns_system_failed,
-    r_dns_bogon_system,
-    r_dns_wrong_address,
+    r_dns_system,  # wc.dns.system.failed, wc.dns.bogon.system, wc.dns.system.wrong_address
     r_https_ok,
     r_control_missing,
-    r_dns_bogon_public,
-    r_dns_bogon_everywhere,
-    r_dns_ghost_blocked,
+    r_dns_answers,  # wc.dns.bogon.public_resolver, wc.dns.bogon_everywhere, wc.dns.ghost.blocked
     r_dns_ghost,
     r_dns_failure,
     r_http_captcha,

@@ -9,7 +9,7 @@ from didban.analysis import netaddr
 from didban.analysis.outcome import Hit
 from didban.analysis.records import Query
 from didban.analysis.web_connectivity.evidence import ctrl_addrs_text, hit
-from didban.analysis.web_connectivity.facts import WebFacts, ctrl_dns_failed, ctrl_http_ok
+from didban.analysis.web_connectivity.facts import WebFacts, ctrl_http_ok
 from didban.analysis.web_connectivity.steps import (
     DNS_TIMEOUT,
     DUP,
@@ -124,7 +124,7 @@ def r_dns_fingerprint(f: WebFacts) -> Hit | None:
 
 
 def r_dns_ghost(f: WebFacts) -> Hit | None:
-    if f.host_is_ip or not f.dns_ips or not ctrl_dns_failed(f):
+    if f.host_is_ip or not f.dns_ips or not f.ctrl_dns_failed:
         return None
     if ctrl_http_ok(f.ctrl.http_request if f.ctrl else None):
         return None
@@ -150,7 +150,7 @@ def r_dns_failure(f: WebFacts) -> Hit | None:
         return None
     failure, ptr = f.sys_failure
     ev = [Evidence(ptr, f"system resolver failed for {f.host}", failure, ctrl_addrs_text(f))]
-    if ctrl_dns_failed(f):
+    if f.ctrl_dns_failed:
         return hit(
             f,
             "wc.dns.failure.ctrl_failing",

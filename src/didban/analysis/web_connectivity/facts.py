@@ -59,14 +59,6 @@ def ctrl_http_ok(h: CtrlHTTP | None) -> bool:
     return h is not None and h.failure is None and (h.status_code or 0) > 0
 
 
-def ctrl_dns_failed(f: WebFacts) -> bool:
-    """The control's DNS says the name has no address (a failure, or no address)."""
-    c = f.ctrl
-    return (
-        c is not None and c.dns is not None and (f.ctrl_dns_failure is not None or not f.ctrl_ips)
-    )
-
-
 class WebFacts:
     """Everything the web rules read, extracted once from the typed test keys. (One is made
     per measurement: ``__slots__`` keeps its attributes out of a per-instance dict, 2 % of
@@ -83,6 +75,7 @@ class WebFacts:
         "answer_asn",
         "consistent",
         "ctrl",
+        "ctrl_dns_failed",
         "ctrl_dns_failure",
         "ctrl_dns_ok",
         "ctrl_ips",
@@ -175,7 +168,8 @@ class WebFacts:
         for i, q in enumerate(self.queries):
             kind = engine_kind(q.engine)
             tags = q.tags
-            depth = depth_of(tags) if tags else 0
+            # (a membership test first: nearly every lookup is the first hop's)
+            depth = 0 if not tags or "depth=0" in tags else depth_of(tags)
             if depth:
                 self.hop_queries.append(i)
             # this host's own first-level query: its answers count (the others are only
@@ -248,6 +242,8 @@ class WebFacts:
                 if addrs:
                     self.ctrl_ips = {a for a in addrs if netaddr.is_ip(a)}
                 self.ctrl_dns_ok = self.ctrl_dns_failure is None and bool(self.ctrl_ips)
+        # the control's DNS says the name has no address (a failure, or no address)
+        self.ctrl_dns_failed = c is not None and c.dns is not None and not self.ctrl_dns_ok
 
     def _ctrl_asns(self) -> set[int]:
         """The ASNs the control found for the name (``ip_info`` flag 2)."""

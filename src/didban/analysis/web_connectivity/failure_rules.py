@@ -121,15 +121,15 @@ def r_layer_failure(f: WebFacts) -> Hit | None:
         return hit(
             f,
             rid,
-            f"the request failed{at} with {stage.failure}, which is not network interference",
+            f"{layer} failed{at} with {stage.failure}, not a failure censors are known to cause",
             ev,
         )
     if ctrl_ok is False:
         return hit(
             f,
             "wc.hop.ctrl_failing" if stage.hop else _CTRL_FAILING[layer],
-            f"{layer} failed for the probe{at} ({stage.failure}) and the control's fetch "
-            "failed too: the site is down",
+            f"{layer} failed for the probe{at} ({stage.failure}) and for the control too: "
+            "the site is down",
             ev,
             layer=_layer(layer),
         )

@@ -30,7 +30,7 @@ from didban.analysis import netaddr
 from didban.analysis.outcome import Hit
 from didban.analysis.records import Query
 from didban.analysis.web_connectivity.evidence import ctrl_addrs_text, hit
-from didban.analysis.web_connectivity.facts import WebFacts, ctrl_dns_failed, ctrl_http_ok
+from didban.analysis.web_connectivity.facts import WebFacts, ctrl_http_ok
 from didban.analysis.web_connectivity.steps import Q, dns_method, engine_kind
 from didban.model.verdict import Evidence
 
@@ -72,6 +72,16 @@ def _others_text(f: WebFacts) -> str:
 
 def _ctrl_dns(f: WebFacts) -> Evidence:
     return Evidence("/test_keys/control/dns", "control DNS", ctrl_addrs_text(f))
+
+
+def r_dns_system(f: WebFacts) -> Hit | None:
+    """``wc.dns.system.failed``, then the system resolver's bogon, then
+    ``wc.dns.system.wrong_address`` — one cascade step: most measurements have none of a
+    failure, an answer that is not the control's, or inconsistent answers, and leave at
+    the first test."""
+    if f.sys_failure is None and f.consistent is not False and f.ctrl_ips.issuperset(f.sys_ips):
+        return None
+    return r_dns_system_failed(f) or r_dns_bogon_system(f) or r_dns_wrong_address(f)
 
 
 def r_dns_system_failed(f: WebFacts) -> Hit | None:
@@ -210,6 +220,21 @@ def r_dns_wrong_address(f: WebFacts) -> Hit | None:
     )
 
 
+def r_dns_answers(f: WebFacts) -> Hit | None:
+    """After the control check, in order: a public resolver's bogon, a bogon for everyone
+    (``wc.dns.bogon_everywhere``), ghost DNS (``wc.dns.ghost.blocked``) — one cascade
+    step; the first two need the control's addresses, the last its failure."""
+    if f.ctrl_dns_failed:
+        return r_dns_ghost_blocked(f)
+    if not f.ctrl_dns_ok:
+        return None
+    if not f.ctrl_ips.issuperset(f.pub_ips):
+        found = r_dns_bogon_public(f)
+        if found is not None:
+            return found
+    return None if f.final_ok else r_dns_bogon_everywhere(f)
+
+
 def r_dns_bogon_everywhere(f: WebFacts) -> Hit | None:
     if f.host_is_ip or not f.ctrl_dns_ok or not f.dns_ips or f.final_ok or f.cut:
         return None
@@ -232,7 +257,7 @@ def r_dns_bogon_everywhere(f: WebFacts) -> Hit | None:
 
 
 def r_dns_ghost_blocked(f: WebFacts) -> Hit | None:
-    if f.host_is_ip or not f.dns_ips or not ctrl_dns_failed(f):
+    if f.host_is_ip or not f.dns_ips or not f.ctrl_dns_failed:
         return None
     if ctrl_http_ok(f.ctrl.http_request if f.ctrl else None):
         return None
