@@ -188,6 +188,49 @@ def test_transparent_proxy_serving_the_controls_cleartext_page_is_not_blocking()
     assert verdict(m) == ("ok", "http", None, False, "wc.http.match")
 
 
+def test_blockpage_on_every_address_over_a_proxy_answer_keeps_http_diff_with_ooni_dns() -> None:
+    """The ISP's resolver sends the name to its proxy (TLS there verifies: valid for didban)
+    and a blockpage comes over cleartext from it: the block is where it happened (http.diff),
+    and OONI's ``blocking`` is ``"dns"``, by its classic consistency, which knows no TLS
+    rescue."""
+    proxy = "203.0.113.90"
+    blockpage = "<html><head><title>Access Denied</title></head><body>Denied.</body></html>"
+    m = lte(
+        HTTP,
+        queries=lte_queries(HOST, [proxy], [proxy], [IP]),
+        control=ctrl([IP]),
+        tcp_connect=[
+            tcp(proxy, 80, tags=depth(0, "fetch_body=true")),
+            tcp(proxy, 443, tags=["depth=0", "fetch_body=false"]),
+        ],
+        tls_handshakes=[tls(f"{proxy}:443", HOST, tags=["depth=0", "fetch_body=false"])],
+        requests=[
+            req(HTTP, body=blockpage, headers={"Server": "proxy"}, tags=depth(0), address=proxy)
+        ],
+    )
+    assert verdict(m) == ("blocked", "http", "http.diff", "dns", "wc.http.diff")
+
+
+def test_sni_reset_on_every_address_over_a_proxy_answer_is_tls_with_ooni_dns() -> None:
+    """Every handshake is reset, the control's own address included, and the ISP's answer is
+    its proxy (valid by the control's TLS check): layer tls, OONI's ``blocking`` ``"dns"``."""
+    proxy = "203.0.113.90"
+    m = lte(
+        HTTPS,
+        queries=lte_queries(HOST, [proxy], [proxy], [IP]),
+        control=ctrl([IP], ip_info={proxy: (64500, 8 | 4), IP: (15133, 2 | 8)}),
+        tcp_connect=[
+            tcp(proxy, 443, tags=depth(0, "fetch_body=true")),
+            tcp(IP, 443, tags=depth(0, "fetch_body=true")),
+        ],
+        tls_handshakes=[
+            tls(f"{proxy}:443", HOST, "connection_reset", tags=depth(0, "fetch_body=true")),
+            tls(f"{IP}:443", HOST, "connection_reset", tags=depth(0, "fetch_body=true")),
+        ],
+    )
+    assert verdict(m) == ("blocked", "tls", "tls.sni.reset", "dns", "wc.tls.sni.reset")
+
+
 # ------------------------------------------------------- 2. a later redirect hop fails
 
 SHORT = "https://short.example.net/abc"

@@ -115,9 +115,10 @@ def classify_web(keys: WebKeys | None, url: str, fps: Fingerprints) -> Hit:
     for check in CASCADE:
         found = check(facts)
         if found is not None:
-            if facts.consistent is False and found.rule.state == "blocked":
+            if (facts.consistent is False or facts.rescued) and found.rule.state == "blocked":
                 # OONI overrides the reason of any block with "dns" when the answers are
-                # inconsistent (ooni-methodology.md §3.8 row 8, §3.9); the layer stays ours
+                # inconsistent (ooni-methodology.md §3.8 row 8, §3.9), by its classic
+                # consistency, which knows no TLS rescue (§3.6); the layer stays ours
                 found.blocking = "dns"
             return found
     raise AssertionError("r_no_requests always matches")  # pragma: no cover
