@@ -6,10 +6,14 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PY)
 
 # Debian packages the lab and the probe need (installed only when something is missing).
-APT_PACKAGES := iptables iproute2 curl ca-certificates procps psmisc
-APT_COMMANDS := iptables ip tc curl ps killall
+# coturn: the lab's STUN servers (turnserver in STUN-only mode).
+APT_PACKAGES := iptables iproute2 curl ca-certificates procps psmisc coturn
+APT_COMMANDS := iptables ip tc curl ps killall turnserver
 
-.PHONY: sysdeps uv deps test lint typecheck unit demo bench clean
+# The spark extra (pyspark, pandas) needs a Java runtime: `make deps-spark` installs both.
+SPARK_APT_PACKAGES := openjdk-17-jre-headless
+
+.PHONY: sysdeps uv deps deps-spark test lint typecheck unit demo bench bench-spark clean
 
 sysdeps:
 	@missing=0; for c in $(APT_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing=1; done; \
@@ -28,9 +32,23 @@ uv:
 # Bytecode is compiled once here: with PYTHONDONTWRITEBYTECODE set (as on the CI
 # machines) Python would otherwise recompile every imported module on every `didban`
 # start (measured: 1.1 s -> 0.57 s for `didban --version`).
+# --inexact: keep the spark extra once installed (a plain `make deps` after `make test`
+# would otherwise uninstall pyspark, 480 MB, and the next `make test` install it again).
 deps: sysdeps uv
-	@$(UV) sync --frozen --quiet --compile-bytecode
+	@$(UV) sync --frozen --inexact --quiet --compile-bytecode
 	@$(UV) run --frozen python -m compileall -q src >/dev/null
+
+# Apache Spark for didban.scale: Java from Debian, pyspark from PyPI (docs/scale.md).
+deps-spark: deps
+	@if ! command -v java >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian packages: $(SPARK_APT_PACKAGES)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SPARK_APT_PACKAGES) >/dev/null; \
+	  else \
+	    echo "note: no Java runtime and no root to install $(SPARK_APT_PACKAGES); the Spark tests will be skipped"; \
+	  fi; \
+	fi
+	@$(UV) sync --frozen --inexact --quiet --compile-bytecode --extra spark
 
 lint: deps
 	$(UV) run --frozen ruff check src tests bench
@@ -39,7 +57,7 @@ lint: deps
 typecheck: deps
 	$(UV) run --frozen mypy
 
-test: deps lint typecheck
+test: deps-spark lint typecheck
 	$(UV) run --frozen pytest
 
 unit: deps
@@ -51,9 +69,13 @@ demo: deps
 bench: deps
 	$(UV) run --frozen python bench/probe_throughput.py
 	$(UV) run --frozen python bench/classify_throughput.py
+	$(UV) run --frozen python bench/ingest_throughput.py
 	$(UV) run --frozen python bench/store_query.py
 	$(UV) run --frozen python bench/collector_load.py
 	$(UV) run --frozen python bench/lab_accuracy.py
+
+bench-spark: deps-spark
+	$(UV) run --frozen python bench/spark_scale.py
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache build dist

@@ -38,10 +38,11 @@ from typing import Any
 
 import msgspec
 
-from didban.analysis import classify_paths, classify_record, httpdiff
+from didban.analysis import classify_paths, classify_record
 from didban.analysis.fingerprints import default
 from didban.analysis.records import decode_web
 from didban.files.cpus import usable_cpus
+from didban.model.ooni import page_title
 
 HEADERS = {
     "Content-Type": "text/html; charset=utf-8",
@@ -172,7 +173,7 @@ def measurement(rng: random.Random, i: int, kind: str, didban: bool = True) -> d
             **(
                 {
                     "x_didban_body_length": len(body.encode()) if ok_fetch else 0,
-                    "x_didban_title": httpdiff.title_of(body) if ok_fetch else "",
+                    "x_didban_title": page_title(body) if ok_fetch else "",
                 }
                 if didban
                 else {}

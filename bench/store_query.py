@@ -4,8 +4,10 @@ Two parts, one run:
 
 1. **Ingest.** Writes N realistic Web Connectivity measurements (DNS, TCP, TLS with a
    certificate, HTTP with headers and a few KB of body, a control) as a JSONL file, then
-   runs ``didban.store.ingest`` on it into a fresh store (archive fsync, index, analysis
-   verdicts, the three Parquet tables) and prints MB/s and measurements/s.
+   runs ``didban.store.ingest`` on it into a fresh store — the path ``didban ingest``
+   takes: worker processes deriving blocks, the parent archiving (fsync), indexing and
+   writing the three Parquet tables in batches — and prints MB/s and measurements/s
+   (``bench/ingest_throughput.py`` measures that path on OONI-shaped archive files).
 2. **Query.** Generates M synthetic rows (default 10 million, over 365 days, 30
    countries, every catalog service) straight into the ``measurements`` table's hive
    Parquet layout with DuckDB, starts ``didban serve`` on that data directory, and times
@@ -38,6 +40,7 @@ import httpx2
 import orjson
 
 from didban.data import catalog
+from didban.files.pool import jobs_for
 from didban.store.ingest import ingest
 from didban.store.store import Store
 
@@ -189,15 +192,17 @@ def bench_ingest(n: int, work: Path) -> None:
             fh.write(orjson.dumps(measurement(rng, i)) + b"\n")
     size = src.stat().st_size
     store = Store(work / "ingest-data")
+    jobs = jobs_for([src], 0)
     t0 = time.perf_counter()
-    rep = ingest(store, [src])
+    rep = ingest(store, [src], jobs=jobs)
     dt = time.perf_counter() - t0
     obs = store.reader.rows("SELECT count(*) AS n FROM {observations}")[0]["n"]
     store.close()
     print(f"ingest: {n} measurements, {size / 1e6:.1f} MB JSONL in {dt:.2f} s")
     print(
         f"ingest: {size / 1e6 / dt:.1f} MB/s, {rep.added / dt:.0f} measurements/s "
-        f"({obs} observation rows; classifier, fsync and Parquet included)"
+        f"({obs} observation rows; classifier, fsync and Parquet included; "
+        f"{f'{jobs} worker processes' if jobs > 1 else 'in one process'})"
     )
 
 

@@ -3,11 +3,13 @@ ones are refused with ``file:line: problem``."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from didban.lab import profiles
+from didban.lab import profiles, targets
+from didban.lab.censor.enforcers.protocols import is_quic_initial, is_stun
 from didban.lab.censor.techniques import TECHNIQUES
 from didban.model.verdict import METHODS
 
@@ -76,8 +78,49 @@ def test_iran_2019_shutdown_isolates_international_targets_only() -> None:
     for t in p.ground_truth:
         if "digikala" in t.url or "aparat" in t.url:
             assert t.outcome == "ok"
-        else:
+        elif t.url.startswith(("http://", "https://")):
             assert (t.outcome, t.layer, t.method) == ("blocked", "ip", "nin.isolated")
+        else:  # app, STUN and HTTP/3 tests: no domestic target of their own to compare with
+            assert t.outcome == "blocked" and t.method in ("tcp.timeout", "stun.blocked"), t.url
+
+
+def test_every_profile_covers_the_app_stun_and_quic_targets() -> None:
+    implied = targets.app_targets() + targets.quic_targets()
+    assert "app:telegram" in implied and "stun://stun.l.google.com:19302" in implied
+    assert "quic://www.instagram.com" in implied
+    for name in profiles.available():
+        covered = {t.url for t in profiles.load(name).ground_truth}
+        assert set(implied) <= covered, name
+
+
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [
+        ("app:bogus", "names no app test"),
+        ("stun://stun.example.org", "must name its port"),
+        ("quic://www.example.org/path", "must be scheme://HOST[:PORT]"),
+        ("ftp://x.example.org", "is not a target"),
+    ],
+)
+def test_bad_targets_are_refused_with_their_line(target: str, problem: str) -> None:
+    text = (
+        "name: t\ndescription: d\nrules: []\nground_truth:\n  default: {outcome: ok}\n"
+        f"  targets:\n    {target}: {{outcome: ok}}\n"
+    )
+    want = re.escape(f"<profile>:7: ground_truth: '{target}' {problem}")
+    with pytest.raises(profiles.ProfileError, match=want):
+        profiles.loads(text)
+
+
+def test_udp_protocol_filter_drops_quic_and_stun_by_their_bytes() -> None:
+    quic = bytes([0xC3, 0, 0, 0, 1]) + bytes(1195)
+    stun_msg = bytes.fromhex("000100002112a442") + bytes(12)
+    assert is_quic_initial(quic, 1001) and not is_quic_initial(quic[:1000], 1001)
+    assert not is_quic_initial(bytes([0x43, 0, 0, 0, 1]) + bytes(1195), 1001)  # short header
+    assert is_stun(stun_msg) and not is_stun(stun_msg[:19])
+    assert not is_stun(bytes.fromhex("0001000021124443") + bytes(12))  # not the cookie
+    dns_query = bytes.fromhex("abcd01000001000000000000") + b"\x03www\x00\x00\x01\x00\x01"
+    assert not is_stun(dns_query) and not is_quic_initial(dns_query, 1)
 
 
 def test_protocol_filter_profile_whitelists_and_throttles() -> None:

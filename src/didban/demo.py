@@ -30,6 +30,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from didban.files.tables import print_table
 from didban.net import guard
 
 EXIT_INTERRUPTED = 130
@@ -42,7 +43,8 @@ class _Terminated(Exception):
 
 
 def _console() -> Console:
-    # Piped output (e.g. `make demo | tee`) gets a width that fits the table, not 80.
+    # Piped output (e.g. `make demo | tee`): lines are not cut at 80 columns (the verdict
+    # table is printed as plain rows there, files.tables)
     c = Console()
     return c if c.is_terminal else Console(width=160)
 
@@ -244,7 +246,7 @@ def print_truth_table(verdicts_file: Path, profile_name: str) -> int:
             "[green]✓[/green]" if r.match else "[red]✗[/red]",
         )
     console = _console()
-    console.print(table)
+    print_table(console, table)
     score = accuracy.Score(rows)
     blocked = [r for r in rows if r.expected_outcome == "blocked"]
     console.print(

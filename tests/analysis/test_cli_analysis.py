@@ -14,6 +14,7 @@ import zstandard
 from analysis_builders import blocked_instagram, ctrl, jsonl, ok_page, q, req, tcp, web
 from typer.testing import CliRunner
 
+from didban.analysis import batch
 from didban.analysis.rules import RULES_VERSION
 from didban.cli import app
 
@@ -216,3 +217,87 @@ def test_zstd_archives_of_many_frames_skippable_ones_included_are_read_whole(
     r = runner.invoke(app, ["analyze", str(src), "-q", "-o", str(tmp_path / "v.jsonl")])
     assert r.exit_code == 0 and r.stderr == "", r.output
     assert len((tmp_path / "v.jsonl").read_bytes().splitlines()) == 2
+
+
+def _deep(m: dict[str, Any], levels: int) -> bytes:
+    """``m`` as one JSON line with a value ``levels`` arrays deep in its test keys (written
+    by hand: no JSON encoder writes a thousand levels)."""
+    m = {**m, "test_keys": {**m["test_keys"], "x": "__DEEP__"}}
+    nested = "[" * levels + "1" + "]" * levels
+    return msgspec.json.encode(m).replace(b'"__DEEP__"', nested.encode()) + b"\n"
+
+
+def test_a_record_too_deep_to_decode_is_skipped_and_the_others_judged(tmp_path: Path) -> None:
+    src = tmp_path / "m.jsonl"
+    src.write_bytes(jsonl(blocked_instagram()) + _deep(ok_page(), 5000) + jsonl(ok_page()))
+    out = tmp_path / "v.jsonl"
+    r = runner.invoke(app, ["analyze", str(src), "-q", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert f"{src}:2: the record nests objects and arrays too deeply to be read" in r.stderr
+    assert "RecursionError" not in r.output
+    assert len(out.read_bytes().splitlines()) == 2
+    # in worker processes too
+    errors: list[str] = []
+    judged = list(batch.classify_paths([src], errors.append, jobs=2))
+    assert len(judged) == 2 and errors == [r.stderr.splitlines()[0]]
+    html = tmp_path / "r.html"
+    r = runner.invoke(app, ["report", "-i", str(src), "-o", str(html)])
+    assert r.exit_code == 0, r.output
+    assert f"{src}:2: the record nests objects and arrays too deeply" in r.stderr
+    assert "report with 2 verdicts" in r.stdout and html.exists()
+    # a .json file holding only such a record: refused as that one record
+    one = tmp_path / "deep.json"
+    one.write_bytes(_deep(ok_page(), 5000))
+    r = runner.invoke(app, ["analyze", str(one), "-q"])
+    assert r.exit_code == 1 and f"{one}:1: the record nests" in r.stderr
+
+
+def test_an_empty_input_is_said_and_not_an_error_for_analyze_report_and_ingest(
+    tmp_path: Path,
+) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    blank_dir = tmp_path / "nothing"
+    blank_dir.mkdir()
+    for given in (empty, blank_dir):
+        out = tmp_path / "v.parquet"
+        r = runner.invoke(app, ["analyze", str(given), "-o", str(out)])
+        assert r.exit_code == 0, r.output
+        assert "note: the input holds no measurement" in r.stderr
+        assert pq.read_table(out).num_rows == 0  # written, empty: the next step can run
+        html = tmp_path / "r.html"
+        r = runner.invoke(app, ["report", "-i", str(given), "-o", str(html)])
+        assert r.exit_code == 0, r.output
+        assert "note: the input holds no measurement" in r.stderr
+        assert "report with 0 verdicts" in r.stdout and "0 measurements" in html.read_text()
+        r = runner.invoke(app, ["ingest", str(given), "--data-dir", str(tmp_path / "d")])
+        assert r.exit_code == 0, r.output
+        assert "note: the input holds no measurement" in r.stderr
+    # records that are all bad are still a failure, the same for the three
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b"{broken\n")
+    for args in (
+        ["analyze", str(bad)],
+        ["report", "-i", str(bad), "-o", str(tmp_path / "b.html")],
+        ["ingest", str(bad), "--data-dir", str(tmp_path / "d")],
+    ):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 1, (args, r.output)
+        assert f"{bad}:1: " in r.stderr
+
+
+def test_report_and_ingest_mention_the_files_they_pass_over_as_analyze_does(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "m.jsonl").write_bytes(jsonl(ok_page()))
+    (tmp_path / "in" / "README.yaml").write_text("not a measurement\n")
+    note = "note: 1 file in the given directories is not a measurement file and was skipped"
+    for args in (
+        ["analyze", str(tmp_path / "in"), "-q"],
+        ["report", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "r.html")],
+        ["ingest", str(tmp_path / "in"), "--data-dir", str(tmp_path / "d")],
+    ):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 0, r.output
+        assert note in r.stderr and "README.yaml" in r.stderr, args

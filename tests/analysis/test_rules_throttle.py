@@ -54,6 +54,9 @@ def test_large_page_far_below_the_control_rate_is_throttled() -> None:
     ev = out.evidence[0]
     assert ev.pointer == "/test_keys/x_didban_http_throughput"
     assert (ev.observed, ev.expected) == ("125000", "5000000")
+    ratio = out.evidence[1]
+    assert ratio.pointer == "/test_keys/control/http_request/x_didban_throughput"
+    assert (ratio.observed, ratio.expected) == ("0.025", "< 0.25")
     assert "1.00 Mbit/s" in out.reason
     # the lab's control, slowed by the cores it shares, read 96 KB at 1.2 MB/s: still 8x
     assert classify(measured(158_000, 1_208_000)).rule_id == "wc.throttled"

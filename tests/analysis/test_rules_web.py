@@ -11,7 +11,7 @@ import pytest
 import trustme
 from analysis_builders import IR_BLOCKPAGE, PAGE, ctrl, didban_web, q, req, tcp, tls, web
 
-from didban.analysis import RULES_VERSION, classify, httpdiff
+from didban.analysis import RULES_VERSION, classify
 from didban.model import ooni
 from didban.model.verdict import Verdict
 
@@ -680,4 +680,4 @@ def test_quic_failure_is_reported_as_layer_evidence_without_changing_the_verdict
 )
 def test_the_title_is_oonis_first_title_in_any_case(body: str, title: str) -> None:
     """OONI's title: the first ``<title>X</title>`` (any case), X of 1-512 characters."""
-    assert httpdiff.title_of(body) == title
+    assert ooni.page_title(body) == title

@@ -292,8 +292,8 @@ def test_cli_query_refuses_what_a_helper_would_refuse_with_its_reason() -> None:
 
     helper = f"http://127.0.0.1:{closed_port()}/"  # never contacted: refused before
     for args, reason in (
-        (["not a url"], "http_request must be an absolute http:// or https:// URL"),
-        (["https://a.example/", "--endpoint", "bogus"], "'bogus' is not an ip:port endpoint"),
+        (["not a url"], "the URL 'not a url' must be an absolute http:// or https:// URL"),
+        (["https://a.example/", "--endpoint", "bogus"], "--endpoint 'bogus' is not an IP:PORT"),
         (["https://a.example/", "--timeout", "-1"], "--timeout must be a positive number"),
         (["https://a.example/", "--ca-file", "/nonexistent.pem"], "is not a readable file"),
     ):
@@ -301,3 +301,43 @@ def test_cli_query_refuses_what_a_helper_would_refuse_with_its_reason() -> None:
         assert r.exit_code == 2
         assert reason in r.stderr
         assert "did not answer" not in r.stderr
+
+
+def test_cli_query_says_what_a_server_that_is_not_a_helper_answered() -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from typer.testing import CliRunner
+
+    from didban.cli import app
+
+    class NotAHelper(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            body = b"<h1>Not Found</h1>" if self.path == "/missing" else b"<p>a page</p>"
+            self.send_response(404 if self.path == "/missing" else 200)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotAHelper)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        r = CliRunner().invoke(
+            app, ["control", "query", "https://a.example/", "--helper", f"{base}/missing"]
+        )
+        assert r.exit_code == 2
+        assert f"{base}/missing answered HTTP 404, not a test helper's answer" in r.stderr
+        assert "did not answer" not in r.stderr
+        r = CliRunner().invoke(
+            app, ["control", "query", "https://a.example/", "--helper", f"{base}/"]
+        )
+        assert r.exit_code == 2
+        assert f"{base}/ answered HTTP 200, but not with a test helper's JSON" in r.stderr
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -196,3 +196,16 @@ def test_alerts_survive_a_restart_between_detection_and_delivery(
     ((headers, body),) = receiver.seen
     assert webhook.verify(secret, headers["Didban-Signature"], body)
     assert json.loads(body)["event"]["target"] == "instagram"
+
+
+def test_reading_subscriptions_in_a_mistyped_directory_creates_nothing(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from didban.cli import app
+
+    typo = tmp_path / "sotre"
+    for args in (["list"], ["remove", "sub-1"], ["deliver"]):
+        r = CliRunner().invoke(app, ["alerts", *args, "--data-dir", str(typo)])
+        assert r.exit_code == 2, r.output
+        assert r.stderr == f"error: there is no data directory {typo} (see --data-dir)\n"
+    assert not typo.exists()

@@ -90,7 +90,7 @@ def test_detect_from_an_ioda_export(tmp_path: Path) -> None:
         "events", "detect", "--input", str(src), "--format", "ioda", "--cc", "IR"
     )
     assert code == 0, stderr
-    assert "outage" in stdout and "│ ioda " in stdout  # two signals, one event
+    assert "outage" in stdout and "\tioda\t" in stdout  # two signals, one event
     assert "2019-11-15 23:00 … 2019-11-16 01:00" in stdout and "ioda-5A446C2E" in stdout
 
 

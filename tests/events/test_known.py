@@ -7,6 +7,7 @@ from datetime import datetime
 from didban.events import known
 from didban.events.detect import select
 from didban.events.record import Event
+from didban.events.series import Filters
 
 
 def _event(
@@ -94,7 +95,7 @@ def test_select_for_the_timeline() -> None:
 
 def test_select_matches_a_domain_to_its_service() -> None:
     e = _event("block", "www.instagram.com", "2022-09-20T00:00:00Z", "2022-09-22T00:00:00Z")
-    assert select([e], target=("instagram",)) == [e]
-    assert select([e], target=("whatsapp",)) == []
-    assert select([e], kind=("shutdown",)) == []
-    assert select([e], until=datetime(2022, 9, 1)) == []
+    assert select([e], Filters(target=("instagram",))) == [e]
+    assert select([e], Filters(target=("whatsapp",))) == []
+    assert select([e], Filters(kind=("shutdown",))) == []
+    assert select([e], Filters(until=datetime(2022, 9, 1))) == []

@@ -16,6 +16,7 @@ from didban.cli import app
 from didban.events.alerts import Outbox
 from didban.events.record import Event
 from didban.events.saved import Coverage, EventTable, publish
+from didban.events.series import Filters
 from didban.store.store import Store
 
 COMPLETE = Coverage("didban", complete=True)
@@ -69,7 +70,7 @@ def test_the_same_event_saved_again_is_the_same_row(tmp_path: Path) -> None:
         now = table.get("ev-1")
         assert now is not None and now.event.resolved_before == "2026-03-07T01:00:00Z"
         assert (now.first_seen, now.changed) == ("2026-03-08T00:00:00Z", "2026-03-10T00:00:00Z")
-        assert len(table.query()[1]) == 1
+        assert len(table.query(Filters())[1]) == 1
         assert table.get("ev-unknown") is None
 
 
@@ -80,23 +81,23 @@ def test_a_complete_run_retracts_what_it_no_longer_finds_a_windowed_run_does_not
         table.save([_event("ev-old"), _event("ev-other", target="telegram")], COMPLETE, DAY1)
         # late data moved the onset: the event has a new id; a windowed run keeps the old one
         table.save([_event("ev-new", onset_before="2026-03-05T23:00:00Z")], WINDOWED, DAY2)
-        assert {s.event.id for s in table.query()[1]} == {"ev-old", "ev-other", "ev-new"}
+        assert {s.event.id for s in table.query(Filters())[1]} == {"ev-old", "ev-other", "ev-new"}
         done = table.save(
             [_event("ev-new", onset_before="2026-03-05T23:00:00Z"), _event("ev-other")],
             COMPLETE,
             DAY3,
         )
         assert done.retracted == 1
-        assert {s.event.id for s in table.query()[1]} == {"ev-new", "ev-other"}
+        assert {s.event.id for s in table.query(Filters())[1]} == {"ev-new", "ev-other"}
         gone = table.get("ev-old")  # a cited id still answers, marked retracted
         assert gone is not None and gone.retracted == "2026-03-10T00:00:00Z"
         # found again: back in the listings
         table.save([_event("ev-old"), _event("ev-new"), _event("ev-other")], COMPLETE, DAY3)
-        assert {s.event.id for s in table.query()[1]} == {"ev-old", "ev-new", "ev-other"}
+        assert {s.event.id for s in table.query(Filters())[1]} == {"ev-old", "ev-new", "ev-other"}
         # events of another source are not this source's to retract
         table.save([_event("ev-ooni", source="ooni-aggregation")], Coverage("x"), DAY3)
         table.save([], COMPLETE, DAY3)
-        assert [s.event.id for s in table.query()[1]] == ["ev-ooni"]
+        assert [s.event.id for s in table.query(Filters())[1]] == ["ev-ooni"]
 
 
 def test_query_filters_by_country_kind_time_and_confidence(tmp_path: Path) -> None:
@@ -110,9 +111,12 @@ def test_query_filters_by_country_kind_time_and_confidence(tmp_path: Path) -> No
             COMPLETE,
             DAY1,
         )
-        assert [s.event.id for s in table.query(cc=["TM"])[1]] == ["ev-b"]
-        assert [s.event.id for s in table.query(kind=["shutdown"])[1]] == ["ev-c"]
-        assert {s.event.id for s in table.query(min_confidence=0.5)[1]} == {"ev-a", "ev-b"}
+        assert [s.event.id for s in table.query(Filters(cc=["TM"]))[1]] == ["ev-b"]
+        assert [s.event.id for s in table.query(Filters(kind=["shutdown"]))[1]] == ["ev-c"]
+        assert {s.event.id for s in table.query(Filters(), min_confidence=0.5)[1]} == {
+            "ev-a",
+            "ev-b",
+        }
         table.save(
             [
                 _event("ev-d", target="scontent.cdninstagram.com", asns=[58224, 197207]),
@@ -121,18 +125,18 @@ def test_query_filters_by_country_kind_time_and_confidence(tmp_path: Path) -> No
             Coverage("x"),
             DAY1,
         )
-        assert [s.event.id for s in table.query(target=["example.org"])[1]] == ["ev-e"]
-        assert table.query(target=["ample.org"])[1] == []  # a subdomain, not a suffix
-        by_service = table.query(target=["instagram"])[1]  # a domain of the service
+        assert [s.event.id for s in table.query(Filters(target=["example.org"]))[1]] == ["ev-e"]
+        assert table.query(Filters(target=["ample.org"]))[1] == []  # a subdomain, not a suffix
+        by_service = table.query(Filters(target=["instagram"]))[1]  # a domain of the service
         assert {s.event.id for s in by_service} == {"ev-a", "ev-b", "ev-d"}
-        by_domain = table.query(target=["www.instagram.com"])[1]  # a domain's service
+        by_domain = table.query(Filters(target=["www.instagram.com"]))[1]  # a domain's service
         assert {s.event.id for s in by_domain} == {"ev-a", "ev-b", "ev-d"}
-        assert [s.event.id for s in table.query(asn=[58224, 1])[1]] == ["ev-d"]
-        assert table.query(asn=[5822])[1] == []  # whole numbers, not digits
-        total, page = table.query(limit=2, offset=1, min_confidence=0.5)
+        assert [s.event.id for s in table.query(Filters(asn=[58224, 1]))[1]] == ["ev-d"]
+        assert table.query(Filters(asn=[5822]))[1] == []  # whole numbers, not digits
+        total, page = table.query(Filters(), limit=2, offset=1, min_confidence=0.5)
         assert total == 3 and [s.event.id for s in page] == ["ev-a", "ev-d"]
         # active in [since, until): ev-a ended on the 7th, ev-b began on the 20th
-        _, window = table.query(since=datetime(2026, 3, 8), until=datetime(2026, 3, 10))
+        _, window = table.query(Filters(since=datetime(2026, 3, 8), until=datetime(2026, 3, 10)))
         assert {s.event.id for s in window} == {"ev-c", "ev-d", "ev-e"}
 
 
@@ -188,7 +192,7 @@ def test_detect_saves_runs_over_the_whole_store_and_refuses_to_save_narrowed_one
     code, _, stderr = _run("events", "detect", "--data-dir", str(store), "--cc", "IR", "--save")
     assert code == 2 and "--save needs a run over the whole store" in stderr
     with EventTable(store, readonly=True) as table:
-        (saved,) = table.query()[1]
+        (saved,) = table.query(Filters())[1]
     assert saved.event.target == "instagram" and saved.event.resolved_before is None
     # the block ends in later data: the same id, now resolved, and an end to announce
     more = hourly(24 * 2, 6, start=datetime(2026, 3, 7), blocked_until=10, blocked_from=0)
@@ -196,7 +200,7 @@ def test_detect_saves_runs_over_the_whole_store_and_refuses_to_save_narrowed_one
     code, _, stderr = _run("events", "detect", "--data-dir", str(store))
     assert code == 0 and "0 new, 1 changed" in stderr and "1 start(s)/end(s) new" in stderr
     with EventTable(store, readonly=True) as table:
-        (ended,) = table.query()[1]
+        (ended,) = table.query(Filters())[1]
     assert ended.event.id == saved.event.id and ended.event.resolved_before is not None
     assert json.loads(msgspec.json.encode(ended.event))["kind"] == "block"
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from didban.lab import accuracy
+from didban.lab import accuracy, targets
 from didban.lab.profiles import default_urls, loads
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,7 +129,7 @@ def _describe(row: accuracy.Row) -> str:
 
 @pytest.mark.lab
 def test_every_target_has_exactly_one_verdict(measured: accuracy.ProfileRun) -> None:
-    inputs = [str(v.get("input")) for v in measured.verdicts]
+    inputs = [str(targets.of_verdict(v)) for v in measured.verdicts]
     assert set(default_urls()) <= set(measured.targets)
     assert sorted(inputs) == sorted(measured.targets), (
         f"{measured.profile.name}: probe exit {measured.probe_exit}, "
@@ -162,13 +162,25 @@ def test_targets_beyond_the_default_list_get_the_ground_truth_verdict(
 
 
 @pytest.mark.lab
+def test_app_stun_and_quic_targets_get_the_ground_truth_verdict(
+    measured: accuracy.ProfileRun,
+) -> None:
+    """``app:``, ``stun://`` and ``quic://`` targets: ``didban run --test im --test quic``."""
+    found = accuracy.app_extras(measured.profile)
+    assert set(targets.app_targets() + targets.quic_targets()) <= set(found)
+    rows = {t: measured.row(t) for t in found}
+    assert [t for t, r in rows.items() if r is None] == []
+    assert [_describe(r) for r in rows.values() if r is not None and not r.match] == []
+
+
+@pytest.mark.lab
 def test_encrypted_dns_targets_get_the_ground_truth_verdict(
     measured: accuracy.ProfileRun,
 ) -> None:
-    targets = accuracy.dns_extras(measured.profile)
-    if not targets:
+    dot = accuracy.dns_extras(measured.profile)
+    if not dot:
         pytest.skip(f"{measured.profile.name} has no dot:// ground truth")
-    for url in targets:
+    for url in dot:
         row = measured.row(url)
         assert row is not None, f"{url}: no row"
         assert row.match, _describe(row)

@@ -287,8 +287,9 @@ def test_quic_attempted_for_http3_services(probe_run: ProbeRun) -> None:
             continue  # no working address: nothing to try QUIC on beyond the endpoint step
         quic = tk["x_didban_quic"]
         assert quic, url
-        if name == "iran-2022":
-            assert quic[0]["failure"] == "generic_timeout_error", url  # UDP 443 dropped
+        if name in ("iran-2022", "iran-protocol-filter"):
+            # UDP 443 dropped (quic_drop), or QUIC Initials by their bytes (udp_protocol_filter)
+            assert quic[0]["failure"] == "generic_timeout_error", url
         else:
             assert quic[0]["failure"] is None, url
             assert quic[0]["handshake"]["negotiated_protocol"] == "h3"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
 import trustme
@@ -16,7 +17,7 @@ from peers import (
 )
 
 from didban.model.ooni import BinaryData
-from didban.net import dns, http
+from didban.net import dns, http, httpwire
 from didban.net.httprecord import extract_title
 from didban.net.trace import EventLog
 
@@ -236,3 +237,22 @@ async def test_a_fetch_that_is_not_measured_records_no_ids(site: Site) -> None:
     assert r.failure is None
     assert [t.transaction_id for t in r.requests] == [0]
     assert r.requests[0].tags is None and r.tcp_connect[0].tags is None
+
+
+async def test_rate_is_taken_over_the_probes_window_whatever_the_cap() -> None:
+    """The helper reads up to 16 MiB, the probe 512 KiB: both time the first 512 KiB."""
+    sink = httpwire.BodySink(1 << 24, rate_window=1000)
+    sink.start()
+    sink.add(b"x" * 600)
+    assert sink.t_window is None
+    sink.add(b"x" * 600)  # the window's last byte is in here
+    window_end = sink.t_window
+    await asyncio.sleep(0.01)
+    sink.add(b"x" * 5000)  # later bytes change neither the end of the window nor the rate
+    assert sink.t_window == window_end and window_end is not None
+    rate = sink.throughput()
+    assert rate is None or rate == 1000 / (window_end - sink.t_start)
+    short = httpwire.BodySink(1 << 24, rate_window=1000)
+    short.start()
+    short.add(b"x" * 10)
+    assert short.t_window is None  # a body under the window is timed whole

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from probe_peers import Loopback
 from typer.testing import CliRunner
 
 from didban.cli import app
+from didban.files.tables import plain_rows
 from didban.model.validate import problems
+from didban.probe.dnscheck_cli import answers_table
 
 
 def test_dnscheck_keeps_the_injected_and_the_genuine_reply(
@@ -69,3 +72,37 @@ def test_dnscheck_flags_name_themselves_when_wrong(config_home: Path, tmp_path: 
         assert r.exit_code == 2, r.output
         assert reason in r.stderr
     assert not out.exists()
+
+
+def test_the_table_shows_the_a_query_failure_beside_the_answers() -> None:
+    def query(qtype: str, answers: list[str], failure: str | None) -> dict[str, Any]:
+        return {"query_type": qtype, "answers": [{"ipv4": a} for a in answers], "failure": failure}
+
+    m = {
+        "test_keys": {
+            "domain": "www.instagram.com",
+            "lookups": {
+                # A answered, AAAA had none (no IPv6 address): the lookup did not fail
+                "udp://198.51.100.8:53": {
+                    "failure": None,
+                    "queries": [
+                        query("A", ["203.0.113.10"], None),
+                        query("AAAA", [], "dns_no_answer"),
+                    ],
+                },
+                "dot://198.51.100.8:853": {
+                    "failure": "generic_timeout_error",
+                    "queries": [
+                        query("A", [], "generic_timeout_error"),
+                        query("AAAA", [], "generic_timeout_error"),
+                    ],
+                },
+            },
+        }
+    }
+    assert plain_rows(answers_table(m)) == [
+        "# dnscheck www.instagram.com",
+        "resolver\tanswers\tfailure (A)\tlate replies",
+        "udp://198.51.100.8:53\t203.0.113.10\t-\t-",
+        "dot://198.51.100.8:853\t-\tgeneric_timeout_error\t-",
+    ]

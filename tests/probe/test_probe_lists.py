@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
 
+from didban.data import categories
 from didban.probe import lists
 
 HEADER = "url,category_code,category_description,date_added,source,notes\n"
@@ -109,3 +111,35 @@ def test_default_list_names_the_mission_services() -> None:
         "www.tabnak.ir",
     ):
         assert h in hosts
+
+
+def test_category_codes_are_checked_against_citizen_labs(tmp_path: Path) -> None:
+    # shaped like a code, but not one: a list row and --category are refused by name
+    p = write(tmp_path, "https://a.example.org/,NEWZ,News Media,2020-01-02,me,\n")
+    with pytest.raises(lists.ListError) as ei:
+        lists.read_csv(p)
+    assert ei.value.problems == [
+        f"{p}:2: bad category_code: 'NEWZ' is not a Citizen Lab category code (one of: "
+        "ALDR, ANON, COMM, COMT, CTRL, CULTR, DATE, ECON, ENV, FILE, GAME, GMB, GOVT, GRP, "
+        "HACK, HATE, HOST, HUMR, IGO, LGBT, MILX, MISC, MMED, NEWS, POLR, PORN, PROV, PUBH, "
+        "REL, SRCH, XED)"
+    ]
+    with pytest.raises(lists.ListError, match=r"^--category 'ABCD' is not a Citizen Lab"):
+        lists.build(categories=["abcd"])
+    # the old codes (and the longer ones the legend names as replaced) are codes too
+    old = write(tmp_path, "https://b.example.org/,SELFHARM,Self harm,2020-01-02,me,\n")
+    assert [e.category_code for e in lists.read_csv(old)] == ["SELFHARM"]
+    assert [e.url for e in lists.build(files=[old], categories=["FEXP", "SELFHARM"])] == [
+        "https://b.example.org/"
+    ]
+
+
+def test_the_shipped_codes_are_the_legend_s(ooni_fixtures: Path) -> None:
+    ref = ooni_fixtures / "reference_data"
+    with (ref / "test-lists_00-LEGEND-new_category_codes.csv").open() as fh:
+        legend = list(csv.DictReader(fh))
+    assert categories.current() == sorted(r["New Code"] for r in legend)
+    for row in legend:
+        for old in row["Replaces old code(s)"].split():
+            if old not in ("N/A", row["New Code"]):
+                assert categories.categories()[old].replaced_by == row["New Code"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from didban.probe.summary import outcome
+from pathlib import Path
+
+from didban.probe.summary import outcome, run_line
 
 
 def _q(engine: str, failure: str | None, *ips: str) -> dict[str, object]:
@@ -48,7 +50,8 @@ def test_outcomes_of_an_sni_reset_with_injected_dns() -> None:
     assert o.tls == "connection_reset (2/2)"
     assert o.http == "connection_reset"
     assert o.quic == "generic_timeout_error"
-    assert o.failed_steps == 4  # one TCP, two TLS, the HTTP experiment
+    # the DoH lookup, one TCP connect, two TLS handshakes, the HTTP experiment
+    assert o.failed_steps == 5
 
 
 def test_outcomes_of_a_blockpage_over_http() -> None:
@@ -80,3 +83,33 @@ def test_addresses_that_failed_differently_show_each_failure() -> None:
         },
     }
     assert outcome(m).tcp == "connection_refused ×2, address_not_available (3/3)"
+
+
+def test_failed_lookups_are_failed_steps_and_an_aaaa_without_answer_is_not() -> None:
+    def lookup(engine: str, a: str | None, aaaa: str | None) -> list[dict[str, object]]:
+        return [_q(engine, a, *([] if a else ["203.0.113.10"])), _q(engine, aaaa)]
+
+    m = {
+        "input": "https://www.example.org/",
+        "test_keys": {
+            "queries": [
+                *lookup("getaddrinfo", None, "dns_no_answer"),  # no IPv6: no failure
+                *lookup("udp", "generic_timeout_error", "generic_timeout_error"),
+                *lookup("doh", "connection_reset", "connection_reset"),
+            ],
+            "tcp_connect": [{"status": {"failure": None}}],
+        },
+    }
+    assert outcome(m).failed_steps == 2
+    # the system resolver's failure, when that is all there is
+    assert (
+        outcome({"test_keys": {"dns_experiment_failure": "dns_nxdomain_error"}}).failed_steps == 1
+    )
+
+
+def test_the_last_line_counts_in_the_singular_when_it_is_one() -> None:
+    out = Path("/tmp/o.jsonl")
+    assert run_line(1, out, 2.0, 1, False) == (
+        "1 measurement written to /tmp/o.jsonl in 2.0 s (0.5 URL/s), 1 failed step"
+    )
+    assert run_line(2, out, 1.0, 0, True).endswith("0 failed steps — interrupted")

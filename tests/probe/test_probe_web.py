@@ -431,6 +431,38 @@ def test_cli_run_uploads_through_the_durable_queue(
     assert len(sent) == 1 and "measurement_uid" in sent[0]
 
 
+def test_an_upload_to_a_collector_that_is_down_says_why_and_where_and_fails(
+    loopback: Loopback, config_home: Path, tmp_path: Path
+) -> None:
+    env = {**_env(config_home), "XDG_STATE_HOME": str(tmp_path / "state")}
+    dead = f"http://127.0.0.1:{free_port()}"  # nobody listens there
+    out = tmp_path / "up.jsonl"
+    p = _didban(
+        ["run", "--accept-risk", "--output", str(out), *_flags(loopback),
+         "--url", loopback.url("/"), "--upload", dead],
+        env,
+    )  # fmt: skip
+    _, stderr = p.communicate(timeout=120)
+    pending = tmp_path / "state" / "didban" / "upload-queue" / "pending"
+    said = " ".join(stderr.split())  # the console may wrap a long line
+    assert p.returncode == 3, stderr
+    assert f"error: uploaded 0 to {dead}; 1 not sent (could not connect to the collector)" in said
+    assert f"kept in {pending} for the next 'didban run --upload'" in said
+    assert len(out.read_bytes().splitlines()) == 1  # measured and written all the same
+    assert len(list(pending.glob("*.json"))) == 1
+
+
+def test_append_without_an_output_file_is_refused(
+    config_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for command in (["run", "--url", "https://x.example.org/"], ["dnscheck", "x.example.org"]):
+        r = CliRunner().invoke(app, [*command, "--accept-risk", "--append"])
+        assert r.exit_code == 2, r.output
+        assert "--append needs --output FILE, the file to append to" in r.stderr
+        assert list(tmp_path.iterdir()) == []  # no new file in the current directory
+
+
 def test_probe_killed_mid_run_loses_nothing_it_measured(
     loopback: Loopback, config_home: Path, tmp_path: Path
 ) -> None:

@@ -69,7 +69,7 @@ def test_cli_ingest_and_bad_path(tmp_path: Path) -> None:
     runner = CliRunner()
     r = runner.invoke(app, ["ingest", str(f), "--data-dir", str(tmp_path / "d")])
     assert r.exit_code == 0, r.output
-    assert "2 records: 1 added, 1 duplicates, 0 bad" in r.output
+    assert "2 records: 1 added, 1 duplicate, 0 bad" in r.output
     r = runner.invoke(app, ["ingest", str(tmp_path / "nope"), "--data-dir", str(tmp_path / "d")])
     assert r.exit_code == 2
     assert "no such file or directory" in r.output
@@ -84,7 +84,7 @@ def test_cli_ingest_of_verdicts_stores_nothing_and_fails(tmp_path: Path) -> None
     r = runner.invoke(app, ["ingest", str(v), "--data-dir", str(tmp_path / "d")])
     assert r.exit_code == 1
     assert f"{v}:1: a didban verdict, not a measurement" in r.output
-    assert "1 records: 0 added, 0 duplicates, 1 bad" in r.output
+    assert "1 record: 0 added, 0 duplicates, 1 bad" in r.output
     r = runner.invoke(app, ["store", "info", "--data-dir", str(tmp_path / "d")])
     assert r.exit_code == 0 and "archived measurements: 0" in r.output
 
@@ -176,7 +176,7 @@ def test_a_truncated_archive_is_read_as_analyze_reads_it(tmp_path: Path) -> None
     finally:
         s.close()
     assert rep.added == whole > 20  # every complete record before the damage
-    assert rep.bad[-1].startswith(f"{f}: unreadable (Compressed file ended")
+    assert rep.bad[-1].startswith(f"{f}: cannot read: Compressed file ended")
     zst = tmp_path / "cut.jsonl.zst"
     zst.write_bytes(zstandard.ZstdCompressor().compress(b"".join(lines))[:-100])
     s = Store(tmp_path / "d2", classifier=None)
@@ -184,4 +184,4 @@ def test_a_truncated_archive_is_read_as_analyze_reads_it(tmp_path: Path) -> None
         rep = ingest(s, [zst])
     finally:
         s.close()
-    assert rep.bad[-1] == f"{zst}: unreadable (the archive ends inside a frame (truncated))"
+    assert rep.bad[-1] == f"{zst}: cannot read: the archive ends inside a frame (truncated)"

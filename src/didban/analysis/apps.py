@@ -300,11 +300,12 @@ def dnscheck(keys: DNSCheckKeys | None, fps: Fingerprints) -> Hit:
         base = f"/test_keys/lookups/{_escape(url)}"
         return Hit(
             rule("dnscheck.transport_blocked"),
-            f"{url} failed at {layer} ({lk.failure}) while the same resolver answered over "
-            "another transport",
+            f"the resolver {url} failed at {layer} ({lk.failure}) while the same resolver "
+            "answered over another transport: the block is of the resolver, not of the name",
             [_ev(f"{base}/{where}", f"{layer} failure", lk.failure)],
             method=method,
             layer=layer,
+            service=url,
         )
     if keys.bootstrap_failure:
         return Hit(

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import msgspec
 
-from didban.analysis import apps, urls
+from didban.analysis import apps, http3, im, urls
 from didban.analysis.fingerprints import Fingerprints, default
 from didban.analysis.outcome import Hit, build
 from didban.analysis.records import (
@@ -37,7 +37,14 @@ Measurement = bytes | str | dict[str, Any]
 
 
 class Malformed(ValueError):
-    """A record that is not a measurement at all (broken JSON, not an object, no test_name)."""
+    """A record that is not a measurement at all (broken JSON, not an object, no test_name,
+    nested deeper than the decoder can follow)."""
+
+
+TOO_DEEP: Final = (
+    "the record nests objects and arrays too deeply to be read (real measurements nest "
+    "about 10 levels)"
+)
 
 
 def _is_web(test_name: Any) -> bool:
@@ -72,6 +79,8 @@ def classify_decoded(
         return _classify_decoded(measurement, fingerprints)
     except UnicodeDecodeError as exc:  # msgspec's decoders raise it for a non-UTF-8 string
         raise Malformed(f"invalid JSON: a string is not UTF-8 ({exc.reason})") from None
+    except RecursionError:  # msgspec decodes (and skips) nested values by recursion
+        raise Malformed(TOO_DEEP) from None
 
 
 def _classify_decoded(
@@ -109,21 +118,26 @@ def classify_envelope(env: Envelope, fps: Fingerprints) -> Verdict:
     if name == "dnscheck":
         hit = apps.dnscheck(decode_keys(env.test_keys, DNSCheckKeys), fps)
         return build(hit, env, web=False, domain=_domain(env.input))
-    fn = apps.APP_TESTS.get(name)
-    if fn is not None:
+    fn = im.APP_TESTS.get(name)
+    if fn is not None or name == "urlgetter":
         try:
             keys = msgspec.json.decode(env.test_keys)
         except msgspec.DecodeError:  # pragma: no cover - the envelope already parsed
             keys = None
-        if not isinstance(keys, dict):
+        if name == "urlgetter":  # judged only as an HTTP/3 test (didban's, or OONI's)
+            if http3.is_http3(keys):
+                return build(http3.http3(keys, fps), env, web=False, domain=_domain(env.input))
+        elif not isinstance(keys, dict):
             hit = Hit(
                 rule("app.missing_keys"),
                 "the measurement has no test_keys object",
                 [Evidence(pointer="/test_keys", summary="missing or not an object")],
             )
-        else:
-            hit = fn(keys)
-        return build(hit, env, web=False, service=apps.APP_SERVICE.get(name))
+            return build(hit, env, web=False, service=apps.APP_SERVICE.get(name))
+        elif fn is not None:
+            hit = fn(keys, fps)
+            domain = _domain(env.input) if name == "stunreachability" else None
+            return build(hit, env, web=False, service=apps.APP_SERVICE.get(name), domain=domain)
     hit = Hit(
         rule("unsupported.test"),
         f"didban has no rules for the {name!r} test",

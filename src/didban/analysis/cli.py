@@ -1,10 +1,13 @@
 """The command of ``didban.analysis``: ``didban analyze``; and what it shares with
 ``didban report`` (``didban.web.cli``): its exit codes and its way of failing.
 
-Exit codes (both commands):
+Exit codes (both commands, and ``didban ingest``):
   0  at least one measurement was classified (malformed records, if any, were reported
-     on stderr as ``file:line: reason`` and skipped);
-  1  nothing could be classified (every record malformed, or no measurement found);
+     on stderr as ``file:line: reason`` and skipped), or the input holds no record at all
+     (empty files, directories without measurement files): a note says so and the output
+     is written empty;
+  1  there were records (or files) and none could be classified (every record malformed,
+     every file unreadable);
   2  bad usage: a path that does not exist, an unsupported --output suffix, an unreadable
      --verdicts file. Nothing is written in that case;
   3  (analyze) a worker process died. Nothing is written.
@@ -24,6 +27,7 @@ from rich.console import Console
 from didban.analysis import batch, output
 from didban.files import kinds, pool
 from didban.files.outputs import output_problem
+from didban.files.tables import print_table
 
 EXIT_OK = 0
 EXIT_NOTHING = 1
@@ -49,6 +53,34 @@ def count(n: int, noun: str) -> str:
 def say(line: str) -> None:
     """One line on stderr (a malformed record, a note)."""
     sys.stderr.write(line + "\n")
+
+
+def note_skipped(paths: list[Path]) -> None:
+    """A note on stderr naming the files in the given directories that are not measurement
+    files (passed over by name), if any."""
+    skipped = kinds.skipped_files(paths)
+    if skipped:
+        what = (
+            "is not a measurement file and was"
+            if len(skipped) == 1
+            else "are not measurement files and were"
+        )
+        say(
+            f"note: {count(len(skipped), 'file')} in the given directories {what} skipped "
+            f"(e.g. {skipped[0]})"
+        )
+
+
+NOTHING_FOUND = (
+    "note: the input holds no measurement (empty files, or no measurement files in the "
+    "given directories)"
+)
+
+
+def nothing_found(counts: pool.Counts) -> bool:
+    """Whether the input held no record at all (not one malformed or unreadable either):
+    not an error, said with ``NOTHING_FOUND``."""
+    return counts.records == 0 and counts.refused == 0 and counts.unreadable_files == 0
 
 
 def check_output(output_path: Path, inputs: list[Path], suffixes: tuple[str, ...]) -> None:
@@ -83,8 +115,9 @@ def analyze(
     """Classify OONI-format measurements: one verdict each, and a summary per service.
 
     Malformed records are reported on stderr as FILE:LINE: REASON and skipped. Exit codes:
-    0 at least one measurement classified; 1 none could be; 2 bad usage (nothing written);
-    3 a worker process died (nothing written).
+    0 at least one measurement classified, or the input holds none (empty files: a note
+    says so, and --output is written empty); 1 there were records and none could be
+    classified; 2 bad usage (nothing written); 3 a worker process died (nothing written).
     """
     if jobs < 0:
         raise fail(f"--jobs must be 0 (one per CPU) or more, not {jobs}")
@@ -125,18 +158,11 @@ def analyze(
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)
-    skipped = kinds.skipped_files(paths)
-    if skipped:
-        what = (
-            "is not a measurement file and was"
-            if len(skipped) == 1
-            else "are not measurement files and were"
-        )
-        say(
-            f"note: {count(len(skipped), 'file')} in the given directories {what} skipped "
-            f"(e.g. {skipped[0]})"
-        )
-    if counts.records == 0:
+    note_skipped(paths)
+    empty = nothing_found(counts)
+    if empty:
+        say(NOTHING_FOUND)
+    elif counts.records == 0:
         if writer is not None:
             writer.abort()
         raise fail(
@@ -152,7 +178,10 @@ def analyze(
             raise cannot_write(output_path or Path(), exc) from None
     if not quiet:
         console = Console()
-        console.print(summary.table(f"{count(counts.records, 'measurement')} classified"))
+        if not empty:
+            print_table(
+                console, summary.table(f"{count(counts.records, 'measurement')} classified")
+            )
         if counts.refused or counts.unreadable_files:
             console.print(
                 f"skipped: {count(counts.refused, 'malformed record')}, "

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -19,6 +18,7 @@ from typing import Any, Final
 import msgspec
 
 from didban.analysis.records import Binary, CtrlHTTP, HTTPResponse, raw_body, raw_headers
+from didban.model.ooni import page_title
 
 # The 25 header names OONI treats as common (compared lower-cased).
 COMMON_HEADERS: Final = frozenset(
@@ -51,7 +51,6 @@ COMMON_HEADERS: Final = frozenset(
     }
 )
 
-_TITLE: Final = re.compile(r"(?i)<title>([^<]{1,512})</title>")
 BODY_MATCH_THRESHOLD: Final = 0.7
 
 
@@ -71,12 +70,6 @@ def body_text(raw: msgspec.Raw | None) -> str:
     if isinstance(body, Binary):
         return b64text(body.data)
     return ""
-
-
-def title_of(body: str) -> str:
-    """OONI's title: the first ``<title>X</title>`` with 1-512 characters of X, no '<' in X."""
-    m = _TITLE.search(body)
-    return m.group(1) if m else ""
 
 
 def _long_words(title: str) -> set[str]:
@@ -116,8 +109,8 @@ def _fmt(x: float | None) -> str:
 
 
 def text_length_title(body: str) -> tuple[int, str]:
-    """(byte length as OONI counts it, ``title_of``) of a decoded body."""
-    return len(body.encode("utf-8", "replace")), title_of(body)
+    """(byte length as OONI counts it, ``page_title``) of a decoded body."""
+    return len(body.encode("utf-8", "replace")), page_title(body)
 
 
 def compare(

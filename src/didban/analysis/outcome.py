@@ -32,6 +32,9 @@ class Hit:
     # OONI's ``blocking`` string when it is not the layer's (a later redirect hop's TCP
     # failure is OONI's "http-failure"; inconsistent DNS makes any block OONI's "dns")
     blocking: str | None = None
+    # what is blocked when it is not the measured input: the resolver and transport of a
+    # dnscheck lookup (``dot://198.51.100.8:853``), whatever name was looked up through it
+    service: str | None = None
 
     def __post_init__(self) -> None:
         if self.method is not None and self.method not in METHODS:
@@ -84,6 +87,7 @@ def build(
     rule = hit.rule
     fp = hit.fingerprint
     url = None if meta.input is None else _text(meta.input)
+    service = hit.service or service
     if service is None and url:
         service = urls.info(url).service
     return Verdict(

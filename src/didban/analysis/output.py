@@ -50,6 +50,19 @@ class JSONLWriter:
 _COLUMNS: Final = tuple(f for f in Verdict.__struct_fields__)
 
 
+def verdict_schema(start_time: Any = None) -> Any:
+    """The Parquet schema of verdict rows (``pyarrow.Schema``): every field of a ``Verdict``,
+    ``blocking`` (``"dns"``, false, null) and ``evidence`` as JSON text, and
+    ``measurement_start_time`` as text unless ``start_time`` gives its type (the store keeps
+    a timestamp)."""
+    import pyarrow as pa
+
+    kinds = {"confidence": pa.float64(), "confirmed": pa.bool_(), "accessible": pa.bool_()}
+    if start_time is not None:
+        kinds["measurement_start_time"] = start_time
+    return pa.schema([(name, kinds.get(name, pa.string())) for name in _COLUMNS])
+
+
 class ParquetWriter:
     def __init__(self, target: Path) -> None:
         import pyarrow as pa
@@ -58,31 +71,7 @@ class ParquetWriter:
         self.pa = pa
         self.target = target
         self.tmp = tmp_beside(target)
-        self.schema = pa.schema(
-            [
-                ("measurement_uid", pa.string()),
-                ("report_id", pa.string()),
-                ("input", pa.string()),
-                ("test_name", pa.string()),
-                ("probe_cc", pa.string()),
-                ("probe_asn", pa.string()),
-                ("measurement_start_time", pa.string()),
-                ("state", pa.string()),
-                ("rule_id", pa.string()),
-                ("rules_version", pa.string()),
-                ("confidence", pa.float64()),
-                ("layer", pa.string()),
-                ("method", pa.string()),
-                ("fingerprint_id", pa.string()),
-                ("confirmed", pa.bool_()),
-                ("service", pa.string()),
-                ("domain", pa.string()),
-                ("blocking", pa.string()),  # JSON-encoded: "dns", false, null
-                ("accessible", pa.bool_()),
-                ("evidence", pa.string()),  # JSON array of Evidence
-                ("reason", pa.string()),
-            ]
-        )
+        self.schema = verdict_schema()
         self.writer = pq.ParquetWriter(str(self.tmp), self.schema)
         self.rows: list[dict[str, Any]] = []
 

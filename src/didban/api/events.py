@@ -26,6 +26,7 @@ from didban.events import known as knownmod
 from didban.events import timeline as timelinemod
 from didban.events.record import iso
 from didban.events.saved import EventTable, Saved
+from didban.events.series import Filters
 
 ERRORS: Final = errors(400, 404)
 
@@ -163,12 +164,7 @@ def selected(
         return 0, []
     with EventTable(data_dir, readonly=True) as table:
         return table.query(
-            cc=cc,
-            asn=asn,
-            target=targets,
-            kind=kind,
-            since=since,
-            until=until,
+            Filters(cc, asn, targets, since, until, kind),
             min_confidence=min_confidence,
             order=order,
             limit=limit,

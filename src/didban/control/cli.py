@@ -40,15 +40,27 @@ def _endpoint(text: str, what: str, default_port: int | None = None) -> tuple[st
 
 @control_app.command("serve")
 def serve(
-    listen: str = typer.Option(..., "--listen", help="Address to listen on, HOST:PORT."),
+    listen: str = typer.Option(
+        ..., "--listen", metavar="IP:PORT", help="Address to listen on, IP:PORT."
+    ),
     resolver: str | None = typer.Option(
-        None, "--resolver", help="UDP DNS resolver IP:PORT (default: the system resolver)."
+        None,
+        "--resolver",
+        metavar="IP[:PORT]",
+        help="UDP DNS resolver (default: the system resolver).",
     ),
     ca_file: str | None = typer.Option(
-        None, "--ca-file", help="PEM bundle of trusted roots (default: the system roots)."
+        None,
+        "--ca-file",
+        metavar="FILE",
+        help="PEM bundle of trusted roots (default: the system roots).",
     ),
     asn_map: str | None = typer.Option(
-        None, "--asn-map", help="JSON list of [cidr, asn, cc, org] rows for ip_info.asn."
+        None,
+        "--asn-map",
+        metavar="FILE",
+        help="A JSON file holding a list of [cidr, asn, cc, org] rows, for ip_info.asn "
+        "(default: the shipped IP→ASN snapshot).",
     ),
     allow_loopback: bool = typer.Option(
         False,
@@ -100,20 +112,30 @@ def serve(
 @control_app.command("query")
 def query_cmd(
     url: str = typer.Argument(..., metavar="URL", help="The URL to ask the helper about."),
-    helper: str = typer.Option(..., "--helper", help="The helper's URL, e.g. http://IP:PORT/"),
-    endpoint: list[str] = typer.Option(
-        [], "--endpoint", help="An ip:port the probe would connect to (repeatable)."
+    helper: str = typer.Option(
+        ..., "--helper", metavar="URL", help="The helper's URL, e.g. http://IP:PORT/"
     ),
-    ca_file: str | None = typer.Option(None, "--ca-file", help="CA bundle for https helpers."),
-    timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for the answer."),
+    endpoint: list[str] = typer.Option(
+        [],
+        "--endpoint",
+        metavar="IP:PORT",
+        help="An address the probe would connect to (repeatable).",
+    ),
+    ca_file: str | None = typer.Option(
+        None, "--ca-file", metavar="FILE", help="CA bundle for https helpers."
+    ),
+    timeout: float = typer.Option(
+        30.0, "--timeout", metavar="SECONDS", help="Seconds to wait for the answer."
+    ),
 ) -> None:
     """Ask a test helper about URL and print its JSON answer."""
     import asyncio
 
     import msgspec
 
-    from didban.control.client import query
+    from didban.control.client import query_with_status
     from didban.control.helper import BadRequest, check_request
+    from didban.model import failures
     from didban.model.ooni import THRequest
     from didban.net import guard
     from didban.net.httpwire import DEFAULT_HEADERS
@@ -126,18 +148,27 @@ def query_cmd(
     )
     # what a helper would refuse with a 400 is refused here, with the helper's own reason
     try:
-        check_request(req)
+        check_request(req, url_name="the URL", endpoint_name="--endpoint")
     except BadRequest as exc:
         _fail(str(exc))
     if not timeout > 0:
         _fail(f"--timeout must be a positive number of seconds, not {timeout}")
     if ca_file is not None and (problem := _ca_problem(ca_file)):
         _fail(problem)
-    res = asyncio.run(query(helper, req, timeout, ca_file=ca_file))
+    res, status = asyncio.run(query_with_status(helper, req, timeout, ca_file=ca_file))
     if isinstance(res, str):
-        _fail(f"the helper did not answer: {res}")
-    else:
-        typer.echo(msgspec.json.format(msgspec.json.encode(res)).decode())
+        if status is not None and res == failures.HTTP_UNEXPECTED_STATUS_CODE:
+            _fail(
+                f"{helper} answered HTTP {status}, not a test helper's answer "
+                "(is --helper the URL of a test helper?)"
+            )
+        if status is not None:
+            _fail(
+                f"{helper} answered HTTP {status}, but not with a test helper's JSON "
+                "(is --helper the URL of a test helper?)"
+            )
+        _fail(f"the helper {helper} did not answer: {res}")
+    typer.echo(msgspec.json.format(msgspec.json.encode(res)).decode())
 
 
 def register(app: typer.Typer) -> None:

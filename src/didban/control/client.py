@@ -23,6 +23,7 @@ import msgspec
 from didban import __version__
 from didban.model import failures
 from didban.model.ooni import THRequest, THResponse
+from didban.model.ooniapps import STUNControlRequest, STUNControlResponse
 from didban.net import dns, errors, http, tcp, tls
 from didban.net.httpwire import RawResponse
 from didban.net.stream import Stream, split_address
@@ -30,6 +31,7 @@ from didban.net.stream import Stream, split_address
 DEFAULT_TIMEOUT = 30.0
 _MAP_FIELDS = ("tcp_connect", "tls_handshake", "quic_handshake", "ip_info")
 WHOAMI_PATH = "/x-didban/whoami"  # didban's helper only (control.server.WHOAMI)
+STUN_PATH = "/x-didban/stun"  # didban's helper only (control.server.STUN)
 _HEADERS = (
     ("User-Agent", f"didban/{__version__}"),
     ("Accept", "application/json"),
@@ -106,9 +108,25 @@ async def query(
     ``address`` (``"ip"``/``"ip:port"``) skips resolving the helper's host; an IP-literal
     helper URL needs none. ``ca_file`` is the CA bundle for https helpers.
     """
+    answer, _ = await query_with_status(
+        helper_url, request, timeout, ca_file=ca_file, address=address
+    )
+    return answer
+
+
+async def query_with_status(
+    helper_url: str,
+    request: THRequest,
+    timeout: float = DEFAULT_TIMEOUT,
+    *,
+    ca_file: str | None = None,
+    address: str | None = None,
+) -> tuple[THResponse | str, int | None]:
+    """``query``, and the HTTP status the helper answered with (None: it did not answer),
+    so a person can be told what a helper that answered wrongly said."""
     url = _helper_url(helper_url)
     if url is None:
-        return failures.unknown(f"bad helper URL {helper_url!r}")
+        return failures.unknown(f"bad helper URL {helper_url!r}"), None
     address = address or url[2]
     body = msgspec.json.encode(request)
     try:
@@ -122,11 +140,12 @@ async def query(
                 body=body,
             )
     except TimeoutError:
-        return failures.GENERIC_TIMEOUT
+        return failures.GENERIC_TIMEOUT, None
     if res.failure is not None:
-        return res.failure
+        return res.failure, None
     final = res.requests[0].response if res.requests else None
-    return _answer((final.code or 0) if final is not None else 0, res.final_body)
+    status = final.code if final is not None else None
+    return _answer(status or 0, res.final_body), status
 
 
 async def whoami(
@@ -162,6 +181,41 @@ async def whoami(
         return None
     helper_ip = split_address(res.requests[0].address or "", 0)[0]
     return None if seen is None or seen == helper_ip else seen
+
+
+async def stun(
+    helper_url: str, endpoint: str, timeout: float = 15.0, *, ca_file: str | None = None
+) -> STUNControlResponse | str:
+    """The helper's STUN Binding transaction with ``endpoint`` (``POST /x-didban/stun``,
+    didban's extension), or an OONI failure string (OONI's helpers have no such resource:
+    ``http_unexpected_status_code``)."""
+    helper = _helper_url(helper_url)
+    if helper is None:
+        return failures.unknown(f"bad helper URL {helper_url!r}")
+    parts, _, address = helper
+    url = urlunsplit((parts.scheme, parts.netloc, STUN_PATH, "", ""))
+    body = msgspec.json.encode(STUNControlRequest(endpoint=endpoint))
+    try:
+        async with asyncio.timeout(timeout):
+            res = await http.fetch(
+                url,
+                resolver=dns.resolver(dns.System()),
+                options=_options(_HEADERS, ca_file, 1 << 16, timeout),
+                address=address,
+                method="POST",
+                body=body,
+            )
+    except TimeoutError:
+        return failures.GENERIC_TIMEOUT
+    final = res.requests[0].response if res.requests else None
+    if res.failure is not None:
+        return res.failure
+    if final is None or final.code != 200:
+        return failures.HTTP_UNEXPECTED_STATUS_CODE
+    try:
+        return msgspec.json.decode(res.final_body, type=STUNControlResponse)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return failures.JSON_PARSE_ERROR
 
 
 class HelperSession:

@@ -34,7 +34,8 @@ from didban.model.ooni import (
     THTCPConnectResult,
     THTLSHandshakeResult,
 )
-from didban.net import dns, http, quic, tcp, tls
+from didban.model.ooniapps import STUNControlRequest, STUNControlResponse
+from didban.net import dns, http, quic, stun, tcp, tls
 from didban.net.httpwire import USER_AGENT
 from didban.net.stream import Stream, format_address, split_address
 
@@ -43,6 +44,7 @@ DNS_TIMEOUT: Final = 4.0
 TCP_TIMEOUT: Final = 10.0
 TLS_TIMEOUT: Final = 10.0
 HTTP_TIMEOUT: Final = 15.0
+STUN_TIMEOUT: Final = 5.0
 FORWARDED_HEADERS: Final = ("User-Agent", "Accept", "Accept-Language")
 
 # Bogons (RFC 6890; TEST-NET excluded, see didban.model.addresses): never connected to.
@@ -126,15 +128,20 @@ class BadRequest(ValueError):
     """The request cannot be measured; the message is one sentence for the 400 body."""
 
 
-def check_request(req: THRequest) -> tuple[str, str, int | None]:
-    """(scheme, host, explicit port) of a well-formed request, else :class:`BadRequest`."""
+def check_request(
+    req: THRequest, url_name: str = "http_request", endpoint_name: str = "tcp_connect entry"
+) -> tuple[str, str, int | None]:
+    """(scheme, host, explicit port) of a well-formed request, else :class:`BadRequest`.
+    Its sentence names the request's JSON fields, or ``url_name`` and ``endpoint_name``
+    (what a command line calls them)."""
+    url = req.http_request
     try:
-        parts = urlsplit(req.http_request)
+        parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise BadRequest(f"http_request is not a valid URL: {exc}") from None
+        raise BadRequest(f"{url_name} {url!r} is not a valid URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BadRequest("http_request must be an absolute http:// or https:// URL")
+        raise BadRequest(f"{url_name} {url!r} must be an absolute http:// or https:// URL")
     for ep in req.tcp_connect:
         try:
             ip, p = split_address(ep, 0)
@@ -142,7 +149,7 @@ def check_request(req: THRequest) -> tuple[str, str, int | None]:
             if not 0 < p < 65536:
                 raise ValueError
         except ValueError:
-            raise BadRequest(f"tcp_connect entry {ep!r} is not an ip:port endpoint") from None
+            raise BadRequest(f"{endpoint_name} {ep!r} is not an IP:PORT endpoint") from None
     return parts.scheme, parts.hostname, port
 
 
@@ -343,10 +350,33 @@ async def _quic(
                 title=resp.x_didban_title or "",
                 headers=dict(resp.headers or {}),
                 status_code=resp.code,
+                x_didban_throughput=round(r.throughput, 1) if r.throughput else None,
             )
     if http3 is None and results:
         http3 = THHTTPRequestResult(failure=th_http_failure(results[0].failure))
     return handshakes, http3
+
+
+async def stun_binding(req: STUNControlRequest, cfg: HelperConfig) -> STUNControlResponse:
+    """The probe's STUN Binding transaction repeated from here (``POST /x-didban/stun``):
+    the endpoint's host resolved with the helper's resolver, one request to its first
+    usable address. Raises :class:`BadRequest` for an endpoint that is not ``host:port``."""
+    try:
+        host, port = split_address(req.endpoint, 0)
+    except ValueError:
+        raise BadRequest(f"endpoint {req.endpoint!r} is not host:port") from None
+    if not host or not 0 < port < 65536:
+        raise BadRequest(f"endpoint {req.endpoint!r} is not host:port")
+    addrs, failure = await _resolve(host, cfg)
+    usable = [ip for ip in addrs if cfg.may_connect(ip)]
+    out = STUNControlResponse(endpoint=req.endpoint, addresses=addrs)
+    if not usable:
+        out.failure = failure or (failures.DNS_BOGON if addrs else failures.DNS_NO_ANSWER)
+        return out
+    result = await stun.binding(usable[0], port, timeout=STUN_TIMEOUT)
+    out.failure = result.failure
+    out.response_type = result.response.kind if result.response is not None else None
+    return out
 
 
 def _ports(scheme: str, explicit: int | None) -> Sequence[int]:

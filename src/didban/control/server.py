@@ -4,7 +4,8 @@
 JSON body and answers the ``THResponse`` of :func:`didban.control.helper.measure`.
 ``GET /x-didban/whoami`` (didban's extension) answers ``{"address": "<the client's source
 address as the helper sees it>"}``: the probe looks its network up offline from that, with
-no third party (OONI's probe asks STUN servers and its backend). A bad
+no third party (OONI's probe asks STUN servers and its backend). ``POST /x-didban/stun``
+(``{"endpoint": "host:port"}``) repeats the probe's STUN Binding transaction from here. A bad
 request (not JSON, wrong schema, not an http(s) URL, body over 1 MiB) gets HTTP 400 with
 ``{"error": "<one sentence>"}``. Connections are served concurrently and kept alive.
 A plain asyncio server (no web framework) keeps start-up well under a second.
@@ -22,8 +23,9 @@ import h11
 import msgspec
 
 from didban import __version__
-from didban.control.helper import BadRequest, HelperConfig, check_request, measure
+from didban.control.helper import BadRequest, HelperConfig, check_request, measure, stun_binding
 from didban.model.ooni import THRequest
+from didban.model.ooniapps import STUNControlRequest
 
 MAX_REQUEST_BODY: Final = 1 << 20
 HELLO: Final = b'{"message":"Hello OONItarian!"}'
@@ -37,6 +39,8 @@ def _error(message: str) -> bytes:
 
 
 WHOAMI: Final = "/x-didban/whoami"
+STUN: Final = "/x-didban/stun"
+_stun_decoder = msgspec.json.Decoder(STUNControlRequest)
 
 
 async def handle_body(
@@ -49,6 +53,8 @@ async def handle_body(
         if method not in ("GET", "HEAD"):
             return 405, _error(f"method {method} is not allowed on {WHOAMI}; use GET")
         return 200, _encoder.encode({"address": peer})
+    if path == STUN:
+        return await _stun(method, body, cfg)
     if path != "/":
         return 404, _error(f"no such resource {path!r}; the helper answers at /")
     if method in ("GET", "HEAD"):
@@ -68,6 +74,23 @@ async def handle_body(
     except BadRequest as exc:
         return 400, _error(str(exc))
     return 200, _encoder.encode(await measure(req, cfg))
+
+
+async def _stun(method: str, body: bytes | None, cfg: HelperConfig) -> tuple[int, bytes]:
+    if method != "POST":
+        return 405, _error(f"method {method} is not allowed on {STUN}; use POST")
+    if body is None:
+        return 400, _error(f"the request body is larger than {MAX_REQUEST_BODY} bytes")
+    try:
+        req = _stun_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        return 400, _error(f"the request does not follow the STUN request schema: {exc}")
+    except msgspec.DecodeError:
+        return 400, _error("the request body is not valid JSON")
+    try:
+        return 200, _encoder.encode(await stun_binding(req, cfg))
+    except BadRequest as exc:
+        return 400, _error(str(exc))
 
 
 class _Connection:

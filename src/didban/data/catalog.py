@@ -63,3 +63,9 @@ def service_for_url(url: str | None) -> str | None:
         return None
     host = urlsplit(url).hostname
     return service_for_host(host) if host else None
+
+
+def offers_http3(host: str) -> bool:
+    """The catalog says the service ``host`` belongs to offers HTTP/3."""
+    sid = service_for_host(host)
+    return sid is not None and by_id(sid).http3

@@ -16,13 +16,15 @@ rows) all read addresses through this one module.
 
 from __future__ import annotations
 
-import bisect
 import ipaddress
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from didban.data import path as data_path
 from didban.model.addresses import parse_ip
@@ -63,24 +65,25 @@ class AsnDB:
     def __init__(self, directory: Path | None = None, overrides: Sequence[AsnRow] = ()) -> None:
         d = directory or snapshot_dir()
         self.directory = d
-        self._v4_start: list[int] = []
-        self._v4_end: list[int] = []
-        self._v4_asn: list[int] = []
-        self._v6_start: list[bytes] = []
-        self._v6_end: list[bytes] = []
-        self._v6_asn: list[int] = []
+        # numpy arrays, not lists: 5 MB instead of 80 (every ingest worker holds one)
+        self._v4_start = np.zeros(0, dtype=np.uint32)
+        self._v4_end = np.zeros(0, dtype=np.uint32)
+        self._v4_asn = np.zeros(0, dtype=np.uint32)
+        self._v6_start = np.zeros(0, dtype="S16")  # 16-byte big-endian: bytes order = order
+        self._v6_end = np.zeros(0, dtype="S16")
+        self._v6_asn = np.zeros(0, dtype=np.uint32)
         self._names: dict[int, str] = {}
         if (d / "asn-ipv4.parquet").exists():
             import pyarrow.parquet as pq  # ~100 ms: only when the snapshot is loaded
 
             t4 = pq.read_table(d / "asn-ipv4.parquet")
-            self._v4_start = t4.column("start").to_pylist()
-            self._v4_end = t4.column("end").to_pylist()
-            self._v4_asn = t4.column("asn").to_pylist()
+            self._v4_start = _column(t4, "start", np.uint32)
+            self._v4_end = _column(t4, "end", np.uint32)
+            self._v4_asn = _column(t4, "asn", np.uint32)
             t6 = pq.read_table(d / "asn-ipv6.parquet")
-            self._v6_start = t6.column("start").to_pylist()
-            self._v6_end = t6.column("end").to_pylist()
-            self._v6_asn = t6.column("asn").to_pylist()
+            self._v6_start = _column(t6, "start", "S16")
+            self._v6_end = _column(t6, "end", "S16")
+            self._v6_asn = _column(t6, "asn", np.uint32)
             tn = pq.read_table(d / "asn-names.parquet")
             self._names = dict(
                 zip(tn.column("asn").to_pylist(), tn.column("org").to_pylist(), strict=True)
@@ -134,17 +137,29 @@ class AsnDB:
             addr = addr.ipv4_mapped
         if isinstance(addr, ipaddress.IPv4Address):
             n = int(addr)
-            i = bisect.bisect_right(self._v4_start, n) - 1
-            if i >= 0 and n <= self._v4_end[i]:
-                asn = self._v4_asn[i]
+            # a uint32 scalar: with a Python int numpy would convert the whole array per call
+            i = int(np.searchsorted(self._v4_start, np.uint32(n), side="right")) - 1
+            if i >= 0 and n <= int(self._v4_end[i]):
+                asn = int(self._v4_asn[i])
                 return AsnInfo(asn, self._names.get(asn), country(str(addr)))
             return None
         key = _v6_key(addr)
-        j = bisect.bisect_right(self._v6_start, key) - 1
-        if j >= 0 and key <= self._v6_end[j]:
-            asn = self._v6_asn[j]
+        j = int(np.searchsorted(self._v6_start, key, side="right")) - 1
+        # the 16 bytes themselves (an S16 item read alone loses its trailing zero bytes)
+        if j >= 0 and key <= self._v6_end[j : j + 1].tobytes():
+            asn = int(self._v6_asn[j])
             return AsnInfo(asn, self._names.get(asn), country(str(addr)))
         return None
+
+
+def _column(table: Any, name: str, dtype: Any) -> Any:
+    """A column of a snapshot table as a numpy array (16-byte binaries as ``S16``)."""
+    col = table.column(name).combine_chunks()
+    if dtype == "S16":
+        return np.frombuffer(
+            col.buffers()[1], dtype="S16", count=len(col), offset=16 * col.offset
+        ).copy()
+    return col.to_numpy().astype(dtype)
 
 
 @lru_cache(maxsize=1)

@@ -14,12 +14,9 @@ not announced.
 
 from __future__ import annotations
 
-import os
 import secrets
-import sqlite3
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -27,6 +24,7 @@ from typing import Final
 import msgspec
 
 from didban.events import webhook
+from didban.events.database import Database
 from didban.events.record import KINDS, Event
 
 FILE_NAME: Final = "alerts.sqlite"
@@ -110,7 +108,7 @@ class Alert(msgspec.Struct):
     event: Event
 
 
-class Outbox:
+class Outbox(Database):
     def __init__(
         self,
         data_dir: Path,
@@ -119,38 +117,11 @@ class Outbox:
         max_delay: float = 3600.0,
         timeout: float = TIMEOUT,
     ) -> None:
-        self.path = Path(data_dir) / FILE_NAME
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        new = not self.path.exists()
-        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        if new:
-            os.chmod(self.path, 0o600)  # it holds the subscriptions' secrets
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.executescript(_SCHEMA)
+        # 0600: it holds the subscriptions' secrets
+        super().__init__(Path(data_dir) / FILE_NAME, _SCHEMA, mode=0o600)
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.timeout = timeout
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> Outbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
 
     # --- subscriptions ------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from didban.files.tables import print_table
 from didban.store.cli import default_data_dir
 
 if TYPE_CHECKING:
@@ -208,15 +209,13 @@ def detect_cmd(
     except (InputError, SourceError) as exc:
         raise _fail(str(exc)) from None
     events = (
-        detectmod.select(
-            result.events, cc=ccs, asn=filters.asn, target=filters.target, since=t_since
-        )
+        detectmod.select(result.events, Filters(ccs, filters.asn, filters.target, t_since))
         if input_file is not None
         else result.events
     )
     if output is not None:
         write_jsonl(output, events)
-    out.print(_table(events))
+    print_table(out, _table(events))
     _summary(result, time.perf_counter() - started, output)
     where = data_dir or default_data_dir()
     queued = _save(where, events, filters, input_file is None and not narrowed) if save else None
@@ -309,9 +308,7 @@ def timeline_cmd(
                     ).events
             except SourceError as exc:
                 raise _fail(str(exc)) from None
-    detected = select(
-        detected, cc=(code,), target=(target,) if target else (), since=t_since, until=t_until
-    )
+    detected = select(detected, Filters((code,), (), (target,) if target else (), t_since, t_until))
     known = knownmod.select(knownmod.load(), code, target, t_since, t_until)
     items = timeline.entries(known, detected)
     for line in timeline.render(items, t_since, t_until, width):
@@ -339,11 +336,20 @@ def add_cmd(
     typer.echo(f"subscription {sub.id}\nsecret {sub.secret}")
 
 
+def _existing(data_dir: Path | None) -> Path:
+    """The data directory of a command that only reads or changes subscriptions: one that
+    does not exist is a mistyped path, not a place to create the alerts file in."""
+    where = data_dir or default_data_dir()
+    if not where.is_dir():
+        raise _fail(f"there is no data directory {where} (see --data-dir)")
+    return where
+
+
 def list_cmd(data_dir: Path | None = DATA_DIR_OPT) -> None:
     """The subscriptions, with their pending deliveries."""
     from didban.events.alerts import Outbox
 
-    with Outbox(data_dir or default_data_dir()) as box:
+    with Outbox(_existing(data_dir)) as box:
         subs = box.subscriptions()
         pending = box.pending()
     t = Table(title=f"{len(subs)} subscription(s)", title_justify="left")
@@ -353,7 +359,7 @@ def list_cmd(data_dir: Path | None = DATA_DIR_OPT) -> None:
         mine = [p for p in pending if p.subscription == s.id]
         last = next((p.last_error for p in reversed(mine) if p.last_error), "")
         t.add_row(s.id, s.url, s.cc or "*", s.target or "*", s.kind or "*", str(len(mine)), last)
-    out.print(t)
+    print_table(out, t)
 
 
 def remove_cmd(
@@ -363,7 +369,7 @@ def remove_cmd(
     from didban.events.alerts import AlertError, Outbox
 
     try:
-        with Outbox(data_dir or default_data_dir()) as box:
+        with Outbox(_existing(data_dir)) as box:
             box.remove(sub_id)
     except AlertError as exc:
         raise _fail(str(exc), 1) from None
@@ -378,7 +384,7 @@ def deliver_cmd(
     """Deliver the pending alerts (exit 1 if some are still pending)."""
     from didban.events.alerts import Outbox
 
-    with Outbox(data_dir or default_data_dir()) as box:
+    with Outbox(_existing(data_dir)) as box:
         delivered, failed = box.deliver(due_only=not now)
         left = box.drain(time.time() + wait) if wait > 0 else len(box.pending())
     err.print(f"alerts: {delivered} delivered, {failed} failed, {left} pending")

@@ -23,7 +23,6 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
-from didban.data import catalog
 from didban.events import known as knownmod
 from didban.events import readers, series
 from didban.events.cluster import Cluster, Finding, cluster
@@ -339,35 +338,24 @@ def detect_ioda(
     return Result(events, len(data.signals), g.n_buckets, 0, len(out))
 
 
-def select(
-    events: Iterable[Event],
-    *,
-    cc: Sequence[str] = (),
-    asn: Sequence[int] = (),
-    target: Sequence[str] = (),
-    kind: Sequence[str] = (),
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> list[Event]:
+def select(events: Iterable[Event], filters: Filters) -> list[Event]:
     """The events matching the filters (a value list is "any of"; a target matches its
     subdomains, and a domain its catalog service both ways; ``since``/``until`` keep events
     active in [since, until))."""
-    if target:  # a domain stands for its catalog service too
-        services = (catalog.service_for_host(t) for t in target if "." in t)
-        target = [*target, *(s for s in services if s)]
+    target = filters.targets()
     out = []
     for e in events:
-        if cc and e.cc not in cc:
+        if filters.cc and e.cc not in filters.cc:
             continue
-        if asn and not set(asn) & set(e.asns):
+        if filters.asn and not set(filters.asn) & set(e.asns):
             continue
         if target and (e.target is None or not knownmod.target_matches(e.target, target)):
             continue
-        if kind and e.kind not in kind:
+        if filters.kind and e.kind not in filters.kind:
             continue
-        if until and parse_iso(e.onset_before) > until:
+        if filters.until and parse_iso(e.onset_before) > filters.until:
             continue
-        if since and e.resolved_before and parse_iso(e.resolved_before) < since:
+        if filters.since and e.resolved_before and parse_iso(e.resolved_before) < filters.since:
             continue
         out.append(e)
     return out

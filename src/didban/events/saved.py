@@ -27,9 +27,7 @@ and loses nothing (the rows, still old, show the same transitions again).
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +38,9 @@ import msgspec
 from didban.data import catalog
 from didban.events.alerts import FILE_NAME as ALERTS_FILE
 from didban.events.alerts import Outbox, Transition
+from didban.events.database import Database
 from didban.events.record import Event, iso
+from didban.events.series import Filters
 
 FILE_NAME: Final = "events.sqlite"
 
@@ -112,42 +112,15 @@ class Changes:
     retracted: int
 
 
-class EventTable:
+class EventTable(Database):
     """``<data-dir>/events.sqlite``: open it to write (``save``) or ``readonly`` (the API)."""
 
     def __init__(self, data_dir: Path, *, readonly: bool = False) -> None:
-        self.path = Path(data_dir) / FILE_NAME
-        if readonly:
-            self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.executescript(_SCHEMA)
+        super().__init__(Path(data_dir) / FILE_NAME, _SCHEMA, readonly=readonly)
 
     @classmethod
     def exists(cls, data_dir: Path) -> bool:
         return (Path(data_dir) / FILE_NAME).is_file()
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> EventTable:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
 
     # --- writing ------------------------------------------------------------------------
 
@@ -236,13 +209,8 @@ class EventTable:
 
     def query(
         self,
+        filters: Filters,
         *,
-        cc: Sequence[str] = (),
-        asn: Sequence[int] = (),
-        target: Sequence[str] = (),
-        kind: Sequence[str] = (),
-        since: datetime | None = None,
-        until: datetime | None = None,
         min_confidence: float = 0.0,
         retracted: bool = False,
         order: str = "onset",
@@ -258,20 +226,19 @@ class EventTable:
         params: list[object] = [min_confidence]
         if not retracted:
             conds.append("retracted IS NULL")
-        for column, values in (("cc", cc), ("kind", kind)):
+        for column, values in (("cc", filters.cc), ("kind", filters.kind)):
             if values:
                 conds.append(f"{column} IN ({', '.join('?' * len(values))})")
                 params.extend(values)
-        if asn:
-            conds.append("(" + " OR ".join("instr(asns, ?) > 0" for _ in asn) + ")")
-            params.extend(f",{a}," for a in asn)
-        if target:
-            wanted = [t.lower() for t in target]
-            wanted += [s for t in wanted if "." in t and (s := catalog.service_for_host(t))]
+        if filters.asn:
+            conds.append("(" + " OR ".join("instr(asns, ?) > 0" for _ in filters.asn) + ")")
+            params.extend(f",{a}," for a in filters.asn)
+        if wanted := filters.targets():
             one = "target = ? OR service = ? OR substr(target, -length(?) - 1) = '.' || ?"
             conds.append("(" + " OR ".join(f"({one})" for _ in wanted) + ")")
             for w in wanted:
                 params.extend((w, w, w, w))
+        since, until = filters.since, filters.until
         if until is not None:
             conds.append("onset_before <= ?")
             params.append(iso(until))

@@ -32,6 +32,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from didban.data import catalog
 from didban.events import grid as gridmod
 from didban.events.grid import Grid
 
@@ -48,13 +49,20 @@ class SourceError(ValueError):
 
 @dataclass(frozen=True)
 class Filters:
-    """What to read: the same names as the aggregation API's filters (plus the window)."""
+    """What to read, and which events to keep: the same names as the aggregation API's
+    filters (plus the window, and the event kinds, which only events have)."""
 
-    cc: tuple[str, ...] = ()
-    asn: tuple[int, ...] = ()
-    target: tuple[str, ...] = ()  # service ids or domains
+    cc: Sequence[str] = ()
+    asn: Sequence[int] = ()
+    target: Sequence[str] = ()  # service ids or domains
     since: datetime | None = None  # naive UTC, inclusive
     until: datetime | None = None  # naive UTC, exclusive
+    kind: Sequence[str] = ()
+
+    def targets(self) -> list[str]:
+        """The wanted targets, lower-cased, a domain standing for its catalog service too."""
+        wanted = [t.lower() for t in self.target]
+        return wanted + [s for t in wanted if "." in t and (s := catalog.service_for_host(t))]
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,11 @@ bytes (those stayed in the worker).
 
 The parent keeps at most ``WINDOW_PER_JOB`` tasks per worker in flight (memory stays
 bounded) and rebuilds line numbers per occurrence of a file (a file may be given twice).
+``map_blocks(paths, work, on_error=..., jobs=N)`` is the same machinery for a ``work`` that
+takes a task's records together (``[(line within the task, bytes), ...]``) and returns one
+result for them (a bulk loader builds columnar batches that way): it yields a ``Block`` per
+task, in input order, and a ``FileEnd`` after each file's last block.
+
 Workers ignore SIGINT (Ctrl-C stops the parent, which cancels what is queued and shuts them
 down) and, on Linux, are sent SIGTERM if the parent dies. A worker that dies raises
 ``concurrent.futures.process.BrokenProcessPool`` in the parent.
@@ -34,13 +39,13 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from didban.files.cpus import usable_cpus
 from didban.files.kinds import iter_files
 from didban.files.reader import Record, iter_records, numbered_lines
 from didban.files.streams import UNREADABLE, read_error
-from didban.files.tasks import Task, read_range, tasks
+from didban.files.tasks import CHUNK_BYTES, Task, read_range, tasks
 
 R = TypeVar("R")
 WINDOW_PER_JOB: Final = 3  # tasks in flight per worker
@@ -131,11 +136,22 @@ class _Done:
 
 
 _job: tuple[Callable[[bytes], Any], tuple[type[Exception], ...]] | None = None
+_block_job: Callable[[list[tuple[int, bytes]]], Any] | None = None
 
 
 def _init(work: Callable[[bytes], Any], refuse: tuple[type[Exception], ...]) -> None:
     global _job
     _job = (work, refuse)
+    _detach()
+
+
+def _init_blocks(work: Callable[[list[tuple[int, bytes]]], Any]) -> None:
+    global _block_job
+    _block_job = work
+    _detach()
+
+
+def _detach() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):  # do not outlive a parent killed by a signal
         with contextlib.suppress(OSError, AttributeError):
@@ -151,23 +167,45 @@ def _apply(line: int, data: bytes, out: list[_Result]) -> None:
         out.append((line, False, str(exc)))
 
 
-def _run(task: Task) -> _Done:
-    out: list[_Result] = []
+def _task_records(task: Task) -> tuple[list[tuple[int, bytes]], int, str | None]:
+    """The records of a task (line within it, bytes), its number of lines, and the read
+    error that ended it, if one did."""
+    records: list[tuple[int, bytes]] = []
     if task.whole:
         try:
             for rec in iter_records(task.path):
-                _apply(rec.line, rec.data, out)
+                records.append((rec.line, rec.data))
         except UNREADABLE as exc:
-            return _Done(out, 0, read_error(task.path, exc))
-        return _Done(out, 0)
+            return records, 0, read_error(task.path, exc)
+        return records, 0, None
     try:
         data = read_range(task)
     except OSError as exc:
-        return _Done(out, 0, read_error(task.path, exc))
-    for n, line in numbered_lines(io.BytesIO(data)):
-        _apply(n, line, out)
+        return records, 0, read_error(task.path, exc)
+    records = list(numbered_lines(io.BytesIO(data)))
     lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
-    return _Done(out, lines)
+    return records, lines, None
+
+
+def _run(task: Task) -> _Done:
+    records, lines, error = _task_records(task)
+    out: list[_Result] = []
+    for n, line in records:
+        _apply(n, line, out)
+    return _Done(out, lines, error)
+
+
+@dataclass(slots=True)
+class _BlockDone:
+    result: Any
+    lines: int
+    error: str | None
+
+
+def _run_block(task: Task) -> _BlockDone:
+    assert _block_job is not None, "worker not initialised"
+    records, lines, error = _task_records(task)
+    return _BlockDone(_block_job(records), lines, error)
 
 
 # ---------------------------------------------------------------- in the parent
@@ -250,6 +288,117 @@ def _parallel(
                         window.append((task, pool.submit(_run, task)))
                     while len(window) >= WINDOW_PER_JOB * jobs:
                         yield from drain()
+            while window:
+                yield from drain()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+# ---------------------------------------------------------------- blocks of records
+
+
+@dataclass(frozen=True, slots=True)
+class Block(Generic[R]):
+    """What ``work`` made of one task's records. A record's line in its file is
+    ``base`` + its line within the task."""
+
+    path: Path
+    seq: int  # which file of the input (the same file may come twice)
+    base: int
+    result: R
+
+
+@dataclass(frozen=True, slots=True)
+class FileEnd:
+    """The last block of a file has been yielded; ``error`` says why it ended early."""
+
+    path: Path
+    seq: int
+    error: str | None = None
+
+
+def map_blocks(
+    paths: Iterable[Path],
+    work: Callable[[list[tuple[int, bytes]]], R],
+    *,
+    jobs: int = 1,
+    block_bytes: int = CHUNK_BYTES,
+) -> Iterator[Block[R] | FileEnd]:
+    """``Block(work(records))`` for the records of each task of ``paths``, and a
+    ``FileEnd`` after each file, in input order (see the module docstring)."""
+    if jobs > 1:
+        return _parallel_blocks(paths, work, jobs, block_bytes)
+    return _serial_blocks(paths, work, block_bytes)
+
+
+def _serial_blocks(
+    paths: Iterable[Path], work: Callable[[list[tuple[int, bytes]]], R], block_bytes: int
+) -> Iterator[Block[R] | FileEnd]:
+    for seq, path in enumerate(iter_files(paths)):
+        records: list[tuple[int, bytes]] = []
+        size = 0
+        error: str | None = None
+        try:
+            for rec in iter_records(path):
+                records.append((rec.line, rec.data))
+                size += len(rec.data)
+                if size >= block_bytes:
+                    yield Block(path, seq, 0, work(records))
+                    records, size = [], 0
+        except UNREADABLE as exc:
+            error = read_error(path, exc)
+        if records:
+            yield Block(path, seq, 0, work(records))
+        yield FileEnd(path, seq, error)
+
+
+def _parallel_blocks(
+    paths: Iterable[Path],
+    work: Callable[[list[tuple[int, bytes]]], R],
+    jobs: int,
+    block_bytes: int,
+) -> Iterator[Block[R] | FileEnd]:
+    # in flight: a task and its future, a file's read error, or the end of a file
+    window: deque[tuple[Task, Future[_BlockDone]] | FileEnd] = deque()
+    bases: dict[int, int] = {}  # lines of each file so far
+    failed: set[int] = set()  # files whose read failed: their later blocks are dropped
+
+    def drain() -> Iterator[Block[R] | FileEnd]:
+        item = window.popleft()
+        if isinstance(item, FileEnd):
+            if item.seq in failed:
+                return
+            if item.error is not None:
+                failed.add(item.seq)
+            bases.pop(item.seq, None)
+            yield item
+            return
+        task, future = item
+        done = future.result()
+        if task.seq in failed:
+            return
+        base = bases.get(task.seq, 0)
+        yield Block(task.path, task.seq, base, done.result)
+        bases[task.seq] = base + done.lines
+        if done.error is not None:
+            failed.add(task.seq)
+            bases.pop(task.seq, None)
+            yield FileEnd(task.path, task.seq, done.error)
+
+    with ProcessPoolExecutor(
+        max_workers=jobs, mp_context=_context(), initializer=_init_blocks, initargs=(work,)
+    ) as pool:
+        try:
+            for n, path in enumerate(iter_files(paths)):
+                for task in tasks(path, n, block_bytes):
+                    if isinstance(task, str):
+                        window.append(FileEnd(path, n, task))
+                    else:
+                        window.append((task, pool.submit(_run_block, task)))
+                    while len(window) >= WINDOW_PER_JOB * jobs:
+                        yield from drain()
+                window.append(FileEnd(path, n))
             while window:
                 yield from drain()
         except BaseException:

@@ -61,6 +61,8 @@ def numbered_lines(lines: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
 def _is_one_document(data: bytes) -> bool:
     try:
         msgspec.json.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    # too deep to decode: read as lines, so a one-line record is refused as one record and
+    # the other lines of a JSONL file are kept
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return False
     return True

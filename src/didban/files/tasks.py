@@ -42,8 +42,9 @@ class Task:
     whole: bool = False  # ... or the whole file, read with reader.iter_records
 
 
-def tasks(path: Path, seq: int) -> Iterator[Task | str]:
-    """The tasks of one file (the ``seq``-th of the input), or its read error."""
+def tasks(path: Path, seq: int, chunk: int = CHUNK_BYTES) -> Iterator[Task | str]:
+    """The tasks of one file (the ``seq``-th of the input), or its read error; ``chunk``:
+    bytes of JSONL per task."""
     kind = file_kind(path)
     if kind is None or kind[0] == "json":
         yield Task(path, seq, whole=True)  # the worker reports what iter_records says
@@ -55,20 +56,20 @@ def tasks(path: Path, seq: int) -> Iterator[Task | str]:
         yield read_error(path, exc)
         return
     if comp or not regular:
-        yield from _blocks(path, seq, comp)
+        yield from _blocks(path, seq, comp, chunk)
         return
     try:
-        yield from _ranges(path, seq)
+        yield from _ranges(path, seq, chunk)
     except OSError as exc:
         yield read_error(path, exc)
 
 
-def _ranges(path: Path, seq: int) -> Iterator[Task]:
+def _ranges(path: Path, seq: int, chunk: int) -> Iterator[Task]:
     with path.open("rb") as fh:
         size = fh.seek(0, io.SEEK_END)
         start = 0
         while start < size:
-            end = start + CHUNK_BYTES
+            end = start + chunk
             if end >= size:
                 end = size
             else:
@@ -86,7 +87,7 @@ def _ranges(path: Path, seq: int) -> Iterator[Task]:
             start = end
 
 
-def _blocks(path: Path, seq: int, comp: str) -> Iterator[Task | str]:
+def _blocks(path: Path, seq: int, comp: str, chunk: int) -> Iterator[Task | str]:
     """Blocks of whole lines of a stream read as ``reader.iter_records`` reads it; when a
     read fails, the whole lines read before the failure, then the error."""
     parts: list[bytes] = []
@@ -98,11 +99,12 @@ def _blocks(path: Path, seq: int, comp: str) -> Iterator[Task | str]:
             while piece := stream.read1(READ_BUFFER):
                 parts.append(piece)
                 size += len(piece)
-                if size >= CHUNK_BYTES and b"\n" in piece:
-                    data = b"".join(parts)
-                    cut = data.rfind(b"\n") + 1
-                    yield Task(path, seq, data=data[:cut])
-                    parts, size = [data[cut:]], len(data) - cut
+                cut = piece.rfind(b"\n") + 1 if size >= chunk else 0
+                if cut:  # one join of whole lines; the rest of the last piece goes on
+                    parts[-1] = piece[:cut]
+                    yield Task(path, seq, data=b"".join(parts))
+                    rest = piece[cut:]
+                    parts, size = ([rest] if rest else []), len(rest)
     except UNREADABLE as exc:
         data = b"".join(parts)
         cut = data.rfind(b"\n") + 1  # a line cut short by the failure is not a record

@@ -26,9 +26,10 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from didban.lab import plan, runtime, zone
-from didban.lab.profiles import Profile, default_urls, dot_endpoint
+from didban.lab import plan, runtime, targets, zone
+from didban.lab.profiles import Profile
 from didban.lab.profiles import load as load_profile
+from didban.lab.targets import default_urls, dot_endpoint
 
 # The label of a target the probe produced no verdict for.
 MISSING = "missing"
@@ -90,11 +91,12 @@ def label(state: str, method: str | None) -> str:
 
 
 def compare(verdicts: Iterable[Mapping[str, Any]], profile: Profile) -> list[Row]:
-    """One row per verdict whose input the profile has ground truth for."""
+    """One row per verdict whose target (``targets.of_verdict``: the input, ``quic://``,
+    ``app:``) the profile has ground truth for."""
     truth = {t.url: t for t in profile.ground_truth}
     rows: list[Row] = []
     for v in verdicts:
-        url = v.get("input")
+        url = targets.of_verdict(v)
         if not isinstance(url, str) or url not in truth:
             continue
         t = truth[url]
@@ -230,11 +232,11 @@ class ProfileRun:
     """One profile measured: the verdicts lined up with its ground truth, and timings."""
 
     profile: Profile
-    measurements: list[Path]  # the default list's run, the extra targets' run, dnscheck's
+    measurements: list[Path]  # the default list's run, the extra web, app and dnscheck runs
     verdicts_file: Path
     verdicts: list[dict[str, Any]]
     rows: list[Row]
-    targets: list[str]  # every target: the default list, web_extras(), then dns_extras()
+    targets: list[str]  # the default list, web_extras(), app_extras(), then dns_extras()
     not_measured: list[str]  # ground-truth targets no experiment takes (none shipped)
     seconds: dict[str, float] = field(default_factory=dict)
     probe_exit: int = 0
@@ -277,6 +279,13 @@ def web_extras(profile: Profile) -> list[str]:
         for t in profile.ground_truth
         if t.url not in listed and t.url.startswith(("http://", "https://"))
     ]
+
+
+def app_extras(profile: Profile) -> list[str]:
+    """Ground-truth ``app:``, ``stun://`` and ``quic://`` targets: ``measure`` probes them
+    with ``didban run --test im --test quic`` (the HTTP/3 test of each ``quic://`` target's
+    https URL, given with ``--url``)."""
+    return [t.url for t in profile.ground_truth if t.url.startswith(("app:", "stun://", "quic://"))]
 
 
 def dns_extras(profile: Profile) -> list[str]:
@@ -322,12 +331,20 @@ def _dnscheck(url: str, out: Path, domain: str, lab_json: str, timeout: float, n
 
 
 def _probe(
-    urls: Sequence[str], out: Path, lab_json: str, concurrency: int, timeout: float, name: str
+    urls: Sequence[str],
+    out: Path,
+    lab_json: str,
+    concurrency: int,
+    timeout: float,
+    name: str,
+    tests: Sequence[str] = (),
 ) -> int:
     args = ["run", "--lab", "--accept-risk", "--no-progress"]
     args += ["--concurrency", str(concurrency), "--output", str(out)]
     for u in urls:
         args += ["--url", u]
+    for t in tests:
+        args += ["--test", t]
     run = _didban(args, {"DIDBAN_LAB": lab_json}, timeout)
     # Exit 1 means some URL could not be measured (listed by the probe): a measurement
     # result, counted as missing verdicts. Anything else is a setup failure.
@@ -348,14 +365,16 @@ def measure(
     timeout: float = 600.0,
 ) -> ProfileRun:
     """Probe the default list inside a running lab (then the profile's other http(s)
-    ground-truth targets, in a second run), classify both with one ``didban analyze``;
-    check each ``dot://`` target with ``didban dnscheck`` and classify it on its own (its
+    ground-truth targets, in a second run, and its app, STUN and HTTP/3 targets in a
+    third: ``--test im --test quic``), classify them with one ``didban analyze``; check
+    each ``dot://`` target with ``didban dnscheck`` and classify it on its own (its
     verdict, about the looked-up domain, is filed under the resolver it tested)."""
     lab_json = str(Path(desc_state_dir) / "lab.json")
     measurements = workdir / f"{profile.name}.jsonl"
     extra_file = workdir / f"{profile.name}.extra.jsonl"
     verdicts_file = workdir / f"{profile.name}.verdicts.jsonl"
     extras = web_extras(profile)
+    app_targets = app_extras(profile)
     dns_targets = dns_extras(profile)
     seconds: dict[str, float] = {}
     t0 = time.monotonic()
@@ -367,6 +386,16 @@ def measure(
         code = max(code, _probe(extras, extra_file, lab_json, concurrency, timeout, profile.name))
         seconds["probe extras"] = time.monotonic() - t0
         files.append(extra_file)
+    if app_targets:
+        apps_file = workdir / f"{profile.name}.apps.jsonl"
+        quic = [targets.quic_url(t) for t in app_targets if t.startswith("quic://")]
+        tests = ["im"] + (["quic"] if quic else [])
+        t0 = time.monotonic()
+        code = max(
+            code, _probe(quic, apps_file, lab_json, concurrency, timeout, profile.name, tests)
+        )
+        seconds["probe apps"] = time.monotonic() - t0
+        files.append(apps_file)
     dns_files: list[tuple[str, Path]] = []
     if dns_targets:
         t0 = time.monotonic()
@@ -382,12 +411,12 @@ def measure(
         found = _analyze([out], out.with_suffix(".verdicts.jsonl"), timeout, profile.name)
         verdicts += [{**v, "input": url, "x_domain": v.get("input")} for v in found]
     seconds["analyze"] = time.monotonic() - t0
-    targets = default_urls() + extras + dns_targets
-    rows = [r for r in compare(verdicts, profile) if r.url in set(targets)]
+    measured = default_urls() + extras + app_targets + dns_targets
+    rows = [r for r in compare(verdicts, profile) if r.url in set(measured)]
     rows += missing_rows(
-        missing((str(v.get("input")) for v in verdicts), profile, targets), profile
+        missing((str(targets.of_verdict(v)) for v in verdicts), profile, measured), profile
     )
-    order = {u: i for i, u in enumerate(targets)}
+    order = {u: i for i, u in enumerate(measured)}
     rows.sort(key=lambda r: order[r.url])
     return ProfileRun(
         profile=profile,
@@ -395,8 +424,8 @@ def measure(
         verdicts_file=verdicts_file,
         verdicts=verdicts,
         rows=rows,
-        targets=targets,
-        not_measured=[t.url for t in profile.ground_truth if t.url not in set(targets)],
+        targets=measured,
+        not_measured=[t.url for t in profile.ground_truth if t.url not in set(measured)],
         seconds=seconds,
         probe_exit=code,
     )

@@ -42,6 +42,36 @@ def load(state_dir: Path) -> trustme.CA:
     )
 
 
+# --- the apps' own CAs ----------------------------------------------------------------------
+# An app that pins a CA of its own (data/apps.yaml ``ca``: Signal) gets a lab stand-in for
+# it: a second root, ``<app>-ca.pem``, that clients do not trust by default. The lab serves
+# the app's backend names with leaves from it (services.main); the app experiment verifies
+# against the lab CA plus this one, as the real app does against the public roots plus its own.
+
+
+def app_ca_file(state_dir: Path, app_id: str) -> Path:
+    return state_dir / f"{app_id}-ca.pem"
+
+
+def create_app_ca(state_dir: Path, app_id: str, organization: str) -> Path:
+    """Create the lab's stand-in for the CA ``app_id`` pins; return its certificate's path."""
+    ca = trustme.CA(organization_name=f"{organization} (didban lab)", organization_unit_name=app_id)
+    cert = app_ca_file(state_dir, app_id)
+    ca.cert_pem.write_to_path(str(cert))
+    key = state_dir / f"{app_id}-ca-key.pem"
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(ca.private_key_pem.bytes())
+    return cert
+
+
+def load_app_ca(state_dir: Path, app_id: str) -> trustme.CA:
+    return trustme.CA.from_pem(
+        app_ca_file(state_dir, app_id).read_bytes(),
+        (state_dir / f"{app_id}-ca-key.pem").read_bytes(),
+    )
+
+
 class LeafStore:
     """Leaf certificates of one server process, keyed by hostname, with SNI selection."""
 
@@ -99,6 +129,22 @@ class LeafStore:
         self._by_name[plan.BENCH_DOMAIN] = "bench"
         for a in plan.BENCH_ADDRS:
             self._by_addr.setdefault(a, "bench")
+
+    def add_pinned(self, key: str, ca: trustme.CA, names: Iterable[str]) -> None:
+        """Serve the exact ``names`` with a leaf issued by ``ca`` (an app's own CA) instead
+        of the lab root's: chosen by SNI before any wildcard site."""
+        names = list(names)
+        if not names:
+            return
+        leaf = ca.issue_cert(
+            *names,
+            common_name=names[0],
+            organization_name="didban lab",
+            organization_unit_name=key,
+        )
+        self._add(key, leaf)
+        for n in names:
+            self._by_name[n] = key
 
     def leaf(self, key: str) -> trustme.LeafCert:
         return self._leaves[key]

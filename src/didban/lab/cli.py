@@ -61,6 +61,7 @@ def up_cmd(
         "clean",
         "--profile",
         "-p",
+        metavar="PROFILE",
         help="A shipped profile (clean, iran-2019-shutdown, iran-2022, iran-protocol-filter, "
         "isp-dns-redirects, national-root-mitm; docs/lab-profiles.md) or the path of a YAML "
         "profile.",
@@ -69,7 +70,8 @@ def up_cmd(
         False, "--no-control", help="Do not start the control test helper."
     ),
 ) -> None:
-    """Build a lab with PROFILE and start its services, resolvers, censor and control."""
+    """Build a lab censored as --profile says, and start its services, resolvers, censor
+    and control."""
     from didban.lab import runtime
 
     _valid_profile_as_root(profile)
@@ -172,7 +174,9 @@ def exec_cmd(
 
 @lab_app.command("switch")
 def switch_cmd(
-    profile: str = typer.Option(..., "--profile", "-p", help="Shipped profile or YAML path."),
+    profile: str = typer.Option(
+        ..., "--profile", "-p", metavar="PROFILE", help="Shipped profile or YAML path."
+    ),
 ) -> None:
     """Change the running lab's censorship profile live (the censor reloads on SIGHUP)."""
     from didban.lab import runtime

@@ -18,7 +18,10 @@ censor see it; the control vantage reaches ``inet`` through ``intl`` only, unfil
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Final
+
+from didban.data import apps, catalog
 
 # Roles, in creation order. Names are short: veth names are limited to 15 characters.
 ROLES: Final = ("client", "isp", "domestic", "intl", "inet", "control")
@@ -71,23 +74,28 @@ SERVICE_ADDRS: Final[dict[str, tuple[str, ...]]] = {
 # Hosts of the default test list (data/default-list.csv) that are not catalog services get
 # one address each from 203.0.113.64/26, in the order the list first names them.
 EXTRA_POOL: Final = tuple(f"203.0.113.{i}" for i in range(64, 128))
+# App endpoints (data/apps.yaml) the catalog names by address (Telegram's data centres), and
+# app host names no catalog service owns (the STUN servers), get one address each from
+# 203.0.113.128/27, in catalog order: app_addresses(), app_hosts(). 203.0.113.160/27 is
+# left for the circumvention tools' servers.
+APP_POOL: Final = tuple(f"203.0.113.{i}" for i in range(128, 160))
 # Sites the resolver and redirect techniques are checked on (the lab accuracy benchmark):
-# one address each in 203.0.113.176/28, names <label>.cases.didban.test. ``redirect``
+# one address each in 203.0.113.224/28, names <label>.cases.didban.test. ``redirect``
 # answers /to/<host> with a redirect to https://<host>/; the hop-* sites are the
 # destinations a censor blocks at the next hop.
 CASE_DOMAIN: Final = "cases.didban.test"
 CASE_SITES: Final[dict[str, str]] = {
-    "isp-nxdomain": "203.0.113.176",
-    "isp-noanswer": "203.0.113.177",
-    "isp-localhost": "203.0.113.178",
-    "isp-refused": "203.0.113.179",
-    "isp-badtls": "203.0.113.180",
-    "redirect": "203.0.113.181",
-    "hop-nxdomain": "203.0.113.182",
-    "hop-refused": "203.0.113.183",
-    "hop-timeout": "203.0.113.184",
-    "hop-reset": "203.0.113.185",
-    "hop-eof": "203.0.113.186",
+    "isp-nxdomain": "203.0.113.224",
+    "isp-noanswer": "203.0.113.225",
+    "isp-localhost": "203.0.113.226",
+    "isp-refused": "203.0.113.227",
+    "isp-badtls": "203.0.113.228",
+    "redirect": "203.0.113.229",
+    "hop-nxdomain": "203.0.113.230",
+    "hop-refused": "203.0.113.231",
+    "hop-timeout": "203.0.113.232",
+    "hop-reset": "203.0.113.233",
+    "hop-eof": "203.0.113.234",
 }
 # Virtual hosts on demand (benchmarks: 1,000 distinct URLs), names site<N>.bench.didban.test.
 BENCH_ADDRS: Final = tuple(f"203.0.113.{i}" for i in range(200, 216))
@@ -132,6 +140,62 @@ SERVICE_OWNERS: Final[dict[str, tuple[int, str, str]]] = {
 }
 
 
+# Organisations of the app endpoints' ASes that no catalog service owns.
+_APP_ORGS: Final[dict[int, tuple[str, str]]] = {
+    15169: ("US", "Google LLC"),
+    59930: ("GB", "Telegram Messenger Inc"),
+    62014: ("GB", "Telegram Messenger Inc"),
+    62041: ("GB", "Telegram Messenger Inc"),
+}
+APP_HOSTING: Final = (64503, "NL", "didban lab app hosting")
+
+
+@lru_cache(maxsize=1)
+def _app_plan() -> tuple[dict[str, str], tuple[tuple[str, str, str], ...]]:
+    """(catalog address -> lab address, ((host, lab address, app id), ...))."""
+    pool = iter(APP_POOL)
+    literal: dict[str, str] = {}
+    for _, e in apps.literal_addresses():
+        if e.address and e.address not in literal:
+            literal[e.address] = next(pool)
+    hosts: list[tuple[str, str, str]] = []
+    seen: set[str] = set()
+    for app, _, name in apps.hostnames():
+        if name in seen or catalog.service_for_host(name) is not None:
+            continue
+        seen.add(name)
+        hosts.append((name, next(pool), app.id))
+    return literal, tuple(hosts)
+
+
+def app_addresses() -> dict[str, str]:
+    """Every catalog address of an app endpoint -> the lab address that stands in for it."""
+    return dict(_app_plan()[0])
+
+
+def app_hosts() -> tuple[tuple[str, str, str], ...]:
+    """(host, lab address, app id) for the app host names no catalog service owns."""
+    return _app_plan()[1]
+
+
+def app_endpoint_addresses(app_id: str) -> tuple[str, ...]:
+    """The lab addresses of an app's own endpoints (its literal addresses, its own hosts)."""
+    literal, hosts = _app_plan()
+    app = apps.by_id(app_id)
+    out = [literal[e.address] for e in app.endpoints if e.address]
+    out += [addr for _, addr, owner in hosts if owner == app_id]
+    return tuple(dict.fromkeys(out))
+
+
+def service_addresses(service_id: str) -> tuple[str, ...]:
+    """A service's addresses: its web addresses, then those of its apps' own endpoints
+    (``service:telegram`` is Telegram's web servers and its data centres)."""
+    own = {**SERVICE_ADDRS, **DOMESTIC_SITES}[service_id]
+    extra = [a for app in apps.apps() if app.service == service_id
+             for a in app_endpoint_addresses(app.id)]  # fmt: skip
+    return tuple(dict.fromkeys([*own, *extra]))
+
+
 def asn_map() -> tuple[tuple[str, int, str, str], ...]:
     """(cidr, asn, cc, org) rows: the lab's own IP -> ASN/country table for the probe."""
     rows: list[tuple[str, int, str, str]] = [
@@ -139,8 +203,8 @@ def asn_map() -> tuple[tuple[str, int, str, str], ...]:
         ("192.0.2.32/27", 58224, "IR", "Iran Telecommunication Company PJS (lab)"),
         ("10.10.34.0/24", 0, "IR", "Iranian national blockpage (lab)"),
         ("203.0.113.64/26", 64502, "NL", "didban lab hosting (lab)"),
-        ("203.0.113.176/28", 64503, "NL", "didban lab cases hosting (lab)"),
-        ("203.0.113.192/26", 64500, "NL", "didban bench hosting (lab)"),
+        ("203.0.113.224/28", 64503, "NL", "didban lab cases hosting (lab)"),
+        ("203.0.113.192/27", 64500, "NL", "didban bench hosting (lab)"),
         ("198.51.100.0/29", 13335, "US", "Cloudflare, Inc. (lab)"),
         ("198.51.100.8/30", 15169, "US", "Google LLC (lab)"),
         ("198.51.100.16/29", 19281, "CH", "Quad9 (lab)"),
@@ -149,7 +213,26 @@ def asn_map() -> tuple[tuple[str, int, str, str], ...]:
     for sid, addrs in {**SERVICE_ADDRS, **DOMESTIC_SITES}.items():
         asn, cc, org = SERVICE_OWNERS[sid]
         rows.extend((f"{a}/32", asn, cc, f"{org} (lab)") for a in addrs)
+    literal, hosts = _app_plan()
+    for app, e in apps.literal_addresses():
+        rows.append((f"{literal[str(e.address)]}/32", *_app_owner(app.service, e.asn or app.asn)))
+    for host, addr, app_id in hosts:
+        app = apps.by_id(app_id)
+        own = next((e.asn for e in app.endpoints if e.hostname == host), None)
+        rows.append((f"{addr}/32", *_app_owner(app.service, own or app.asn)))
     return tuple(rows)
+
+
+def _app_owner(service: str | None, asn: int | None) -> tuple[int, str, str]:
+    """(asn, cc, org) of an app endpoint's lab address: its own AS, else the lab's."""
+    if asn is None:
+        asn_, cc, org = APP_HOSTING
+        return asn_, cc, f"{org} (lab)"
+    if service is not None and SERVICE_OWNERS[service][0] == asn:
+        _, cc, org = SERVICE_OWNERS[service]
+    else:
+        cc, org = _APP_ORGS.get(asn, APP_HOSTING[1:])
+    return asn, cc, f"{org} (lab)"
 
 
 PROBE_CC: Final = "IR"

@@ -13,20 +13,19 @@ form the censor engine reads (``profile.json``).
 
 from __future__ import annotations
 
-import csv
-import ipaddress
 import re
 from pathlib import Path
 from typing import Any, Final, Literal
-from urllib.parse import urlsplit
 
 import msgspec
 import msgspec.inspect as schema_info
 import yaml
 
-from didban.data import path as data_path
 from didban.lab.censor.paramtypes import Identifier, Text, decode_hook
 from didban.lab.censor.techniques import TECHNIQUES, AnyRule, known
+from didban.lab.targets import covered
+from didban.lab.targets import default_urls as default_urls  # re-exported
+from didban.lab.targets import problem as target_problem
 from didban.model.verdict import LAYERS, METHODS
 
 PROFILE_DIR: Final = Path(__file__).resolve().parent / "profiles"
@@ -42,8 +41,8 @@ METHOD_LAYER: Final[dict[str, str]] = {
     "shutdown": "ip",
     "nin": "ip",
     "protocol": "tcp",
+    "stun": "app",
 }
-_URL_RE: Final = re.compile(r"^(https?|dot|dns)://[^/\s]+")
 _AT_RE: Final = re.compile(r"\.(\w+)|\[(\d+)\]")
 _MUST_RE: Final = re.compile(r"^('[^']*' )?must ")
 _CONSTRUCTOR: Final = yaml.constructor.SafeConstructor()
@@ -117,25 +116,6 @@ class ProfileDocument(msgspec.Struct, forbid_unknown_fields=True):
     description: Text
     rules: list[AnyRule]
     ground_truth: GroundTruthDocument
-
-
-def dot_endpoint(url: str) -> tuple[str, int] | None:
-    """(ip, port) of a ``dot://IP[:PORT]`` ground-truth target (port 853 by default)."""
-    split = urlsplit(url)
-    try:
-        ip = str(ipaddress.ip_address(split.hostname or ""))
-        port = split.port or 853
-    except ValueError:
-        return None
-    if split.scheme != "dot" or split.path not in ("", "/"):
-        return None
-    return ip, port
-
-
-def default_urls() -> list[str]:
-    """The URLs of ``data/default-list.csv``, in file order: every profile covers them."""
-    with data_path("default-list.csv").open(encoding="utf-8", newline="") as f:
-        return [row["url"] for row in csv.DictReader(f)]
 
 
 def available() -> list[str]:
@@ -262,17 +242,11 @@ class _Decoder:
         entries: dict[str, Truth] = {}
         for url, raw in doc.targets.items():
             path: Place = [*here, "targets", url]
-            if not _URL_RE.match(url):
-                raise self.fail(path[:-1], f"ground_truth: '{url}' is not a URL", key=url)
-            if url.startswith("dot://") and dot_endpoint(url) is None:
-                raise self.fail(
-                    path[:-1],
-                    f"ground_truth: '{url}' is not dot://IP[:PORT] (a DoT resolver)",
-                    key=url,
-                )
+            if (why := target_problem(url)) is not None:
+                raise self.fail(path[:-1], f"ground_truth: '{url}' {why}", key=url)
             entries[url] = self.truth(url, self.convert(raw, TruthEntry, path), path, rule_ids)
         out: list[Truth] = []
-        for url in default_urls():
+        for url in covered():
             if url in entries:
                 out.append(entries.pop(url))
             elif default is not None:

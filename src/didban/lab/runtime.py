@@ -9,6 +9,7 @@ recorded processes (pid + start time), deletes the namespaces by name, removes
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -25,7 +26,8 @@ from typing import Final
 
 import msgspec
 
-from didban.lab import ca, plan, services, state, topology
+from didban.data import apps
+from didban.lab import ca, plan, services, state, stunserver, topology
 from didban.lab.state import LabRecord, Proc
 from didban.model.labinfo import AsnRow, LabDescriptor
 
@@ -50,12 +52,10 @@ def preflight() -> None:
     """Raise LabError unless this process can build a lab (root, ip, iptables)."""
     if os.geteuid() != 0:
         raise LabError("the lab needs root (network namespaces, iptables): run it as root")
-    for tool in ("ip", "iptables"):
+    packages = {"ip": "iproute2", "iptables": "iptables", stunserver.BINARY: "coturn"}
+    for tool, package in packages.items():
         if shutil.which(tool) is None:
-            raise LabError(
-                f"the lab needs '{tool}' on PATH (Debian: apt-get install "
-                f"{'iproute2' if tool == 'ip' else 'iptables'})"
-            )
+            raise LabError(f"the lab needs '{tool}' on PATH (Debian: apt-get install {package})")
 
 
 def load_profile(name_or_path: str) -> tuple[str, bytes]:
@@ -201,6 +201,8 @@ def _descriptor(record: LabRecord) -> LabDescriptor:
         created=record.created,
         pids={p.name: p.pid for p in record.procs},
         bench_domain=plan.BENCH_DOMAIN,
+        app_addresses=plan.app_addresses(),
+        pinned_cas={a.id: str(ca.app_ca_file(sd, a.id)) for a in apps.apps() if a.ca},
     )
 
 
@@ -271,7 +273,7 @@ def up(
     except BaseException as exc:
         # the cleanup itself is not interrupted: a second Ctrl-C or SIGTERM would stop it
         # half-way and leave namespaces behind
-        with _stop_signals_held(), contextlib.suppress(Exception):
+        with stop_signals_held(), contextlib.suppress(Exception):
             down(sd)
         if isinstance(exc, LabError | topology.TopologyError):
             raise LabError(f"lab up failed: {exc}") from None
@@ -280,7 +282,7 @@ def up(
 
 
 @contextlib.contextmanager
-def _stop_signals_held() -> Iterator[None]:
+def stop_signals_held() -> Iterator[None]:
     """SIGINT, SIGTERM and SIGHUP ignored for the block (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -298,6 +300,9 @@ def _build(record: LabRecord, profile_json: bytes, *, control: bool, timeout: fl
     sd = Path(record.state_dir)
     ns = record.namespaces
     ca_file = ca.create(sd)
+    for app in apps.apps():
+        if app.ca:  # the lab's stand-in for the CA the app pins (Signal's)
+            ca.create_app_ca(sd, app.id, app.name)
     topology.build(record.prefix)
     resolv = {"client": plan.ISP_RESOLVER, "control": plan.DEFAULT_UDP_RESOLVER}
     for role, resolver in resolv.items():
@@ -318,6 +323,9 @@ def _build(record: LabRecord, profile_json: bytes, *, control: bool, timeout: fl
         _spawn(record, pname, role, [py, "-m", "didban.lab.services", role, "--state-dir", str(sd)])
         ready = services.ready_file(sd, role)
         checks[pname] = ready.exists
+    for name, address, port in stunserver.servers():
+        stun = _spawn(record, f"stun-{name}", "inet", stunserver.argv(address, port, sd))
+        checks[stun.name] = functools.partial(stunserver.listening, stun.pid, address, port)
     _spawn(record, "censor", "isp", [py, "-m", "didban.lab.censor", "--state-dir", str(sd)])
     checks["censor"] = (sd / CENSOR_READY).exists
     if control:

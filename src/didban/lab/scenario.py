@@ -76,11 +76,17 @@ def target_of(url: str) -> str:
     return catalog.service_for_host(host) or host
 
 
+# Targets of the app, STUN and HTTP/3 tests (lab/targets.py): a scenario probes websites.
+_APP_TARGETS = ("app:", "stun://", "quic://")
+
+
 def expected(profile: profiles.Profile) -> tuple[Expected, ...]:
-    """Every ground-truth target of ``profile`` as the timeline records it."""
+    """Every ground-truth target of ``profile`` a scenario measures, as the timeline
+    records it (not the app, STUN and HTTP/3 targets: ``didban run --test``)."""
     return tuple(
         Expected(t.url, target_of(t.url), t.outcome, t.layer, t.method)
         for t in profile.ground_truth
+        if not t.url.startswith(_APP_TARGETS)
     )
 
 

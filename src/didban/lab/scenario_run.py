@@ -26,7 +26,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -124,19 +124,6 @@ class _Probe:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         say(f"round {self.rounds} stopped")
-
-
-@contextlib.contextmanager
-def _cleanup_uninterrupted() -> Iterator[None]:
-    """SIGINT, SIGTERM and SIGHUP ignored while the lab comes down (a second Ctrl-C must
-    not leave namespaces behind)."""
-    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in stops}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 class _Timeline:
@@ -238,7 +225,7 @@ def run(
         reason = f"failed: {exc}"
         raise
     finally:
-        with _cleanup_uninterrupted():
+        with runtime.stop_signals_held():
             if probe_runner is not None:
                 probe_runner.poll(say)
                 probe_runner.stop(say)

@@ -64,7 +64,12 @@ def _lo_addresses(role: str) -> list[str]:
             plan.SINKHOLE_REFUSE,  # nothing listens there: connections are refused
         ]
     elif role == "inet":
-        addrs = [*zone.addresses(domestic=False), *zone.resolver_addrs(), *plan.EXTRA_POOL]
+        addrs = [
+            *zone.addresses(domestic=False),
+            *zone.resolver_addrs(),
+            *plan.EXTRA_POOL,
+            *plan.APP_POOL,
+        ]
     elif role == "control":
         addrs = [plan.CONTROL_ADDR]
     else:

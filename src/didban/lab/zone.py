@@ -7,6 +7,9 @@ names) and the fake web servers (which site an address or ``Host`` belongs to):
   addresses in :data:`plan.SERVICE_ADDRS` (or :data:`plan.DOMESTIC_SITES`);
 * hosts of ``data/default-list.csv`` that are no catalog service → one address each from
   :data:`plan.EXTRA_POOL`, in the order the list first names them (:func:`extra_hosts`);
+* app host names no catalog service owns (``data/apps.yaml``: the STUN servers,
+  ``stun.fbsbx.com``) → one address each from :data:`plan.APP_POOL`
+  (:func:`plan.app_hosts`);
 * ``site<N>.bench.didban.test`` → ``plan.BENCH_ADDRS[(N - 1) % len]`` for any N ≥ 1;
 * the public resolvers' hostnames (``dns.google``, ...) → their addresses;
 * the accuracy cases ``<label>.cases.didban.test`` → :data:`plan.CASE_SITES`, and the ISP's
@@ -34,7 +37,7 @@ _BENCH_RE = re.compile(r"^site([1-9][0-9]{0,8})\." + re.escape(plan.BENCH_DOMAIN
 class Site:
     """A web site of the lab: who it is, which names it answers, where it lives."""
 
-    key: str  # catalog service id, "extra:<host>", "bench" or "resolver:<name>"
+    key: str  # catalog service id, "extra:<host>", "app:<host>", "bench" or "resolver:<name>"
     names: tuple[str, ...]  # exact hostnames (certificate SANs also get "*.<name>")
     addrs: tuple[str, ...]
     domestic: bool = False  # served from the domestic namespace
@@ -82,6 +85,8 @@ def sites() -> tuple[Site, ...]:
         out.append(Site(svc.id, tuple(svc.domains), addrs, domestic, svc.http3))
     for host, addr in extra_hosts():
         out.append(Site(f"extra:{host}", (host,), (addr,), wildcard=False))
+    for host, addr, _ in plan.app_hosts():
+        out.append(Site(f"app:{host}", (host,), (addr,), wildcard=False))
     for name, (addrs, hostnames) in plan.PUBLIC_RESOLVERS.items():
         out.append(Site(f"resolver:{name}", hostnames, addrs, wildcard=False))
     for label, addr in plan.CASE_SITES.items():

@@ -33,6 +33,7 @@ from typing import Any, Final
 from didban.model.verdict import NOT_A_MEASUREMENT, is_verdict_record
 
 MAX_DEPTH: Final = 64
+TOO_DEEP: Final = f"the measurement nests more than {MAX_DEPTH} levels of objects and arrays"
 MAX_INPUT: Final = 2048
 EARLIEST: Final = date(2012, 1, 1)  # before OONI's first published measurement
 FUTURE_SLACK: Final = timedelta(days=1)
@@ -115,7 +116,7 @@ def measurement_refusal(m: Any, now: datetime | None = None) -> str | None:
     if not isinstance(m, dict):
         return "a measurement must be a JSON object"
     if nests_deeper_than(m, MAX_DEPTH):
-        return f"the measurement nests more than {MAX_DEPTH} levels of objects and arrays"
+        return TOO_DEEP
     if is_verdict_record(m):
         return NOT_A_MEASUREMENT
     for name in REQUIRED:

@@ -39,3 +39,8 @@ class LabDescriptor(msgspec.Struct):
     created: str  # ISO 8601 UTC
     pids: dict[str, int] = msgspec.field(default_factory=dict)  # process name -> pid
     bench_domain: str = ""
+    # The app catalog's literal addresses (data/apps.yaml: Telegram's data centres) and the
+    # lab address that stands in for each; the app experiments connect to the latter.
+    app_addresses: dict[str, str] = msgspec.field(default_factory=dict)
+    # app id -> the lab's stand-in for the CA that app pins (e.g. the lab "Signal CA").
+    pinned_cas: dict[str, str] = msgspec.field(default_factory=dict)

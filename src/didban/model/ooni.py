@@ -11,13 +11,24 @@ didban's own extensions use keys prefixed ``x_didban_`` and never redefine OONI'
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Any, Final, Literal
 
 import msgspec
 
 DATA_FORMAT_VERSION = "0.2.0"
 SOFTWARE_NAME = "didban"
 SCRUBBED_IP = "127.0.0.1"
+
+# OONI's page title: the first <title>X</title> (any case) with 1-512 characters of X and no
+# '<' in X (probe-cli's measurexlite and webconnectivity's HTTP-diff use this expression).
+_TITLE: Final = re.compile(r"(?i)<title>([^<]{1,512})</title>")
+
+
+def page_title(text: str) -> str:
+    """The title OONI extracts from a decoded body; "" if it has none."""
+    m = _TITLE.search(text)
+    return m.group(1) if m else ""
 
 
 class BinaryData(msgspec.Struct, frozen=True):
@@ -55,21 +66,9 @@ class DNSQuery(msgspec.Struct):
     transaction_id: int = 0
 
 
-class DNSDuplicateResponse(msgspec.Struct):
-    """A late or duplicate UDP reply to one query (OONI LTE ``x_dns_duplicate_responses``)."""
-
-    hostname: str
-    query_type: str
-    engine: str
-    resolver_address: str
-    failure: str | None = None
-    answers: list[DNSAnswer] | None = None
-    rcode: int | None = None
-    raw_response: str | None = None
-    t0: float = 0.0
-    t: float = 0.0
-    tags: list[str] | None = None
-    transaction_id: int = 0
+class DNSDuplicateResponse(DNSQuery):
+    """A late or duplicate UDP reply to one query (OONI LTE ``x_dns_duplicate_responses``):
+    the fields of a query record."""
 
 
 # ---------------------------------------------------------- tcpconnect (df-005)

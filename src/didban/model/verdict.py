@@ -43,6 +43,7 @@ METHODS: Final[dict[str, str]] = {
     "http.timeout": "the HTTP request went unanswered while the control fetched the page",
     "http.eof": "the connection was closed after the HTTP request",
     "quic.blocked": "the QUIC handshake failed while TCP/TLS to the same host worked",
+    "stun.blocked": "a STUN binding request went unanswered while the control's was answered",
     "throttled": "the transfer rate was far below the control's",
     "shutdown": "no international destination was reachable",
     "nin.isolated": "international destinations unreachable while domestic ones worked",

@@ -11,22 +11,23 @@ transaction id are the tracer's. Bodies are text when valid UTF-8, else base64
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Sequence
 
-from didban.model.ooni import BinaryData, HTTPRequest, HTTPResponse, HTTPTransaction
+from didban.model.ooni import (
+    BinaryData,
+    HTTPRequest,
+    HTTPResponse,
+    HTTPTransaction,
+    page_title,
+)
 from didban.net import trace
 from didban.net.httpwire import RawResponse
 from didban.net.trace import Tracer
 
-_TITLE = re.compile(r"(?i)<title>([^<]{1,512})</title>")
-
 
 def extract_title(body: bytes | str) -> str:
-    """OONI's ``(?i)<title>([^<]{1,512})</title>``; "" if none."""
-    text = body if isinstance(body, str) else body.decode("utf-8", errors="replace")
-    m = _TITLE.search(text)
-    return m.group(1) if m else ""
+    """OONI's title of a body (``model.ooni.page_title``); "" if none."""
+    return page_title(body if isinstance(body, str) else body.decode("utf-8", errors="replace"))
 
 
 def body_value(body: bytes) -> str | BinaryData:

@@ -33,19 +33,26 @@ class RawResponse:
     body_length: int
     truncated: bool
     http_version: str
-    throughput: float | None  # body bytes per second, headers → last body byte
+    throughput: float | None  # body bytes/s, headers → last byte of the first 512 KiB
 
 
 class BodySink:
-    """Collects a body up to the cap and times it for the throughput figure."""
+    """Collects a body up to the cap and times it for the throughput figure.
 
-    def __init__(self, cap: int) -> None:
+    The rate is taken over the body's first ``rate_window`` bytes (default: the probe's cap,
+    512 KiB): a reader with a larger cap (the test helper reads up to 16 MiB) times the same
+    span of the same download as the probe, so their ratio compares like with like (a
+    longer transfer's rate is higher only because slow start weighs less)."""
+
+    def __init__(self, cap: int, rate_window: int = DEFAULT_BODY_CAP) -> None:
         self.cap = cap
+        self.rate_window = rate_window
         self.chunks: list[bytes] = []
         self.length = 0
         self.truncated = False
         self.t_start = asyncio.get_running_loop().time()
         self.t_end = self.t_start
+        self.t_window: float | None = None  # when the window's last byte arrived
 
     def start(self) -> None:
         """The response headers arrived: the body's clock starts."""
@@ -56,6 +63,8 @@ class BodySink:
         self.t_end = asyncio.get_running_loop().time()
         room = self.cap - self.length
         self.length += len(data)
+        if self.t_window is None and self.length >= self.rate_window:
+            self.t_window = self.t_end
         if len(data) > room:
             self.chunks.append(data[: max(room, 0)])
             self.truncated = True
@@ -63,8 +72,15 @@ class BodySink:
         self.chunks.append(data)
         return True
 
+    def throughput(self) -> float | None:
+        """Body bytes per second over the first ``rate_window`` bytes (all, when fewer)."""
+        if self.t_window is not None:
+            elapsed, counted = self.t_window - self.t_start, self.rate_window
+        else:
+            elapsed, counted = self.t_end - self.t_start, self.length
+        return counted / elapsed if elapsed > 0 and counted else None
+
     def response(self, status: int, headers: list[tuple[str, str]], version: str) -> RawResponse:
-        elapsed = self.t_end - self.t_start
         return RawResponse(
             status=status,
             headers=headers,
@@ -72,7 +88,7 @@ class BodySink:
             body_length=self.length,
             truncated=self.truncated,
             http_version=version,
-            throughput=self.length / elapsed if elapsed > 0 and self.length else None,
+            throughput=self.throughput(),
         )
 
 

@@ -1,5 +1,6 @@
-"""Commands of ``didban.probe``: ``didban run`` (web_connectivity over a test list) and
-``didban dnscheck``. ``register(app)`` adds them to the ``didban`` command.
+"""Commands of ``didban.probe``: ``didban run`` (web_connectivity over a test list, or the
+experiments ``--test`` selects: didban.probe.registry) and ``didban dnscheck``.
+``register(app)`` adds them to the ``didban`` command.
 
 Every bad flag, URL or file ends the command with one sentence on stderr and exit code 2,
 before anything is measured or written.
@@ -17,13 +18,15 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from didban.probe import consent, identity, labmode, lists
+from didban.files.tables import print_table
+from didban.probe import consent, identity, labmode, lists, registry
 from didban.probe.cliutil import (
+    AROUND_NOTE,
     argv_with_output,
     argv_without,
     ask,
-    check_output_target,
     fail,
+    output_target,
     stop_signals_interrupt,
 )
 from didban.probe.config import (
@@ -46,7 +49,11 @@ from didban.probe.runner import (
     summary_table,
 )
 from didban.probe.scrub import Scrubber, local_addresses
-from didban.probe.summary import control_warning
+from didban.probe.summary import control_warning, run_line
+
+# every URL was measured and written, but not every measurement reached the collector
+# (they stay in the upload queue)
+EXIT_NOT_UPLOADED = 3
 
 
 def default_output(now: dt.datetime | None = None) -> Path:
@@ -55,6 +62,7 @@ def default_output(now: dt.datetime | None = None) -> Path:
 
 
 def run(
+    tests: list[str] = typer.Option([], "--test", help=registry.help_text()),
     list_files: list[Path] = typer.Option(
         [], "--list", help="Citizen Lab test-list CSV (repeatable)."
     ),
@@ -109,8 +117,21 @@ def run(
     no_quic: bool = typer.Option(False, "--no-quic", help="Skip the QUIC/HTTP3 attempts."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
-    """Measure web connectivity for a test list (default: the built-in list)."""
+    """Measure web connectivity for a test list (default: the built-in list), or other
+    experiments chosen with --test (IM apps, STUN, HTTP/3).
+
+    Exit codes: 0 every URL measured (failures are data); 1 a URL could not be measured
+    at all (listed at the end), or the risk notice was not accepted; 2 bad input (nothing
+    measured); 3 measured and written, but not every measurement reached the --upload
+    collector (they stay queued); 130 interrupted.
+    """
     # ---- validate everything before measuring or writing anything
+    try:
+        specs = registry.select(tests)
+    except registry.UnknownTest as exc:
+        fail("run", str(exc))
+    if not specs:
+        fail("run", "no experiment selected: the circumvention group has none yet")
     if not 1 <= concurrency <= 4096:
         fail("run", f"--concurrency must be between 1 and 4096, not {concurrency}")
     if not 1 <= per_host <= 1024:
@@ -143,10 +164,12 @@ def run(
         ident_asn = identity.normalise_asn(probe_asn) if probe_asn else None
     except identity.IdentityError as exc:
         fail("run", str(exc))
-    out = (output or default_output()).absolute()
-    check_output_target("run", out, append)
+    out = output_target("run", output, append, default_output())
 
     lab_desc = None
+    if not lab and labmode.around() is not None:
+        typer.echo(AROUND_NOTE, err=True)
+        lab = True
     if lab:
         try:
             lab_desc = labmode.load()
@@ -162,8 +185,8 @@ def run(
                 code = labmode.reexec(lab_desc, argv)
             except labmode.LabModeError as exc:
                 fail("run", str(exc))
-            if upload and code == 0:  # not after an interrupt: the user asked it to stop
-                _flush(upload, Console(stderr=True))
+            if upload and code == 0 and not _flush(upload, Console(stderr=True)):
+                code = EXIT_NOT_UPLOADED  # (not after an interrupt: the user asked it to stop)
             raise typer.Exit(code)
     else:
         try:
@@ -181,6 +204,9 @@ def run(
         cfg.control_url = lab_desc.control_url
         cfg.ca_file = lab_desc.ca_file
         cfg.lab_profile = lab_desc.profile
+        cfg.address_map = dict(lab_desc.app_addresses)
+        cfg.pinned_cas = {app: [ca] for app, ca in lab_desc.pinned_cas.items()}
+        cfg.asn_rows = list(lab_desc.asn_map)
         ident = identity.resolve(
             addresses=scrub_addrs,
             table=lab_desc.asn_map,
@@ -224,6 +250,8 @@ def run(
         append=append,
         upload=upload,
         queue_dir=upload_queue or (upload_queue_dir() if upload else None),
+        specs=specs,
+        explicit=bool(urls),
     )
 
 
@@ -238,10 +266,12 @@ def execute(
     append: bool = False,
     upload: str | None = None,
     queue_dir: Path | None = None,
+    specs: list[registry.Spec] | None = None,
+    explicit: bool = False,
 ) -> None:
-    """Run web_connectivity over ``entries`` into ``out``; print the summary; exit code."""
-    from didban.probe.webconnectivity import WebConnectivity
-
+    """Run the experiments ``specs`` (default: web_connectivity) over their inputs — the
+    test list ``entries`` for the web tests — into ``out``; print the summary; exit code."""
+    specs = specs or registry.select([])
     console = Console(stderr=True)
     try:
         queue = _queue(queue_dir) if queue_dir is not None else None
@@ -250,9 +280,11 @@ def execute(
         fail("run", str(exc))
     for note in ident.notes:
         console.print(f"[yellow]note:[/] {note}")
-    experiment = WebConnectivity(cfg, ident)
+    batches = [(spec.make(cfg, ident), spec.inputs(entries, explicit)) for spec in specs]
+    n = sum(len(inputs) for _, inputs in batches)
+    names = ", ".join(spec.name for spec in specs)
     console.print(
-        f"measuring {len(entries)} URL{'s' if len(entries) != 1 else ''} "
+        f"measuring {n} input{'s' if n != 1 else ''} with {names} "
         f"(concurrency {options.concurrency}) → {out}"
     )
     result = RunResult()
@@ -261,28 +293,24 @@ def execute(
 
     try:
         with stop_signals_interrupt():
-            asyncio.run(runner.run(entries, experiment, writer, options, console, result))
+            asyncio.run(runner.run_many(batches, writer, options, console, result))
     except KeyboardInterrupt:
         interrupted = True
     finally:
         writer.close()
-    console.print(summary_table(result, entries))
+    print_table(console, summary_table(result, [e for _, inputs in batches for e in inputs]))
     for err in result.errors:
         console.print(f"[red]error:[/] {err}")
     if warning := control_warning(result.outcomes):
         console.print(f"[yellow]warning:[/] {warning}")
-    rate = result.written / result.elapsed if result.elapsed > 0 else 0.0
-    console.print(
-        f"{result.written} measurement{'s' if result.written != 1 else ''} written to {out} "
-        f"in {result.elapsed:.1f} s ({rate:.1f} URL/s), {result.failed_steps} failed steps"
-        + (" — interrupted" if interrupted else "")
-    )
-    if upload and not interrupted:
-        _flush(upload, console)
+    console.print(run_line(result.written, out, result.elapsed, result.failed_steps, interrupted))
+    uploaded = _flush(upload, console) if upload and not interrupted else True
     if interrupted:
         raise typer.Exit(130)
     if result.errors:
         raise typer.Exit(1)
+    if not uploaded:
+        raise typer.Exit(EXIT_NOT_UPLOADED)
 
 
 def upload_queue_dir() -> Path:
@@ -297,11 +325,28 @@ def _queue(directory: Path) -> Any:
     return UploadQueue(directory)
 
 
-def _flush(collector: str, console: Console) -> None:
-    """Send everything queued (this run's measurements and any a previous run left)."""
+def _flush(collector: str, console: Console) -> bool:
+    """Send everything queued (this run's measurements and any a previous run left);
+    whether all of it was sent. What was not is said, with where it is kept."""
     queue = _queue(upload_queue_dir())
     sent, failed = asyncio.run(queue.flush(collector))
-    console.print(f"uploaded {sent} to {collector}; {failed} kept in the queue for the next run")
+    if not failed:
+        console.print(f"uploaded {sent} to {collector}")
+        return True
+    kept = failed - queue.refused
+    parts = []
+    if kept:
+        parts.append(
+            f"{kept} not sent ({queue.problem or 'no answer'}), kept in {queue.pending_dir} "
+            "for the next 'didban run --upload'"
+        )
+    if queue.refused:
+        parts.append(
+            f"{queue.refused} refused by the collector (moved to {queue.rejected_dir}, "
+            "each with the collector's reason beside it)"
+        )
+    console.print(f"[red]error:[/] uploaded {sent} to {collector}; " + "; ".join(parts))
+    return False
 
 
 def register(app: typer.Typer) -> None:

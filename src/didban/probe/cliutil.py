@@ -15,11 +15,27 @@ from typing import NoReturn
 
 import typer
 
+AROUND_NOTE = (
+    "note: this runs in the lab's client namespace, where no public resolver or test helper "
+    "answers: measuring with the lab's, as with --lab"
+)
+
 
 def fail(command: str, sentence: str, code: int = 2) -> NoReturn:
     """Print ``didban COMMAND: sentence`` on stderr and exit (2: bad input)."""
     typer.echo(f"didban {command}: {sentence}", err=True)
     raise typer.Exit(code)
+
+
+def output_target(command: str, output: Path | None, append: bool, default: Path) -> Path:
+    """The absolute output file: ``--output``, or ``default`` (a new file named by the
+    time) without it. ``--append`` needs ``--output``: there is nothing to append to in a
+    file named by the time, and a new one would be written silently."""
+    if append and output is None:
+        fail(command, "--append needs --output FILE, the file to append to")
+    out = (output or default).absolute()
+    check_output_target(command, out, append)
+    return out
 
 
 def check_output_target(command: str, path: Path, append: bool) -> None:

@@ -13,6 +13,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from didban.model.labinfo import AsnRow
 from didban.net.stream import split_address
 
 DEFAULT_UDP_RESOLVER = "8.8.8.8:53"
@@ -80,6 +81,14 @@ class ProbeConfig:
     quic: bool = True
     lab_profile: str | None = None
     extra_scrub: list[str] = field(default_factory=list)
+    # App experiments: catalog address -> the address to contact instead (the lab's
+    # stand-ins), app id -> CA files replacing the catalog's pinned ones, and the IP->ASN
+    # rows that take precedence over the shipped snapshot (the lab's asn_map).
+    address_map: dict[str, str] = field(default_factory=dict)
+    pinned_cas: dict[str, list[str]] = field(default_factory=dict)
+    asn_rows: list[AsnRow] = field(default_factory=list)
+    app_timeout: float = 60.0  # OONI's whole-experiment bound for the IM tests
+    stun_timeout: float = 5.0
 
     def doh_address(self) -> str | None:
         if not self.doh_url:

@@ -19,13 +19,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from didban.files.tables import print_table
 from didban.net.stream import format_address
 from didban.probe import consent, identity, labmode
 from didban.probe.cliutil import (
+    AROUND_NOTE,
     argv_with_output,
     ask,
-    check_output_target,
     fail,
+    output_target,
     stop_signals_interrupt,
 )
 from didban.probe.config import DOH_BOOTSTRAP, ConfigError, check_http_url, parse_resolver
@@ -66,28 +68,50 @@ def _doh_spec(url: str, bootstrap: str | None) -> ResolverSpec:
 def dnscheck(
     domains: list[str] = typer.Argument(..., metavar="DOMAIN", help="Domain names to look up."),
     resolvers: list[str] = typer.Option(
-        [], "--resolver", help="Resolver IP[:PORT], asked over UDP and TCP (repeatable)."
+        [],
+        "--resolver",
+        metavar="IP[:PORT]",
+        help="A resolver, asked over UDP and TCP (repeatable).",
     ),
     dot: list[str] = typer.Option(
-        [], "--dot", help="DoT resolver IP[:PORT][#SERVER_NAME] (repeatable)."
+        [],
+        "--dot",
+        metavar="IP[:PORT][#NAME]",
+        help="A DoT resolver and its TLS server name (repeatable).",
     ),
-    doh: list[str] = typer.Option([], "--doh", help="DoH URL (repeatable)."),
+    doh: list[str] = typer.Option([], "--doh", metavar="URL", help="A DoH URL (repeatable)."),
     doh_bootstrap: str | None = typer.Option(
-        None, "--doh-bootstrap", help="IP address of the --doh servers."
+        None, "--doh-bootstrap", metavar="IP[:PORT]", help="Where to reach the --doh servers."
     ),
-    ca_file: Path | None = typer.Option(None, "--ca-file", help="PEM CA bundle."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="JSONL output file."),
+    ca_file: Path | None = typer.Option(None, "--ca-file", metavar="FILE", help="PEM CA bundle."),
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="JSONL output file (default: didban-dnscheck-<UTC timestamp>.jsonl).",
+    ),
     append: bool = typer.Option(False, "--append", help="Append to an existing --output."),
     lab: bool = typer.Option(False, "--lab", help="Run inside the current lab."),
     accept_risk: bool = typer.Option(False, "--accept-risk", help="Accept the risk notice."),
     probe_cc: str | None = typer.Option(
-        None, "--probe-cc", help="Country code (default: offline lookup of a public address)."
+        None,
+        "--probe-cc",
+        metavar="CC",
+        help="Country code (default: offline lookup of a public address).",
     ),
     probe_asn: str | None = typer.Option(
-        None, "--probe-asn", help="AS number (default: offline lookup of a public address)."
+        None,
+        "--probe-asn",
+        metavar="ASN",
+        help="AS number (default: offline lookup of a public address).",
     ),
 ) -> None:
-    """Look DOMAINs up with many resolvers and transports; record injected replies."""
+    """Look each DOMAIN up with many resolvers and transports; record injected replies.
+
+    Exit codes: 0 every domain measured (failures are data); 1 the risk notice was not
+    accepted; 2 bad input (nothing measured); 130 interrupted.
+    """
     for d in domains:
         if url_problem(f"http://{d}/") is not None or "/" in d or ":" in d:
             fail("dnscheck", f"{d!r} is not a domain name")
@@ -120,12 +144,14 @@ def dnscheck(
         if problem := ca_file_problem(ca_file):
             fail("dnscheck", problem)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = (output or Path(f"didban-dnscheck-{stamp}.jsonl")).absolute()
-    check_output_target("dnscheck", out, append)
+    out = output_target("dnscheck", output, append, Path(f"didban-dnscheck-{stamp}.jsonl"))
 
     lab_profile = None
     ca = str(ca_file) if ca_file else None
     addrs = local_addresses()
+    if not lab and labmode.around() is not None:
+        typer.echo(AROUND_NOTE, err=True)
+        lab = True
     if lab:
         try:
             desc = labmode.load()
@@ -174,7 +200,7 @@ def dnscheck(
     async def all_domains() -> None:
         for d in domains:
             raw = writer.write(await exp.measure_domain(d))
-            console.print(answers_table(msgspec.json.decode(raw)))
+            print_table(console, answers_table(msgspec.json.decode(raw)))
 
     try:
         with stop_signals_interrupt():
@@ -187,10 +213,11 @@ def dnscheck(
 
 
 def answers_table(m: dict[str, Any]) -> Table:
-    """Per resolver: the answers (A/AAAA), failure, and late replies — not a verdict."""
+    """Per resolver: the answers (A/AAAA), the lookup's failure (the A query's: an AAAA
+    query without an answer is no failure of the lookup), late replies — not a verdict."""
     tk = m.get("test_keys") or {}
     t = Table(title=f"dnscheck {tk.get('domain')}")
-    for c in ("resolver", "answers", "failure", "late replies"):
+    for c in ("resolver", "answers", "failure (A)", "late replies"):
         t.add_column(c, overflow="fold")
     for key, lk in (tk.get("lookups") or {}).items():
         answers = [
@@ -205,6 +232,5 @@ def answers_table(m: dict[str, Any]) -> Table:
             for a in d.get("answers") or []
             if a.get("ipv4") or a.get("ipv6")
         ]
-        fails = sorted({q.get("failure") for q in lk.get("queries") or [] if q.get("failure")})
-        t.add_row(key, " ".join(answers) or "-", " ".join(fails) or "-", " ".join(dups) or "-")
+        t.add_row(key, " ".join(answers) or "-", lk.get("failure") or "-", " ".join(dups) or "-")
     return t

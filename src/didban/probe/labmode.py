@@ -2,10 +2,11 @@
 
 The probe never imports ``didban.lab``: it reads the lab descriptor (``model.labinfo``) from
 ``/run/didban/current-lab`` and re-executes the very same command with
-``ip netns exec <client_netns>``, with ``SSL_CERT_FILE`` pointing at the lab CA and a marker
-variable naming the namespace. The inner process checks that it really runs in that
-namespace and takes the lab's UDP resolver, DoH URL + bootstrap address, control URL, CA
-and IP→ASN table from the descriptor (explicit flags still win).
+``ip netns exec <client_netns>``, with ``SSL_CERT_FILE`` pointing at the lab CA. The inner
+process sees that it runs in that namespace (its network namespace is the one named) and
+takes the lab's UDP resolver, DoH URL + bootstrap address, control URL, CA and IP→ASN
+table from the descriptor (explicit flags still win). A command already in the client
+namespace (``didban lab exec -- didban dnscheck``) runs as with ``--lab`` (``around``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from didban.model.labinfo import LabDescriptor
 
 # Where ``didban lab up`` points at the running lab's descriptor (model/labinfo.py).
 CURRENT_LINK = "/run/didban/current-lab"
-INSIDE_ENV = "DIDBAN_LAB_CLIENT_NETNS"
 # Optional override: the path of one lab's lab.json (the lab test fixtures set it), so a
 # command can target a lab that is not the current one.
 DESCRIPTOR_ENV = "DIDBAN_LAB"
@@ -64,12 +64,22 @@ def _netns_inode(path: str) -> int | None:
 
 
 def inside(lab: LabDescriptor) -> bool:
-    """True when this process runs in the lab's client namespace (re-executed)."""
-    if os.environ.get(INSIDE_ENV) != lab.client_netns:
-        return False
+    """True when this process runs in the lab's client namespace (re-executed, or started
+    there by ``didban lab exec``)."""
     mine = _netns_inode("/proc/thread-self/ns/net")
     target = _netns_inode(f"/run/netns/{lab.client_netns}")
     return mine is not None and mine == target
+
+
+def around() -> LabDescriptor | None:
+    """The lab (``$DIDBAN_LAB``, else the current one) whose client namespace this process
+    runs in, or None: a command started with ``didban lab exec`` without ``--lab``, where
+    the public resolvers and helpers cannot be reached, uses the lab's."""
+    try:
+        lab = load()
+    except LabModeError:
+        return None
+    return lab if inside(lab) else None
 
 
 def reexec(lab: LabDescriptor, argv: list[str]) -> int:
@@ -82,7 +92,6 @@ def reexec(lab: LabDescriptor, argv: list[str]) -> int:
             "is the lab still up? ('didban lab status')"
         )
     env = dict(os.environ)
-    env[INSIDE_ENV] = lab.client_netns
     env["SSL_CERT_FILE"] = lab.ca_file
     cmd = ["ip", "netns", "exec", lab.client_netns, sys.executable, "-m", "didban.cli", *argv]
     # The child has its own process group, and every stop signal this process gets (Ctrl-C

@@ -20,11 +20,12 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from didban.data.categories import category_problem
+
 HEADER = ("url", "category_code", "category_description", "date_added", "source", "notes")
 DEFAULT_LIST_NAME = "default-list.csv"
 
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_CATEGORY = re.compile(r"^[A-Z]{2,6}$")
 
 
 class ListError(ValueError):
@@ -128,8 +129,8 @@ def parse_csv(text: str, name: str) -> list[ListEntry]:
             continue
         url, code, desc, date_added, source, notes = row
         bad = url_problem(url)
-        if bad is None and code and not _CATEGORY.match(code):
-            bad = f"bad category_code {code!r}"
+        if bad is None and code and (problem := category_problem(code)):
+            bad = f"bad category_code: {problem}"
         if bad is None:
             bad = _date_problem(date_added)
         if bad is None and url in seen:
@@ -167,9 +168,9 @@ def build(
     files = list(files)
     urls = list(urls)
     cats = {c.strip().upper() for c in categories if c.strip()}
-    for c in cats:
-        if not _CATEGORY.match(c):
-            raise ListError(f"--category {c!r} is not a category code (e.g. NEWS, HUMR, GRP)")
+    for c in sorted(cats):
+        if problem := category_problem(c):
+            raise ListError(f"--category {problem}")
     entries: list[ListEntry] = []
     for f in files:
         entries.extend(read_csv(f))

@@ -24,6 +24,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -82,7 +83,19 @@ async def run(
     console: Console | None = None,
     result: RunResult | None = None,
 ) -> RunResult:
-    """Measure every entry; results are written (scrubbed, fsynced) as each one finishes.
+    """Measure every entry with one experiment (:func:`run_many` with one batch)."""
+    return await run_many([(experiment, entries)], writer, options, console, result)
+
+
+async def run_many(
+    batches: Sequence[tuple[Experiment, Sequence[ListEntry]]],
+    writer: JsonlWriter,
+    options: RunOptions,
+    console: Console | None = None,
+    result: RunResult | None = None,
+) -> RunResult:
+    """Measure every entry of every batch (an experiment and its inputs), all under the
+    same concurrency bounds; results are written (scrubbed, fsynced) as each finishes.
 
     ``result`` (optional) is filled in place, so a caller interrupted by Ctrl-C still has
     the outcomes of what finished.
@@ -112,10 +125,9 @@ async def run(
         disable=not options.progress,
         transient=False,
     )
-    task_id = progress.add_task(experiment.test_name, total=len(entries), failed=0, rate=0.0)
 
-    async def one(entry: ListEntry) -> None:
-        host_sem = per_host[entry.host]
+    async def one(experiment: Experiment, task_id: TaskID, entry: ListEntry) -> None:
+        host_sem = per_host[entry.host or entry.url]
         await sem.acquire()
         try:
             await host_sem.acquire()
@@ -165,7 +177,12 @@ async def run(
         await writer.awrite(m, appended)
 
     with progress:
-        tasks = [asyncio.create_task(one(e)) for e in entries]
+        tasks = []
+        for experiment, entries in batches:
+            task_id = progress.add_task(
+                experiment.test_name, total=len(entries), failed=0, rate=0.0
+            )
+            tasks += [asyncio.create_task(one(experiment, task_id, e)) for e in entries]
         try:
             await asyncio.gather(*tasks)
         except asyncio.CancelledError:
@@ -175,22 +192,26 @@ async def run(
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
         finally:
-            result.elapsed = time.monotonic() - started
-            close = getattr(experiment, "close", None)
-            if callable(close):  # what the experiment shared between URLs (connections)
-                close()
+            result.elapsed += time.monotonic() - started
+            for experiment, _ in batches:
+                close = getattr(experiment, "close", None)
+                if callable(close):  # what the experiment shared between URLs (connections)
+                    close()
     return result
 
 
 def summary_table(result: RunResult, order: Sequence[ListEntry] | None = None) -> Table:
-    """Per URL: the DNS/TCP/TLS/HTTP outcome strings (not verdicts)."""
+    """Per input: the DNS/TCP/TLS/HTTP/QUIC outcome strings (not verdicts); a column with
+    the test's name when the run measured more than one test."""
     table = Table(title="measured (outcomes per step; verdicts: didban analyze)")
-    for col in ("URL", "DNS", "TCP", "TLS", "HTTP", "QUIC"):
-        table.add_column(col, overflow="fold")
     rows = result.outcomes
+    several = len({o.test for o in rows}) > 1
+    for col in ("test",) * several + ("URL", "DNS", "TCP", "TLS", "HTTP", "QUIC"):
+        table.add_column(col, overflow="fold")
     if order is not None:
         rank = {e.url: i for i, e in enumerate(order)}
         rows = sorted(rows, key=lambda o: rank.get(o.url, len(rank)))
     for o in rows:
-        table.add_row(o.url, o.dns, o.tcp, o.tls, o.http, o.quic)
+        cells = (o.url, o.dns, o.tcp, o.tls, o.http, o.quic)
+        table.add_row(*((o.test,) if several else ()), *cells)
     return table

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -20,8 +21,9 @@ class Outcome:
     tls: str
     http: str
     failed_steps: int
-    quic: str = "-"
+    quic: str = "-"  # QUIC handshakes, or a STUN exchange: the UDP step
     control_failure: str | None = None  # the control (test helper) query's failure
+    test: str = "web_connectivity"
 
 
 def _endpoint_step(item: dict[str, Any]) -> bool:
@@ -48,13 +50,29 @@ def _mixed(failures: list[str | None]) -> str:
     return f"{what} ({len(bad)}/{len(failures)})"
 
 
-def _dns(tk: dict[str, Any]) -> str:
+_ENGINES = ("getaddrinfo", "udp", "doh")
+
+
+def _lookups(tk: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The queries of each resolver that was asked (A and AAAA are one lookup)."""
     queries = tk.get("queries") or []
+    by_engine = {e: [q for q in queries if q.get("engine") == e] for e in _ENGINES}
+    return {e: qs for e, qs in by_engine.items() if qs}
+
+
+def _failed_lookups(tk: dict[str, Any]) -> int:
+    """Lookups that got no answer at all (every query failed; an AAAA query with no
+    answer beside an answered A is not a failed lookup); the system lookup's failure
+    alone when no query was recorded."""
+    lookups = _lookups(tk)
+    if not lookups:
+        return 1 if tk.get("dns_experiment_failure") else 0
+    return sum(1 for qs in lookups.values() if all(q.get("failure") for q in qs))
+
+
+def _dns(tk: dict[str, Any]) -> str:
     parts: list[str] = []
-    for engine in ("getaddrinfo", "udp", "doh"):
-        qs = [q for q in queries if q.get("engine") == engine]
-        if not qs:
-            continue
+    for engine, qs in _lookups(tk).items():
         fails = [q.get("failure") for q in qs]
         if all(fails):
             parts.append(f"{engine}:{fails[0]}")
@@ -77,7 +95,8 @@ def _dns(tk: dict[str, Any]) -> str:
 def outcome(m: dict[str, Any]) -> Outcome:
     """Outcome strings of one decoded measurement (web_connectivity or anything else)."""
     tk = m.get("test_keys") or {}
-    url = str(m.get("input") or "")
+    test = str(m.get("test_name") or "web_connectivity")
+    url = str(m.get("input") or test)
     dns = _dns(tk)
     tcp = _mixed(
         [
@@ -86,7 +105,8 @@ def outcome(m: dict[str, Any]) -> Outcome:
             if _endpoint_step(c)
         ]
     )
-    tls_hs = [h for h in tk.get("tls_handshakes") or [] if _endpoint_step(h)]
+    handshakes = tk.get("tls_handshakes") or []
+    tls_hs = [h for h in handshakes if _endpoint_step(h) and h.get("network") != "udp"]
     tls = _mixed([h.get("failure") for h in tls_hs])
     if tls == "-":  # an http URL: the :443 check of its addresses, if any
         checks = [
@@ -96,9 +116,15 @@ def outcome(m: dict[str, Any]) -> Outcome:
         ]
         if checks:
             tls = f":443 {_mixed(checks)}"
-    quic = _mixed([q.get("failure") for q in tk.get("x_didban_quic") or []])
-    reqs = tk.get("requests") or []
-    if reqs:
+    udp = [q.get("failure") for q in tk.get("x_didban_quic") or []]
+    udp += [h.get("failure") for h in handshakes if h.get("network") == "udp"]
+    if test == "stunreachability":
+        udp.append(tk.get("failure"))
+    quic = _mixed(udp)
+    reqs = [r for r in tk.get("requests") or [] if r.get("network") != "udp"]
+    if reqs and test != "web_connectivity":
+        http = _mixed([r.get("failure") for r in reqs])
+    elif reqs:
         last = reqs[0]
         if last.get("failure"):
             http = str(last["failure"])
@@ -107,14 +133,16 @@ def outcome(m: dict[str, Any]) -> Outcome:
             http = f"{code}" + (f" after {len(reqs) - 1} redirects" if len(reqs) > 1 else "")
     else:
         http = tk.get("http_experiment_failure") or "-"
-    failed = 0
-    failed += 1 if tk.get("dns_experiment_failure") else 0
+    failed = _failed_lookups(tk)
     failed += sum(1 for c in tk.get("tcp_connect") or [] if (c.get("status") or {}).get("failure"))
-    failed += sum(1 for h in tk.get("tls_handshakes") or [] if h.get("failure"))
+    failed += sum(1 for h in handshakes if h.get("failure"))
     failed += 1 if tk.get("http_experiment_failure") else 0
     failed += 1 if tk.get("control_failure") else 0
+    if test != "web_connectivity":
+        failed += sum(1 for r in reqs if r.get("failure"))
+        failed += 1 if test == "stunreachability" and tk.get("failure") else 0
     ctrl = tk.get("control_failure")
-    return Outcome(url, dns, tcp, tls, http, failed, quic, str(ctrl) if ctrl else None)
+    return Outcome(url, dns, tcp, tls, http, failed, quic, str(ctrl) if ctrl else None, test)
 
 
 def control_warning(outcomes: list[Outcome]) -> str | None:
@@ -128,4 +156,18 @@ def control_warning(outcomes: list[Outcome]) -> str | None:
         f"the control (test helper) failed for {len(failed)} of {len(outcomes)} measurements "
         f"({common}): without it blocked cannot be told from down, so didban analyze will "
         "call them inconclusive"
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def run_line(written: int, out: Path, elapsed: float, failed_steps: int, interrupted: bool) -> str:
+    """The run's last line: what was written where, how fast, how many steps failed."""
+    rate = written / elapsed if elapsed > 0 else 0.0
+    return (
+        f"{_count(written, 'measurement')} written to {out} in {elapsed:.1f} s "
+        f"({rate:.1f} URL/s), {_count(failed_steps, 'failed step')}"
+        + (" — interrupted" if interrupted else "")
     )

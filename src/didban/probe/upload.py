@@ -46,6 +46,11 @@ class UploadQueue:
     def __init__(self, directory: Path) -> None:
         self.dir = directory
         self._unreachable = False
+        # after a flush: why the last measurement that was not sent was not, in words
+        # ("could not connect to the collector", "the collector answered HTTP 503"), and
+        # how many the collector refused (moved to rejected/, the reason beside each)
+        self.problem: str | None = None
+        self.refused = 0
         self.pending_dir = directory / "pending"
         self.rejected_dir = directory / "rejected"
         self.pending_dir.mkdir(parents=True, exist_ok=True)
@@ -96,6 +101,8 @@ class UploadQueue:
         sem = asyncio.Semaphore(concurrency)
         sent = failed = 0
         self._unreachable = False
+        self.problem = None
+        self.refused = 0
         async with httpx2.AsyncClient(timeout=timeout) as client:
 
             async def one(path: Path) -> bool:
@@ -131,16 +138,22 @@ class UploadQueue:
                 r = await client.post(
                     url, content=body, headers={"content-type": "application/json"}
                 )
+            except httpx2.TimeoutException:
+                r, self.problem = None, "the collector did not answer in time"
             except httpx2.HTTPError:
-                r = None
+                r, self.problem = None, "could not connect to the collector"
             if r is not None and r.status_code == 200:
                 uid = _uid(r)
                 if uid:
                     self._sent(path, uid)
                     return True
+                self.problem = "the collector's answer had no measurement_uid"
             elif r is not None and 400 <= r.status_code < 500 and r.status_code not in (408, 429):
                 self._reject(path, f"{r.status_code} {r.text[:500]}")
+                self.refused += 1
                 return False
+            elif r is not None:
+                self.problem = f"the collector answered HTTP {r.status_code}"
             if attempt + 1 < attempts:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, max_backoff)

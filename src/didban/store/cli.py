@@ -118,15 +118,38 @@ def ingest_cmd(
     paths: list[Path] = typer.Argument(..., metavar="PATH", help="Files or directories to load."),
     data_dir: Path | None = DATA_DIR_OPT,
     lab: Path | None = LAB_OPT,
+    jobs: int = typer.Option(
+        0,
+        "--jobs",
+        "-j",
+        help="Worker processes deriving rows in parallel, at most one per usable CPU; "
+        "0 (default): one per usable CPU; 1: none.",
+    ),
 ) -> None:
-    """Load OONI archive files (.jsonl.gz), didban JSONL (.jsonl/.jsonl.zst) or .json files."""
+    """Load OONI archive files (.jsonl.gz), didban JSONL (.jsonl/.jsonl.zst) or .json files.
+
+    Bad records are reported on stderr as FILE:LINE: REASON and skipped. Exit codes: 0
+    something was stored (or was already), or the input holds no measurement (empty
+    files, directories without measurement files: a note says so); 1 there were records
+    and none could be stored; 2 bad usage (a path that does not exist or is not a
+    measurement file; nothing stored).
+    """
+    from didban.analysis.cli import NOTHING_FOUND, count, note_skipped, say
+
+    if jobs < 0:
+        typer.echo(f"error: --jobs must be 0 (one per CPU) or more, not {jobs}", err=True)
+        raise typer.Exit(2)
     from didban.store.ingest import discover, ingest
 
     files, problems = discover(paths)
     if not files:
-        for line in problems or ["no input files given"]:
+        for line in problems:
             typer.echo(f"error: {line}", err=True)
-        raise typer.Exit(2)
+        note_skipped(paths)
+        if problems:
+            raise typer.Exit(2)
+        say(NOTHING_FOUND)  # nothing to store: no store is created or opened
+        return
     total = sum(f.stat().st_size for f in files)
     store = open_store(data_dir, lab)
     with (
@@ -150,13 +173,17 @@ def ingest_cmd(
             on_file=lambda p, skipped: progress.update(
                 task, file=f"{'skipped ' if skipped else ''}{p.name}"
             ),
+            jobs=jobs,
         )
     for line in rep.bad:
         typer.echo(line, err=True)
+    note_skipped(paths)
+    if rep.records == 0 and not rep.bad and rep.skipped_files == 0:
+        say(NOTHING_FOUND)
     typer.echo(
-        f"{rep.files} files read, {rep.skipped_files} already ingested; "
-        f"{rep.records} records: {rep.added} added, {rep.duplicates} duplicates, "
-        f"{len(rep.bad)} bad"
+        f"{count(rep.files, 'file')} read, {rep.skipped_files} already ingested; "
+        f"{count(rep.records, 'record')}: {rep.added} added, "
+        f"{count(rep.duplicates, 'duplicate')}, {len(rep.bad)} bad"
     )
     if rep.bad and rep.added == 0 and rep.duplicates == 0 and rep.skipped_files == 0:
         typer.echo("error: nothing could be ingested (see the reasons above)", err=True)
@@ -223,6 +250,9 @@ def data_update_cmd(
     """Refresh the IP→ASN snapshot from @ip-location-db/asn (needs npm and the internet)."""
     from didban.store import asndb
 
+    if source is not None and not source.exists():
+        typer.echo(f"error: --from {source} does not exist", err=True)
+        raise typer.Exit(2)
     with tempfile.TemporaryDirectory(prefix="didban-asn-") as tmp_s:
         tmp = Path(tmp_s)
         if source is None:
@@ -255,8 +285,11 @@ def data_update_cmd(
             try:
                 with tarfile.open(source) as tf:
                     tf.extractall(tmp / "x", filter="data")
-            except (tarfile.TarError, OSError) as exc:
-                typer.echo(f"error: {source} is not a readable package tarball ({exc})", err=True)
+            except tarfile.TarError:
+                typer.echo(f"error: {source} is not a package tarball (.tgz)", err=True)
+                raise typer.Exit(2) from None
+            except OSError as exc:
+                typer.echo(f"error: cannot read {source}: {exc.strerror or exc}", err=True)
                 raise typer.Exit(2) from None
             pkg = tmp / "x" / "package"
         else:

@@ -115,11 +115,16 @@ class Index:
         return int(self.db.execute("SELECT count(*) FROM msmt").fetchone()[0])
 
     @_locked
-    def untabled(self, limit: int) -> list[Location]:
+    def untabled(self, limit: int, after: tuple[str, int, int] | None = None) -> list[Location]:
+        """Measurements not yet in the tables, in archive order (after ``after``: the
+        (file, offset, line) of the last one of the previous page)."""
+        cond, args = "", cast(tuple[Any, ...], ())
+        if after is not None:
+            cond, args = " AND (file, offset, line) > (?, ?, ?)", after
         rows = self.db.execute(
-            "SELECT uid, file, offset, length, line, day FROM msmt WHERE tabled = 0 "
-            "ORDER BY file, offset, line LIMIT ?",
-            (limit,),
+            "SELECT uid, file, offset, length, line, day FROM msmt WHERE tabled = 0"
+            f"{cond} ORDER BY file, offset, line LIMIT ?",
+            (*args, limit),
         ).fetchall()
         return [Location(*r) for r in rows]
 

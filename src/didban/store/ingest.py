@@ -10,28 +10,34 @@ name order).
 Each record is checked by ``model.admission.measurement_refusal``, the rules the
 collector applies too (only what storing and querying need, so old or odd OONI data is
 kept); a bad record is reported as ``file:line: reason`` and skipped, never fatal. A file
-finished without error is recorded in the ledger by (absolute path, size, mtime), so a
-second run skips it; a run killed half way re-reads
-the file and the content-hash de-duplication drops what was already stored.
+finished without error is recorded in the ledger by (absolute path, size, mtime) once all
+its measurements are in the archive and the tables, so a second run skips it; a run
+killed half way re-reads the file and the content-hash de-duplication drops what was
+already stored.
+
+The work is split as ``didban analyze`` splits it (``didban.files.pool``): worker
+processes, one per usable CPU, each take a block of about 8 MB of records and derive
+everything from it (``store.derive``: admission, content hash, verdict, the archive frame,
+the table rows as Arrow batches); this process decompresses the files into blocks, judges
+runs, de-duplicates, appends the frames and writes the Parquet files in large batches
+(``store.bulk``). Memory stays bounded by the blocks in flight and one table batch,
+whatever the size of the input.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
 
-import orjson
-
+from didban.files import pool
 from didban.files.kinds import iter_files, supported
-from didban.files.reader import iter_records
-from didban.files.streams import UNREADABLE
-from didban.model.admission import measurement_refusal
+from didban.files.tasks import CHUNK_BYTES
+from didban.store.bulk import BulkLoader
+from didban.store.derive import derive_block
 from didban.store.store import Store
-
-BATCH = 2000
 
 
 @dataclass
@@ -50,11 +56,8 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[str]]:
     out: list[Path] = []
     problems: list[str] = []
     for p in paths:
-        if p.is_dir():
-            found = list(iter_files([p]))
-            if not found:
-                problems.append(f"{p}: no measurement files (.jsonl.gz, .jsonl.zst, .jsonl, .json)")
-            out.extend(found)
+        if p.is_dir():  # one without measurement files is an empty input, not a problem
+            out.extend(iter_files([p]))
         elif p.is_file():
             if supported(p):
                 out.append(p)
@@ -67,35 +70,19 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[str]]:
     return out, problems
 
 
-def check(m: Any) -> str | None:
-    """Why a decoded record cannot be stored, or None: the rules every entry applies."""
-    return measurement_refusal(m)
-
-
-def records(path: Path) -> Iterator[tuple[int, Any, str | None]]:
-    """(line number, record, error) for every record of ``path``, read as ``didban analyze``
-    reads it (both keep the same records of a truncated archive, and both notice the
-    truncation)."""
-    for rec in iter_records(path):
-        try:
-            yield rec.line, orjson.loads(rec.data), None
-        except orjson.JSONDecodeError as exc:
-            yield rec.line, None, f"not valid JSON ({exc})"
-
-
-def _commit(store: Store, batch: list[dict[str, Any]], rep: Report) -> int:
-    """Store ``batch`` (then empty it); returns how many were new."""
-    if not batch:
-        return 0
-    added = 0
-    for a in store.add_batch(batch):
-        if a.duplicate:
-            rep.duplicates += 1
-        else:
-            added += 1
-    store.flush()
-    batch.clear()
-    return added
+@dataclass
+class _File:
+    path: Path
+    key: str  # absolute path, the ledger's key
+    size: int
+    mtime_ns: int
+    records: int = 0  # read (kept and refused)
+    bad: int = 0
+    tabled: int = 0  # kept records now in the tables
+    added: int = 0
+    kept: int = 0  # kept records (known once the file ends)
+    ended: bool = False
+    failed: bool = False
 
 
 def ingest(
@@ -103,10 +90,15 @@ def ingest(
     paths: list[Path],
     on_bytes: Callable[[int], None] | None = None,
     on_file: Callable[[Path, bool], None] | None = None,
+    jobs: int = 0,
+    block_bytes: int = CHUNK_BYTES,
 ) -> Report:
-    """Load every file under ``paths``; see the module docstring for the rules."""
+    """Load every file under ``paths``; see the module docstring for the rules. ``jobs``:
+    worker processes (0: one per usable CPU; 1: none); a store with a caller's own
+    classifier derives in this process. ``block_bytes``: bytes of records per block."""
     files, problems = discover(paths)
     rep = Report(bad=list(problems))
+    todo: list[_File] = []
     for path in files:
         st = path.stat()
         key = str(path.resolve())
@@ -117,36 +109,53 @@ def ingest(
             if on_bytes:
                 on_bytes(st.st_size)
             continue
-        n_records = added = bad = 0
-        batch: list[dict[str, Any]] = []
-        try:
-            for line_no, rec, err in records(path):
-                n_records += 1
-                err = err or check(rec)
-                if err:
-                    bad += 1
-                    rep.bad.append(f"{path}:{line_no}: {err}")
-                    continue
-                batch.append(rec)
-                if len(batch) >= BATCH:
-                    added += _commit(store, batch, rep)
-            added += _commit(store, batch, rep)
-        except UNREADABLE as exc:
-            rep.bad.append(f"{path}: unreadable ({exc})")
-            added += _commit(store, batch, rep)
-            rep.files += 1
-            rep.records += n_records
-            rep.added += added
-            continue
+        todo.append(_File(path, key, st.st_size, st.st_mtime_ns))
+    if not todo:
+        return rep
+    custom = store.custom_classifier
+    work = partial(derive_block, options=store.derive_options, classifier=custom)
+    jobs = 1 if custom is not None else pool.jobs_for([f.path for f in todo], jobs)
+
+    def done(f: _File) -> None:
+        """Ledger and report once the whole file is stored."""
+        if f.failed:
+            return
         store.index.ledger_record(
-            key, st.st_size, st.st_mtime_ns, n_records, added, bad, datetime.now(UTC).isoformat()
+            f.key, f.size, f.mtime_ns, f.records, f.added, f.bad, datetime.now(UTC).isoformat()
         )
-        rep.files += 1
-        rep.records += n_records
-        rep.added += added
-        rep.bytes_read += st.st_size
+        rep.bytes_read += f.size
         if on_file:
-            on_file(path, False)
-        if on_bytes:
-            on_bytes(st.st_size)
+            on_file(f.path, False)
+
+    def tabled(seq: int, n: int, added: int) -> None:
+        f = todo[seq]
+        f.tabled += n
+        f.added += added
+        rep.added += added
+        if f.ended and f.tabled == f.kept:
+            done(f)
+
+    loader = BulkLoader(store, on_tabled=tabled)
+    for item in pool.map_blocks([f.path for f in todo], work, jobs=jobs, block_bytes=block_bytes):
+        f = todo[item.seq]
+        if isinstance(item, pool.FileEnd):
+            f.ended = True
+            rep.files += 1
+            if item.error is not None:
+                f.failed = True
+                rep.bad.append(item.error)
+            if on_bytes:
+                on_bytes(f.size)
+            if f.tabled == f.kept:
+                done(f)
+            continue
+        d = item.result
+        f.records += len(d) + len(d.refused)
+        f.kept += len(d)
+        f.bad += len(d.refused)
+        rep.records += len(d) + len(d.refused)
+        rep.bad.extend(f"{f.path}:{item.base + line}: {why}" for line, why in d.refused)
+        loader.add(item.seq, d)
+    loader.finish()
+    rep.duplicates = loader.counts.duplicates
     return rep

@@ -128,13 +128,28 @@ def state_flags(v: Verdict | None) -> tuple[bool, bool, bool]:
     return False, False, True
 
 
+def verdict_columns(v: Verdict | None) -> Row:
+    """The columns of a measurement row that come from its verdict alone (what a run-level
+    verdict changes; ``domain`` and ``service`` are kept by it)."""
+    anomaly, confirmed, failure = state_flags(v)
+    return {
+        "state": v.state if v else None,
+        "layer": v.layer if v else None,
+        "method": v.method if v else None,
+        "blocking_type": v.method if v else None,
+        "anomaly": anomaly,
+        "confirmed": confirmed,
+        "failure": failure,
+        "rules_version": v.rules_version if v else None,
+    }
+
+
 def measurement_row(m: dict[str, Any], uid: str, v: Verdict | None) -> Row:
     inp = _s(m.get("input"))
     dom = (v.domain if v and v.domain else None) or domain_of(inp)
     svc = (v.service if v and v.service else None) or catalog.service_for_url(inp)
     if svc is None and dom:
         svc = catalog.service_for_host(dom)
-    anomaly, confirmed, failure = state_flags(v)
     return {
         "measurement_uid": uid,
         "report_id": _s(m.get("report_id")),
@@ -154,14 +169,7 @@ def measurement_row(m: dict[str, Any], uid: str, v: Verdict | None) -> Row:
         "test_start_time": naive(parse_time(m.get("test_start_time"))),
         "test_runtime": _f(m.get("test_runtime")),
         "received_at": naive(uid_time(uid)),
-        "state": v.state if v else None,
-        "layer": v.layer if v else None,
-        "method": v.method if v else None,
-        "blocking_type": v.method if v else None,
-        "anomaly": anomaly,
-        "confirmed": confirmed,
-        "failure": failure,
-        "rules_version": v.rules_version if v else None,
+        **verdict_columns(v),
     }
 
 

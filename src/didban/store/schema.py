@@ -11,6 +11,8 @@ from typing import Final
 
 import pyarrow as pa
 
+from didban.analysis.output import verdict_schema
+
 TS = pa.timestamp("us")
 
 MEASUREMENTS: Final = pa.schema(
@@ -80,31 +82,7 @@ OBSERVATIONS: Final = pa.schema(
     ]
 )
 
-VERDICTS: Final = pa.schema(
-    [
-        ("measurement_uid", pa.string()),
-        ("report_id", pa.string()),
-        ("input", pa.string()),
-        ("test_name", pa.string()),
-        ("probe_cc", pa.string()),
-        ("probe_asn", pa.string()),
-        ("measurement_start_time", TS),
-        ("state", pa.string()),
-        ("rule_id", pa.string()),
-        ("rules_version", pa.string()),
-        ("confidence", pa.float64()),
-        ("layer", pa.string()),
-        ("method", pa.string()),
-        ("fingerprint_id", pa.string()),
-        ("confirmed", pa.bool_()),
-        ("service", pa.string()),
-        ("domain", pa.string()),
-        ("blocking", pa.string()),  # JSON: "dns", false, null …
-        ("accessible", pa.bool_()),
-        ("evidence", pa.string()),  # JSON list of Evidence
-        ("reason", pa.string()),
-    ]
-)
+VERDICTS: Final = verdict_schema(TS)
 
 TABLES: Final[dict[str, pa.Schema]] = {
     "measurements": MEASUREMENTS,

@@ -33,10 +33,12 @@ import msgspec
 import orjson
 
 from didban.analysis import classify as analysis_classify
+from didban.analysis import nin
 from didban.data.ipasn import AsnDB, default_db
 from didban.model.labinfo import AsnRow
 from didban.model.verdict import Verdict
 from didban.store import archive, rows
+from didban.store.derive import Options, verdict_of
 from didban.store.index import Index, Location, NewRow
 from didban.store.reader import TableReader
 from didban.store.tables import RWLock, TableWriter
@@ -121,8 +123,9 @@ class Store:
         self.classifier: Classifier | None = (
             analysis_classify if isinstance(classifier, str) else classifier
         )
-        base = asn or default_db()
-        self.asn = base.with_overrides(lab_asn_map) if lab_asn_map else base
+        self._asn_base = asn
+        self._asn: AsnDB | None = None
+        self.lab_asn_map = tuple(lab_asn_map)
         if recover:
             self.recover()
 
@@ -252,6 +255,25 @@ class Store:
             when, rows.country(m.get("probe_cc")), rows.text(m.get("test_name"), "unknown"), digest
         )
 
+    @property
+    def asn(self) -> AsnDB:
+        """The IP→ASN lookup of observation rows, loaded on first use (150 MB of lists that
+        ``didban ingest``'s parent process never needs: its workers derive the rows)."""
+        if self._asn is None:
+            base = self._asn_base or default_db()
+            self._asn = base.with_overrides(self.lab_asn_map) if self.lab_asn_map else base
+        return self._asn
+
+    @property
+    def derive_options(self) -> Options:
+        """How ``store.derive`` derives this store's rows (in worker processes too)."""
+        return Options(classify=self.classifier is not None, lab_asn_map=self.lab_asn_map)
+
+    @property
+    def custom_classifier(self) -> Classifier | None:
+        """The caller's classifier when it is not the analysis (tests construct verdicts)."""
+        return None if self.classifier in (None, analysis_classify) else self.classifier
+
     def classify(self, m: dict[str, Any]) -> Verdict | None:
         """The verdict for ``m`` (None without a classifier or when it fails)."""
         if self.classifier is None:
@@ -267,7 +289,10 @@ class Store:
 
     def _derive(self, m: dict[str, Any], uid: str, day: str) -> None:
         """Classify ``m`` and buffer its table rows under ``day`` (its index day)."""
-        v = self.classify(m)
+        self._rows(m, uid, day, self.classify(m))
+
+    def _rows(self, m: dict[str, Any], uid: str, day: str, v: Verdict | None) -> None:
+        """Buffer the table rows of ``m`` with verdict ``v``."""
         mrow = rows.measurement_row(m, uid, v)
         self.writer.add(
             uid,
@@ -348,26 +373,44 @@ class Store:
         return self._fill_tables(progress)
 
     def _fill_tables(self, progress: Progress | None) -> int:
+        """Derive the rows of every archived measurement missing from the tables, in
+        archive order, with the run-level pass over that order (as ``didban ingest`` runs
+        it over its input, which the archive keeps in order within each file)."""
         done = 0
+        runs: nin.Runs[tuple[dict[str, Any], Location]] = nin.Runs()
+        after: tuple[str, int, int] | None = None
+        custom = self.custom_classifier
         while True:
-            locs = self.index.untabled(5000)
+            locs = self.index.untabled(5000, after)
             if not locs:
-                return done
-            for m, loc in self._load(locs):
-                self._derive(m, loc.uid, loc.day)
+                break
+            after = (locs[-1].file, locs[-1].offset, locs[-1].line)
+            for line, m, loc in self._load(locs):
+                v, no_control, rate = verdict_of(
+                    line, m, loc.uid, custom, self.classifier is not None
+                )
+                if v is None:
+                    self._rows(m, loc.uid, loc.day, None)
+                    continue
+                for (mj, lj), vj in runs.add((m, loc), v, no_control, rate):
+                    self._rows(mj, lj.uid, lj.day, vj)
             self.flush()
             done += len(locs)
             if progress:
                 progress(len(locs))
+        for (mj, lj), vj in runs.flush():
+            self._rows(mj, lj.uid, lj.day, vj)
+        self.flush()
+        return done
 
-    def _load(self, locs: Iterable[Location]) -> Iterable[tuple[dict[str, Any], Location]]:
+    def _load(self, locs: Iterable[Location]) -> Iterable[tuple[bytes, dict[str, Any], Location]]:
         cache_key: tuple[str, int] | None = None
         lines: list[bytes] = []
         for loc in locs:
             if cache_key != (loc.file, loc.offset):
                 lines = archive.read_frame(self.raw / loc.file, loc.offset, loc.length)
                 cache_key = (loc.file, loc.offset)
-            yield orjson.loads(lines[loc.line]), loc
+            yield lines[loc.line], orjson.loads(lines[loc.line]), loc
 
     def rebuild(self, progress: Progress | None = None) -> int:
         """Drop the index and every table, then rebuild both from the archive."""

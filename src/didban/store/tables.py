@@ -20,7 +20,7 @@ import shutil
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -29,6 +29,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from didban.files.durable import fsync_dir
 from didban.store.index import Index
 from didban.store.schema import TABLES
 
@@ -132,14 +133,37 @@ class TableWriter:
                     self._seq += 1
                     name = f"inc-{stamp}-{os.getpid()}-{self._seq}.parquet"
                     planned.append((self.root / table / f"day={day}" / name, table, items))
-            pid = self.index.begin_pending(
-                "flush", orjson.dumps([str(p) for p, _, _ in planned]).decode()
+            self._write(
+                [(p, pa.Table.from_pylist(items, schema=TABLES[t])) for p, t, items in planned],
+                uids,
             )
-            for dest, table, items in planned:
-                write_parquet(pa.Table.from_pylist(items, schema=TABLES[table]), dest)
-            self.index.mark_tabled(uids, pid)
             self.last_flush = time.monotonic()
             return len(uids)
+
+    def write_tables(self, tables: dict[str, dict[str, pa.Table]], uids: Sequence[str]) -> None:
+        """Write Arrow tables (table → day → rows) as new files and mark ``uids`` as in the
+        tables, with the crash protocol of ``flush`` (a bulk loader builds its rows
+        columnar, in worker processes)."""
+        with self._mutex:
+            stamp = time.time_ns()
+            planned: list[tuple[Path, pa.Table]] = []
+            for table, by_day in tables.items():
+                for day, rows in by_day.items():
+                    if rows.num_rows:
+                        self._seq += 1
+                        name = f"inc-{stamp}-{os.getpid()}-{self._seq}.parquet"
+                        planned.append((self.root / table / f"day={day}" / name, rows))
+            self._write(planned, uids)
+
+    def _write(self, planned: list[tuple[Path, pa.Table]], uids: Sequence[str]) -> None:
+        """Record the files in ``pending``, write them, make their names durable, then mark
+        ``uids`` tabled and drop the pending record in one commit."""
+        pid = self.index.begin_pending("flush", orjson.dumps([str(p) for p, _ in planned]).decode())
+        for dest, table in planned:
+            write_parquet(table, dest)
+        for directory in {dest.parent for dest, _ in planned}:
+            fsync_dir(directory)  # the renames, before the index says the rows are there
+        self.index.mark_tabled(uids, pid)
 
     def day_dirs(self, table: str) -> list[Path]:
         d = self.root / table

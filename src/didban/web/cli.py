@@ -1,25 +1,31 @@
 """``didban report``: the HTML report of a file of measurements, with the verdicts
 ``didban analyze`` gives (run-level rules included) or those of ``--verdicts``.
 
-Exit codes as ``didban analyze`` (``didban.analysis.cli``): 0 report written; 1 no
-measurement could be read; 2 bad usage (nothing written).
+Exit codes as ``didban analyze`` (``didban.analysis.cli``): 0 report written (with no
+verdict when the input holds no measurement: a note says so); 1 there were records and
+none could be read; 2 bad usage (nothing written).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import typer
 from rich.console import Console
 
 from didban.analysis.batch import classify_paths
+from didban.analysis.classify import TOO_DEEP
 from didban.analysis.cli import (
     EXIT_NOTHING,
+    NOTHING_FOUND,
     cannot_write,
     check_output,
     count,
     fail,
+    note_skipped,
+    nothing_found,
     say,
 )
 from didban.analysis.fingerprints import default
@@ -54,6 +60,13 @@ def _load_verdicts(path: Path) -> dict[tuple[str, str, str, str], list[Verdict]]
     return out
 
 
+def _decode(data: bytes) -> Any:
+    try:
+        return msgspec.json.decode(data)
+    except UnicodeDecodeError:  # a body that is not UTF-8, which the rules skipped
+        return msgspec.json.decode(data.decode("utf-8", "replace"))
+
+
 def report_cmd(
     input_path: Path = typer.Option(
         ..., "--input", "-i", help="Measurements (JSONL/JSON, .gz/.zst, or a directory)."
@@ -67,7 +80,10 @@ def report_cmd(
 ) -> None:
     """Write a self-contained HTML report with the evidence behind every verdict.
 
-    Exit codes: 0 report written; 1 no measurement could be read; 2 bad usage.
+    Malformed records are reported on stderr as FILE:LINE: REASON and skipped. Exit codes:
+    0 report written (an input with no measurement at all gives a report of none, and a
+    note says so); 1 there were records and none could be read; 2 bad usage (nothing
+    written).
     """
     if not input_path.exists():
         raise fail(f"{input_path} does not exist")
@@ -85,25 +101,30 @@ def report_cmd(
     # over the whole run), unless --verdicts has the one analyze wrote for a measurement
     for rec, fresh in classify_paths([input_path], say, counts, default()):
         try:
-            doc = msgspec.json.decode(rec.data)  # classified: a JSON object
-        except UnicodeDecodeError:  # a body that is not UTF-8, which the rules skipped
-            doc = msgspec.json.decode(rec.data.decode("utf-8", "replace"))
-        verdict = fresh
-        if known is not None:
-            key = _verdict_key(
-                doc.get("report_id"),
-                doc.get("input"),
-                doc.get("measurement_start_time"),
-                doc.get("test_name"),
-            )
-            found = known.get(key)
-            if found:
-                verdict = found.pop(0)
-            else:
-                afresh += 1
-        items.append(report.item(verdict, doc))
+            doc = _decode(rec.data)  # classified: a JSON object
+            verdict = fresh
+            if known is not None:
+                key = _verdict_key(
+                    doc.get("report_id"),
+                    doc.get("input"),
+                    doc.get("measurement_start_time"),
+                    doc.get("test_name"),
+                )
+                found = known.get(key)
+                if found:
+                    verdict = found.pop(0)
+                else:
+                    afresh += 1
+            items.append(report.item(verdict, doc))
+        except RecursionError:  # at the decoder's limit, which classifying just missed
+            counts.records -= 1
+            counts.refused += 1
+            say(f"{rec.path}:{rec.line}: {TOO_DEEP}")
     malformed = counts.refused
-    if not items:
+    note_skipped([input_path])
+    if nothing_found(counts):
+        say(NOTHING_FOUND)
+    elif not items:
         raise fail(
             f"no measurement could be read from {input_path} "
             f"({count(malformed, 'malformed record')})",

@@ -14,6 +14,7 @@ from didban.analysis.records import HTTPExchange
 from didban.analysis.web_connectivity.evidence import hit
 from didban.analysis.web_connectivity.facts import WebFacts, ctrl_http_ok
 from didban.analysis.web_connectivity.steps import REQ, is_https
+from didban.model.ooni import page_title
 from didban.model.verdict import Evidence
 
 
@@ -187,7 +188,7 @@ def r_http_diff(f: WebFacts) -> Hit | None:
     resp = f.requests[0].response
     assert resp is not None
     conf = 0.7 if diff.status_code_match is False else 0.6
-    title = httpdiff.title_of(body)
+    title = page_title(body)
     ctrl_code = f.ctrl.http_request.status_code if f.ctrl and f.ctrl.http_request else None
     return hit(
         f,

@@ -53,6 +53,12 @@ def r_throttled(f: WebFacts) -> Hit | None:
                 "body bytes/s of the final response (probe vs control)",
                 f"{rate:.0f}",
                 f"{ctrl_rate:.0f}",
-            )
+            ),
+            Evidence(
+                "/test_keys/control/http_request/x_didban_throughput",
+                f"probe rate / control rate (throttled below {THROTTLE_RATIO})",
+                f"{share:.3f}",
+                f"< {THROTTLE_RATIO}",
+            ),
         ],
     )

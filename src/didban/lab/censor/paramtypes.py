@@ -13,6 +13,7 @@ import ipaddress
 import re
 from typing import ClassVar, Final
 
+from didban.data import apps
 from didban.lab import plan as address_plan
 
 LAB_NETWORKS: Final = tuple(
@@ -62,13 +63,23 @@ class DnsName(str):
 
 
 def addresses_of(ref: str) -> list[str]:
-    """Expand an address parameter item: an IP/CIDR, ``service:<id>`` or ``resolver:<name>``."""
+    """Expand an address parameter item: an IP/CIDR, ``service:<id>`` (its web addresses and
+    its apps' endpoints), ``app:<id>`` (an app's own endpoints) or ``resolver:<name>``."""
     if ref.startswith("service:"):
         sid = ref.split(":", 1)[1]
         table = {**address_plan.SERVICE_ADDRS, **address_plan.DOMESTIC_SITES}
         if sid not in table:
             raise ValueError(f"unknown service '{sid}' (known: {', '.join(sorted(table))})")
-        return list(table[sid])
+        return list(address_plan.service_addresses(sid))
+    if ref.startswith("app:"):
+        app_id = ref.split(":", 1)[1]
+        known_apps = [a.id for a in apps.apps()]
+        if app_id not in known_apps:
+            raise ValueError(f"unknown app '{app_id}' (known: {', '.join(known_apps)})")
+        found = list(address_plan.app_endpoint_addresses(app_id))
+        if not found:
+            raise ValueError(f"app '{app_id}' has no endpoint of its own in the lab")
+        return found
     if ref.startswith("resolver:"):
         rname = ref.split(":", 1)[1]
         if rname == "isp":
@@ -81,7 +92,7 @@ def addresses_of(ref: str) -> list[str]:
         net = ipaddress.ip_network(ref, strict=True)
     except ValueError as e:
         raise ValueError(
-            f"'{ref}' is not an IPv4 address, CIDR, service:<id> or resolver:<name>"
+            f"'{ref}' is not an IPv4 address, CIDR, service:<id>, app:<id> or resolver:<name>"
         ) from e
     if net.version != 4 or not any(net.subnet_of(lab) for lab in LAB_NETWORKS):  # type: ignore[arg-type]
         raise ValueError(

@@ -28,6 +28,7 @@ from didban.lab.censor.enforcers.inspection import (
     SNIBlackhole,
     SNIFilter,
 )
+from didban.lab.censor.enforcers.protocols import UDPProtocolFilter
 from didban.lab.censor.enforcers.resolution import (
     DNSInjection,
     DNSNxdomain,
@@ -62,6 +63,7 @@ ENFORCERS: Final[dict[str, type[Enforcer]]] = {
         IPBlackhole,
         RSTOnConnect,
         QUICDrop,
+        UDPProtocolFilter,
         DoTBlock,
         Throttle,
         DelayLoss,

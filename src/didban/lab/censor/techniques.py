@@ -213,6 +213,22 @@ class QUICDropRule(TechniqueRule, tag="quic_drop"):
     ports: Ports = msgspec.field(default_factory=lambda: [443])
 
 
+class UDPProtocolFilterRule(TechniqueRule, tag="udp_protocol_filter"):
+    """UDP protocol filter: client datagrams whose first bytes are QUIC (a version-1 long
+    header of at least ``quic_min`` bytes) or STUN (the RFC 5389 magic cookie) are
+    dropped, on any port (or the given ones), to any destination (or the given ones);
+    other UDP (DNS) passes. QUIC handshakes and STUN transactions time out."""
+
+    source = (
+        "OONI 2022 and net4people #489 (QUIC disabled on all Iranian ISPs since 2025); "
+        "TSPU's QUIC template (reference §2.6: >= 1001 bytes, version 1); RFC 5389 §6"
+    )
+    protocols: Annotated[list[Literal["quic", "stun"]], Meta(min_length=1)]
+    addresses: list[LabAddresses] = []
+    ports: Ports = []
+    quic_min: Annotated[int, Meta(ge=1, le=1500)] = 1001
+
+
 class DoTBlockRule(TechniqueRule, tag="dot_block"):
     """DoT blocking: TCP to port 853 (of the given resolvers, or any) dropped or reset."""
 
@@ -310,6 +326,7 @@ TECHNIQUES: Final[dict[str, type[TechniqueRule]]] = {
         IPBlackholeRule,
         RSTOnConnectRule,
         QUICDropRule,
+        UDPProtocolFilterRule,
         DoTBlockRule,
         ThrottleRule,
         DelayLossRule,
@@ -333,6 +350,7 @@ AnyRule = (
     | IPBlackholeRule
     | RSTOnConnectRule
     | QUICDropRule
+    | UDPProtocolFilterRule
     | DoTBlockRule
     | ThrottleRule
     | DelayLossRule

@@ -1,7 +1,7 @@
-"""The two service processes of a lab: ``inet`` (every international site, the bench hosts
-and the public resolvers) and ``domestic`` (the ISP resolver, the domestic sites and Iran's
-blockpage hosts). Each listens on its addresses, then writes ``<role>-services.ready``
-into the state dir and serves until SIGTERM.
+"""The two service processes of a lab: ``inet`` (every international site, the bench hosts,
+the app endpoints' stand-ins and the public resolvers) and ``domestic`` (the ISP resolver,
+the domestic sites and Iran's blockpage hosts). Each listens on its addresses, then
+writes ``<role>-services.ready`` into the state dir and serves until SIGTERM.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from didban.lab import ca, plan, zone
-from didban.lab.services import ROLES, dnsanswer, dnsserver, http, ready_file, routes
+from didban.lab.services import ROLES, apps, dnsanswer, dnsserver, http, ready_file, routes
 from didban.lab.services.ispresolver import IspResolver
 from didban.net import guard
 
@@ -35,6 +35,7 @@ async def _start_inet(state_dir: Path) -> list[Any]:
         if site.key.startswith("resolver:"):
             dot.add_site(site)
     store.add_bench()
+    apps.add_pinned_leaves(store, state_dir)
     handles: list[Any] = []
     for addr in dict.fromkeys(zone.addresses(domestic=False) + zone.resolver_addrs()):
         handles.append(await http.serve(routes.handle, addr, 80))
@@ -43,6 +44,7 @@ async def _start_inet(state_dir: Path) -> list[Any]:
         if site.http3 and not site.domestic:
             for addr in site.addrs:
                 handles.append(await h3.serve_h3(routes.handle, addr, store.leaf(site.key)))
+    handles += await apps.serve()
     for addr in zone.resolver_addrs():
         handles.append(await dnsserver.serve_udp(_public_answer, addr))
         handles.append(await dnsserver.serve_tcp(_public_answer, addr))
