@@ -14,7 +14,7 @@ from typing import Final
 
 from didban.model.verdict import METHODS, Layer, State
 
-RULES_VERSION: Final = "2026.12.2"
+RULES_VERSION: Final = "2026.12.3"
 
 
 @dataclass(frozen=True, slots=True)

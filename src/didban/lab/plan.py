@@ -203,7 +203,7 @@ def asn_map() -> tuple[tuple[str, int, str, str], ...]:
         ("192.0.2.32/27", 58224, "IR", "Iran Telecommunication Company PJS (lab)"),
         ("10.10.34.0/24", 0, "IR", "Iranian national blockpage (lab)"),
         ("203.0.113.64/26", 64502, "NL", "didban lab hosting (lab)"),
-        ("203.0.113.224/28", 64503, "NL", "didban lab cases hosting (lab)"),
+        ("203.0.113.224/28", 64510, "NL", "didban lab cases hosting (lab)"),
         ("203.0.113.192/27", 64500, "NL", "didban bench hosting (lab)"),
         ("198.51.100.0/29", 13335, "US", "Cloudflare, Inc. (lab)"),
         ("198.51.100.8/30", 15169, "US", "Google LLC (lab)"),
