@@ -5,15 +5,17 @@ UV := $(PY) -m uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PY)
 
-# Debian packages the lab and the probe need (installed only when something is missing).
-# coturn: the lab's STUN servers (turnserver in STUN-only mode).
-APT_PACKAGES := iptables iproute2 curl ca-certificates procps psmisc coturn
-APT_COMMANDS := iptables ip tc curl ps killall turnserver
+# Debian packages the lab, the probe and the browser tests need (installed only when
+# something is missing). coturn: the lab's STUN servers (turnserver in STUN-only mode);
+# chromium drives the explorer's browser tests (Playwright uses Debian's build: nothing
+# downloads a browser).
+APT_PACKAGES := iptables iproute2 curl ca-certificates procps psmisc coturn chromium
+APT_COMMANDS := iptables ip tc curl ps killall turnserver chromium
 
 # The spark extra (pyspark, pandas) needs a Java runtime: `make deps-spark` installs both.
 SPARK_APT_PACKAGES := openjdk-17-jre-headless
 
-.PHONY: sysdeps uv deps deps-spark test lint typecheck unit demo bench bench-spark clean
+.PHONY: sysdeps uv deps deps-spark test lint typecheck unit demo bench bench-spark i18n clean
 
 sysdeps:
 	@missing=0; for c in $(APT_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing=1; done; \
@@ -72,10 +74,16 @@ bench: deps
 	$(UV) run --frozen python bench/ingest_throughput.py
 	$(UV) run --frozen python bench/store_query.py
 	$(UV) run --frozen python bench/collector_load.py
+	$(UV) run --frozen python bench/explorer.py
 	$(UV) run --frozen python bench/lab_accuracy.py
 
 bench-spark: deps-spark
 	$(UV) run --frozen python bench/spark_scale.py
+
+# Extract the explorer's messages and merge them into the Farsi catalogue
+# (src/didban/web/locale/fa/LC_MESSAGES/messages.po); fails while one lacks its Farsi.
+i18n: deps
+	$(UV) run --frozen python -m didban.web.i18n
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache build dist

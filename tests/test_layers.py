@@ -27,7 +27,8 @@ LAYERS: Final[tuple[frozenset[str], ...]] = tuple(
         "analysis",
         "store",
         "events",
-        "api web",
+        "api",
+        "web",
         "scale",
     )
 )

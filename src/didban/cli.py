@@ -108,7 +108,7 @@ _OWNERS: dict[str, str] = {
     "store": "didban.store.cli",
     "data": "didban.store.cli",
     "ooni": "didban.store.oonisync.cli",
-    "serve": "didban.api.cli",
+    "serve": "didban.web.cli",  # the API and the explorer (didban.api.cli.serve)
     "events": "didban.events.cli",
     "timeline": "didban.events.cli",
     "alerts": "didban.events.cli",

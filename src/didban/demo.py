@@ -111,6 +111,10 @@ def demo(
         Path("out"), "--out-dir", help="Where measurements, verdicts and the report go."
     ),
     concurrency: int = typer.Option(8, "--concurrency", min=1, help="Probe concurrency."),
+    serve: bool = typer.Option(
+        False, "--serve", help="Then serve the explorer over the demo's data until Ctrl-C."
+    ),
+    listen: str = typer.Option("127.0.0.1:8080", "--listen", help="Where --serve listens."),
 ) -> None:
     """Measure the Iran lab end to end: lab up, probe, analyse, report, lab down."""
     from didban.lab import profiles, runtime
@@ -134,6 +138,7 @@ def demo(
     measurements = out_dir / f"demo-{truth.name}-{stamp}.jsonl"
     verdicts = out_dir / f"demo-{truth.name}-{stamp}.verdicts.jsonl"
     report = out_dir / "report.html"
+    data_dir = out_dir / "didban-data"  # the explorer's store of every demo run
     started = time.monotonic()
     failed: str | None = None
     with _sigterm_unwinds():
@@ -166,10 +171,17 @@ def demo(
                 [
                     "report", "--input", str(measurements),
                     "--verdicts", str(verdicts), "--output", str(report),
+                    "--explorer", f"http://{listen}",
                 ],
                 env,
             ):  # fmt: skip
                 failed = "didban report failed"
+            elif _step(
+                ["ingest", str(measurements), "--data-dir", str(data_dir),
+                 "--lab", env["DIDBAN_LAB"]],
+                env,
+            ):  # fmt: skip
+                failed = "didban ingest failed"
         except (KeyboardInterrupt, _Terminated):
             with _uninterruptible():
                 runtime.down(desc.state_dir)
@@ -184,6 +196,11 @@ def demo(
             runtime.down(desc.state_dir)
         typer.echo(f"lab {desc.prefix} removed")
     elapsed = time.monotonic() - started
+    serving = (
+        "serving it now, Ctrl-C stops"
+        if serve
+        else f"serve it with: didban serve --data-dir {data_dir}"
+    )
     if failed is not None:
         typer.echo(f"didban demo: {failed}; lab {desc.prefix} brought down.", err=True)
         raise typer.Exit(1)
@@ -191,8 +208,13 @@ def demo(
     typer.echo(
         f"\nmeasurements: {measurements}\nverdicts:     {verdicts}\n"
         f"report:       {report}\n              file://{report}\n"
-        f"took {elapsed:.1f} s (lab up, probe, analysis, report, lab down)"
+        f"took {elapsed:.1f} s (lab up, probe, analysis, report, lab down)\n"
+        f"explorer:     http://{listen}/country/IR  (the demo's data in {data_dir};\n"
+        f"              {serving})"
     )
+    if serve:
+        with contextlib.suppress(KeyboardInterrupt, _Terminated):
+            _step(["serve", "--listen", listen, "--data-dir", str(data_dir)], os.environ.copy())
     if disagreements:
         typer.secho(
             f"{disagreements} verdict(s) disagree with the {truth.name} ground truth.",

@@ -142,3 +142,50 @@ def test_report_summary_rows_link_to_their_evidence(tmp_path: Path) -> None:
     assert len(links) == 2
     for anchor, label in links:
         assert f'id="{anchor}">{label} — ' in html  # the section of that row
+
+
+def test_report_opens_with_a_summary_window_and_vantage_and_collapses_evidence(
+    tmp_path: Path,
+) -> None:
+    src = tmp_path / "m.jsonl"
+    src.write_bytes(jsonl(blocked_instagram(), ok_page()))
+    out = tmp_path / "r.html"
+    assert runner.invoke(app, ["report", "-i", str(src), "-o", str(out)]).exit_code == 0
+    html = " ".join(out.read_text().split())
+    assert html.index("Executive summary") < html.index("<h2>Summary</h2>")
+    assert "<strong>2</strong> measurements" in html
+    assert "Blocked, by method: <code>dns.hijack</code> 1" in html
+    assert 'Vantage points</th><td>IR <bdi class="ltr">AS197207</bdi>' in html
+    assert "Glossary" in html and "the resolver answered with a blockpage address" in html
+    assert "<details" in html and "<details open" not in html
+    assert "@media print" in html and "<link" not in html
+
+
+def test_report_in_farsi_and_with_permalinks_to_the_explorer(tmp_path: Path) -> None:
+    from didban.store.ingest import ingest
+    from didban.store.store import Store
+
+    src = tmp_path / "m.jsonl"
+    src.write_bytes(jsonl(blocked_instagram()))
+    out = tmp_path / "r.html"
+    r = runner.invoke(
+        app,
+        ["report", "-i", str(src), "-o", str(out), "--lang", "fa",
+         "--explorer", "http://127.0.0.1:8080/"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    html = out.read_text()
+    assert '<html lang="fa" dir="rtl">' in html and "خلاصهٔ مدیریتی" in html
+    assert re.search("[۰-۹]", html)
+    with Store(tmp_path / "data") as store:
+        ingest(store, [src])
+        uid = store.reader.rows("SELECT measurement_uid FROM {measurements}")[0]["measurement_uid"]
+    assert f'href="http://127.0.0.1:8080/fa/m/{uid}"' in html  # the uid ingest gave it
+
+    for bad, sentence in (
+        (["--lang", "de"], "--lang must be one of en, fa"),
+        (["--explorer", "127.0.0.1:8080"], "--explorer must be an http:// or https:// URL"),
+    ):
+        r = runner.invoke(app, ["report", "-i", str(src), "-o", str(tmp_path / "x.html"), *bad])
+        assert r.exit_code == 2 and sentence in r.stderr
+        assert not (tmp_path / "x.html").exists()

@@ -1,29 +1,41 @@
-"""Commands of ``didban.api``: ``didban serve``."""
+"""Serving the API: ``serve`` checks the address, opens the store and runs uvicorn
+(``didban serve``, registered by ``didban.web.cli`` with the explorer's application)."""
 
 from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
-from didban.store.cli import DATA_DIR_OPT, LAB_OPT, open_store
+from didban.store.cli import open_store
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from didban.store.store import Store
+
+LISTEN_OPT = typer.Option("127.0.0.1:8080", "--listen", help="HOST:PORT to listen on.")
+MAX_BODY_OPT = typer.Option(
+    4 * 1024 * 1024, "--max-body", help="Largest accepted request body, in bytes."
+)
 
 
-def serve_cmd(
-    listen: str = typer.Option("127.0.0.1:8080", "--listen", help="HOST:PORT to listen on."),
-    data_dir: Path | None = DATA_DIR_OPT,
-    lab: Path | None = LAB_OPT,
-    max_body: int = typer.Option(
-        4 * 1024 * 1024, "--max-body", help="Largest accepted request body, in bytes."
-    ),
+def serve(
+    listen: str,
+    data_dir: Path | None,
+    lab: Path | None,
+    max_body: int,
+    create_app: Callable[[Store, int], FastAPI],
+    also: str = "",
 ) -> None:
-    """Run the API: OONI collector, measurements, aggregation, services, exports (/docs)."""
+    """Check ``listen``, open the store and run ``create_app(store, max_body)`` there
+    (``didban serve``, whose application adds the explorer; ``also`` names what it adds
+    in the start-up line)."""
     import uvicorn
-
-    from didban.api.app import create_app
 
     def fail(sentence: str) -> NoReturn:
         typer.echo(f"error: {sentence}", err=True)
@@ -58,11 +70,11 @@ def serve_cmd(
     shown = f"[{host}]" if ":" in host else host
     store = open_store(data_dir, lab)
     try:
-        app = create_app(store, max_body=max_body)
+        app = create_app(store, max_body)
         # uvloop and httptools (dependencies): bench/collector_load.py --baseline measures
         # them against uvicorn's pure-Python asyncio loop and h11 parser
         typer.echo(
-            f"didban API on http://{shown}:{port_s}/ (docs at /docs), data in {store.dir} "
+            f"didban API on http://{shown}:{port_s}/ (docs at /docs{also}), data in {store.dir} "
             "(uvloop + httptools)",
             err=True,
         )
@@ -77,8 +89,3 @@ def serve_cmd(
         )
     finally:
         store.close()
-
-
-def register(app: typer.Typer) -> None:
-    """Add this package's commands to ``app``."""
-    app.command("serve")(serve_cmd)

@@ -172,6 +172,36 @@ def selected(
         )
 
 
+def timeline_entries(
+    data_dir: Path,
+    cc: str,
+    asn: list[int],
+    targets: list[str],
+    since: datetime | None,
+    until: datetime | None,
+    min_confidence: float,
+) -> list[timelinemod.Entry]:
+    """Known (``data/known-events.csv``) and saved detected events of ``cc`` on one axis
+    (``/api/v1/timeline`` and the explorer's ``/timeline/{cc}``)."""
+    _, rows = selected(
+        data_dir,
+        cc=[cc],
+        asn=asn,
+        targets=targets,
+        kind=[],
+        since=since,
+        until=until,
+        min_confidence=min_confidence,
+    )
+    known = knownmod.select(knownmod.load(), cc, None, since, until)
+    if targets:
+        known = [k for k in known if any(knownmod.target_matches(t, k.targets) for t in targets)]
+    if asn:
+        wanted = set(asn)
+        known = [k for k in known if not k.asns or wanted & set(k.asns)]
+    return timelinemod.entries(known, [s.event for s in rows])
+
+
 def router(data_dir: Path) -> APIRouter:
     r = APIRouter(tags=["events"])
 
@@ -247,30 +277,20 @@ def router(data_dir: Path) -> APIRouter:
         responses={400: ERRORS[400]},
     )
     async def timeline(request: Request, params: Annotated[TimelineQuery, Query()]) -> Any:
-        targets = params.targets()
-        _, rows = await run_in_threadpool(
+        items = await run_in_threadpool(
             partial(
-                selected,
+                timeline_entries,
                 data_dir,
-                cc=[params.probe_cc],
-                asn=params.probe_asn,
-                targets=targets,
-                kind=[],
-                since=params.since,
-                until=params.until,
-                min_confidence=params.min_confidence,
+                params.probe_cc,
+                params.probe_asn,
+                params.targets(),
+                params.since,
+                params.until,
+                params.min_confidence,
             )
         )
-        known = knownmod.select(knownmod.load(), params.probe_cc, None, params.since, params.until)
-        if targets:
-            known = [
-                k for k in known if any(knownmod.target_matches(t, k.targets) for t in targets)
-            ]
-        if params.probe_asn:
-            wanted = set(params.probe_asn)
-            known = [k for k in known if not k.asns or wanted & set(k.asns)]
         entries = []
-        for item in timelinemod.entries(known, [s.event for s in rows]):
+        for item in items:
             row = item.row()
             row["url"] = event_url(request, item.id) if item.origin == "detected" else None
             entries.append(row)

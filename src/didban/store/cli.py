@@ -196,6 +196,8 @@ store_app = typer.Typer(help="The measurement store (archive and tables).", no_a
 @store_app.command("rebuild")
 def rebuild_cmd(data_dir: Path | None = DATA_DIR_OPT, lab: Path | None = LAB_OPT) -> None:
     """Rebuild the index and every table from the raw archive (e.g. after a rules change)."""
+    from didban.store import rollups
+
     store = open_store(data_dir, lab, existing=True)
     with (
         store,
@@ -205,7 +207,8 @@ def rebuild_cmd(data_dir: Path | None = DATA_DIR_OPT, lab: Path | None = LAB_OPT
     ):
         task = progress.add_task("rebuild", total=None)
         n = store.rebuild(lambda k: progress.advance(task, k))
-    typer.echo(f"rebuilt the tables from the archive: {n} measurements")
+        days = rollups.refresh(store)
+    typer.echo(f"rebuilt the tables from the archive: {n} measurements; rollups of {days} days")
 
 
 @store_app.command("compact")
@@ -213,13 +216,16 @@ def compact_cmd(
     data_dir: Path | None = DATA_DIR_OPT,
     min_files: int = typer.Option(2, "--min-files", help="Merge days holding this many files."),
 ) -> None:
-    """Merge each day's small Parquet files into one."""
+    """Merge each day's small Parquet files into one, then refresh those days' rollups."""
+    from didban.store import rollups
+
     if min_files < 2:
         typer.echo(f"error: --min-files must be 2 or more, not {min_files}", err=True)
         raise typer.Exit(2)
     with open_store(data_dir, existing=True) as store:
         n = store.compact(min_files)
-    typer.echo(f"compacted {n} table partitions")
+        days = rollups.refresh_stale(store)  # the days whose files changed
+    typer.echo(f"compacted {n} table partitions; refreshed the rollups of {days} days")
 
 
 @store_app.command("info")

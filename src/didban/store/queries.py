@@ -6,6 +6,11 @@ failure; ``confirmed_count`` = confirmed and not failure; ``failure_count`` = fa
 ``ok_count`` = none of the three. didban adds a ``service`` filter and axis, the verdict
 ``method``/``state``/``layer`` axes, and ``down_count`` (from the verdict state).
 
+An aggregation or a count whose filters and axes are columns of the daily rollups, over
+whole days, is answered from them (``store.rollups``: the same numbers, tested); a
+time-ordered page over a range of days is read from its starting end a few days at a
+time. The explorer's per-day questions are in ``store.daily``.
+
 Values arrive here already validated by the API; every value reaches DuckDB as a bound
 parameter, never spliced into SQL (only whitelisted column names are).
 """
@@ -21,6 +26,7 @@ import orjson
 import pyarrow as pa
 
 from didban.data import catalog
+from didban.store import rollups
 from didban.store.reader import TableReader
 from didban.store.schema import TABLES
 
@@ -45,16 +51,7 @@ AXES: Final[tuple[Axis, ...]] = get_args(Axis)
 TIME_GRAINS: Final[tuple[TimeGrain, ...]] = get_args(TimeGrain)
 ORDER_BY: Final[tuple[OrderBy, ...]] = get_args(OrderBy)
 
-# count_if over no rows is NULL in DuckDB (an aggregation without axes over an empty
-# window would answer nulls): every count is 0 there, as OONI's.
-COUNTS_SQL: Final = """
-    count(*) AS measurement_count,
-    coalesce(count_if(NOT anomaly AND NOT confirmed AND NOT failure), 0) AS ok_count,
-    coalesce(count_if(anomaly AND NOT confirmed AND NOT failure), 0) AS anomaly_count,
-    coalesce(count_if(confirmed AND NOT failure), 0) AS confirmed_count,
-    coalesce(count_if(failure), 0) AS failure_count,
-    coalesce(count_if(coalesce(state = 'down', false)), 0) AS down_count
-"""
+COUNTS_SQL: Final = rollups.COUNTS_SQL
 
 
 @dataclass
@@ -130,7 +127,8 @@ class Filters:
         return (" AND ".join(conds) or "TRUE"), params
 
 
-def _iso(t: Any) -> Any:
+def iso_time(t: Any) -> Any:
+    """A datetime as OONI writes times (``2026-11-21T09:30:12Z``); other values as they are."""
     return t.strftime("%Y-%m-%dT%H:%M:%SZ") if isinstance(t, datetime) else t
 
 
@@ -149,23 +147,72 @@ def list_measurements(
     limit: int,
     offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
-    """One page of measurements and the total number matching."""
+    """One page of measurements and the total number matching.
+
+    In time order over a range of days the page is read a few days at a time from the
+    end it starts at (a day, then two, four...: days partition the start time, so the
+    pages join in order), and the total comes from the daily rollups when they hold every
+    filter — at 100 M rows the difference between reading the newest day and sorting a
+    month."""
     where, params = filters.where()
     direction = "ASC" if order == "asc" else "DESC"
-    rows = reader.rows(
-        f"SELECT {LIST_COLUMNS} FROM {{measurements}} WHERE {where} "
-        f"ORDER BY {order_by} {direction}, measurement_uid {direction} LIMIT ? OFFSET ?",
-        [*params, limit, offset],
-        filters.days(),
-    )
-    total = reader.rows(
-        f"SELECT count(*) AS n FROM {{measurements}} WHERE {where}", params, filters.days()
-    )[0]["n"]
+    order_sql = f"ORDER BY {order_by} {direction}, measurement_uid {direction}"
+    select = f"SELECT {LIST_COLUMNS} FROM {{measurements}} WHERE {where}"
+    days = filters.days()
+    if order_by == "measurement_start_time" and days is not None:
+        rows = _by_days(reader, select, order_sql, params, days, order, offset + limit)
+        rows = rows[offset : offset + limit]
+    else:
+        rows = reader.rows(f"{select} {order_sql} LIMIT ? OFFSET ?", [*params, limit, offset], days)
+    total = count(reader, filters)
     for r in rows:
         r["probe_asn"] = f"AS{r['probe_asn']}"
-        r["measurement_start_time"] = _iso(r["measurement_start_time"])
+        r["measurement_start_time"] = iso_time(r["measurement_start_time"])
         r["scores"] = {"blocking_type": r["method"], "state": r["state"]}
-    return rows, int(total)
+    return rows, total
+
+
+def _by_days(
+    reader: TableReader,
+    select: str,
+    order_sql: str,
+    params: list[Any],
+    days: tuple[date, date],
+    order: Order,
+    want: int,
+) -> list[dict[str, Any]]:
+    """The first ``want`` rows of ``select`` in time order, read by growing day chunks."""
+    first, last = days
+    out: list[dict[str, Any]] = []
+    span = 1
+    lo, hi = first, last
+    while lo <= hi and len(out) < want:
+        if order == "desc":
+            chunk = (max(lo, hi - timedelta(days=span - 1)), hi)
+            hi = chunk[0] - timedelta(days=1)
+        else:
+            chunk = (lo, min(hi, lo + timedelta(days=span - 1)))
+            lo = chunk[1] + timedelta(days=1)
+        out += reader.rows(
+            f"{select} AND day BETWEEN CAST(? AS DATE) AND CAST(? AS DATE) {order_sql} LIMIT ?",
+            [*params, *chunk, want - len(out)],
+            chunk,
+        )
+        span *= 2
+    return out
+
+
+def count(reader: TableReader, filters: Filters) -> int:
+    """How many measurements match ``filters`` (from the rollups when they hold them)."""
+    where, params = filters.where()
+    days = filters.days()
+    rollup = _rollup_for(filters, [], "day")
+    if rollup is not None and days is not None:
+        source = rollups.relation(reader, rollup, *days)[0]
+        sql = f"SELECT coalesce(sum(measurement_count), 0) AS n FROM {source} WHERE {where}"
+    else:
+        sql = f"SELECT count(*) AS n FROM {{measurements}} WHERE {where}"
+    return int(reader.rows(sql, params, days)[0]["n"])
 
 
 def verdict_for(reader: TableReader, uid: str, day: str) -> dict[str, Any] | None:
@@ -178,7 +225,7 @@ def verdict_for(reader: TableReader, uid: str, day: str) -> dict[str, Any] | Non
     if not rows:
         return None
     v = rows[0]
-    v["measurement_start_time"] = _iso(v["measurement_start_time"])
+    v["measurement_start_time"] = iso_time(v["measurement_start_time"])
     v["blocking"] = orjson.loads(v["blocking"]) if v["blocking"] else None
     v["evidence"] = orjson.loads(v["evidence"]) if v["evidence"] else []
     return v
@@ -203,33 +250,63 @@ def _bucket(grain: TimeGrain) -> str:
     return f"strftime(date_trunc('{grain}', day), '%Y-%m-%d')"
 
 
+_ROLLUP_AXES: Final = frozenset(
+    ("measurement_start_day", "probe_cc", "probe_asn", "test_name", "blocking_type", "service",
+     "method", "layer", "state")
+)  # fmt: skip
+
+
+def _rollup_for(filters: Filters, axes: list[Axis], grain: TimeGrain) -> rollups.Rollup | None:
+    """The rollup that answers this aggregation exactly, or None (then the table does):
+    whole days, and only the rollups' columns as filters and axes."""
+    if filters.domain or filters.input or filters.report_id or filters.category_code:
+        return None
+    if any(v is not None for v in (filters.anomaly, filters.confirmed, filters.failure)):
+        return None
+    if filters.since is None or filters.until is None:
+        return None
+    if filters.since.time() != time.min or filters.until.time() != time.min:
+        return None
+    if any(a not in _ROLLUP_AXES for a in axes) or (
+        grain == "hour" and "measurement_start_day" in axes
+    ):
+        return None
+    return rollups.DAILY_ASN if filters.probe_asn or "probe_asn" in axes else rollups.DAILY_CC
+
+
 def aggregate(
     reader: TableReader,
     filters: Filters,
     axis_x: Axis | None,
     axis_y: Axis | None,
     grain: TimeGrain,
+    use_rollups: bool = True,
 ) -> list[dict[str, Any]]:
-    """OONI ``/aggregation`` rows: one per (axis_x, axis_y) cell with the five counts."""
+    """OONI ``/aggregation`` rows: one per (axis_x, axis_y) cell with the five counts.
+
+    Answered from a daily rollup when one holds every filter and axis (the same numbers,
+    tested), else from the measurements table."""
     where, params = filters.where()
     dims: list[str] = []
-    for axis in (axis_x, axis_y):
-        if axis is None:
-            continue
+    names = [a for a in (axis_x, axis_y) if a]
+    for axis in names:
         if axis == "measurement_start_day":
             dims.append(f"{_bucket(grain)} AS measurement_start_day")
         elif axis == "blocking_type":
             dims.append("method AS blocking_type")
         else:
             dims.append(axis)
-    names = [a for a in (axis_x, axis_y) if a]
-    select = ", ".join([*dims, COUNTS_SQL])
+    rollup = _rollup_for(filters, names, grain) if use_rollups else None
+    source, counts = "{measurements}", COUNTS_SQL
+    days = filters.days()
+    if rollup is not None and days is not None:
+        source = rollups.relation(reader, rollup, *days)[0]
+        counts = rollups.SUMS_SQL
+    select = ", ".join([*dims, counts])
     # by position: the blocking_type axis is the ``method`` column named like another column
     positions = ", ".join(str(i) for i in range(1, len(names) + 1))
     group = f"GROUP BY {positions} ORDER BY {positions}" if names else ""
-    return reader.rows(
-        f"SELECT {select} FROM {{measurements}} WHERE {where} {group}", params, filters.days()
-    )
+    return reader.rows(f"SELECT {select} FROM {source} WHERE {where} {group}", params, days)
 
 
 _STATE_RANK: Final = {"blocked": 0, "down": 1, "ok": 2, "inconclusive": 3}
@@ -248,19 +325,20 @@ def service_states(
     """
     filters = Filters(probe_cc=[cc], probe_asn=probe_asn, since=since, until=until)
     where, params = filters.where()
+    # one hash aggregation per (service, input): the row with the largest (definite state,
+    # time, uid) — what a window ranking would pick, without sorting the window
     latest = reader.rows(
-        "SELECT service, input, measurement_uid, measurement_start_time, probe_asn, "
-        "coalesce(state, 'inconclusive') AS state, method, layer, rules_version "
-        f"FROM {{measurements}} WHERE {where} AND service IS NOT NULL "
-        "QUALIFY row_number() OVER (PARTITION BY service, input ORDER BY "
-        "(state IN ('ok', 'blocked', 'down')) DESC, measurement_start_time DESC, "
-        "measurement_uid DESC) = 1",
+        "SELECT service, input, unnest(arg_max("
+        "struct_pack(measurement_uid, measurement_start_time, probe_asn, "
+        "state := coalesce(state, 'inconclusive'), method, layer, rules_version), "
+        "struct_pack(definite := coalesce(state IN ('ok', 'blocked', 'down'), false), "
+        "t := measurement_start_time, u := measurement_uid))) "
+        f"FROM {{measurements}} WHERE {where} AND service IS NOT NULL GROUP BY service, input",
         params,
         filters.days(),
     )
     counts = reader.rows(
-        "SELECT service, coalesce(state, 'none') AS state, count(*) AS n, "
-        "count(DISTINCT probe_asn) AS asns "
+        "SELECT service, coalesce(state, 'none') AS state, count(*) AS n "
         f"FROM {{measurements}} WHERE {where} AND service IS NOT NULL GROUP BY ALL",
         params,
         filters.days(),
@@ -301,7 +379,7 @@ def service_states(
                 layer=best["layer"],
                 witness={
                     "measurement_uid": best["measurement_uid"],
-                    "measurement_start_time": _iso(best["measurement_start_time"]),
+                    "measurement_start_time": iso_time(best["measurement_start_time"]),
                     "input": best["input"],
                     "probe_asn": f"AS{best['probe_asn']}",
                     "rules_version": best["rules_version"],
@@ -313,7 +391,7 @@ def service_states(
                     "state": r["state"],
                     "method": r["method"],
                     "measurement_uid": r["measurement_uid"],
-                    "measurement_start_time": _iso(r["measurement_start_time"]),
+                    "measurement_start_time": iso_time(r["measurement_start_time"]),
                 }
                 for r in sorted(items, key=lambda r: r["input"] or "")
             ]

@@ -1,3 +1,4 @@
-"""Pages for people, rendered on the server: the self-contained HTML report of verdicts
-with their evidence (``report``, the ``didban report`` command in ``cli``), and the
-explorer's pages to come, which will share its templates (``templates/``)."""
+"""Pages for people, rendered on the server (docs/explorer.md): the explorer that
+``didban serve`` serves beside the API, and the self-contained HTML report of
+``didban report`` — one set of templates (``templates/``), one stylesheet, Farsi and
+English."""

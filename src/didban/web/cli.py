@@ -29,10 +29,13 @@ from didban.analysis.cli import (
     say,
 )
 from didban.analysis.fingerprints import default
+from didban.api import cli as api_cli
 from didban.files.outputs import write_text_whole
 from didban.files.pool import Counts
 from didban.model.verdict import Verdict
+from didban.store.cli import DATA_DIR_OPT, LAB_OPT
 from didban.web import report
+from didban.web.i18n import LANGS
 
 
 def _verdict_key(
@@ -77,6 +80,13 @@ def report_cmd(
         help="Verdicts from 'didban analyze' (JSONL); classified afresh when absent.",
     ),
     output_path: Path = typer.Option(..., "--output", "-o", help="The HTML file to write."),
+    lang: str = typer.Option("en", "--lang", help="en or fa (Farsi, right to left)."),
+    explorer: str | None = typer.Option(
+        None,
+        "--explorer",
+        help="Base URL of a didban explorer serving these measurements "
+        "(e.g. http://127.0.0.1:8080): each verdict then links to its page.",
+    ),
 ) -> None:
     """Write a self-contained HTML report with the evidence behind every verdict.
 
@@ -87,6 +97,10 @@ def report_cmd(
     """
     if not input_path.exists():
         raise fail(f"{input_path} does not exist")
+    if lang not in LANGS:
+        raise fail(f"--lang must be one of {', '.join(LANGS)}, not {lang!r}")
+    if explorer is not None and not explorer.startswith(("http://", "https://")):
+        raise fail(f"--explorer must be an http:// or https:// URL, not {explorer!r}")
     check_output(output_path, [input_path], (".html", ".htm"))
     if verdicts_path is not None and verdicts_path.suffix.lower() != ".jsonl":
         raise fail(
@@ -132,7 +146,7 @@ def report_cmd(
         )
     if afresh:
         say(f"{count(afresh, 'measurement')} had no verdict in {verdicts_path}; classified afresh")
-    html = report.render(items)
+    html = report.render(items, lang=lang, explorer=explorer)
     try:
         write_text_whole(output_path, html)
     except OSError as exc:
@@ -140,6 +154,20 @@ def report_cmd(
     Console().print(f"report with {count(len(items), 'verdict')} written to {output_path}")
 
 
+def serve_cmd(
+    listen: str = api_cli.LISTEN_OPT,
+    data_dir: Path | None = DATA_DIR_OPT,
+    lab: Path | None = LAB_OPT,
+    max_body: int = api_cli.MAX_BODY_OPT,
+) -> None:
+    """Run the API (OONI collector, measurements, aggregation, exports; /docs) and the
+    explorer's pages (/, /country/IR, /fa/…)."""
+    from didban.web.app import create_app
+
+    api_cli.serve(listen, data_dir, lab, max_body, create_app, ", the explorer at /")
+
+
 def register(app: typer.Typer) -> None:
     """Add this package's commands to ``app``."""
     app.command("report")(report_cmd)
+    app.command("serve")(serve_cmd)

@@ -3,23 +3,32 @@
 Each verdict is shown with its state, layer, method, rule id, confirmation, the reason,
 and every piece of evidence resolved against the measurement (the JSON at each pointer:
 DNS answers, TLS failure, blockpage excerpt, timings), plus the measurement's metadata.
-Rendered with Jinja2 with autoescaping on: measurement content is attacker-controlled.
-Inline CSS only; no external assets. The template is ``templates/report.html.j2``.
+Rendered with the explorer's templates, stylesheet (inlined: no external asset), glossary
+and languages (``--lang fa``: Farsi, right to left, Persian digits, both calendars), with
+autoescaping on: measurement content is attacker-controlled. The page opens with an
+executive summary (counts by state, layer and method), the window and the vantage points;
+evidence is collapsed; with ``--explorer URL`` every verdict links to its measurement page.
 """
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import resources
+from pathlib import Path
 from typing import Any, Final
 
-import jinja2
 import msgspec
+from markupsafe import Markup
 
 from didban.analysis.rules import RULES_VERSION
+from didban.model.admission import measurement_refusal
 from didban.model.verdict import Verdict
+from didban.store.uid import content_hash
+from didban.web import glossary, pages
+from didban.web.i18n import Lang
 
 EXCERPT_CHARS: Final = 2000
 
@@ -63,6 +72,9 @@ class Item:
     recorded: tuple[Any, Any] | None = None
     # the didban lab profile the measurement was made in (annotations), None: a network
     lab_profile: str | None = None
+    # the uid the store gives this measurement (its permalink /m/{uid} on an explorer)
+    uid: str | None = None
+    network: str | None = None  # probe_network_name
 
 
 @dataclass
@@ -101,35 +113,74 @@ def item(verdict: Verdict, measurement: dict[str, Any] | None) -> Item:
         recorded = (keys.get("blocking"), keys.get("accessible"))
     notes = measurement.get("annotations") if measurement is not None else None
     lab = notes.get("x_didban_lab_profile") if isinstance(notes, dict) else None
-    return Item(verdict, evs, recorded, lab if isinstance(lab, str) and lab else None)
+    uid = verdict.measurement_uid
+    if uid is None and measurement is not None and measurement_refusal(measurement) is None:
+        # the uid ingest gives it (the same rule: the store's own function; imported here,
+        # where it is used, so that `didban report --help` does not load DuckDB); a record
+        # the store refuses (too deep, no start time...) has no page to link to
+        from didban.store.store import Store
+
+        uid = Store._uid_for(measurement, content_hash(measurement), None)
+    network = measurement.get("probe_network_name") if measurement is not None else None
+    return Item(
+        verdict,
+        evs,
+        recorded,
+        lab if isinstance(lab, str) and lab else None,
+        uid,
+        network if isinstance(network, str) else None,
+    )
 
 
-TEMPLATE: Final = "templates/report.html.j2"  # in this package
+TEMPLATE: Final = "report.html.j2"  # in templates/, beside the explorer's
+CSS: Final = Path(__file__).parent / "static" / "explorer.css"
+_FONT_FACE: Final = re.compile(r"@font-face\{[^}]*\}")
 
 
-def render(items: Iterable[Item], generated: datetime | None = None) -> str:
-    """The report HTML for ``items`` (autoescaped)."""
-    source = resources.files(__package__).joinpath(TEMPLATE).read_text(encoding="utf-8")
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+def _inline_css() -> str:
+    """The explorer's stylesheet for a self-contained file: without its web fonts (files
+    the report cannot carry; the system's fonts shape Persian too)."""
+    css = _FONT_FACE.sub("", CSS.read_text(encoding="utf-8"))
+    return css.replace("</", "<\\/")
+
+
+def _label(v: Verdict) -> str:
+    if v.service and v.input:
+        return f"{v.service} — {v.input}"
+    return v.input or v.service or v.test_name
+
+
+def render(
+    items: Iterable[Item],
+    generated: datetime | None = None,
+    lang: str = "en",
+    explorer: str | None = None,
+) -> str:
+    """The report HTML for ``items`` in ``lang`` (autoescaped); with ``explorer`` (the base
+    URL of a didban explorer serving these measurements) each verdict links to its page."""
+    env = pages.environment(lang)
     # OONI's keys as they appear in the JSON (false, null, "dns"), not Python's spelling.
+    env = env.overlay()
     env.filters["json"] = lambda value: msgspec.json.encode(value).decode()
-    tmpl = env.from_string(source)
     groups: dict[str, Group] = {}
     summary: dict[tuple[Any, ...], dict[str, Any]] = {}
-    states: dict[str, int] = {}
-    total = 0
-    labs: dict[str, int] = {}  # lab profile -> measurements made in it
+    states: Counter[str] = Counter()
+    layers: Counter[str] = Counter()
+    methods: Counter[str] = Counter()
+    networks: Counter[tuple[str, str, str]] = Counter()
+    times: list[str] = []
+    labs: Counter[str] = Counter()  # lab profile -> measurements made in it
     for it in items:
         v = it.verdict
-        total += 1
         if it.lab_profile is not None:
-            labs[it.lab_profile] = labs.get(it.lab_profile, 0) + 1
-        states[v.state] = states.get(v.state, 0) + 1
-        key = (
-            f"{v.service} — {v.input}"
-            if v.service and v.input
-            else (v.input or v.service or v.test_name)
-        )
+            labs[it.lab_profile] += 1
+        states[v.state] += 1
+        if v.state == "blocked":
+            layers[v.layer or "?"] += 1
+            methods[v.method or "?"] += 1
+        networks[(v.probe_cc or "?", v.probe_asn or "?", it.network or "")] += 1
+        times.append(v.measurement_start_time)
+        key = _label(v)
         groups.setdefault(key, Group(key)).items.append(it)
         skey = (key, v.probe_cc, v.state, v.layer, v.method, v.rule_id, v.confirmed)
         row = summary.setdefault(
@@ -150,12 +201,26 @@ def render(items: Iterable[Item], generated: datetime | None = None) -> str:
     anchor = {k: i for i, k in enumerate(order, start=1)}  # the template's id="g<N>"
     for row in summary.values():
         row["anchor"] = anchor[row["key"]]
-    when = (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
-    return tmpl.render(
+    when = generated or datetime.now(UTC)
+    language = Lang(lang)
+    page = pages.Page(TEMPLATE, language.gettext("didban verdict report"), {})
+    where = pages.Where(language, "/report", {}, (explorer or "").rstrip("/"))
+    return env.get_template(TEMPLATE).render(
+        page=page,
+        where=where,
+        lang=language,
         generated=when,
         rules_version=RULES_VERSION,
-        total=total,
+        total=sum(states.values()),
         states=sorted(states.items()),
+        layers=layers.most_common(),
+        methods=methods.most_common(),
+        networks=sorted(networks.items()),
+        first=min(times) if times else None,
+        last=max(times) if times else None,
+        glossary=glossary.methods(language, set(methods)),
+        explorer=(explorer or "").rstrip("/") or None,
+        css=Markup(_inline_css()),
         summary=[
             summary[k]
             for k in sorted(summary, key=lambda k: (str(k[0]), str(k[1]), str(k[2]), str(k[5])))

@@ -1,0 +1,225 @@
+"""Languages of the pages: English and Farsi — the catalogue, digits, dates, direction.
+
+Interface strings are gettext messages (``_("…")`` in templates and here) whose Farsi
+lives in ``locale/fa/LC_MESSAGES/messages.po``, a file a translator edits with any PO
+editor; it is read at start-up (no compiled ``.mo`` to go stale). ``python -m
+didban.web.i18n`` (``make i18n``) extracts the messages of the templates, of this package
+and of the method table (``model.verdict.METHODS``) into ``messages.pot`` and merges them
+into the ``.po``; a test fails while a message lacks its Farsi.
+
+Numbers and dates are written in the page's digits (Persian digits ۰–۹ in Farsi, with
+Babel's separators); dates are given in both calendars, the Solar Hijri one from
+``persiantools``. Measured text (titles, blockpages, AS names) is not translated and is
+wrapped in ``<bdi>`` by the templates.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any, Final
+
+from babel.messages.catalog import Catalog
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
+from babel.support import NullTranslations, Translations
+from persiantools.jdatetime import JalaliDate
+
+from didban.model.verdict import METHODS
+
+LANGS: Final = ("en", "fa")
+DEFAULT: Final = "en"
+HERE: Final = Path(__file__).parent
+LOCALE_DIR: Final = HERE / "locale"
+PO_FILE: Final = LOCALE_DIR / "fa" / "LC_MESSAGES" / "messages.po"
+POT_FILE: Final = LOCALE_DIR / "messages.pot"
+_FA_DIGITS: Final = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
+_GREGORIAN_MONTHS: Final = (
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+)  # fmt: skip
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for extraction; it is translated where it is shown."""
+    return message
+
+
+# Words the views compute (states, layers, event kinds): translated where shown.
+WORDS: Final = (
+    N_("ok"),
+    N_("blocked"),
+    N_("down"),
+    N_("inconclusive"),
+    N_("no data"),
+    N_("unclassified"),
+    N_("block"),
+    N_("unblock"),
+    N_("shutdown"),
+    N_("outage"),
+    N_("nin"),
+    N_("known"),
+    N_("detected"),
+)
+# The names of the pages' downloadable tables (``?table=``), shown beside their links.
+TABLE_NAMES: Final = (
+    N_("grid"), N_("blocks"), N_("networks"), N_("calendar"), N_("countries"), N_("events"),
+    N_("latest"), N_("days"), N_("inputs"), N_("witnesses"), N_("asns"), N_("steps"),
+    N_("control"), N_("entries"), N_("methods"), N_("rules"),
+)  # fmt: skip
+
+
+@cache
+def translations(lang: str) -> NullTranslations:
+    """The catalogue of ``lang`` (English is the source language: no catalogue)."""
+    if lang != "fa":
+        return NullTranslations()
+    with PO_FILE.open("rb") as fh:
+        catalog = read_po(fh, locale="fa")
+    buf = io.BytesIO()
+    write_mo(buf, catalog)
+    buf.seek(0)
+    return Translations(fp=buf)
+
+
+@dataclass(frozen=True)
+class Lang:
+    """What a page in one language needs: its code, direction, messages and formats."""
+
+    code: str
+
+    @property
+    def dir(self) -> str:
+        return "rtl" if self.code == "fa" else "ltr"
+
+    @property
+    def prefix(self) -> str:
+        """The URL prefix of this language (``/fa``; English has none)."""
+        return "" if self.code == DEFAULT else f"/{self.code}"
+
+    def gettext(self, message: str) -> str:
+        return translations(self.code).gettext(message)
+
+    def digits(self, text: str) -> str:
+        return text.translate(_FA_DIGITS) if self.code == "fa" else text
+
+    def num(self, value: Any, places: int | None = None) -> str:
+        """A number in this language's digits and separators (``12,345`` / ``۱۲٬۳۴۵``)."""
+        if value is None:
+            return "–"
+        if places is not None:
+            value = round(float(value), places)
+        if self.code == "fa":
+            return self.digits(format_decimal(value, locale="fa", numbering_system="default"))
+        return format_decimal(value, locale="en")
+
+    def pct(self, part: float, whole: float) -> str:
+        if not whole:
+            return "–"
+        text = f"{100 * part / whole:.0f}"
+        return self.digits(text) + ("٪" if self.code == "fa" else "%")
+
+    def day(self, value: date | datetime | str | None) -> str:
+        """A day in both calendars: ``21 Nov 2026 · 30 Aban 1405`` /
+        ``۳۰ آبان ۱۴۰۵ · ۲۰۲۶-۱۱-۲۱``."""
+        d = as_date(value)
+        if d is None:
+            return "–"
+        jalali = JalaliDate(d)  # type: ignore[no-untyped-call]
+        if self.code == "fa":
+            return f"{jalali.strftime('%d %B %Y', locale='fa')} · {self.digits(d.isoformat())}"
+        return f"{d.day} {_GREGORIAN_MONTHS[d.month - 1]} {d.year} · {jalali.strftime('%d %B %Y')}"
+
+    def time(self, value: datetime | str | None) -> str:
+        """A UTC time with its day in both calendars."""
+        t = as_datetime(value)
+        if t is None:
+            return "–"
+        return f"{self.day(t)} {self.digits(t.strftime('%H:%M'))} UTC"
+
+    def short_day(self, value: date | datetime | str | None) -> str:
+        """``2026-11-21`` in this language's digits (table cells, axes)."""
+        d = as_date(value)
+        return "–" if d is None else self.digits(d.isoformat())
+
+
+def as_date(value: date | datetime | str | None) -> date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    t = as_datetime(value)
+    return None if t is None else t.date()
+
+
+def as_datetime(value: datetime | date | str | None) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    text = value.replace("Z", "").replace("T", " ")
+    try:
+        return datetime.fromisoformat(text[:19]) if len(text) > 10 else datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def pick(path_lang: str | None, query_lang: str | None, cookie_lang: str | None) -> Lang:
+    """The page's language: the ``/fa`` prefix, else ``?lang=``, else the remembered one."""
+    for choice in (path_lang, query_lang, cookie_lang):
+        if choice in LANGS:
+            return Lang(choice)
+    return Lang(DEFAULT)
+
+
+# --- the catalogue: extraction and merge (``make i18n``) ------------------------------
+
+
+def extract() -> Catalog:
+    """Every message of the templates, of this package's Python and of the method table."""
+    from babel.messages.extract import extract_from_dir
+
+    catalog = Catalog(project="didban", msgid_bugs_address="", charset="utf-8")
+    mapping = [("**/templates/**.j2", "jinja2"), ("**.py", "python")]
+    options = {"**/templates/**.j2": {"extensions": "jinja2.ext.i18n"}}
+    for filename, lineno, message, comments, context in extract_from_dir(
+        str(HERE),
+        method_map=mapping,
+        options_map=options,
+        keywords={"_": None, "N_": None, "gettext": None, "ngettext": (1, 2)},
+    ):
+        catalog.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
+    for name, text in METHODS.items():
+        catalog.add(text, None, [("model/verdict.py", 0)], auto_comments=[f"method {name}"])
+    return catalog
+
+
+def update() -> tuple[int, int]:
+    """Write ``messages.pot`` and merge it into the Farsi ``.po``; returns (messages,
+    untranslated)."""
+    from babel.messages.pofile import write_po
+
+    template = extract()
+    with POT_FILE.open("wb") as fh:
+        write_po(fh, template, omit_header=True, sort_output=True)
+    with PO_FILE.open("rb") as fh:
+        catalog = read_po(fh, locale="fa")
+    catalog.update(template, no_fuzzy_matching=True)
+    with PO_FILE.open("wb") as fh:
+        write_po(fh, catalog, omit_header=False, sort_output=True, ignore_obsolete=True)
+    missing = sum(1 for m in catalog if m.id and not m.string)
+    return len(template), missing
+
+
+if __name__ == "__main__":  # pragma: no cover - make i18n
+    total, untranslated = update()
+    print(f"{total} messages; {untranslated} without Farsi in {PO_FILE}")
+    sys.exit(1 if untranslated else 0)

@@ -1,0 +1,229 @@
+"""The explorer in a real browser: Playwright for Python driving Debian's chromium
+(``/usr/bin/chromium``, installed by ``make deps``; nothing downloads a browser) against
+``didban serve`` on loopback.
+
+Over OONI's fixture measurements (no root needed): every page in both languages loads
+without a console error, has the right ``dir``, shows what it must, does not overflow a
+1,024 px window, and axe-core (vendored in ``vendor/axe-core``) finds no serious or
+critical violation; the country page's filter works through htmx. Over a store the lab
+filled (root only): the blocked services of the iran-2022 profile are in the grid and a
+measurement's failure is highlighted. Screenshots are kept in ``out/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from server_helpers import free_port, start_server, stop
+from web_helpers import EVENT, FACEBOOK
+
+CHROMIUM = Path("/usr/bin/chromium")
+AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+SHOTS = Path(__file__).resolve().parents[2] / "out" / "screenshots"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run", "--disable-sync",
+        "--disable-dev-shm-usage"]  # fmt: skip
+IR_AUG = "since=2022-08-01&until=2022-09-01"
+PAGES = {
+    "home": "/",
+    "country": f"/country/IR?{IR_AUG}",
+    "service": "/service/facebook?since=2022-08-01&until=2022-09-01",
+    "event": f"/event/{EVENT}",
+    "measurement": f"/m/{FACEBOOK}",
+    "timeline": "/timeline/IR?since=2022-09-01&until=2022-10-15",
+    "search": "/search?probe_cc=IR&since=2020-01-01",
+    "methods": "/methods",
+}
+
+if not CHROMIUM.exists():
+    pytest.skip(
+        f"the browser tests need Debian's chromium at {CHROMIUM} (make deps installs it)",
+        allow_module_level=True,
+    )
+
+from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server(explorer_dir: Path) -> Iterator[str]:
+    port = free_port()
+    proc = start_server(explorer_dir, port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+class Tab:
+    """A page with its console errors collected."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(message.text)
+
+    def open(self, url: str) -> None:
+        self.page.goto(url)
+        self.page.wait_for_load_state("networkidle")
+        self.page.evaluate("document.fonts.ready")
+
+    def axe(self) -> list[tuple[str, str, Any]]:
+        self.page.add_script_tag(path=str(AXE))
+        found = self.page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+        return [
+            (v["id"], v["impact"], v["nodes"][0]["target"])
+            for v in found["violations"]
+            if v["impact"] in ("serious", "critical")
+        ]
+
+    def shot(self, name: str) -> None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        height = min(self.page.evaluate("document.documentElement.scrollHeight"), 2400)
+        clip = {"x": 0, "y": 0, "width": 1024, "height": height}
+        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True, clip=clip)
+
+
+@pytest.fixture
+def tab(browser: Browser) -> Iterator[Tab]:
+    context = browser.new_context(viewport={"width": 1024, "height": 800})
+    try:
+        yield Tab(context.new_page())
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("name", PAGES)
+@pytest.mark.parametrize("lang", ["en", "fa"])
+def test_page_loads_clean_accessible_and_fits(server: str, tab: Tab, name: str, lang: str) -> None:
+    path = PAGES[name] if lang == "en" else "/fa" + PAGES[name]
+    tab.open(server + path)
+    page = tab.page
+    assert page.evaluate("document.documentElement.dir") == ("rtl" if lang == "fa" else "ltr")
+    assert page.evaluate("document.documentElement.lang") == lang
+    assert tab.errors == []
+    overflow = page.evaluate("document.documentElement.scrollWidth")
+    assert overflow <= 1024, f"{path} is {overflow} px wide"
+    assert tab.axe() == []
+    tab.shot(f"{name}-{lang}")
+
+
+def test_pages_show_what_they_must(server: str, tab: Tab) -> None:
+    page = tab.page
+    tab.open(f"{server}/country/IR?{IR_AUG}")
+    cell = page.locator("tr", has=page.locator("a", has_text="Facebook")).locator("td.blocked a")
+    assert cell.count() == 1 and "dns.hijack" in (cell.get_attribute("title") or "")
+    tab.open(f"{server}/event/{EVENT}")
+    assert page.get_by_text("Onset and resolution brackets").is_visible()
+    assert page.get_by_text("[20 Sep 2022").count() == 1
+    tab.open(f"{server}/m/{FACEBOOK}")
+    row = page.locator("tr.evidence", has_text="GET https://www.facebook.com/")
+    assert row.is_visible() and "generic_timeout_error" in row.inner_text()
+    color = row.locator("td").first.evaluate("e => getComputedStyle(e).backgroundColor")
+    assert color == "rgb(255, 243, 176)"  # the failing request, highlighted in place
+    assert page.locator("tr.context", has_text="connect 10.10.34.36:443").count() == 1
+    assert tab.errors == []
+
+
+def test_the_country_filter_swaps_the_results_and_the_url(server: str, tab: Tab) -> None:
+    page = tab.page
+    tab.open(f"{server}/country/IR?{IR_AUG}")
+    assert page.locator("#results td.blocked").count() == 1
+    field = page.locator("input[name=probe_asn]")
+    field.fill("AS1")
+    field.dispatch_event("change")
+    page.wait_for_url("**probe_asn=AS1**")
+    page.wait_for_function("document.querySelectorAll('#results td.blocked').length === 0")
+    field.fill("AS197207")
+    field.dispatch_event("change")
+    page.wait_for_url("**probe_asn=AS197207**")
+    page.wait_for_function("document.querySelectorAll('#results td.blocked').length === 1")
+    assert tab.errors == []
+    tab.shot("country-filtered-en")
+
+
+@pytest.mark.lab
+def test_a_store_the_lab_filled_shows_its_blocks(
+    tmp_path: Path, tab: Tab, browser: Browser
+) -> None:
+    from didban.lab import runtime
+
+    desc = runtime.up("iran-2022", control=True, make_current=False)
+    try:
+        lab_json = Path(desc.state_dir) / "lab.json"
+        out = tmp_path / "m.jsonl"
+        env = {**os.environ, "DIDBAN_LAB": str(lab_json)}
+        run = subprocess.run(
+            [sys.executable, "-m", "didban.cli", "run", "--lab", "--accept-risk",
+             "--no-progress", "--output", str(out)],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert out.exists(), run.stderr[-2000:]
+        loaded = subprocess.run(
+            [sys.executable, "-m", "didban.cli", "ingest", str(out), "--data-dir",
+             str(tmp_path / "data"), "--lab", str(lab_json)],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert loaded.returncode == 0, loaded.stderr[-2000:]
+    finally:
+        runtime.down(desc.state_dir)
+    port = free_port()
+    proc = start_server(tmp_path / "data", port)
+    try:
+        page = tab.page
+        tab.open(f"http://127.0.0.1:{port}/country/IR")
+        blocked = page.locator("table.grid tr", has=page.locator("td.blocked"))
+        names = blocked.locator("th").all_inner_texts()
+        assert "Instagram" in names and "Telegram" in names, names
+        assert page.get_by_role("heading", name="Current blocks").count() == 1
+        page.locator("table.grid tr", has_text="Instagram").locator("td.blocked a").first.click()
+        page.wait_for_load_state("networkidle")
+        page.locator("tbody a").first.click()  # the first measurement of that day
+        page.wait_for_load_state("networkidle")
+        assert page.locator("tr.evidence").count() >= 1
+        assert page.get_by_text("Lab measurement, not a real network.").is_visible()
+        assert tab.errors == [] and tab.axe() == []
+        tab.shot("lab-measurement-en")
+    finally:
+        stop(proc)
+
+
+@pytest.mark.parametrize("lang", ["en", "fa"])
+def test_the_report_fits_1024_px_and_is_accessible(tmp_path: Path, tab: Tab, lang: str) -> None:
+    from analysis_builders import blocked_instagram, jsonl, ok_page
+    from typer.testing import CliRunner
+
+    from didban.cli import app
+
+    lab = blocked_instagram()
+    lab["annotations"] = {"x_didban_lab_profile": "iran-2022"}
+    src = tmp_path / "m.jsonl"
+    src.write_bytes(jsonl(lab, ok_page(), blocked_instagram()))
+    out = tmp_path / "report.html"
+    args = ["report", "-i", str(src), "-o", str(out), "--lang", lang]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    tab.open(out.as_uri())
+    page = tab.page
+    assert page.evaluate("document.documentElement.dir") == ("rtl" if lang == "fa" else "ltr")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1024
+    assert page.locator("details[open]").count() == 0  # evidence collapsed
+    assert tab.errors == [] and tab.axe() == []
+    tab.shot(f"report-{lang}")
