@@ -30,6 +30,10 @@ duration: 18s
 """
 
 
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _scenario(tmp_path: Path) -> Path:
     path = tmp_path / "blink.yaml"
     path.write_text(SCENARIO)
@@ -114,6 +118,9 @@ def test_ctrl_c_stops_the_probe_closes_the_timeline_and_brings_the_lab_down(
         [*DIDBAN, "lab", "scenario", str(_scenario(tmp_path)), "--output", str(out),
          "--no-control", "--probe-cmd", "sleep 987"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # as from a terminal: a test run started in the background (`cmd &` in a script)
+        # hands its children SIGINT ignored, and Python then never raises KeyboardInterrupt
+        preexec_fn=_sigint_default,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60

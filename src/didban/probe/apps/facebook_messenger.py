@@ -55,9 +55,8 @@ class FacebookMessenger(Experiment):
         self, ctx: Context, keys: FacebookMessengerTestKeys, e: Endpoint, asn: int | None
     ) -> Outcome:
         tags = [f"x_didban_endpoint={e.id}"]
-        n_before = len(keys.queries)
         found = await flows.lookup(ctx, str(e.host), tags)
-        query = keys.queries[n_before] if len(keys.queries) > n_before else None
+        query = found.query  # not keys.queries[-1]: the endpoints resolve side by side
         if not found.ok or query is None or asn is None or not consistent(query, asn):
             setattr(keys, f"facebook_{e.id}_dns_consistent", False)
             keys.facebook_dns_blocking = True

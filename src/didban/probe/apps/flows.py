@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from didban.data import ipasn
 from didban.model import failures
-from didban.model.ooni import DNSAnswer
+from didban.model.ooni import DNSAnswer, DNSQuery
 from didban.model.ooniapps import URLGetterKeys
 from didban.net import dns, http, tcp
 from didban.net.stream import format_address
@@ -43,6 +43,7 @@ class Outcome:
     failure: str | None = None
     failed_operation: str | None = None
     addresses: list[str] = field(default_factory=list)  # what the name resolved to
+    query: DNSQuery | None = None  # the lookup's own record (flows run side by side)
 
     @property
     def ok(self) -> bool:
@@ -107,8 +108,8 @@ async def lookup(ctx: Context, host: str, tags: Sequence[str]) -> Outcome:
     ctx.annotate(result.query.answers)
     ctx.keys.queries.append(result.query)
     if result.failure is not None:
-        return Outcome(result.failure, RESOLVE)
-    return Outcome(addresses=list(result.addrs))
+        return Outcome(result.failure, RESOLVE, query=result.query)
+    return Outcome(addresses=list(result.addrs), query=result.query)
 
 
 async def tcp_connect(ctx: Context, host: str, port: int, tags: Sequence[str]) -> Outcome:
