@@ -1,5 +1,6 @@
 """Hand-built measurements for the analysis tests, in OONI's format (plain dicts, shaped like
-web_connectivity 0.4.x records) and in didban's (built from ``didban.model.ooni`` structs)."""
+web_connectivity 0.4.x records, or 0.5/LTE records with ``depth=N`` tags: ``lte``) and in
+didban's (built from ``didban.model.ooni`` structs)."""
 
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ def q(
     failure: str | None = None,
     resolver: str = "",
     qtype: str = "A",
+    tags: list[str] | None = None,
 ) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "hostname": host,
         "query_type": qtype,
         "engine": engine,
@@ -43,19 +45,38 @@ def q(
         "t0": 0.0,
         "t": 0.01,
     }
+    if tags is not None:
+        out["tags"] = tags
+    return out
 
 
-def tcp(ip: str, port: int, failure: str | None = None) -> dict[str, Any]:
-    return {
+def tcp(
+    ip: str, port: int, failure: str | None = None, tags: list[str] | None = None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
         "ip": ip,
         "port": port,
         "status": {"success": failure is None, "failure": failure},
         "t": 0.1,
     }
+    if tags is not None:
+        out["tags"] = tags
+    return out
 
 
-def tls(address: str, sni: str, failure: str | None = None) -> dict[str, Any]:
-    return {"network": "tcp", "address": address, "server_name": sni, "failure": failure, "t": 0.2}
+def tls(
+    address: str, sni: str, failure: str | None = None, tags: list[str] | None = None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "network": "tcp",
+        "address": address,
+        "server_name": sni,
+        "failure": failure,
+        "t": 0.2,
+    }
+    if tags is not None:
+        out["tags"] = tags
+    return out
 
 
 def req(
@@ -65,11 +86,34 @@ def req(
     body: str = PAGE,
     headers: dict[str, Any] | None = None,
     failure: str | None = None,
+    tags: list[str] | None = None,
+    address: str | None = None,
 ) -> dict[str, Any]:
     response = (
         None if failure else {"code": code, "headers": headers or dict(HEADERS), "body": body}
     )
-    return {"request": {"url": url, "method": "GET"}, "response": response, "failure": failure}
+    out: dict[str, Any] = {
+        "request": {"url": url, "method": "GET"},
+        "response": response,
+        "failure": failure,
+    }
+    if tags is not None:
+        out["tags"] = tags
+    if address is not None:
+        out["address"] = address
+    return out
+
+
+def redirect(
+    url: str, location: str, *, code: int = 302, tags: list[str] | None = None
+) -> dict[str, Any]:
+    """A redirect response to ``location``."""
+    return req(url, code=code, body="", headers={"Location": location}, tags=tags)
+
+
+def depth(n: int, *more: str) -> list[str]:
+    """LTE's tags for a record of redirect hop ``n`` (``classic``, ``depth=n``, ...)."""
+    return ["classic", f"depth={n}", *more]
 
 
 def ctrl(
@@ -78,6 +122,7 @@ def ctrl(
     dns_failure: str | None = None,
     tcp: dict[str, bool] | None = None,
     tls: dict[str, bool] | None = None,
+    ip_info: dict[str, tuple[int, int]] | None = None,
     status: int = 200,
     body_length: int = len(PAGE),
     title: str = "Example Domain for Testing Purposes",
@@ -101,6 +146,9 @@ def ctrl(
             "headers": headers or dict(HEADERS),
             "failure": http_failure,
         },
+        "ip_info": {
+            ip: {"asn": asn, "flags": flags} for ip, (asn, flags) in (ip_info or {}).items()
+        },
     }
 
 
@@ -115,11 +163,13 @@ def web(
     control_failure: str | None = None,
     dups: list[dict[str, Any]] | None = None,
     cc: str = "IR",
+    version: str = "0.4.3",
+    http_failure: str | None = None,
 ) -> dict[str, Any]:
     """An OONI web_connectivity measurement with the given test keys."""
     return {
         "test_name": "web_connectivity",
-        "test_version": "0.4.3",
+        "test_version": version,
         "input": url,
         "report_id": "20261121T100000Z_webconnectivity_IR_197207_n1_test",
         "measurement_start_time": "2026-11-21 10:00:00",
@@ -136,8 +186,44 @@ def web(
             "control": control,
             "control_failure": control_failure,
             "x_dns_duplicate_responses": dups or [],
+            "http_experiment_failure": http_failure,
         },
     }
+
+
+def lte(url: str, **keys: Any) -> dict[str, Any]:
+    """An OONI web_connectivity 0.5 (LTE) measurement: ``web`` with LTE's version (give the
+    records their ``depth=N`` tags with ``depth``)."""
+    return web(url, version="0.5.28", **keys)
+
+
+UDP = "8.8.8.8:53"
+DOH = "https://dns.google/dns-query"
+
+
+def lte_queries(
+    host: str,
+    system: list[str] | None,
+    udp: list[str] | None,
+    doh: list[str] | None = None,
+    *,
+    system_failure: str | None = None,
+    udp_failure: str | None = None,
+    doh_failure: str | None = None,
+    hop: int = 0,
+) -> list[dict[str, Any]]:
+    """LTE's lookups of one host: getaddrinfo (ANY), DNS over UDP to 8.8.8.8, and DoH when
+    ``doh`` or ``doh_failure`` is given."""
+    out = [
+        q(host, system, engine="getaddrinfo", failure=system_failure, qtype="ANY",
+          tags=depth(hop)),
+        q(host, udp, engine="udp", resolver=UDP, failure=udp_failure, tags=[f"depth={hop}"]),
+    ]  # fmt: skip
+    if doh is not None or doh_failure is not None:
+        out.append(
+            q(host, doh, engine="doh", resolver=DOH, failure=doh_failure, tags=[f"depth={hop}"])
+        )
+    return out
 
 
 def didban_web(url: str, tk: ooni.WebConnectivityTestKeys) -> dict[str, Any]:

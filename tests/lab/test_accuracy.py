@@ -31,6 +31,7 @@ PROFILES = [
     "iran-2022",
     "iran-protocol-filter",
     "iran-2019-shutdown",
+    "isp-dns-redirects",
     "national-root-mitm",
     "iran-strict-dpi",
 ]

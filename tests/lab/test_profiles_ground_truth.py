@@ -1,6 +1,7 @@
 """The shipped profiles keep their promises: for every web target of a profile's ground
 truth, what curl and getaddrinfo see in the client namespace matches the expected outcome
-and method, and the rule the ground truth cites shows up in the censor log.
+and method (for a redirect case, at the destination the redirect sends the client to), and
+the rule the ground truth cites shows up in the censor log.
 
 One lab for the module, switched live between profiles.
 """
@@ -11,11 +12,12 @@ import json
 import sys
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from censor_support import fired, switch
 
-from didban.lab import profiles
+from didban.lab import profiles, zone
 
 pytestmark = pytest.mark.lab
 
@@ -53,20 +55,35 @@ def observe(lab: Any, urls: list[str]) -> dict[str, dict[str, Any]]:
     return result
 
 
+def observed_url(url: str) -> str:
+    """What the client is sent to: a redirect case's destination (curl does not follow)."""
+    parts = urlsplit(url)
+    if parts.hostname == zone.case_host("redirect") and parts.path.startswith("/to/"):
+        return f"https://{parts.path[4:]}/"
+    return url
+
+
 def matches(truth: profiles.Truth, o: dict[str, Any]) -> bool:
     """Does the client's observation ``o`` show ``truth``'s outcome and method?"""
     bogon = any(a.startswith("10.10.34.") for a in o["addrs"])
+    nxdomain = o["addrs"] == ["gaierror"]
+    site = set(zone.resolve(urlsplit(observed_url(truth.url)).hostname or "") or ())
+    lied = not nxdomain and not set(o["addrs"]) <= site  # not the site's address
     if truth.outcome == "ok":
-        return not bogon and o["exit"] == 0 and o["code"] == 200
+        return not bogon and not lied and o["exit"] == 0 and o["code"] == 200
     method = truth.method
+    if truth.outcome == "down" and method is None:  # a name that exists nowhere
+        return nxdomain
     if method in ("dns.injection.bogon", "dns.hijack"):
-        return bogon
-    if method == "dns.nxdomain":
-        return o["addrs"] == ["gaierror"]
+        return bogon or lied
+    if method in ("dns.nxdomain", "dns.no_answer"):
+        return nxdomain
     if bogon:
         return False
     if method == "tls.sni.reset":
         return o["exit"] == 35 and "reset" in o["error"].lower()
+    if method == "tls.sni.eof":
+        return o["exit"] == 35 and "reset" not in o["error"].lower()
     if method in ("tls.sni.timeout", "http.timeout"):
         return o["exit"] == 28 and o["connected"]
     if method in ("tcp.timeout", "nin.isolated", "shutdown"):
@@ -88,9 +105,11 @@ def check_profile(lab: Any, name: str) -> None:
         switch(lab, name)
     t0 = time.time()
     truths = [t for t in profile.ground_truth if t.url.startswith(("http://", "https://"))]
-    seen = observe(lab, [t.url for t in truths])
+    seen = observe(lab, sorted({observed_url(t.url) for t in truths}))
     wrong = {
-        t.url: (t.outcome, t.method, seen[t.url]) for t in truths if not matches(t, seen[t.url])
+        t.url: (t.outcome, t.method, seen[observed_url(t.url)])
+        for t in truths
+        if not matches(t, seen[observed_url(t.url)])
     }
     assert wrong == {}, json.dumps(wrong, indent=1)
     time.sleep(0.2)  # the resolver's and censor's last log lines
@@ -116,3 +135,7 @@ def test_national_root_mitm_ground_truth(lab: Any) -> None:
 
 def test_clean_ground_truth(lab: Any) -> None:
     check_profile(lab, "clean")
+
+
+def test_isp_dns_redirects_ground_truth(lab: Any) -> None:
+    check_profile(lab, "isp-dns-redirects")

@@ -47,6 +47,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/old":
             self._send(302, b"", {"Location": "/"})
+        elif self.path.startswith("/to/"):  # a redirect to another port of localhost
+            self._send(302, b"", {"Location": f"https://localhost:{self.path[4:]}/"})
         elif self.path == "/":
             self._send(
                 200,

@@ -156,7 +156,8 @@ def test_report_opens_with_a_summary_window_and_vantage_and_collapses_evidence(
     assert "<strong>2</strong> measurements" in html
     assert "Blocked, by method: <code>dns.hijack</code> 1" in html
     assert 'Vantage points</th><td>IR <bdi class="ltr">AS197207</bdi>' in html
-    assert "Glossary" in html and "the resolver answered with a blockpage address" in html
+    assert "Glossary" in html
+    assert "the system (ISP) resolver answered an address that is not the site" in html
     assert "<details" in html and "<details open" not in html
     assert "@media print" in html and "<link" not in html
 

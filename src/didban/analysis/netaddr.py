@@ -20,8 +20,11 @@ def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
+@lru_cache(maxsize=65536)
 def is_bogon(text: str) -> bool:
-    """True when ``text`` is an IP address inside a bogon range (False for non-addresses)."""
+    """True when ``text`` is an IP address inside a bogon range (False for non-addresses).
+    Cached: the control's addresses are tested in every failed fetch
+    (``wc.dns.bogon_everywhere``), and a range test walks every bogon range."""
     ip = parse_ip(text)
     return ip is not None and in_bogon_range(ip)
 

@@ -29,6 +29,9 @@ class Hit:
     # for rules whose method depends on the failing step (e.g. dnscheck.transport_blocked)
     method: str | None = None
     layer: Layer | None = None
+    # OONI's ``blocking`` string when it is not the layer's (a later redirect hop's TCP
+    # failure is OONI's "http-failure"; inconsistent DNS makes any block OONI's "dns")
+    blocking: str | None = None
     # what is blocked when it is not the measured input: the resolver and transport of a
     # dnscheck lookup (``dot://198.51.100.8:853``), whatever name was looked up through it
     service: str | None = None
@@ -52,6 +55,8 @@ def ooni_blocking(hit: Hit, web: bool) -> tuple[str | bool | None, bool | None]:
         return None, None
     if not web:
         return True, False
+    if hit.blocking is not None:
+        return hit.blocking, False
     layer = hit.layer or hit.rule.layer
     if layer == "dns":
         return "dns", False

@@ -14,7 +14,7 @@ from typing import Final
 
 from didban.model.verdict import METHODS, Layer, State
 
-RULES_VERSION: Final = "2026.12.3"
+RULES_VERSION: Final = "2026.12.4"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,20 +61,33 @@ WEB: Final[tuple[Rule, ...]] = (
     _r("wc.throttled", "blocked", "ip", "throttled", 0.7,
        "a large page arrived at under a tenth of the control's rate and below an absolute "
        "ceiling"),
-    _r("wc.https.ok", "ok", "http", None, 0.9,
-       "the final response arrived over HTTPS with a verified certificate"),
-    _r("wc.control.missing", "inconclusive", None, None, 0.0,
-       "no usable control measurement: blocked cannot be told from down"),
+    _r("wc.dns.system.failed", "blocked", "dns", None, 0.85,
+       "the system (ISP) resolver failed for a name the control and another resolver "
+       "resolved (method: the failure)"),
     _r("wc.dns.bogon.system", "blocked", "dns", "dns.hijack", 0.85,
        "the system resolver answered a bogon the control did not return"),
     _r("wc.dns.bogon.public_resolver", "blocked", "dns", "dns.injection.bogon", 0.85,
        "a public resolver answered a bogon the control did not return"),
+    _r("wc.dns.system.wrong_address", "blocked", "dns", None, 0.8,
+       "the system resolver answered addresses that are not the site's and that refuse "
+       "connections or fail TLS, while other addresses for the name worked"),
+    _r("wc.https.ok", "ok", "http", None, 0.9,
+       "the final response arrived over HTTPS with a verified certificate"),
+    _r("wc.control.missing", "inconclusive", None, None, 0.0,
+       "no usable control measurement: blocked cannot be told from down"),
+    _r("wc.dns.bogon_everywhere", "down", "dns", None, 0.7,
+       "the name points at a bogon (loopback, private) for the probe and the control alike"),
+    _r("wc.dns.ghost.blocked", "blocked", "dns", None, 0.75,
+       "the control found no address for the name; the probe's resolver answered one where "
+       "connecting fails"),
     _r("wc.dns.ghost", "down", "dns", None, 0.6,
        "the control found no address for the name; the probe's resolver answered anyway"),
     _r("wc.dns.failure.ctrl_failing", "down", "dns", None, 0.8,
        "DNS failed for both the probe and the control"),
     _r("wc.dns.nxdomain", "blocked", "dns", "dns.nxdomain", 0.85,
        "the probe got NXDOMAIN while the control resolved the name"),
+    _r("wc.dns.no_answer", "blocked", "dns", "dns.no_answer", 0.8,
+       "the probe's resolver answered without an address while the control resolved the name"),
     _r("wc.dns.timeout", "blocked", "dns", "dns.timeout", 0.75,
        "the probe's DNS queries timed out while the control resolved the name"),
     _r("wc.dns.servfail", "blocked", "dns", "dns.servfail", 0.7,
@@ -92,6 +105,9 @@ WEB: Final[tuple[Rule, ...]] = (
        "failed or differs"),
     _r("wc.http.redirect.bogon", "blocked", "http", "http.diff", 0.7,
        "a redirect to a private (bogon) address while the control got the page"),
+    _r("wc.http.site_broken", "down", "http", None, 0.7,
+       "the fetch stopped on the site's own fault (a redirect loop, a Location without a "
+       "host) and the control's fetch stopped too"),
     _r("wc.tcp.ctrl_failing", "down", "tcp", None, 0.8,
        "TCP connects failed for the probe and for the control"),
     _r("wc.tcp.reset", "blocked", "tcp", "tcp.reset", 0.85,
@@ -124,6 +140,19 @@ WEB: Final[tuple[Rule, ...]] = (
        "the connection was closed after the request while the control fetched the page"),
     _r("wc.http.failure.other", "inconclusive", "http", None, 0.0,
        "the request failed with a failure that is not network interference (probe error)"),
+    _r("wc.hop.ctrl_failing", "down", None, None, 0.7,
+       "a later hop of the redirect chain failed and the control's fetch of the chain failed "
+       "too"),
+    _r("wc.hop.dns", "blocked", "dns", None, 0.8,
+       "a later hop's name did not resolve while the control fetched the chain to its end"),
+    _r("wc.hop.tcp", "blocked", "tcp", None, 0.8,
+       "a later hop's connects failed while the control fetched the chain to its end"),
+    _r("wc.hop.tls", "blocked", "tls", None, 0.8,
+       "a later hop's TLS handshake failed while the control fetched the chain to its end"),
+    _r("wc.hop.http", "blocked", "http", None, 0.75,
+       "a later hop's request failed after connecting while the control fetched the chain"),
+    _r("wc.hop.other", "inconclusive", None, None, 0.0,
+       "a later hop failed with a failure that is not network interference"),
     _r("wc.http.diff", "blocked", "http", "http.diff", 0.6,
        "the final response differs from the control's (OONI HTTP-diff)"),
     _r("wc.input.no_requests", "inconclusive", None, None, 0.0,

@@ -63,8 +63,8 @@ def up_cmd(
         "-p",
         metavar="PROFILE",
         help="A shipped profile (clean, iran-2019-shutdown, iran-2022, iran-protocol-filter, "
-        "iran-strict-dpi, national-root-mitm; docs/lab-profiles.md) or the path of a YAML "
-        "profile.",
+        "iran-strict-dpi, isp-dns-redirects, national-root-mitm; docs/lab-profiles.md) or the "
+        "path of a YAML profile.",
     ),
     no_control: bool = typer.Option(
         False, "--no-control", help="Do not start the control test helper."

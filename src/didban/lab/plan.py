@@ -46,6 +46,12 @@ DOMESTIC_SITES: Final[dict[str, tuple[str, ...]]] = {
     "digikala": ("192.0.2.40",),
     "aparat": ("192.0.2.41",),
 }
+# The ISP's sinkholes, where a lying resolver can send a name: an address where nothing
+# listens (connections refused), and a portal that serves its own notice page and a
+# certificate for its own name only (TLS for any other name fails verification).
+SINKHOLE_REFUSE: Final = "192.0.2.50"
+SINKHOLE_PORTAL: Final = "192.0.2.51"
+PORTAL_NAME: Final = "portal.isp.didban.test"
 
 # --- inet (the international internet) -------------------------------------------------
 # Every catalog service gets its own addresses in 203.0.113.0/25.
@@ -106,6 +112,24 @@ def circumvention_addresses(name: str) -> list[str]:
     return [CIRCUMVENTION[r] for r in roles]
 
 
+# Sites the resolver and redirect techniques are checked on (the lab accuracy benchmark):
+# one address each in 203.0.113.224/28, names <label>.cases.didban.test. ``redirect``
+# answers /to/<host> with a redirect to https://<host>/; the hop-* sites are the
+# destinations a censor blocks at the next hop.
+CASE_DOMAIN: Final = "cases.didban.test"
+CASE_SITES: Final[dict[str, str]] = {
+    "isp-nxdomain": "203.0.113.224",
+    "isp-noanswer": "203.0.113.225",
+    "isp-localhost": "203.0.113.226",
+    "isp-refused": "203.0.113.227",
+    "isp-badtls": "203.0.113.228",
+    "redirect": "203.0.113.229",
+    "hop-nxdomain": "203.0.113.230",
+    "hop-refused": "203.0.113.231",
+    "hop-timeout": "203.0.113.232",
+    "hop-reset": "203.0.113.233",
+    "hop-eof": "203.0.113.234",
+}
 # Virtual hosts on demand (benchmarks: 1,000 distinct URLs), names site<N>.bench.didban.test.
 BENCH_ADDRS: Final = tuple(f"203.0.113.{i}" for i in range(200, 216))
 BENCH_DOMAIN: Final = "bench.didban.test"
@@ -212,7 +236,8 @@ def asn_map() -> tuple[tuple[str, int, str, str], ...]:
         ("192.0.2.32/27", 58224, "IR", "Iran Telecommunication Company PJS (lab)"),
         ("10.10.34.0/24", 0, "IR", "Iranian national blockpage (lab)"),
         ("203.0.113.64/26", 64502, "NL", "didban lab hosting (lab)"),
-        ("203.0.113.192/26", 64500, "NL", "didban bench hosting (lab)"),
+        ("203.0.113.224/28", 64510, "NL", "didban lab cases hosting (lab)"),
+        ("203.0.113.192/27", 64500, "NL", "didban bench hosting (lab)"),
         ("198.51.100.0/29", 13335, "US", "Cloudflare, Inc. (lab)"),
         ("198.51.100.8/30", 15169, "US", "Google LLC (lab)"),
         ("198.51.100.16/29", 19281, "CH", "Quad9 (lab)"),

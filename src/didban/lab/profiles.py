@@ -260,7 +260,8 @@ class _Decoder:
 
     def truth(self, url: str, entry: TruthEntry, path: Place, rule_ids: set[str]) -> Truth:
         """What a schema cannot check of one entry: ok has no method, a block names an
-        existing method of its layer and an existing rule."""
+        existing method of its layer and an existing rule, a site down names a layer (and
+        may name a method)."""
         where = f"ground truth of '{url}'"
         method, layer, rule = entry.method, entry.layer, entry.rule
         if entry.outcome == "ok":
@@ -268,11 +269,11 @@ class _Decoder:
                 if value is not None:
                     raise self.fail(path, f"{where}: an 'ok' target has no {key}", key=key)
         else:
-            if method is None or layer is None:
-                raise self.fail(
-                    path, f"{where}: outcome '{entry.outcome}' needs 'layer' and 'method'"
-                )
-            if method not in METHODS:
+            # a site down everywhere has a layer (where it fails) but no blocking method
+            if layer is None or (method is None and entry.outcome != "down"):
+                needs = "'layer'" if entry.outcome == "down" else "'layer' and 'method'"
+                raise self.fail(path, f"{where}: outcome '{entry.outcome}' needs {needs}")
+            if method is not None and method not in METHODS:
                 known_m = ", ".join(METHODS)
                 raise self.fail(
                     [*path, "method"], f"{where}: unknown method '{method}' (known: {known_m})"
@@ -282,7 +283,7 @@ class _Decoder:
                 raise self.fail(
                     [*path, "layer"], f"{where}: unknown layer '{layer}' (known: {known_l})"
                 )
-            expected = METHOD_LAYER.get(method.split(".", 1)[0])
+            expected = METHOD_LAYER.get(method.split(".", 1)[0]) if method else None
             if expected is not None and expected != layer:
                 raise self.fail(
                     [*path, "layer"],

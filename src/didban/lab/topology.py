@@ -57,7 +57,12 @@ def _gateway(role: str, peer: str) -> str:
 
 def _lo_addresses(role: str) -> list[str]:
     if role == "domestic":
-        addrs = [plan.ISP_RESOLVER, *plan.BLOCKPAGE_HOSTS, *zone.addresses(domestic=True)]
+        addrs = [
+            plan.ISP_RESOLVER,
+            *plan.BLOCKPAGE_HOSTS,
+            *zone.addresses(domestic=True),
+            plan.SINKHOLE_REFUSE,  # nothing listens there: connections are refused
+        ]
     elif role == "inet":
         addrs = [
             *zone.addresses(domestic=False),

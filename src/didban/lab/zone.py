@@ -15,6 +15,8 @@ names) and the fake web servers (which site an address or ``Host`` belongs to):
 * the names of the circumvention servers (``data/circumvention.yaml``: the Snowflake
   broker, its front domain, the relay) → their stand-ins in :data:`plan.CIRCUMVENTION`
   (answered by DNS only: those servers are not web sites of the services process).
+* the accuracy cases ``<label>.cases.didban.test`` → :data:`plan.CASE_SITES`, and the ISP's
+  portal (a domestic sinkhole) → :data:`plan.SINKHOLE_PORTAL`.
 
 Names outside the zone do not exist (NXDOMAIN): the lab has no internet behind it.
 """
@@ -91,7 +93,17 @@ def sites() -> tuple[Site, ...]:
         out.append(Site(f"app:{host}", (host,), (addr,), wildcard=False))
     for name, (addrs, hostnames) in plan.PUBLIC_RESOLVERS.items():
         out.append(Site(f"resolver:{name}", hostnames, addrs, wildcard=False))
+    for label, addr in plan.CASE_SITES.items():
+        out.append(Site(f"case:{label}", (case_host(label),), (addr,), wildcard=False))
+    out.append(
+        Site("isp:portal", (plan.PORTAL_NAME,), (plan.SINKHOLE_PORTAL,), True, wildcard=False)
+    )
     return tuple(out)
+
+
+def case_host(label: str) -> str:
+    """The host name of accuracy case ``label`` (``<label>.cases.didban.test``)."""
+    return f"{label}.{plan.CASE_DOMAIN}"
 
 
 @lru_cache(maxsize=1)

@@ -21,8 +21,12 @@ LAYERS: Final = ("dns", "tcp", "tls", "http", "quic", "ip", "app")
 METHODS: Final[dict[str, str]] = {
     "dns.injection.bogon": "an on-path injector answered with a bogon or blockpage address",
     "dns.injection": "two or more replies to one query, the first forged",
-    "dns.hijack": "the resolver answered with a blockpage address",
+    "dns.hijack": (
+        "the system (ISP) resolver answered an address that is not the site's (a blockpage, "
+        "a bogon, or an address that refuses connections or fails TLS)"
+    ),
     "dns.nxdomain": "the name was said not to exist, while the control resolved it",
+    "dns.no_answer": "the resolver answered without an address, while the control resolved it",
     "dns.servfail": "the resolver failed while the control resolved the name",
     "dns.timeout": "DNS queries went unanswered while the control resolved the name",
     "dns.inconsistent": "addresses unrelated to the control's, not proven genuine by TLS",

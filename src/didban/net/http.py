@@ -60,13 +60,15 @@ class FetchOptions:
 
 @dataclass
 class Hop:
-    """One hop: its transaction, the response (None when it failed before one came) and
-    the connections it tried."""
+    """One hop: its transaction, the response (None when it failed before one came), the
+    connections it tried, and whether the request was sent (False: the hop failed at DNS,
+    TCP or TLS, and its transaction only carries that failure)."""
 
     transaction: HTTPTransaction
     response: RawResponse | None = None
     tcp_connect: list[TCPConnect] = field(default_factory=list)
     tls_handshakes: list[TLSHandshake] = field(default_factory=list)
+    sent: bool = True
 
     @property
     def failure(self) -> str | None:
@@ -195,7 +197,8 @@ async def fetch_hop(
     (``"ip"``/``"ip:port"``), else the URL's host when it is an IP literal, else the
     addresses ``resolver`` gives, tried in order until one connects (each a new flow of
     ``tracer``). ``server_name``/``host_header`` override SNI and Host. A hop that
-    fails before a request was sent is still a transaction, with the failure.
+    fails before a request was sent is still a transaction, with the failure (and
+    ``Hop.sent`` False).
     """
     scheme, host, port, _ = target(request.url)
     sent = list(options.headers if headers is None else headers)
@@ -220,9 +223,9 @@ async def fetch_hop(
         else:
             resolved = await resolver(host)
             if isinstance(resolved, str):
-                return Hop(unsent(tracer, resolved))
+                return Hop(unsent(tracer, resolved), sent=False)
             if not resolved:
-                return Hop(unsent(tracer, failures.DNS_NO_ANSWER))
+                return Hop(unsent(tracer, failures.DNS_NO_ANSWER), sent=False)
             candidates = [(ip, port) for ip in resolved]
         sni = server_name if server_name is not None else ("" if _is_ip(host) else host)
         failure: str | None = None
@@ -254,7 +257,7 @@ async def fetch_hop(
                 break
         else:
             tx = unsent(flow, failure, format_address(*candidates[-1]))
-            return Hop(tx, None, tcp_records, tls_records)
+            return Hop(tx, None, tcp_records, tls_records, sent=False)
     tx, raw = await exchange(
         conn,
         request.url,

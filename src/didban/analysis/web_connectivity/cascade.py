@@ -1,8 +1,9 @@
 """The Web Connectivity rule cascade (OONI v0.0.x–v0.4.x, v0.5/LTE, and didban's probe):
 ``CASCADE`` is the ordered list of rule checks, each returning a ``Hit`` under ids from
 ``rules.WEB`` or None; the first hit wins. The checks live beside the facts they read:
-``dns_rules``, ``http_rules``, ``throttling``, ``failure_rules``; the guards at both ends
-(no host, no control, nothing fetched) are here.
+``dns_rules``, ``resolver_rules``, ``http_rules``, ``throttling``, ``failure_rules``; the
+guards at both ends (no host, no control, nothing fetched) are here, and so is OONI's
+``blocking`` for a block over inconsistent DNS.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from didban.analysis.outcome import Hit
 from didban.analysis.records import WebKeys
 from didban.analysis.rules import rule
 from didban.analysis.web_connectivity.dns_rules import (
-    r_dns_bogon,
     r_dns_failure,
     r_dns_fingerprint,
     r_dns_ghost,
@@ -33,6 +33,10 @@ from didban.analysis.web_connectivity.http_rules import (
     r_http_status,
     r_https_ok,
     r_redirect_bogon,
+)
+from didban.analysis.web_connectivity.resolver_rules import (
+    r_dns_answers,
+    r_dns_system,
 )
 from didban.analysis.web_connectivity.throttling import r_throttled
 from didban.model.verdict import Evidence
@@ -82,9 +86,10 @@ CASCADE: Final[tuple[Check, ...]] = (
     r_dns_fingerprint,
     r_http_blockpage,
     r_throttled,
+    r_dns_system,  # wc.dns.system.failed, wc.dns.bogon.system, wc.dns.system.wrong_address
     r_https_ok,
     r_control_missing,
-    r_dns_bogon,
+    r_dns_answers,  # wc.dns.bogon.public_resolver, wc.dns.bogon_everywhere, wc.dns.ghost.blocked
     r_dns_ghost,
     r_dns_failure,
     r_http_captcha,
@@ -110,5 +115,10 @@ def classify_web(keys: WebKeys | None, url: str, fps: Fingerprints) -> Hit:
     for check in CASCADE:
         found = check(facts)
         if found is not None:
+            if (facts.consistent is False or facts.rescued) and found.rule.state == "blocked":
+                # OONI overrides the reason of any block with "dns" when the answers are
+                # inconsistent (ooni-methodology.md §3.8 row 8, §3.9), by its classic
+                # consistency, which knows no TLS rescue (§3.6); the layer stays ours
+                found.blocking = "dns"
             return found
     raise AssertionError("r_no_requests always matches")  # pragma: no cover

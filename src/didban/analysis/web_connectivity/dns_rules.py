@@ -1,6 +1,7 @@
 """The DNS rules of Web Connectivity: injected replies (two answers to one query),
-censor fingerprints, bogon answers, a name that resolves only at the probe, DNS failures,
-and answers inconsistent with the control's."""
+censor fingerprints, a name that resolves only at the probe, DNS failures, and answers
+inconsistent with the control's. (The rules that compare the probe's resolvers with one
+another are ``resolver_rules``.)"""
 
 from __future__ import annotations
 
@@ -8,15 +9,15 @@ from didban.analysis import netaddr
 from didban.analysis.outcome import Hit
 from didban.analysis.records import Query
 from didban.analysis.web_connectivity.evidence import ctrl_addrs_text, hit
-from didban.analysis.web_connectivity.facts import (
+from didban.analysis.web_connectivity.facts import WebFacts, ctrl_http_ok
+from didban.analysis.web_connectivity.steps import (
     DNS_TIMEOUT,
     DUP,
+    NO_ANSWER,
     NXDOMAIN,
     Q,
     Stage,
-    WebFacts,
     answer_ips,
-    ctrl_http_ok,
     norm_host,
 )
 from didban.model.verdict import Evidence
@@ -122,39 +123,8 @@ def r_dns_fingerprint(f: WebFacts) -> Hit | None:
     )
 
 
-def r_dns_bogon(f: WebFacts) -> Hit | None:
-    if not f.ctrl_dns_ok or f.host_is_ip:
-        return None
-    for source, rid in (
-        (f.sys_ips, "wc.dns.bogon.system"),
-        (f.pub_ips, "wc.dns.bogon.public_resolver"),
-    ):
-        for ip, i in source.items():
-            if (
-                ip not in f.ctrl_ips
-                and netaddr.is_bogon(ip)
-                and not any(map(netaddr.is_bogon, f.ctrl_ips))
-            ):
-                q = f.queries[i]
-                return hit(
-                    f,
-                    rid,
-                    f"{q.engine or 'system'} resolver answered the bogon {ip} for {f.host}; "
-                    f"the control resolved {ctrl_addrs_text(f)}",
-                    [Evidence(f"{Q}{i}", "bogon answer", ip, ctrl_addrs_text(f))],
-                )
-    return None
-
-
-def _ctrl_dns_failed(f: WebFacts) -> bool:
-    c = f.ctrl
-    return (
-        c is not None and c.dns is not None and (f.ctrl_dns_failure is not None or not f.ctrl_ips)
-    )
-
-
 def r_dns_ghost(f: WebFacts) -> Hit | None:
-    if f.host_is_ip or not f.dns_ips or not _ctrl_dns_failed(f):
+    if f.host_is_ip or not f.dns_ips or not f.ctrl_dns_failed:
         return None
     if ctrl_http_ok(f.ctrl.http_request if f.ctrl else None):
         return None
@@ -180,7 +150,7 @@ def r_dns_failure(f: WebFacts) -> Hit | None:
         return None
     failure, ptr = f.sys_failure
     ev = [Evidence(ptr, f"system resolver failed for {f.host}", failure, ctrl_addrs_text(f))]
-    if _ctrl_dns_failed(f):
+    if f.ctrl_dns_failed:
         return hit(
             f,
             "wc.dns.failure.ctrl_failing",
@@ -193,6 +163,13 @@ def r_dns_failure(f: WebFacts) -> Hit | None:
             f,
             "wc.dns.nxdomain",
             f"NXDOMAIN for {f.host} while the control resolved {ctrl_addrs_text(f)}",
+            ev,
+        )
+    if failure in NO_ANSWER:
+        return hit(
+            f,
+            "wc.dns.no_answer",
+            f"no address for {f.host} ({failure}) while the control resolved {ctrl_addrs_text(f)}",
             ev,
         )
     if failure in DNS_TIMEOUT:
@@ -214,6 +191,8 @@ def r_dns_inconsistent(f: WebFacts) -> Hit | None:
     diff = f.final_diff()
     if stage is None and (diff is None or not diff.different):
         return None
+    if stage is not None and stage.hop:
+        return None  # a later hop failed: the first hop, over these answers, worked
     if stage is not None and _ctrl_addrs_fail_too(f, stage):
         return None
     what = f"the fetch failed at {stage.layer} ({stage.failure})" if stage else "the page differs"

@@ -8,8 +8,9 @@ from __future__ import annotations
 from didban.analysis.fingerprints import Fingerprint
 from didban.analysis.outcome import Hit
 from didban.analysis.rules import rule
-from didban.analysis.web_connectivity.facts import REQ, WebFacts
-from didban.model.verdict import Evidence
+from didban.analysis.web_connectivity.facts import WebFacts
+from didban.analysis.web_connectivity.steps import REQ
+from didban.model.verdict import Evidence, Layer
 
 
 def ctrl_addrs_text(f: WebFacts) -> str:
@@ -65,7 +66,17 @@ def layers(f: WebFacts, ev: list[Evidence]) -> list[Evidence]:
         out.append(Evidence("/test_keys/x_didban_quic", "layer quic: " + what))
     if f.requests:
         r = f.requests[0]
-        if r.failure is None and r.response is not None:
+        stage = f.stage() if f.cut else None
+        if stage is not None and r.response is not None:
+            out.append(
+                Evidence(
+                    f"{REQ}0",
+                    f"layer http: redirect {r.response.code}, then hop {stage.hop} "
+                    f"({stage.host or 'the next URL'}) failed at {stage.layer} ({stage.failure})",
+                    f.final_url,
+                )
+            )
+        elif r.failure is None and r.response is not None:
             code = r.response.code
             out.append(Evidence(f"{REQ}0", f"layer http: final response {code}", f.final_url))
         else:
@@ -82,5 +93,9 @@ def hit(
     ev: list[Evidence],
     fp: Fingerprint | None = None,
     confidence: float | None = None,
+    *,
+    method: str | None = None,
+    layer: Layer | None = None,
+    blocking: str | None = None,
 ) -> Hit:
-    return Hit(rule(rule_id), reason, layers(f, ev), fp, confidence)
+    return Hit(rule(rule_id), reason, layers(f, ev), fp, confidence, method, layer, blocking)

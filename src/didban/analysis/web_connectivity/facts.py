@@ -1,85 +1,49 @@
 """What the Web Connectivity rules read, extracted once per measurement: ``WebFacts``.
 
-DNS answers per resolver kind (system, public, DoH), the first censor fingerprint per kind,
-OONI's DNS consistency with the control (with the TLS rescue of LTE), the final fetch, the
-layer at which it failed (``Stage``), its HTTP-diff against the control, and the JSON
-pointers (``Q``, ``TCP``, ...) evidence points at. Lazily computed facts (the final body,
-headers, stage, diff) are computed on first use and kept.
+DNS answers and failures per resolver kind (system, public, DoH) for the URL's host, the
+first censor fingerprint per kind, the lookups of later redirect hops (``depth=N``), OONI's
+DNS consistency with the control (with the TLS rescue of LTE), the final fetch — a redirect
+chain whose next hop failed before HTTP is not final (``cut``) — the layer and hop at which
+it failed (``Stage``, later hops read by ``hops``), the outcome of every connection per
+address (``conns``), its HTTP-diff against the control, and the JSON pointers (``Q``,
+``TCP``, ...) evidence points at. Lazily computed facts (the final body, headers, stage,
+connections, diff) are computed on first use and kept.
 """
 
 from __future__ import annotations
 
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
-from typing import Final
 
 from didban.analysis import httpdiff, netaddr, urls
-from didban.analysis.fingerprints import Fingerprint, Fingerprints, Headers, header_map
-from didban.analysis.records import (
-    Control,
-    CtrlHTTP,
-    Query,
-    TCPConnect,
-    TLSHandshake,
-    WebKeys,
-    raw_headers,
+from didban.analysis.fingerprints import (
+    Fingerprint,
+    Fingerprints,
+    Headers,
+    header_map,
+    header_text,
+)
+from didban.analysis.records import Control, CtrlHTTP, WebKeys, raw_headers
+from didban.analysis.web_connectivity.steps import (
+    CERT,
+    HTTP_FAILURE,
+    REDIRECT_CODES,
+    REQ,
+    RESET,
+    UNREACHABLE,
+    Conn,
+    Q,
+    Stage,
+    answer_ips,
+    connect_stage,
+    cut_stage,
+    depth_of,
+    engine_kind,
+    is_https,
+    norm_host,
+    prefer,
+    tag_depth,
 )
 from didban.model import failures
-
-SYSTEM_ENGINES: Final = frozenset(
-    {"system", "getaddrinfo", "golang_net_resolver", "go", "unknown", ""}
-)
-DOH_ENGINES: Final = frozenset({"doh"})
-NXDOMAIN: Final = frozenset({failures.DNS_NXDOMAIN, failures.ANDROID_DNS_CACHE_NO_DATA})
-DNS_TIMEOUT: Final = frozenset({failures.GENERIC_TIMEOUT})
-RESET: Final = frozenset(
-    {failures.CONNECTION_RESET, failures.CONNECTION_REFUSED, failures.CONNECTION_ABORTED}
-)
-UNREACHABLE: Final = frozenset(
-    {failures.HOST_UNREACHABLE, failures.NETWORK_UNREACHABLE, failures.NETWORK_DOWN}
-)
-CERT: Final = frozenset(
-    {
-        failures.SSL_INVALID_HOSTNAME,
-        failures.SSL_UNKNOWN_AUTHORITY,
-        failures.SSL_INVALID_CERTIFICATE,
-    }
-)
-
-# JSON pointers into the measurement, for evidence
-Q = "/test_keys/queries/"
-DUP = "/test_keys/x_dns_duplicate_responses/"
-TCP = "/test_keys/tcp_connect/"
-TLS = "/test_keys/tls_handshakes/"
-REQ = "/test_keys/requests/"
-
-
-def depth_of(tags: list[str] | None) -> int:
-    if tags:
-        for t in tags:
-            if t.startswith("depth="):
-                d = t[6:]
-                return int(d) if d.isascii() and d.isdigit() else 0
-    return 0
-
-
-def answer_ips(q: Query) -> list[str]:
-    out: list[str] = []
-    for a in q.answers or ():
-        v = a.ipv4 or a.ipv6
-        if v:
-            out.append(v)
-    return out
-
-
-def norm_host(host: str | None) -> str:
-    return (host or "").rstrip(".").lower()
-
-
-def _engine_kind(engine: str | None) -> str:
-    """``doh``, ``system`` or ``public``: which kind of resolver an OONI ``engine`` names."""
-    e = (engine or "").lower()
-    return "doh" if e in DOH_ENGINES else "system" if e in SYSTEM_ENGINES else "public"
 
 
 def _ctrl_usable(keys: WebKeys) -> Control | None:
@@ -95,51 +59,44 @@ def ctrl_http_ok(h: CtrlHTTP | None) -> bool:
     return h is not None and h.failure is None and (h.status_code or 0) > 0
 
 
-def is_https(url: str) -> bool:
-    """The URL's scheme is https, in any case."""
-    return url[:8].lower() == "https://"
-
-
-@dataclass(slots=True)
-class Stage:
-    """Where the final fetch failed: layer, failure string, pointer, endpoint address, and
-    whether the layer was inferred from the request's failure (no handshake recorded)."""
-
-    layer: str
-    failure: str
-    pointer: str
-    address: str
-    inferred: bool
-
-
 class WebFacts:
     """Everything the web rules read, extracted once from the typed test keys. (One is made
     per measurement: ``__slots__`` keeps its attributes out of a per-instance dict, 2 % of
     classification, docs/methodology.md §7.)"""
 
     __slots__ = (
+        "_conns",
         "_diff",
         "_diff_done",
         "_headers",
+        "_stage",
+        "_stage_done",
+        "_tls_valid",
         "answer_asn",
         "consistent",
         "ctrl",
+        "ctrl_dns_failed",
         "ctrl_dns_failure",
         "ctrl_dns_ok",
         "ctrl_ips",
+        "cut",
         "dns_ips",
+        "doh_failure",
+        "doh_ips",
         "dups",
         "final",
         "final_ok",
         "final_url",
         "fp_hits",
         "fps",
+        "hop_queries",
         "host",
         "host_is_ip",
         "https",
         "info",
         "keys",
         "port",
+        "pub_failure",
         "pub_ips",
         "queries",
         "requests",
@@ -168,11 +125,16 @@ class WebFacts:
         self.tcp = keys.tcp_connect or []
         self.tls = keys.tls_handshakes or []
         self.requests = keys.requests or []
-        # decoded header maps by response, and the final response's HTTP-diff against the
-        # control: computed on first use, as several rules read them
+        # decoded header maps by response, the final response's HTTP-diff against the
+        # control, the failing stage and the connections per address: computed on first
+        # use, as several rules read them
         self._headers: dict[int, Headers | None] = {}
         self._diff: httpdiff.HTTPDiff | None = None
         self._diff_done = False
+        self._stage: Stage | None = None
+        self._stage_done = False
+        self._conns: dict[str, Conn] | None = None
+        self._tls_valid: set[str] | None = None
         self._dns()
         self._fetch()
         self._ctrl_dns()
@@ -182,8 +144,12 @@ class WebFacts:
     def _dns(self) -> None:
         self.sys_ips: dict[str, int] = {}
         self.pub_ips: dict[str, int] = {}
+        self.doh_ips: dict[str, int] = {}
         self.answer_asn: dict[str, int] = {}
         self.sys_failure: tuple[str, str] | None = None  # (failure, pointer)
+        self.pub_failure: tuple[str, str] | None = None
+        self.doh_failure: tuple[str, str] | None = None
+        self.hop_queries: list[int] = []  # lookups of later redirect hops (depth >= 1)
         # first fingerprinted answer per resolver kind: kind -> (query index, value, fp)
         self.fp_hits: dict[str, tuple[int, str, Fingerprint]] = {}
         if not self.queries:
@@ -193,23 +159,32 @@ class WebFacts:
                     "/test_keys/dns_experiment_failure",
                 )
             return
-        sys_failures: list[tuple[str, str]] = []
+        failed: dict[str, list[tuple[str, str]]] = {}
         sys_seen = False
         table = self.fps.blocking
         host = self.host
         fp_hits = self.fp_hits
         answer_asn = self.answer_asn
         for i, q in enumerate(self.queries):
-            kind = _engine_kind(q.engine)
-            if kind == "doh":
+            kind = engine_kind(q.engine)
+            tags = q.tags
+            # (a membership test first: nearly every lookup is the first hop's)
+            depth = 0 if not tags or "depth=0" in tags else depth_of(tags)
+            if depth:
+                self.hop_queries.append(i)
+            # this host's own first-level query: its answers count (the others are only
+            # searched for censor addresses)
+            relevant = depth == 0 and norm_host(q.hostname) == host
+            if kind == "doh":  # never searched: an on-path censor cannot forge DoH
+                if relevant:
+                    got = answer_ips(q)
+                    for ip in got:
+                        self.doh_ips.setdefault(ip, i)
+                    if q.failure and not got:
+                        failed.setdefault(kind, []).append((q.failure, f"{Q}{i}"))
                 continue
             ips: list[str] = []
             seek = kind not in fp_hits
-            qhost = q.hostname
-            tags = q.tags
-            # this host's own first-level query: its answers count (the others are only
-            # searched for censor addresses)
-            relevant = norm_host(qhost) == host and (not tags or depth_of(tags) == 0)
             for a in q.answers or ():
                 v = a.ipv4 or a.ipv6
                 if v:
@@ -233,18 +208,21 @@ class WebFacts:
             if kind == "system":
                 sys_seen = True
                 target = self.sys_ips
-                if q.failure and not ips:
-                    sys_failures.append((q.failure, f"{Q}{i}"))
             else:
                 target = self.pub_ips
+            if q.failure and not ips:
+                failed.setdefault(kind, []).append((q.failure, f"{Q}{i}"))
             for ip in ips:
                 if ip not in target:
                     target[ip] = i
+        if failed:
+            if "public" in failed and not self.pub_ips:
+                self.pub_failure = prefer(failed["public"])
+            if "doh" in failed and not self.doh_ips:
+                self.doh_failure = prefer(failed["doh"])
         if not self.sys_ips:
-            if sys_failures:
-                # prefer the A/ANY query's failure over AAAA's dns_no_answer
-                preferred = [f for f in sys_failures if f[0] != failures.DNS_NO_ANSWER]
-                self.sys_failure = (preferred or sys_failures)[0]
+            if "system" in failed:
+                self.sys_failure = prefer(failed["system"])
             elif not sys_seen and self.keys.dns_experiment_failure and not self.pub_ips:
                 self.sys_failure = (
                     self.keys.dns_experiment_failure,
@@ -264,6 +242,8 @@ class WebFacts:
                 if addrs:
                     self.ctrl_ips = {a for a in addrs if netaddr.is_ip(a)}
                 self.ctrl_dns_ok = self.ctrl_dns_failure is None and bool(self.ctrl_ips)
+        # the control's DNS says the name has no address (a failure, or no address)
+        self.ctrl_dns_failed = c is not None and c.dns is not None and not self.ctrl_dns_ok
 
     def _ctrl_asns(self) -> set[int]:
         """The ASNs the control found for the name (``ip_info`` flag 2)."""
@@ -275,9 +255,11 @@ class WebFacts:
                 out.add(info.asn)
         return out
 
-    def _tls_valid(self) -> set[str]:
+    def tls_valid(self) -> set[str]:
         """Addresses a TLS handshake proved genuine for the host: the control's (``ip_info``
-        flag 8) and the probe's own handshakes that verified the name."""
+        flag 8) and the probe's own handshakes that verified the name (computed once)."""
+        if self._tls_valid is not None:
+            return self._tls_valid
         out: set[str] = set()
         ip_info = self.ctrl.ip_info if self.ctrl is not None else None
         for ip, info in (ip_info or {}).items():
@@ -292,6 +274,7 @@ class WebFacts:
                     ip, _ = netaddr.split_endpoint(h.address)
                     if ip:
                         out.add(ip)
+        self._tls_valid = out
         return out
 
     def _consistency(self) -> None:
@@ -311,7 +294,7 @@ class WebFacts:
             if asns and not asns.isdisjoint([self.answer_asn.get(ip) for ip in dns_ips]):
                 self.consistent = True
             else:
-                self.rescued = dns_ips.keys() & self._tls_valid()
+                self.rescued = dns_ips.keys() & self.tls_valid()
                 self.consistent = bool(self.rescued)
 
     # --------------------------------------------------------------------- fetch
@@ -339,13 +322,31 @@ class WebFacts:
     def _fetch(self) -> None:
         # the final request: OONI lists the last of a redirect chain first
         r = self.final = self.requests[0] if self.requests else None
-        self.final_ok = (
+        ok = (
             r is not None
             and r.failure is None
             and r.response is not None
             and (r.response.code or 0) > 0
         )
+        # a redirect whose next hop failed before HTTP (no request for it: OONI LTE,
+        # didban's probe) is no final response: the chain was cut there
+        self.cut = bool(
+            ok
+            and r is not None
+            and r.response is not None
+            and r.response.code in REDIRECT_CODES
+            and (self.keys.http_experiment_failure or self._deeper(depth_of(r.tags)))
+        )
+        self.final_ok = ok and not self.cut
         self.final_url = (r.request.url if r is not None and r.request else None) or self.url
+
+    def _deeper(self, depth: int) -> bool:
+        """Whether a lookup, connect or handshake of a hop after ``depth`` was recorded."""
+        if any(depth_of(self.queries[i].tags) > depth for i in self.hop_queries):
+            return True
+        return any(depth_of(c.tags) > depth for c in self.tcp) or any(
+            depth_of(h.tags) > depth for h in self.tls
+        )
 
     def final_diff(self) -> httpdiff.HTTPDiff | None:
         """OONI's HTTP-diff of the final response against the control (computed once)."""
@@ -362,85 +363,97 @@ class WebFacts:
         return self._diff
 
     def stage(self) -> Stage | None:
-        """The layer at which the final fetch failed, or None when it did not fail."""
+        """The layer (and hop) at which the fetch failed, or None when it did not fail
+        (computed once)."""
+        if not self._stage_done:
+            self._stage_done = True
+            self._stage = self._find_stage()
+        return self._stage
+
+    def _find_stage(self) -> Stage | None:
         req = self.final
         if req is not None and self.final_ok:
             return None
-        address = (req.address or "") if req else ""
-        url = self.final_url
-        https = is_https(url) if req else self.https
-        depth = depth_of(req.tags) if req else 0
-
-        conns = self._relevant_tcp(address, depth)
-        if conns and not any(c.status and c.status.success for _, c in conns):
-            i, c = conns[0]
-            fail = (c.status.failure if c.status else None) or "unknown_failure"
-            return Stage("tcp", fail, f"{TCP}{i}", netaddr.endpoint(c.ip or "", c.port or 0), False)
-        if https:
-            hs = self._relevant_tls(address, depth)
-            if hs and not any(h.failure is None for _, h in hs):
-                i, h = hs[0]
-                return Stage(
-                    "tls", h.failure or "unknown_failure", f"{TLS}{i}", h.address or "", False
-                )
-            if (
-                not hs
-                and req is not None
-                and req.failure
-                and (
-                    req.failure in RESET
-                    or req.failure in (failures.GENERIC_TIMEOUT, failures.EOF_ERROR)
-                    or req.failure in CERT
-                    or req.failure.startswith("ssl_")
-                )
-            ):
-                return Stage("tls", req.failure, f"{REQ}0/failure", address, True)
-        if req is not None and req.failure:
-            return Stage("http", req.failure, f"{REQ}0/failure", address, False)
+        if req is not None and self.cut:
+            location = (self.headers(0) or {}).get("location")
+            return cut_stage(
+                self.final_url,
+                req.tags,
+                header_text(location[1]) if location is not None else None,
+                self.queries,
+                self.hop_queries,
+                self.tcp,
+                self.tls,
+                self.keys.http_experiment_failure,
+            )
         if req is None:
+            stage, _ = connect_stage(self.tcp, self.tls, "", 0, self.port, self.https, 0, "")
+            if stage is not None:
+                return stage
             hf = self.keys.http_experiment_failure
-            if hf:
-                return Stage("http", hf, "/test_keys/http_experiment_failure", "", False)
-            return None
-        return Stage("http", "unknown_failure: no response", f"{REQ}0", address, False)
+            return Stage("http", hf, HTTP_FAILURE, "", False) if hf else None
+        address = req.address or ""
+        url = self.final_url
+        tagged = tag_depth(req.tags)
+        # untagged (v0.4, older didban): the hop is the number of earlier responses
+        depth = tagged or 0
+        hop = tagged if tagged is not None else len(self.requests) - 1
+        info = urls.info(url) if hop else self.info
+        if hop and tagged is None and not address:
+            # v0.4 records the connects of the first host only: none of them is this hop's
+            stage, handshakes = None, False
+        else:
+            stage, handshakes = connect_stage(
+                self.tcp, self.tls, address, depth, info.port, is_https(url), hop, info.host
+            )
+        if stage is not None:
+            return stage
+        failure = req.failure
+        if failure is None:
+            return Stage("http", "unknown_failure: no response", f"{REQ}0", address, False, hop)
+        if (
+            is_https(url)
+            and not handshakes
+            and (
+                failure in RESET
+                or failure in (failures.GENERIC_TIMEOUT, failures.EOF_ERROR)
+                or failure in CERT
+                or failure.startswith("ssl_")
+            )
+        ):
+            return Stage("tls", failure, f"{REQ}0/failure", address, True, hop, info.host)
+        return Stage("http", failure, f"{REQ}0/failure", address, False, hop, info.host)
 
-    def _relevant_tcp(self, address: str, depth: int) -> list[tuple[int, TCPConnect]]:
-        out: list[tuple[int, TCPConnect]] = []
+    def conns(self) -> dict[str, Conn]:
+        """The probe's connections for the URL's host (depth 0) by address (computed once).
+        An IPv6 address unreachable on a network without IPv6 is not counted as failing
+        (ooni/probe#2284)."""
+        if self._conns is not None:
+            return self._conns
+        out: dict[str, Conn] = {}
         for i, c in enumerate(self.tcp):
             ip = c.ip
+            if not ip or depth_of(c.tags):
+                continue
+            st = c.status
+            entry = out.setdefault(ip, Conn())
+            if st is not None and st.success:
+                entry.tcp_ok = True
+            elif entry.tcp_fail is None:
+                failure = (st.failure if st else None) or "unknown_failure"
+                if failure in UNREACHABLE and netaddr.is_ipv6(ip):
+                    continue
+                entry.tcp_fail = (i, failure)
+        for i, h in enumerate(self.tls):
+            if depth_of(h.tags):
+                continue
+            ip, _ = netaddr.split_endpoint(h.address)
             if not ip:
                 continue
-            if address:
-                if netaddr.endpoint(ip, c.port or 0) != address:
-                    continue
-            elif c.port != self.port or depth_of(c.tags) != depth:
-                continue
-            out.append((i, c))
-        # broken IPv6 on the probe's network is noise (ooni/probe#2284)
-        v4 = [x for x in out if not netaddr.is_ipv6(x[1].ip or "")]
-        if v4 and len(v4) != len(out):
-            out = [
-                x
-                for x in out
-                if not (
-                    netaddr.is_ipv6(x[1].ip or "")
-                    and x[1].status
-                    and x[1].status.failure in UNREACHABLE
-                )
-            ]
-        return out
-
-    def _relevant_tls(self, address: str, depth: int) -> list[tuple[int, TLSHandshake]]:
-        out: list[tuple[int, TLSHandshake]] = []
-        for i, h in enumerate(self.tls):
-            if address:
-                if h.address != address:
-                    continue
-            elif depth_of(h.tags) != depth:
-                continue
-            else:
-                _, port = netaddr.split_endpoint(h.address)
-                if port is not None and port != self.port:
-                    continue
-            out.append((i, h))
+            entry = out.setdefault(ip, Conn())
+            if h.failure is None:
+                entry.tls_ok = True
+            elif entry.tls_fail is None:
+                entry.tls_fail = (i, h.failure)
+        self._conns = out
         return out

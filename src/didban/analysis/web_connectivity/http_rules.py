@@ -12,7 +12,8 @@ from didban.analysis.fingerprints import header_text
 from didban.analysis.outcome import Hit
 from didban.analysis.records import HTTPExchange
 from didban.analysis.web_connectivity.evidence import hit
-from didban.analysis.web_connectivity.facts import REQ, WebFacts, ctrl_http_ok, is_https
+from didban.analysis.web_connectivity.facts import WebFacts, ctrl_http_ok
+from didban.analysis.web_connectivity.steps import REQ, is_https
 from didban.model.ooni import page_title
 from didban.model.verdict import Evidence
 

@@ -103,6 +103,16 @@ def rst_to_client(trigger: wire.IPPacket, ip_ttl: int) -> bytes:
     )  # fmt: skip
 
 
+def fin_to_client(trigger: wire.IPPacket, ip_ttl: int) -> bytes:
+    """One FIN+ACK "from the server" in reply to ``trigger`` (seq = its ack, ack = its seq +
+    length, window 0): the server closes during the handshake, the client reads EOF."""
+    return wire.tcp(
+        trigger.dst, trigger.dport, trigger.src, trigger.sport,
+        seq=trigger.ack, ack=trigger.seq + len(trigger.payload), flags=wire.FIN | wire.ACK,
+        window=0, ttl=ip_ttl,
+    )  # fmt: skip
+
+
 def rst_to_server(trigger: wire.IPPacket) -> bytes:
     """A RST "from the client" with seq = the trigger's seq (the server's rcv_nxt when the
     trigger was dropped): clears the server's half-open connection (pitfall P9). Not part of

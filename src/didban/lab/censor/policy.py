@@ -21,6 +21,7 @@ from didban.lab.censor.enforcers.addresses import (
 )
 from didban.lab.censor.enforcers.base import Enforcer
 from didban.lab.censor.enforcers.inspection import (
+    SNIEOF,
     HTTPBlockpage,
     HTTPDrop,
     ProtocolWhitelist,
@@ -56,6 +57,7 @@ ENFORCERS: Final[dict[str, type[Enforcer]]] = {
         DoHPoison,
         ResolverHijack,
         SNIFilter,
+        SNIEOF,
         SNIBlackhole,
         HTTPBlockpage,
         HTTPDrop,

@@ -98,12 +98,19 @@ class DNSNxdomainRule(TechniqueRule, tag="dns_nxdomain"):
 
 
 class ResolverHijackRule(TechniqueRule, tag="resolver_hijack"):
-    """The ISP resolver itself answers matching names with a bogon (or NXDOMAIN, SERVFAIL,
-    REFUSED, no answer); written to resolver-policy.json."""
+    """The ISP resolver itself answers matching names with ``answer`` (a bogon, or the ISP's
+    sinkhole: an address that refuses connections or fails TLS), with 127.0.0.1, with no
+    address (NOERROR), or NXDOMAIN, SERVFAIL, REFUSED, or not at all; written to
+    resolver-policy.json. The public resolvers still tell the truth."""
 
-    source = "OONI fingerprints ooni.ir_4/_5/_10dot10_ipv4_1; XTLS/Xray-core #6603"
+    source = (
+        "OONI fingerprints ooni.ir_4/_5/_10dot10_ipv4_1; XTLS/Xray-core #6603; "
+        "ooni/probe#2308 (ghost DNS); reference §2.1"
+    )
     names: Names
-    action: Literal["bogon", "nxdomain", "servfail", "refused", "drop"] = "bogon"
+    action: Literal["bogon", "localhost", "noanswer", "nxdomain", "servfail", "refused", "drop"] = (
+        "bogon"
+    )
     answer: LabAddress = LabAddress("10.10.34.34")
     ttl: DnsTtl = 418
 
@@ -154,6 +161,18 @@ class SNIResetRule(TechniqueRule, tag="sni_reset"):
     ports: Ports = msgspec.field(default_factory=lambda: [443])
     ip_ttl: IpTtl = 54
     trigger: Literal["drop", "pass"] = "drop"
+    segments: Segments = "all"
+
+
+class SNIEOFRule(TechniqueRule, tag="sni_eof"):
+    """SNI filter, FIN variant: a ClientHello whose SNI matches is dropped, the client gets a
+    FIN+ACK "from the server" (seq exact, window 0; the connection ends during the TLS
+    handshake: EOF) and the flow is black-holed."""
+
+    source = "OONI 2020 DoT report (Shatel: eof_error during the handshake); reference §2.3"
+    names: Names
+    ports: Ports = msgspec.field(default_factory=lambda: [443])
+    ip_ttl: IpTtl = 54
     segments: Segments = "all"
 
 
@@ -350,6 +369,7 @@ TECHNIQUES: Final[dict[str, type[TechniqueRule]]] = {
         HTTPBlockpageRule,
         HTTPDropRule,
         SNIResetRule,
+        SNIEOFRule,
         SNIBlackholeRule,
         IPBlackholeRule,
         RSTOnConnectRule,
@@ -376,6 +396,7 @@ AnyRule = (
     | HTTPBlockpageRule
     | HTTPDropRule
     | SNIResetRule
+    | SNIEOFRule
     | SNIBlackholeRule
     | IPBlackholeRule
     | RSTOnConnectRule

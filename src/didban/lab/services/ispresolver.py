@@ -7,8 +7,12 @@ else it applies the policy the censor writes to ``<state_dir>/resolver-policy.js
 (reloaded whenever the file's mtime changes)::
 
     {"rules": [{"id": "...", "suffix": "instagram.com",
-                "action": "bogon|nxdomain|servfail|refused|drop",
+                "action": "bogon|localhost|noanswer|nxdomain|servfail|refused|drop",
                 "answer": "10.10.34.34", "ttl": 418}]}
+
+(``bogon`` answers ``answer`` — the blockpage host, or a sinkhole of the ISP — to A
+queries; ``localhost`` answers 127.0.0.1; ``noanswer`` is a NOERROR reply without an
+address; AAAA queries get no address in all three.)
 
 (optional per rule: ``"technique"``, default ``resolver_hijack``) and appends one JSON
 line per fired rule to ``<state_dir>/censor.log``.
@@ -35,7 +39,8 @@ from didban.lab.services.dnsserver import Query
 
 POLICY_FILE: Final = "resolver-policy.json"
 CENSOR_LOG: Final = "censor.log"
-ACTIONS: Final = ("bogon", "nxdomain", "servfail", "refused", "drop")
+ACTIONS: Final = ("bogon", "localhost", "noanswer", "nxdomain", "servfail", "refused", "drop")
+LOCALHOST: Final = "127.0.0.1"
 DEFAULT_BOGON: Final = "10.10.34.34"
 DEFAULT_TTL: Final = 418
 FORWARD_TIMEOUT: Final = 2.0
@@ -144,10 +149,13 @@ class IspResolver:
         if rule.action == "drop":
             return None
         resp = dnsanswer.make_response(query)
-        if rule.action == "bogon":
+        if rule.action in ("bogon", "localhost"):
             q = query.question[0]
+            answer = rule.answer if rule.action == "bogon" else LOCALHOST
             if q.rdtype == dns.rdatatype.A:
-                resp.answer.append(dns.rrset.from_text(q.name, rule.ttl, "IN", "A", rule.answer))
+                resp.answer.append(dns.rrset.from_text(q.name, rule.ttl, "IN", "A", answer))
+        elif rule.action == "noanswer":
+            pass  # NOERROR, no answer: "the name has no address"
         else:
             resp.set_rcode(
                 {

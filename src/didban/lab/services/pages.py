@@ -62,6 +62,7 @@ _SITE_PAGES: Final[dict[str, Page]] = {
     "bbcpersian": Page("خانه - BBC News فارسی", 84_650, (("server", "BBC-GTM"),), "fa"),
     "digikala": Page("فروشگاه اینترنتی دیجی‌کالا", 52_270, (("server", "nginx"),), "fa"),
     "aparat": Page("آپارات - سرویس اشتراک ویدیو", 47_880, (("server", "nginx"),), "fa"),
+    "isp:portal": Page("Notice", 1_830, (("server", "isp-portal"),), "fa", "دسترسی ممکن نیست"),
     "extra:www.iranintl.com": Page("ایران اینترنشنال", 56_200, (("server", "cloudflare"),), "fa"),
     "extra:www.radiofarda.com": Page("رادیو فردا", 49_870, (("server", "Apache"),), "fa"),
     "extra:www.dw.com": Page("DW فارسی", 62_540, (("server", "nginx"),), "fa"),

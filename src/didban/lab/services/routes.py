@@ -2,8 +2,10 @@
 
 Routes (every host): ``/bytes/<n>`` streams n bytes (throughput tests); ``/dns-query`` on a
 public resolver's addresses or names is DoH (RFC 8484, GET ``?dns=`` and POST
-``application/dns-message``); on Iran's blockpage hosts every path is the landing page;
-anything else is the page of the site named by ``Host`` (or of the local address).
+``application/dns-message``); on Iran's blockpage hosts every path is the landing page, and
+on the ISP's portal (a sinkhole) its notice page, whatever the ``Host``;
+``redirect.cases.didban.test/to/<host>`` redirects (302) to ``https://<host>/``; anything
+else is the page of the site named by ``Host`` (or of the local address).
 """
 
 from __future__ import annotations
@@ -114,6 +116,19 @@ def _doh(req: Request) -> Response:
     )
 
 
+_REDIRECTOR: Final = zone.case_host("redirect")
+_HOST_RE: Final = re.compile(r"^[a-z0-9.-]{1,253}$")
+
+
+def _redirect(host: str) -> Response:
+    """A 302 to ``https://<host>/`` (the redirector of the accuracy cases)."""
+    if not _HOST_RE.match(host):
+        return _text(400, "not a host name")
+    resp = _text(302, f"moved to https://{host}/")
+    resp.headers.append(("location", f"https://{host}/"))
+    return resp
+
+
 def is_resolver(req: Request) -> bool:
     if req.local_addr in _RESOLVER_ADDRS:
         return True
@@ -128,7 +143,12 @@ def handle(req: Request) -> Response:
         resp = Response(200, [("content-type", "text/html"), ("server", "Microsoft-IIS/7.5")])
         resp.body = body
         return _finish(req, resp)
+    if req.local_addr == plan.SINKHOLE_PORTAL:
+        body, headers = pages.render(plan.PORTAL_NAME, "isp:portal")
+        return _finish(req, Response(200, list(headers), body))
     path = urlsplit(req.target).path or "/"
+    if req.host == _REDIRECTOR and path.startswith("/to/"):
+        return _finish(req, _redirect(path[4:]))
     if path == "/dns-query" and is_resolver(req):
         return _finish(req, _doh(req))
     m = _BYTES_RE.match(path)

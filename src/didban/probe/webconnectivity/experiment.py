@@ -214,7 +214,9 @@ class WebConnectivity:
         # whatever the UDP and DoH lookups recorded meanwhile
         if not st.system_done and tk.dns_experiment_failure is None:
             tk.dns_experiment_failure = failure
-        if not st.http_done and tk.http_experiment_failure is None and not tk.requests:
+        # also when the deadline fell during a later redirect hop: its request is not in
+        # ``requests`` (nor is any hop's that failed before HTTP), the failure says why
+        if not st.http_done and tk.http_experiment_failure is None:
             tk.http_experiment_failure = failure
         if not st.control_done and tk.control is None and tk.control_failure is None:
             tk.control_failure = failure

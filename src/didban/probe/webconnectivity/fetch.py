@@ -2,9 +2,12 @@
 fetched on the connection of the first working endpoint flow, preferring system-resolver
 addresses, then UDP, then DoH; that flow's records are re-tagged ``fetch_body=true`` and
 the request is recorded with its transaction id (``depth=0``). Redirects follow
-(``redirects.py``). ``requests`` is newest first; ``http_experiment_failure`` is the last
-hop's failure or why the chain stopped. When no flow worked no fetch is made (as in LTE):
-the failure is then the best-ranked flow's and ``requests`` stays empty.
+(``redirects.py``), each hop's records tagged with its depth. ``requests`` is newest first
+and, as in OONI LTE, holds only the hops that sent a request: a hop that failed at DNS, TCP
+or TLS leaves its lookup, connects and handshakes, and its failure in
+``http_experiment_failure`` (also why a chain stopped: too many redirects, a ``Location``
+didban cannot follow). When no flow worked no fetch is made (as in LTE): the failure is
+then the best-ranked flow's and ``requests`` stays empty.
 """
 
 from __future__ import annotations
@@ -86,11 +89,9 @@ async def fetch(target: Target, cfg: ProbeConfig, st: State) -> HTTPTransaction 
             tk.x_didban_http_throughput = _rate(raw.throughput)
         return http.Hop(tx, raw)
 
-    chain = await http.follow_redirects(
-        redirects.Request(target.url), hop, options=opts, tracer=later.tracer
-    )
-    if len(chain.hops) > 1 or chain.unfollowed is not None:
-        tk.requests = chain.requests
+    chain = await http.follow_redirects(redirects.Request(target.url), hop, options=opts)
+    if len(chain.hops) > 1:
+        tk.requests = [h.transaction for h in reversed(chain.hops) if h.sent]
         for h in chain.hops:
             tk.tcp_connect.extend(h.tcp_connect)
             tk.tls_handshakes.extend(h.tls_handshakes)

@@ -1,4 +1,4 @@
-"""Enforcers that read the client's first data on a flow: the SNI filters (reset and
+"""Enforcers that read the client's first data on a flow: the SNI filters (reset, FIN and
 blackhole), the HTTP blockpage and drop, and the protocol whitelister."""
 
 from __future__ import annotations
@@ -91,6 +91,19 @@ class SNIFilter(_TCPInspect):
             return Decision("accept", "rst to client, trigger passed", sni, inject=[rst])
         return Decision(
             "drop", "rst to client, trigger dropped", sni, inject=[rst, forge.rst_to_server(pkt)]
+        )
+
+
+class SNIEOF(SNIFilter):
+    name = "sni_eof"
+
+    def act(self, pkt: wire.IPPacket, sni: str) -> Decision:
+        fin = forge.fin_to_client(pkt, int(self.params["ip_ttl"]))
+        return Decision(
+            "blackhole",
+            "fin to client, trigger dropped, flow blackholed",
+            sni,
+            inject=[fin, forge.rst_to_server(pkt)],
         )
 
 
