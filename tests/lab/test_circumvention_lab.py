@@ -34,6 +34,7 @@ PROFILES = [
     "iran-protocol-filter",
     "iran-strict-dpi",
     "iran-2019-shutdown",
+    "isp-dns-redirects",
     "national-root-mitm",
 ]
 
