@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 from didban.events import grid as gridmod
 from didban.events.grid import Grid
 from didban.events.series import EPOCH, LAYER_KEYS, STATE_COUNTS, TARGET_KEYS
-from didban.store.queries import AXES, COUNTS_SQL
+from didban.store.queries import AXES, COUNTS_SQL, axis_columns
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -62,18 +62,8 @@ def aggregate(
     if grain not in _GRAINS:
         raise ValueError(f"unknown time grain {grain!r}; one of {', '.join(_GRAINS)}")
     view = _view(spark, tables, "measurements")
-    dims: list[str] = []
-    names: list[str] = []
-    for axis in (axis_x, axis_y):
-        if axis is None:
-            continue
-        names.append(axis)
-        if axis == "measurement_start_day":
-            dims.append(f"{_bucket(grain)} AS measurement_start_day")
-        elif axis == "blocking_type":
-            dims.append("method AS blocking_type")
-        else:
-            dims.append(axis)
+    names = [a for a in (axis_x, axis_y) if a is not None]
+    dims = axis_columns(names, _bucket(grain))
     conds: list[str] = ["TRUE"]
     params: list[Any] = []
     if probe_cc:

@@ -17,7 +17,7 @@ parameter, never spliced into SQL (only whitelisted column names are).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final, Literal, get_args
@@ -250,6 +250,21 @@ def _bucket(grain: TimeGrain) -> str:
     return f"strftime(date_trunc('{grain}', day), '%Y-%m-%d')"
 
 
+def axis_columns(axes: Sequence[str], bucket: str) -> list[str]:
+    """The SELECT columns of the aggregation's axes, named as OONI's API names them;
+    ``bucket`` is the SQL dialect's expression of the time bucket (DuckDB's here, Spark's
+    in ``didban.scale``)."""
+    columns: list[str] = []
+    for axis in axes:
+        if axis == "measurement_start_day":
+            columns.append(f"{bucket} AS measurement_start_day")
+        elif axis == "blocking_type":
+            columns.append("method AS blocking_type")
+        else:
+            columns.append(axis)
+    return columns
+
+
 _ROLLUP_AXES: Final = frozenset(
     ("measurement_start_day", "probe_cc", "probe_asn", "test_name", "blocking_type", "service",
      "method", "layer", "state")
@@ -287,15 +302,8 @@ def aggregate(
     Answered from a daily rollup when one holds every filter and axis (the same numbers,
     tested), else from the measurements table."""
     where, params = filters.where()
-    dims: list[str] = []
     names = [a for a in (axis_x, axis_y) if a]
-    for axis in names:
-        if axis == "measurement_start_day":
-            dims.append(f"{_bucket(grain)} AS measurement_start_day")
-        elif axis == "blocking_type":
-            dims.append("method AS blocking_type")
-        else:
-            dims.append(axis)
+    dims = axis_columns(names, _bucket(grain))
     rollup = _rollup_for(filters, names, grain) if use_rollups else None
     source, counts = "{measurements}", COUNTS_SQL
     days = filters.days()

@@ -41,7 +41,6 @@ from didban.model.oonicircumvention import (
     OpenVPNPacket,
     OpenVPNStatus,
 )
-from didban.net import tcp
 from didban.probe.apps.flows import Context
 from didban.probe.circumvention.base import TunnelExperiment
 from didban.probe.circumvention.endpoints import VPNEndpoint, parse_vpn_input
@@ -99,15 +98,7 @@ class OpenVPN(TunnelExperiment):
             return
         creds = lab.openvpn
         if ep.transport == "udp":
-            baseline = await tcp.connect(
-                ep.ip,
-                ep.port,
-                tracer=ctx.log.flow(["x_didban_baseline"]),
-                timeout=self.config.tcp_timeout,
-            )
-            keys.x_didban_baseline.append(baseline.record)
-            if baseline.stream is not None:
-                baseline.stream.close()
+            keys.x_didban_baseline.append(await self.tcp_baseline(ctx, ep.ip, ep.port))
         timeout = self.timeout(self.deadline)
         async with ClientProcess("openvpn", ctx.log.now) as client:
             conf = client.dir / "client.conf"

@@ -24,6 +24,7 @@ from typing import ClassVar, Final
 from urllib.parse import urlsplit
 
 from didban.model import failures
+from didban.model.ooniapps import APP_EXTENSIONS
 from didban.model.oonicircumvention import ProxiedURLGetterKeys, ProxyInfo
 from didban.net import errors, http, proxy, tcp, tls
 from didban.net.stream import format_address, split_address
@@ -49,14 +50,7 @@ class ProxiedGet(TunnelExperiment):
     test_version = "0.2.0-didban.1"
     takes_input = True
     records_events = True
-    extensions: ClassVar[dict[str, int]] = {
-        "dnst": 0,
-        "httpt": 0,
-        "netevents": 0,
-        "tcpconnect": 0,
-        "tlshandshake": 0,
-        "tunnel": 0,
-    }
+    extensions: ClassVar[dict[str, int]] = {**APP_EXTENSIONS, "tunnel": 0}
     protocol: ClassVar[str]
 
     def new_keys(self) -> ProxiedURLGetterKeys:
@@ -192,15 +186,7 @@ class Shadowsocks(ProxiedGet):
         except ClientError as exc:
             keys.failure = failures.unknown(str(exc))
             return
-        baseline = await tcp.connect(
-            ss.address,
-            ss.port,
-            tracer=ctx.log.flow(["x_didban_baseline"]),
-            timeout=self.config.tcp_timeout,
-        )
-        keys.x_didban_baseline.append(baseline.record)
-        if baseline.stream is not None:
-            baseline.stream.close()
+        keys.x_didban_baseline.append(await self.tcp_baseline(ctx, ss.address, ss.port))
         async with ClientProcess("ss-local", ctx.log.now) as client:
             local = _free_port()
             conf = client.dir / "ss-local.json"

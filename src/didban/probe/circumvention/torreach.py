@@ -22,7 +22,7 @@ from typing import ClassVar, Final
 
 from didban.data import circumvention
 from didban.model.labinfo import LabCircumvention
-from didban.model.ooniapps import URLGetterKeys
+from didban.model.ooniapps import APP_EXTENSIONS, URLGetterKeys
 from didban.model.oonicircumvention import TorKeys, TorSummary, TorTarget
 from didban.net import http, tcp, tls
 from didban.net.trace import EventLog
@@ -113,13 +113,7 @@ def targets(lab: LabCircumvention | None) -> list[Target]:
 class Tor(TunnelExperiment):
     test_name = "tor"
     test_version = "0.4.0-didban.1"
-    extensions: ClassVar[dict[str, int]] = {
-        "dnst": 0,
-        "httpt": 0,
-        "netevents": 0,
-        "tcpconnect": 0,
-        "tlshandshake": 0,
-    }
+    extensions: ClassVar[dict[str, int]] = dict(APP_EXTENSIONS)
 
     def new_keys(self) -> TorKeys:
         return TorKeys()

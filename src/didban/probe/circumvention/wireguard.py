@@ -29,7 +29,7 @@ from typing import ClassVar, Final
 
 from didban.model import failures
 from didban.model.oonicircumvention import URLGetResult, WireGuardEvent, WireGuardKeys
-from didban.net import http, tcp
+from didban.net import http
 from didban.probe.apps.flows import Context
 from didban.probe.circumvention.base import TunnelExperiment
 from didban.probe.circumvention.endpoints import parse_vpn_input
@@ -77,15 +77,7 @@ class WireGuard(TunnelExperiment):
             keys.failure = failures.unknown(str(exc))
             return
         keys.x_didban_endpoint = f"{ep.ip}:{ep.port}"
-        baseline = await tcp.connect(
-            ep.ip,
-            ep.port,
-            tracer=ctx.log.flow(["x_didban_baseline"]),
-            timeout=self.config.tcp_timeout,
-        )
-        keys.x_didban_baseline.append(baseline.record)
-        if baseline.stream is not None:
-            baseline.stream.close()
+        keys.x_didban_baseline.append(await self.tcp_baseline(ctx, ep.ip, ep.port))
         wg = lab.wireguard
         ifname = interface_name()
         timeout = self.timeout(self.deadline)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from didban.lab import plan as address_plan
 from didban.lab.censor import wire
 from didban.lab.censor.decision import CensorState, Decision
-from didban.lab.censor.enforcers.base import IF_CLIENT, MITM_PORT, Enforcer, Nets, multiport
+from didban.lab.censor.enforcers.base import IF_CLIENT, MITM_PORT, Enforcer, multiport
 from didban.lab.profiles import Rule
 
 
@@ -16,7 +16,6 @@ class IPBlackhole(Enforcer):
 
     def __init__(self, rule: Rule) -> None:
         super().__init__(rule)
-        self.addrs = Nets(self.params["addresses"])
         self.protos = {"all": (wire.PROTO_TCP, wire.PROTO_UDP), "tcp": (6,), "udp": (17,)}[
             self.params["protocol"]
         ]
@@ -64,10 +63,6 @@ class QUICDrop(Enforcer):
     name = "quic_drop"
     priority = 30
 
-    def __init__(self, rule: Rule) -> None:
-        super().__init__(rule)
-        self.addrs = Nets(self.params["addresses"])
-
     def iptables(self) -> list[str]:
         return [
             f"-i {IF_CLIENT} -p udp {d} {multiport(self.params['ports'])}"
@@ -88,10 +83,6 @@ class QUICDrop(Enforcer):
 class DoTBlock(Enforcer):
     name = "dot_block"
     priority = 30
-
-    def __init__(self, rule: Rule) -> None:
-        super().__init__(rule)
-        self.addrs = Nets(self.params["addresses"])
 
     def iptables(self) -> list[str]:
         return [f"-i {IF_CLIENT} -p tcp --dport 853 {d}" for d in self.addrs.dst_args()]
@@ -119,10 +110,6 @@ class TLSMitm(Enforcer):
 
     name = "tls_mitm"
     priority = 20
-
-    def __init__(self, rule: Rule) -> None:
-        super().__init__(rule)
-        self.addrs = Nets(self.params["addresses"])
 
     def nat(self) -> list[str]:
         return [

@@ -66,6 +66,8 @@ class Enforcer:
     def __init__(self, rule: Rule) -> None:
         self.id = rule.id
         self.params: dict[str, Any] = rule.params
+        # the destinations the rule is about, for the techniques that take ``addresses``
+        self.addrs = Nets(self.params.get("addresses") or [])
 
     def iptables(self) -> list[str]:
         """Match specs (without ``-A CHAIN`` and target) of packets to queue."""

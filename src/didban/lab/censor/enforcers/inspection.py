@@ -10,11 +10,9 @@ from didban.lab.censor.enforcers.base import (
     IF_CLIENT,
     IF_INTL,
     Enforcer,
-    Nets,
     is_domestic,
     multiport,
 )
-from didban.lab.profiles import Rule
 
 
 class _TCPInspect(Enforcer):
@@ -163,10 +161,6 @@ class HTTPDrop(HTTPBlockpage):
 class ProtocolWhitelist(Enforcer):
     name = "protocol_whitelist"
     priority = 10
-
-    def __init__(self, rule: Rule) -> None:
-        super().__init__(rule)
-        self.addrs = Nets(self.params["addresses"])
 
     def iptables(self) -> list[str]:
         return [

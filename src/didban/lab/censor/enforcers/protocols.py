@@ -20,7 +20,7 @@ from typing import Final
 from didban.lab import plan as address_plan
 from didban.lab.censor import shapes, wire
 from didban.lab.censor.decision import CensorState, Decision
-from didban.lab.censor.enforcers.base import IF_CLIENT, Enforcer, Nets, multiport
+from didban.lab.censor.enforcers.base import IF_CLIENT, Enforcer, multiport
 from didban.lab.profiles import Rule
 
 STUN_COOKIE: Final = 0x2112A442
@@ -50,7 +50,6 @@ class UDPProtocolFilter(Enforcer):
 
     def __init__(self, rule: Rule) -> None:
         super().__init__(rule)
-        self.addrs = Nets(self.params["addresses"])
         self.protocols = set(self.params["protocols"])
 
     def iptables(self) -> list[str]:

@@ -8,7 +8,7 @@ import random
 from didban.lab import plan as address_plan
 from didban.lab.censor import wire
 from didban.lab.censor.decision import CensorState, Decision
-from didban.lab.censor.enforcers.base import IF_CLIENT, IF_DOMESTIC, IF_INTL, Enforcer, Nets
+from didban.lab.censor.enforcers.base import IF_CLIENT, IF_DOMESTIC, IF_INTL, Enforcer
 from didban.lab.profiles import Rule
 
 
@@ -16,10 +16,6 @@ class Throttle(Enforcer):
     name = "throttle"
     priority = 20
     index: int = 0  # set by the policy: htb class number
-
-    def __init__(self, rule: Rule) -> None:
-        super().__init__(rule)
-        self.addrs = Nets(self.params["addresses"])
 
     def iptables(self) -> list[str]:
         return [f"-i {IF_CLIENT} -p tcp --syn {d}" for d in self.addrs.dst_args()]
@@ -56,7 +52,6 @@ class DelayLoss(Enforcer):
 
     def __init__(self, rule: Rule) -> None:
         super().__init__(rule)
-        self.addrs = Nets(self.params["addresses"])
         self.rng = random.Random()
 
     def iptables(self) -> list[str]:

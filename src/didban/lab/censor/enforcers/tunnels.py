@@ -13,7 +13,6 @@ from didban.lab.censor.enforcers.base import (
     IF_CLIENT,
     IF_INTL,
     Enforcer,
-    Nets,
     is_domestic,
     multiport,
 )
@@ -30,7 +29,6 @@ class _FirstData(Enforcer):
 
     def __init__(self, rule: Rule) -> None:
         super().__init__(rule)
-        self.addrs = Nets(self.params["addresses"])
         self.ports: list[int] = list(self.params["ports"])
 
     def iptables(self) -> list[str]:
