@@ -13,6 +13,8 @@ import ast
 from pathlib import Path
 from typing import Final
 
+from import_graph import find_cycle
+
 SRC: Final = Path(__file__).resolve().parents[1] / "src"
 
 # Lowest first; packages on one rank never import each other.
@@ -81,28 +83,6 @@ def _package(module: str) -> str:
     return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in {*RANK, "lab"}) else TOP
 
 
-def _cycle(graph: dict[str, dict[str, int]]) -> list[str] | None:
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(m: str) -> list[str] | None:
-        state[m] = 1
-        stack.append(m)
-        for d in sorted(graph[m]):
-            if state.get(d) == 1:
-                return [*stack[stack.index(d) :], d]
-            if d not in state and (found := visit(d)) is not None:
-                return found
-        stack.pop()
-        state[m] = 2
-        return None
-
-    for m in sorted(graph):
-        if m not in state and (found := visit(m)) is not None:
-            return found
-    return None
-
-
 def _wrong_way(graph: dict[str, dict[str, int]], modules: dict[str, Path]) -> list[str]:
     wrong = []
     for module, imports in graph.items():
@@ -130,7 +110,7 @@ def test_every_package_has_its_place() -> None:
 def test_no_module_imports_in_a_circle() -> None:
     graph = _graph(_modules())
     assert "didban.net.http" in graph["didban.net.dns.doh"]  # the graph is really read
-    cycle = _cycle(graph)
+    cycle = find_cycle(graph)
     assert cycle is None, " → ".join(cycle or [])
 
 
@@ -149,4 +129,4 @@ def test_the_check_sees_an_import_that_points_up() -> None:
     assert any("only the command line" in w for w in wrong), wrong
     graph["didban.model.ooni"] = {"didban.model.failures": 1}
     graph["didban.model.failures"] = {"didban.model.ooni": 1}
-    assert _cycle(graph) is not None
+    assert find_cycle(graph) is not None

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from import_graph import find_cycle
+
 NET = Path(__file__).resolve().parents[2] / "src" / "didban" / "net"
 
 
@@ -44,32 +46,10 @@ def _graph() -> tuple[dict[str, set[str]], list[str]]:
     return graph, hidden
 
 
-def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(m: str) -> list[str] | None:
-        state[m] = 1
-        stack.append(m)
-        for d in sorted(graph[m]):
-            if state.get(d) == 1:
-                return [*stack[stack.index(d) :], d]
-            if d not in state and (found := visit(d)) is not None:
-                return found
-        stack.pop()
-        state[m] = 2
-        return None
-
-    for m in sorted(graph):
-        if m not in state and (found := visit(m)) is not None:
-            return found
-    return None
-
-
 def test_net_has_no_import_cycle_and_no_hidden_import() -> None:
     graph, hidden = _graph()
     assert "didban.net.http" in graph and "didban.net.dns.doh" in graph
-    assert _cycle(graph) is None, " → ".join(_cycle(graph) or [])
+    assert find_cycle(graph) is None, " → ".join(find_cycle(graph) or [])
     assert hidden == []
     # DoH is a DNS transport over HTTP: DNS may use HTTP, HTTP never DNS
     assert "didban.net.http" in graph["didban.net.dns.doh"]
