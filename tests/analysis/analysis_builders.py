@@ -1,6 +1,7 @@
 """Hand-built measurements for the analysis tests, in OONI's format (plain dicts, shaped like
-web_connectivity 0.4.x records, or 0.5/LTE records with ``depth=N`` tags: ``lte``) and in
-didban's (built from ``didban.model.ooni`` structs)."""
+web_connectivity 0.4.x records, or 0.5/LTE records with ``depth=N`` tags: ``lte``; any other
+test around its test keys: ``measurement``) and in didban's (built from ``didban.model.ooni``
+structs)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,19 @@ PAGE = (
     "<body>" + "<p>This domain is for use in illustrative examples.</p>" * 40 + "</body></html>"
 )
 HEADERS = {"Content-Type": "text/html", "Server": "nginx", "X-Site-Id": "42"}
+
+
+def measurement(test_name: str, test_keys: Any, input_: str | None = None) -> dict[str, Any]:
+    """The envelope of one measurement of ``test_name`` from an Iranian network."""
+    return {
+        "test_name": test_name,
+        "test_keys": test_keys,
+        "input": input_,
+        "report_id": "r",
+        "probe_cc": "IR",
+        "probe_asn": "AS44244",
+        "measurement_start_time": "2026-11-21 10:00:00",
+    }
 
 
 def q(

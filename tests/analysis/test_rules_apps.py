@@ -4,20 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from analysis_builders import measurement as m
+
 from didban.analysis import classify
 from didban.analysis.output import Summary
-
-
-def m(test_name: str, test_keys: Any, input_: str | None = None) -> dict[str, Any]:
-    return {
-        "test_name": test_name,
-        "test_keys": test_keys,
-        "input": input_,
-        "report_id": "r",
-        "probe_cc": "IR",
-        "probe_asn": "AS44244",
-        "measurement_start_time": "2026-11-21 10:00:00",
-    }
 
 
 def test_whatsapp_unreachable_endpoints_is_blocked() -> None:
