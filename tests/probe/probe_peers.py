@@ -12,6 +12,8 @@ from http.server import BaseHTTPRequestHandler
 import dns.message
 import dns.rrset
 
+from didban.probe.config import ProbeConfig
+
 PAGE = (
     b"<!DOCTYPE html><html><head><title>didban loopback site</title></head>"
     b"<body><h1>hello</h1><p>served on loopback</p></body></html>"
@@ -91,6 +93,21 @@ class Loopback:
 
     def url(self, path: str = "/") -> str:
         return f"https://localhost:{self.https_port}{path}"
+
+    def web_config(self, udp_port: int) -> ProbeConfig:
+        """Web Connectivity against these peers, asking the UDP resolver on ``udp_port``
+        (``dns_plain_port`` or ``dns_inject_port``)."""
+        return ProbeConfig(
+            udp_resolver=("127.0.0.1", udp_port),
+            doh_url=self.doh_url,
+            doh_bootstrap=f"127.0.0.1:{self.https_port}",
+            control_url=self.control_url,
+            ca_file=self.ca_file,
+            tcp_timeout=3,
+            tls_timeout=3,
+            http_timeout=5,
+            control_timeout=10,
+        )
 
 
 def udp_dns(inject: bool, stop: threading.Event) -> tuple[int, threading.Thread]:

@@ -29,17 +29,7 @@ from didban.probe.webconnectivity import WebConnectivity
 
 
 def _config(lb: Loopback) -> ProbeConfig:
-    return ProbeConfig(
-        udp_resolver=("127.0.0.1", lb.dns_inject_port),
-        doh_url=lb.doh_url,
-        doh_bootstrap=f"127.0.0.1:{lb.https_port}",
-        control_url=lb.control_url,
-        ca_file=lb.ca_file,
-        tcp_timeout=3,
-        tls_timeout=3,
-        http_timeout=5,
-        control_timeout=10,
-    )
+    return lb.web_config(lb.dns_inject_port)
 
 
 async def test_complete_measurement_validates(loopback: Loopback) -> None:
