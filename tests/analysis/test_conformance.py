@@ -7,7 +7,12 @@ OONI names one (``"dns"`` -> dns; ``"tcp_ip"`` -> tcp/ip; ``"http-diff"`` -> htt
 ``null/null`` are all "not blocked" (ok, down, undecided): which of them is a difference of
 convention, not of verdict. For web_connectivity OONI's state is its (blocking, accessible)
 pair as the probe wrote it; for the other tests, the state implied by the fastpath assertion
-in ``expected_verdict``. The exact pair agreement is printed too. Every disagreement must be
+in ``expected_verdict``. The exact pair agreement is printed too. OONI's published verdict
+is the probe's pair unless one of OONI's own blocking fingerprints (``reference_data/
+fingerprints_{http,dns}.csv``, ooni/blocking-fingerprints) matches a response or a DNS
+answer: the fastpath then confirms a block whatever the probe said (fixtures README, the ID
+file), at ``http`` (``"http-diff"``) or ``dns``. That confirmation is computed here from
+OONI's CSV files, not from didban's fingerprints. Every disagreement must be
 listed, with its reason, in the conformance table of docs/methodology.md, and that table
 must list nothing else: a regression (a new disagreement) or a fix (a documented one that
 vanished) fails the test.
@@ -83,6 +88,64 @@ def agrees(ooni: str, v: Verdict, web: bool) -> bool:
     return layers is None or v.layer in layers
 
 
+def _ooni_fingerprints(fixtures: Path, kind: str) -> list[dict[str, str]]:
+    path = fixtures / "reference_data" / f"fingerprints_{kind}.csv"
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _hit(pattern_type: str, pattern: str, value: str) -> bool:
+    if pattern_type == "full":
+        return value == pattern
+    if pattern_type == "prefix":
+        return value.startswith(pattern)
+    if pattern_type == "contains":
+        return pattern in value
+    if pattern_type == "regexp":
+        return re.search(pattern, value) is not None
+    return False
+
+
+def _responses(tk: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
+    """(body, lower-cased headers) of every response the probe recorded."""
+    out = []
+    for req in tk.get("requests") or []:
+        resp = (req or {}).get("response") or {}
+        body = resp.get("body")
+        if isinstance(body, dict):  # {"format": "base64", "data": ...}: not a page's text
+            body = ""
+        headers = {str(k).lower(): str(v) for k, v in (resp.get("headers") or {}).items()}
+        out.append((body or "", headers))
+    return out
+
+
+def ooni_confirmation(m: dict[str, Any], fixtures: Path) -> tuple[str, str] | None:
+    """(OONI blocking label, fingerprint name) when one of OONI's blocking fingerprints for
+    the measurement's country (or for no country in particular) matches, else None."""
+    cc = m.get("probe_cc", "")
+    tk = m.get("test_keys") or {}
+
+    def mine(fp: dict[str, str]) -> bool:  # scope "fp": a known page that is no block
+        countries = [c.strip() for c in (fp.get("expected_countries") or "").split(",")]
+        return fp["scope"] != "fp" and (not any(countries) or cc in countries)
+
+    for fp in filter(mine, _ooni_fingerprints(fixtures, "http")):
+        where, kind, pattern = fp["location_found"], fp["pattern_type"], fp["pattern"]
+        for body, headers in _responses(tk):
+            value = body if where == "body" else headers.get(where.removeprefix("header."))
+            if value is not None and _hit(kind, pattern, value):
+                return "http-diff", fp["name"]
+    answers = [
+        a.get("ipv4") or a.get("ipv6") or ""
+        for q in tk.get("queries") or []
+        for a in (q or {}).get("answers") or []
+    ]
+    for fp in filter(mine, _ooni_fingerprints(fixtures, "dns")):
+        if any(_hit(fp["pattern_type"], fp["pattern"], a) for a in answers if a):
+            return "dns", fp["name"]
+    return None
+
+
 def _strip_comments(data: bytes) -> bytes:
     return b"\n".join(line for line in data.splitlines() if not line.lstrip().startswith(b"//"))
 
@@ -103,15 +166,20 @@ def run(fixtures: Path) -> tuple[list[tuple[str, str, str, Verdict]], dict[str, 
     rows: list[tuple[str, str, str, Verdict]] = []
     with (fixtures / "labels.csv").open(newline="", encoding="utf-8") as fh:
         for label in csv.DictReader(fh):
-            verdict = classify((fixtures / label["file"]).read_bytes())
+            data = (fixtures / label["file"]).read_bytes()
+            verdict = classify(data)
             web = label["test_name"] == "web_connectivity"
-            if web:
+            confirmed = ooni_confirmation(json.loads(data), fixtures) if web else None
+            if confirmed is not None:
+                ooni = _fmt(confirmed[0], False)
+            elif web:
                 ooni = _fmt(json.loads(label["blocking"]), json.loads(label["accessible"]))
             else:
                 ooni = _fastpath_state(label["expected_verdict"]) or "none"
             rows.append((label["file"], ooni, _ours(verdict, web), verdict))
     pk = json.loads(_strip_comments((fixtures / PK_JSONC).read_bytes()))
     verdict = classify({**PK_ENVELOPE, "test_keys": pk})
+    assert ooni_confirmation({**PK_ENVELOPE, "test_keys": pk}, fixtures) is None
     rows.append(
         (PK_JSONC, _fmt(pk.get("blocking"), pk.get("accessible")), _ours(verdict, True), verdict)
     )
@@ -172,3 +240,16 @@ def test_fastpath_confirmations_are_reproduced(ooni_fixtures: Path) -> None:
     assert indo.fingerprint_id is not None and indo.fingerprint_id.startswith("id.")
     nofp = classify((ooni_fixtures / "backend_fastpath/web_connectivity_b64_hdr.json").read_bytes())
     assert nofp.fingerprint_id is None
+
+
+def test_ooni_fingerprints_confirm_where_the_fastpath_asserts_it(ooni_fixtures: Path) -> None:
+    """OONI's own fingerprints, matched here, agree with every fastpath assertion."""
+
+    def confirmation(name: str) -> tuple[str, str] | None:
+        m = json.loads((ooni_fixtures / "backend_fastpath" / name).read_bytes())
+        return ooni_confirmation(m, ooni_fixtures)
+
+    assert confirmation("web_connectivity_ir_fp.json") == ("dns", "ooni.ir_10dot10_ipv4_1")
+    indo = confirmation("20250527233111.802678_ID_webconnectivity_5a37ec909dbf14e3.json")
+    assert indo is not None and indo[0] == "http-diff"
+    assert confirmation("web_connectivity_b64_hdr.json") is None  # match_fingerprints == []
