@@ -216,13 +216,20 @@ def demo(
     typer.echo(
         f"\nmeasurements: {measurements}\nverdicts:     {verdicts}\n"
         f"report:       {report}\n              file://{report}\n"
-        f"took {elapsed:.1f} s (lab up, probe, analysis, report, lab down)\n"
-        f"explorer:     http://{listen}/country/IR  (the demo's data in {data_dir};\n"
-        f"              {serving})"
+        f"took {elapsed:.1f} s (lab up, probe, analysis, report, lab down)"
     )
-    scenario_failed = _over_time(out_dir) if over_time else None
+    scenario_failed = _over_time(out_dir, data_dir) if over_time else None
     if scenario_failed is not None:
         typer.echo(f"didban demo: {scenario_failed}.", err=True)
+    timeline = (
+        ""
+        if scenario_failed is not None or not over_time
+        else (f"\ntimeline:     http://{listen}/timeline/IR  (the scenario's block event)")
+    )
+    typer.echo(
+        f"\nexplorer:     http://{listen}/country/IR  (the demo's data in {data_dir};\n"
+        f"              {serving}){timeline}"
+    )
     if serve:
         with contextlib.suppress(KeyboardInterrupt, _Terminated):
             _step(["serve", "--listen", listen, "--data-dir", str(data_dir)], os.environ.copy())
@@ -237,7 +244,7 @@ def demo(
         raise typer.Exit(1)
 
 
-def _over_time(out_dir: Path) -> str | None:
+def _over_time(out_dir: Path, data_dir: Path) -> str | None:
     """The demo's second part (``didban.demo_scenario``); a failure sentence, or None."""
     from didban import demo_scenario
 
@@ -248,7 +255,7 @@ def _over_time(out_dir: Path) -> str | None:
     typer.echo("\ncensorship over time: a lab scenario measured in rounds")
     with _sigterm_unwinds():
         try:
-            return demo_scenario.run(out_dir, lambda args: _step(args, env))
+            return demo_scenario.run(out_dir, data_dir, lambda args: _step(args, env))
         except (KeyboardInterrupt, _Terminated):
             # 'lab scenario' brings its own lab down when it is interrupted
             typer.echo("\ninterrupted: the scenario's lab is brought down.", err=True)

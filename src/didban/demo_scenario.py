@@ -2,12 +2,14 @@
 
 A short lab scenario — ``clean``, then ``iran-2022``, then ``clean`` again — runs in a lab of
 its own (``didban lab scenario --new-lab``) while the probe measures in rounds
-(``didban run --lab --every``); the rounds are classified (``didban analyze``), events are
-detected over the verdicts with short buckets (``didban events detect --format verdicts``),
-drawn on the timeline (``didban timeline``) and scored against the scenario's ground truth
-(``didban events score``). Every step is the command a user would type, run through the
-demo's ``step`` (its own process group, stopped on Ctrl-C); ``lab scenario`` brings its lab
-down on every path.
+(``didban run --lab --every``); the rounds are stored in the demo's store beside its first
+part (``didban ingest``), events are detected over the store's verdicts of the scenario's
+window with short buckets and saved there (``didban events detect --since --until``), drawn
+on the timeline (``didban timeline``) and scored against the scenario's ground truth
+(``didban events score``). So ``didban demo --serve`` shows the block on the explorer's
+country, timeline and event pages, its witnesses linked to their evidence. Every step is
+the command a user would type, run through the demo's ``step`` (its own process group,
+stopped on Ctrl-C); ``lab scenario`` brings its lab down on every path.
 
 The scenario is short so that the whole demo stays near three minutes: 40 s per profile and
 a last clean phase long enough for the end of the block to be seen (an end needs more
@@ -69,8 +71,9 @@ def _floor_minute(stamp: str) -> str:
     return t.replace(second=0, microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def run(out_dir: Path, step: Step) -> str | None:
-    """Run the scenario and its pipeline in ``out_dir``; a failure sentence, or None.
+def run(out_dir: Path, data_dir: Path, step: Step) -> str | None:
+    """Run the scenario and its pipeline in ``out_dir``, storing its rounds and events in
+    ``data_dir``; a failure sentence, or None.
 
     The last step scores the events against the ground truth: its exit code says whether
     every switch was matched and nothing else was found."""
@@ -79,7 +82,6 @@ def run(out_dir: Path, step: Step) -> str | None:
     scenario = out_dir / "demo-over-time.yaml"
     scenario.write_text(SCENARIO, encoding="utf-8")
     series = run_dir / "series.jsonl"
-    verdicts = run_dir / "verdicts.parquet"
     events = run_dir / "events.jsonl"
     truth = run_dir / "ground-truth.jsonl"
     urls = " ".join(f"--url {u}" for u in URLS)
@@ -93,12 +95,12 @@ def run(out_dir: Path, step: Step) -> str | None:
         return "didban lab scenario failed"
     if not series.is_file():
         return f"the scenario's probe wrote nothing (see {run_dir / 'probe.log'})"
-    if step(["analyze", "--quiet", str(series), "--output", str(verdicts)]):
-        return "didban analyze failed on the scenario's rounds"
-    if step(["events", "detect", "--input", str(verdicts), "--format", "verdicts",
-             "--bucket", BUCKET, "--output", str(events)]):
-        return "didban events detect failed"
+    if step(["ingest", str(series), "--data-dir", str(data_dir)]):
+        return "didban ingest failed on the scenario's rounds"
     since, until = window(truth)
+    if step(["events", "detect", "--data-dir", str(data_dir), "--since", since,
+             "--until", until, "--bucket", BUCKET, "--output", str(events)]):
+        return "didban events detect failed"
     if step(["timeline", "--cc", "IR", "--no-known", "--events", str(events),
              "--since", _floor_minute(since), "--until", until]):
         return "didban timeline failed"

@@ -1,6 +1,9 @@
 """Issue 16's scenario end to end: ``didban lab scenario`` switches clean → iran-2022 →
 iran-2019-shutdown → clean while ``didban run --lab --every`` measures in rounds; the rounds
 are classified, events detected with minute buckets, and scored against the ground truth.
+The same rounds then go the way ``didban demo`` takes them: ingested into a store, events
+detected over the store's verdicts of the scenario's window and saved there, and the
+explorer's event and timeline pages show them, the witnesses linked to their evidence.
 
 What is asserted is what a user reads off the events: a block that starts at the switch to
 iran-2022, an NIN isolation that starts at the switch to the 2019 profile, both ending at the
@@ -17,9 +20,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 
 from didban.events.record import parse_iso
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "api"))
+
+from server_helpers import free_port, start_server, stop
 
 pytestmark = pytest.mark.lab
 DIDBAN = [sys.executable, "-m", "didban.cli"]
@@ -104,3 +112,36 @@ def test_each_switch_is_one_event_edge_with_the_switch_inside_its_bracket(
     assert parse_iso(block["resolved_after"]) <= at[3]
     assert _inside(at[3], nin["resolved_after"], nin["resolved_before"])
     assert block["witnesses"] and nin["witnesses"] and block["n_probes"] >= 3
+
+    # the demo's way: the rounds in a store, the events found over it and saved there
+    data = tmp_path / "data"
+    r = _didban("ingest", str(series), "--data-dir", str(data))
+    assert r.returncode == 0, r.stderr
+    end = next(x for x in _lines(out / "ground-truth.jsonl") if x["type"] == "end")
+    stored_events = out / "stored-events.jsonl"
+    r = _didban("events", "detect", "--data-dir", str(data), "--since", truth[0]["applied"],
+                "--until", end["at"], "--bucket", "1m", "--output", str(stored_events))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+
+    def brackets(e: dict[str, Any]) -> tuple[Any, ...]:
+        return (e["kind"], e["asns"], e["method"], e["onset_after"], e["onset_before"],
+                e["resolved_after"], e["resolved_before"])  # fmt: skip
+
+    stored = sorted(_lines(stored_events), key=lambda e: e["onset_before"])
+    assert [brackets(e) for e in stored] == [brackets(e) for e in found]
+    port = free_port()
+    server = start_server(data, port)  # what `didban demo --serve` runs
+    try:
+        with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            for e in stored:
+                page = client.get(f"/event/{e['id']}")
+                assert page.status_code == 200 and e["method"] in page.text
+                witness = e["witnesses"][0]
+                assert f'href="/m/{witness}"' in page.text
+                evidence = client.get(f"/m/{witness}")
+                assert evidence.status_code == 200 and "IR" in evidence.text
+            since = truth[0]["applied"][:10]
+            timeline = client.get(f"/timeline/IR?since={since}").text
+            assert all(e["id"] in timeline for e in stored)
+    finally:
+        stop(server)
