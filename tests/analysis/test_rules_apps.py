@@ -175,6 +175,31 @@ def test_dnscheck_dot_blocked_while_udp_answers() -> None:
     ]
 
 
+def test_dnscheck_names_transport_failures_as_the_other_tests_do() -> None:
+    """An aborted handshake is a reset, and a network that is down unreachable, in dnscheck
+    as in Web Connectivity and the tunnels (one failure -> method table)."""
+    ok = {
+        "failure": None,
+        "queries": [{"hostname": "example.org", "answers": [{"ipv4": "93.184.216.34"}]}],
+    }
+    for step, failure, method in (
+        ("tls", "connection_aborted", "tls.sni.reset"),
+        ("tcp", "network_down", "tcp.unreachable"),
+    ):
+        tcp_ok = step == "tls"
+        status = {"success": tcp_ok, "failure": None if tcp_ok else failure}
+        handshakes = [{"address": "198.51.100.1:853", "failure": failure}] if tcp_ok else []
+        dot = {
+            "failure": failure,
+            "queries": [],
+            "tcp_connect": [{"ip": "198.51.100.1", "port": 853, "status": status}],
+            "tls_handshakes": handshakes,
+        }
+        keys = {"lookups": {"udp://198.51.100.1:53": ok, "dot://198.51.100.1:853": dot}}
+        out = classify(m("dnscheck", keys, "example.org"))
+        assert (out.state, out.layer, out.method) == ("blocked", step, method)
+
+
 def test_dnscheck_plaintext_censor_answer_is_injection() -> None:
     bad = {
         "failure": None,

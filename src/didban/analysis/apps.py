@@ -16,6 +16,7 @@ from didban.analysis.fingerprints import Fingerprints
 from didban.analysis.outcome import Hit
 from didban.analysis.records import DNSCheckKeys, DNSCheckLookup, Query
 from didban.analysis.rules import rule
+from didban.analysis.steps import TCP_METHOD, TLS_METHOD
 from didban.model.verdict import Evidence, Layer
 
 # Failures of WhatsApp Web that are the server's answer, not the network's (ooni/ooni.org#1317).
@@ -147,21 +148,6 @@ def _queries_fp(queries: list[Query] | None, fps: Fingerprints) -> tuple[int, st
     return None
 
 
-_TLS_FAILURE_METHOD = {
-    "connection_reset": "tls.sni.reset",
-    "generic_timeout_error": "tls.sni.timeout",
-    "eof_error": "tls.sni.eof",
-    "ssl_invalid_hostname": "tls.mitm",
-    "ssl_unknown_authority": "tls.mitm",
-    "ssl_invalid_certificate": "tls.mitm",
-}
-_TCP_FAILURE_METHOD = {
-    "connection_reset": "tcp.reset",
-    "connection_refused": "tcp.reset",
-    "generic_timeout_error": "tcp.timeout",
-    "host_unreachable": "tcp.unreachable",
-    "network_unreachable": "tcp.unreachable",
-}
 _PLAINTEXT = ("udp://", "tcp://")
 
 
@@ -178,10 +164,10 @@ def _transport_failure(lk: DNSCheckLookup) -> tuple[Layer, str | None, str] | No
     for i, c in enumerate(lk.tcp_connect or ()):
         if c.status is not None and c.status.success is False:
             failure = c.status.failure or ""
-            return "tcp", _TCP_FAILURE_METHOD.get(failure), f"tcp_connect/{i}"
+            return "tcp", TCP_METHOD.get(failure), f"tcp_connect/{i}"
     for i, h in enumerate(lk.tls_handshakes or ()):
         if h.failure:
-            return "tls", _TLS_FAILURE_METHOD.get(h.failure), f"tls_handshakes/{i}"
+            return "tls", TLS_METHOD.get(h.failure), f"tls_handshakes/{i}"
     return None
 
 

@@ -14,7 +14,7 @@ from typing import Final
 
 from didban.model.verdict import METHODS, Layer, State
 
-RULES_VERSION: Final = "2026.12.4"
+RULES_VERSION: Final = "2026.12.5"
 
 
 @dataclass(frozen=True, slots=True)
