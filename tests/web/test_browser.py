@@ -160,6 +160,43 @@ def test_the_country_filter_swaps_the_results_and_the_url(server: str, tab: Tab)
     tab.shot("country-filtered-en")
 
 
+# Where a piece of text is drawn: the box of the first occurrence of ``needle`` under
+# ``root`` (``[left, right, top]``).
+TEXT_BOX = """([root, needle]) => {
+  const walk = document.createTreeWalker(document.querySelector(root), NodeFilter.SHOW_TEXT);
+  for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+    const at = node.data.indexOf(needle);
+    if (at < 0) continue;
+    const range = document.createRange();
+    range.setStart(node, at);
+    range.setEnd(node, at + needle.length);
+    const box = range.getBoundingClientRect();
+    return [box.left, box.right, box.top];
+  }
+  return null;
+}"""
+
+
+def test_a_farsi_date_keeps_its_order_beside_latin_text(server: str, tab: Tab) -> None:
+    """The measurement's header line (test, network, AS name, then the time) in Farsi:
+    the day stays beside its month (Persian digits are numbers to the bidi algorithm,
+    which pulled the day into the Latin run before it, to the far end of the line), and
+    the Gregorian date reads year-month-day from the left, as ISO 8601 does."""
+    tab.open(f"{server}/fa/m/{FACEBOOK}")  # 2022-08-15 19:01 UTC: 24 Mordad 1401
+
+    def box(needle: str) -> list[float]:
+        found = tab.page.evaluate(TEXT_BOX, ["p.meta", needle])
+        assert found, needle
+        return list(found)
+
+    day, month = box("۲۴"), box("مرداد")
+    assert day[2] == month[2]  # one line
+    assert 0 < day[0] - month[1] < 12, (day, month)  # the day, just right of its month
+    year, month_day = box("۲۰۲۲"), box("۰۸-۱۵")
+    assert year[2] == month_day[2] and year[1] <= month_day[0]
+    assert tab.errors == []
+
+
 @pytest.mark.lab
 def test_a_store_the_lab_filled_shows_its_blocks(
     tmp_path: Path, tab: Tab, browser: Browser

@@ -61,6 +61,17 @@ def country_name(cc: str, lang: str) -> str:
     return str(Locale(lang).territories.get(cc, cc))
 
 
+def known_country(cc: str) -> str:
+    """``cc`` upper-cased when it names a country or territory of CLDR (``ZZ``, OONI's
+    unknown country, included); a page of any other code is a 404."""
+    code = cc.upper()
+    if len(code) != 2 or not code.isalpha():
+        raise PageError(404, f"{cc!r} is not a country code like IR")
+    if code not in Locale("en").territories:
+        raise PageError(404, f"there is no country {code!r}: a country is a code like IR")
+    return code
+
+
 def newest_day(store: Store) -> date:
     """The newest day holding measurements (today when the store is empty)."""
     d = store.tables_root / "measurements"
@@ -211,10 +222,8 @@ def _current_blocks(
 
 
 def country(store: Store, where: Where, params: QueryParams, cc: str) -> Page:
-    cc = cc.upper()
+    cc = known_country(cc)
     parsed = parse(AggregationQuery, params)
-    if len(cc) != 2 or not cc.isalpha():
-        raise PageError(404, f"{cc!r} is not a country code like IR")
     first, last = window(store, params, parsed, GRID_DAYS)
     asns = parsed.probe_asn
     year_first = last - timedelta(days=CALENDAR_DAYS - 1)
@@ -404,7 +413,7 @@ def _bars(
 
 
 def timeline(store: Store, where: Where, params: QueryParams, cc: str) -> Page:
-    parsed = parse(EventsQuery, params, probe_cc=cc.upper())
+    parsed = parse(EventsQuery, params, probe_cc=known_country(cc))
     cc = parsed.probe_cc[0]
     entries = [
         e.row()
