@@ -13,6 +13,7 @@ measurement's failure is highlighted. Screenshots are kept in ``out/screenshots/
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -195,6 +196,31 @@ def test_a_farsi_date_keeps_its_order_beside_latin_text(server: str, tab: Tab) -
     year, month_day = box("۲۰۲۲"), box("۰۸-۱۵")
     assert year[2] == month_day[2] and year[1] <= month_day[0]
     assert tab.errors == []
+
+
+def test_the_chart_axes_speak_the_pages_language_in_utc_days(server: str, browser: Browser) -> None:
+    """The uPlot chart's tick labels (drawn on a canvas: read from the chart uPlot keeps
+    on its element): Persian digits and Solar Hijri days in Farsi; days of UTC, as the
+    page's own, for a reader whose clock is eight hours behind."""
+    context = browser.new_context(
+        viewport={"width": 1024, "height": 800}, timezone_id="America/Los_Angeles"
+    )
+    try:
+        tab = Tab(context.new_page())
+        read = "document.querySelector('[data-series]').chart.axes.map(a => a._values)"
+        tab.open(f"{server}/country/IR?{IR_AUG}")
+        days, volume, share = tab.page.evaluate(read)
+        assert days[0] == "1 Aug" and "31 Jul" not in days
+        assert share[-1] == "100%"
+        tab.open(f"{server}/fa/country/IR?{IR_AUG}")
+        days, volume, share = tab.page.evaluate(read)
+        assert days[0] == "۱۰ مرداد"  # 2022-08-01
+        labels = " ".join(days + volume + share)
+        assert re.search("[۰-۹]", labels) and not re.search("[0-9]", labels), labels
+        assert share[-1] == "۱۰۰٪"
+        assert tab.errors == []
+    finally:
+        context.close()
 
 
 @pytest.mark.lab
