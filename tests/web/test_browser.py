@@ -223,6 +223,49 @@ def test_the_chart_axes_speak_the_pages_language_in_utc_days(server: str, browse
         context.close()
 
 
+def test_a_farsi_list_of_blocked_services_reads_from_the_right(tmp_path: Path, tab: Tab) -> None:
+    """The home page's blocked services of a country, in Farsi: each service with its
+    method after it (to its left), the first service rightmost. Latin names with the
+    commas between them made one left-to-right run: the first name drawn leftmost, its
+    method to its right."""
+    from analysis_builders import ctrl, jsonl, q, web
+
+    from didban.store import rollups
+    from didban.store.ingest import ingest
+    from didban.store.store import Store
+
+    src = tmp_path / "m.jsonl"
+    src.write_bytes(
+        jsonl(
+            *(
+                web(f"https://www.{site}.com/", queries=[q(f"www.{site}.com", ["10.10.34.35"])],
+                    control=ctrl(["157.240.1.174"]))
+                for site in ("facebook", "instagram", "youtube")
+            )
+        )
+    )  # fmt: skip
+    with Store(tmp_path / "data") as store:
+        ingest(store, [src])
+        rollups.refresh(store)
+    port = free_port()
+    proc = start_server(tmp_path / "data", port)
+    try:
+        tab.open(f"http://127.0.0.1:{port}/fa/")
+        cell = tab.page.locator("tr", has=tab.page.locator("th a", has_text="ایران")).locator("td")
+        boxes = []
+        for name in ("Facebook", "Instagram", "YouTube"):
+            link = cell.last.get_by_role("link", name=name)
+            method = cell.last.locator("code").nth(len(boxes))
+            boxes.append((link.bounding_box(), method.bounding_box()))
+        for link, method in boxes:
+            assert link and method and method["x"] + method["width"] <= link["x"]
+        firsts = [link["x"] for link, _ in boxes if link]
+        assert firsts == sorted(firsts, reverse=True), firsts  # one line, from the right
+        assert tab.errors == []
+    finally:
+        stop(proc)
+
+
 @pytest.mark.lab
 def test_a_store_the_lab_filled_shows_its_blocks(
     tmp_path: Path, tab: Tab, browser: Browser
