@@ -266,6 +266,26 @@ def test_a_farsi_list_of_blocked_services_reads_from_the_right(tmp_path: Path, t
         stop(proc)
 
 
+def test_the_timelines_bars_say_what_they_are_and_when(server: str, tab: Tab) -> None:
+    """Each bar of the timeline is labelled on the page (not only on hover) and the axis
+    under them is dated; a known event without a recorded end is not called ongoing."""
+    page = tab.page
+    tab.open(f"{server}{PAGES['timeline']}")
+    label = page.locator(".bars em.label", has_text="block instagram tls.sni.reset")
+    box = label.bounding_box()
+    assert label.is_visible() and box and box["x"] >= 0 and box["x"] + box["width"] <= 1024
+    assert page.locator(".bars em.label", has_text="Instagram blocked").is_visible()
+    ticks = page.locator(".bars .axis span").all_inner_texts()
+    assert ticks[0] == "2022-09-02" and 3 <= len(ticks) <= 8, ticks
+    detected = page.locator("tbody tr", has_text="block instagram tls.sni.reset")
+    assert "ongoing" in detected.inner_text()
+    known = page.locator("tbody tr", has=page.get_by_text("Instagram blocked", exact=True))
+    assert "not recorded" in known.inner_text() and "ongoing" not in known.inner_text()
+    tab.open(f"{server}/fa{PAGES['timeline']}")
+    assert page.locator(".bars .axis span").first.inner_text() == "۲۰۲۲-۰۹-۰۲"
+    assert tab.errors == []
+
+
 @pytest.mark.lab
 def test_a_store_the_lab_filled_shows_its_blocks(
     tmp_path: Path, tab: Tab, browser: Browser
