@@ -286,6 +286,17 @@ def test_the_timelines_bars_say_what_they_are_and_when(server: str, tab: Tab) ->
     assert tab.errors == []
 
 
+def test_a_method_name_is_never_broken_across_lines(server: str, tab: Tab) -> None:
+    """Every measurement of the store in the search table, 1,024 px wide: a method in its
+    column is on one line (it was cut anywhere: 'circumvention.bootstr' + 'ap')."""
+    tab.open(f"{server}/search?since=2015-01-01")
+    methods = tab.page.locator("tbody tr td:last-child code")
+    assert methods.count() >= 5
+    lines = methods.evaluate_all("cs => cs.map(c => [c.textContent, c.getClientRects().length])")
+    assert [name for name, n in lines if n != 1] == []
+    assert tab.page.evaluate("document.documentElement.scrollWidth") <= 1024
+
+
 @pytest.mark.lab
 def test_a_store_the_lab_filled_shows_its_blocks(
     tmp_path: Path, tab: Tab, browser: Browser
