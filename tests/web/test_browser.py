@@ -297,6 +297,27 @@ def test_a_method_name_is_never_broken_across_lines(server: str, tab: Tab) -> No
     assert tab.page.evaluate("document.documentElement.scrollWidth") <= 1024
 
 
+@pytest.mark.parametrize("lang", ["en", "fa"])
+def test_the_country_pages_days_run_one_way(server: str, tab: Tab, lang: str) -> None:
+    """The grid of services by day, the strip and the chart under it: the first day of
+    the window on the same side (in Farsi the grid ran right to left, the strip, the
+    chart and the calendar left to right)."""
+    tab.open(f"{server}{'/fa' if lang == 'fa' else ''}/country/IR?{IR_AUG}")
+    page = tab.page
+
+    def xs(selector: str) -> tuple[float, float]:
+        boxes = page.locator(selector)
+        first, last = boxes.first.bounding_box(), boxes.last.bounding_box()
+        assert first and last
+        return first["x"], last["x"]
+
+    grid_first, grid_last = xs("table.grid thead th")
+    strip_first, strip_last = xs(".strip div")
+    assert page.locator("table.grid thead th").count() == page.locator(".strip div").count()
+    assert grid_first < grid_last and strip_first < strip_last
+    assert tab.errors == []
+
+
 @pytest.mark.lab
 def test_a_store_the_lab_filled_shows_its_blocks(
     tmp_path: Path, tab: Tab, browser: Browser
