@@ -318,6 +318,23 @@ def test_the_country_pages_days_run_one_way(server: str, tab: Tab, lang: str) ->
     assert tab.errors == []
 
 
+def test_a_refused_filter_says_why_in_place(server: str, tab: Tab) -> None:
+    """A filter the page refuses (a start after the end) swaps in the one sentence, not
+    a second page with its own header and footer inside the first."""
+    page = tab.page
+    tab.open(f"{server}/fa/country/IR?{IR_AUG}")
+    field = page.locator("input[name=since]")
+    field.fill("2022-09-05")
+    field.dispatch_event("change")
+    page.wait_for_url("**since=2022-09-05**")
+    alert = page.locator("#results [role=alert]")
+    alert.wait_for()
+    assert "since must not be after until" in alert.inner_text()
+    assert "این صفحه نمایش داده نمی‌شود" in alert.inner_text()
+    assert page.locator("header.site").count() == 1 and page.locator("footer.site").count() == 1
+    assert page.locator("form.filters").count() == 1  # the filters stay, to be corrected
+
+
 @pytest.mark.lab
 def test_a_store_the_lab_filled_shows_its_blocks(
     tmp_path: Path, tab: Tab, browser: Browser

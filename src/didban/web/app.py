@@ -82,6 +82,7 @@ def _error_page(error: PageError, where: Where) -> Page:
         "error.html.j2",
         where.lang.gettext("Not found") if error.status == 404 else where.lang.gettext("Error"),
         {"detail": error.sentence, "status": error.status},
+        partial="_error.html.j2",  # what a filter's htmx request swaps in: no second page
         status=error.status,
     )
 
