@@ -1,6 +1,6 @@
 """What a reader sees when an address is wrong (an unknown country, a bad ``lang``, a
 path nobody serves): a 4xx page in the page's language with one sentence, never the
-API's JSON in a browser; and what the Farsi pages show of the known record's dates."""
+API's JSON in a browser."""
 
 from __future__ import annotations
 
@@ -61,20 +61,3 @@ def test_a_farsi_error_page_says_in_farsi_that_the_reason_follows_in_english(
     assert "این صفحه نمایش داده نمی‌شود" in text
     assert "since must be a date" in text
     assert "The reason, in English" not in client.get("/search?since=x", headers=HTML).text
-
-
-def test_known_events_give_their_dates_in_the_pages_digits_and_both_calendars(
-    client: TestClient,
-) -> None:
-    # ir-21 (data/known-events.csv): Instagram blocked from 2022-09-21
-    fa = client.get("/fa/service/instagram", headers=HTML).text
-    known = fa[fa.index("رویدادهای شناخته‌شده") :]
-    assert "۳۰ شهریور ۱۴۰۱" in known and "۲۰۲۲-۰۹-۲۱" in known
-    assert "2022-09-21" not in known
-    en = client.get("/service/instagram?lang=en", headers=HTML).text
-    assert "21 Sep 2022 · 30 Shahrivar 1401" in en
-
-
-def test_one_measurement_is_not_plural(client: TestClient) -> None:
-    page = client.get("/service/facebook?since=2022-08-01&until=2022-09-01", headers=HTML).text
-    assert "1 measurement ·" in _main(page)

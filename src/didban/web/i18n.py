@@ -16,6 +16,7 @@ wrapped in ``<bdi>`` by the templates.
 from __future__ import annotations
 
 import io
+import re
 import sys
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -73,6 +74,10 @@ WORDS: Final = (
     N_("known"),
     N_("detected"),
 )
+# The words of a measurement step's result (``web/evidence.py`` writes them in English,
+# the data's language; ``Lang.step_result`` shows them in the page's).
+STEP_WORDS: Final = (N_("connected"), N_("bytes"), N_("certificate(s)"))
+_COUNTED: Final = re.compile(r"\b(\d+) (bytes|certificate\(s\))")
 # The names of the pages' downloadable tables (``?table=``), shown beside their links.
 TABLE_NAMES: Final = (
     N_("grid"), N_("blocks"), N_("networks"), N_("calendar"), N_("countries"), N_("events"),
@@ -154,6 +159,20 @@ class Lang:
         if self.code == "fa":
             return self._fa_day(t.date(), self.digits(t.strftime("%Y-%m-%d %H:%M")) + " UTC")
         return f"{self.day(t)} {t.strftime('%H:%M')} UTC"
+
+    def step_result(self, text: str) -> str:
+        """A step's result (``connected``, ``ok``, ``403 · 337 bytes``, ``TLSv1.3 h2 · 1
+        certificate(s)``) with its words in this language; a counted word keeps its
+        number beside it (isolated: the result is shown left to right)."""
+        if self.code == DEFAULT:
+            return text
+        if text in ("connected", "ok"):
+            return self.gettext(text)
+
+        def counted(found: re.Match[str]) -> str:
+            return f"{_RLI}{self.digits(found[1])} {self.gettext(found[2])}{_PDI}"
+
+        return _COUNTED.sub(counted, text)
 
     def when(self, text: str) -> str:
         """A date of the known events' precision: a year (``2009``), a month (``2009-06``),

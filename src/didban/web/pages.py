@@ -113,6 +113,7 @@ def _filters(lang: Lang) -> dict[str, Callable[..., str]]:
         "time": lang.time,
         "short_day": lang.short_day,
         "when": lang.when,
+        "step_result": lang.step_result,
         "digits": lambda v: lang.digits(str(v)),
         "json": script_json,
         "t": lang.gettext,
