@@ -161,10 +161,10 @@ def test_the_country_filter_swaps_the_results_and_the_url(server: str, tab: Tab)
     tab.shot("country-filtered-en")
 
 
-# Where a piece of text is drawn: the box of the first occurrence of ``needle`` under
-# ``root`` (``[left, right, top]``).
-TEXT_BOX = """([root, needle]) => {
-  const walk = document.createTreeWalker(document.querySelector(root), NodeFilter.SHOW_TEXT);
+# Where a piece of text is drawn: the box of the first occurrence of ``needle`` in an
+# element (``[left, right, top]``).
+TEXT_BOX = """(root, needle) => {
+  const walk = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
   for (let node = walk.nextNode(); node; node = walk.nextNode()) {
     const at = node.data.indexOf(needle);
     if (at < 0) continue;
@@ -186,7 +186,7 @@ def test_a_farsi_date_keeps_its_order_beside_latin_text(server: str, tab: Tab) -
     tab.open(f"{server}/fa/m/{FACEBOOK}")  # 2022-08-15 19:01 UTC: 24 Mordad 1401
 
     def box(needle: str) -> list[float]:
-        found = tab.page.evaluate(TEXT_BOX, ["p.meta", needle])
+        found = tab.page.locator("p.meta").evaluate(TEXT_BOX, needle)
         assert found, needle
         return list(found)
 
@@ -333,6 +333,20 @@ def test_a_refused_filter_says_why_in_place(server: str, tab: Tab) -> None:
     assert "این صفحه نمایش داده نمی‌شود" in alert.inner_text()
     assert page.locator("header.site").count() == 1 and page.locator("footer.site").count() == 1
     assert page.locator("form.filters").count() == 1  # the filters stay, to be corrected
+
+
+def test_a_farsi_evidence_line_keeps_each_label_beside_its_value(server: str, tab: Tab) -> None:
+    """An evidence line (left to right: a JSON pointer, the rule's English words) with its
+    Farsi labels: each value follows its label, as the line reads. The two Farsi labels
+    and the neutral text between them made one right-to-left run, which drew 'expected'
+    beside the observed value and its own value at the other end."""
+    tab.open(f"{server}/fa/m/{FACEBOOK}")
+    line = tab.page.locator("summary", has_text="/test_keys/queries/0")
+    label = line.evaluate(TEXT_BOX, "مورد انتظار")
+    value = line.evaluate(TEXT_BOX, "157.240.192.35")
+    assert label and value
+    assert abs(label[2] - value[2]) < 8  # one line
+    assert 0 <= value[0] - label[1] < 15, (label, value)  # the value follows its label
 
 
 @pytest.mark.lab
