@@ -288,12 +288,20 @@ def test_the_timelines_bars_say_what_they_are_and_when(server: str, tab: Tab) ->
 
 def test_a_method_name_is_never_broken_across_lines(server: str, tab: Tab) -> None:
     """Every measurement of the store in the search table, 1,024 px wide: a method in its
-    column is on one line (it was cut anywhere: 'circumvention.bootstr' + 'ap')."""
+    column is on one line (it was cut anywhere: 'circumvention.bootstr' + 'ap'); and a
+    failure string in a measurement's steps ('generic_timeout_err' + 'or')."""
     tab.open(f"{server}/search?since=2015-01-01")
     methods = tab.page.locator("tbody tr td:last-child code")
     assert methods.count() >= 5
     lines = methods.evaluate_all("cs => cs.map(c => [c.textContent, c.getClientRects().length])")
     assert [name for name, n in lines if n != 1] == []
+    assert tab.page.evaluate("document.documentElement.scrollWidth") <= 1024
+    # nor a failure string of a measurement's steps, but at its spaces
+    tab.open(f"{server}/m/20231130174134.000000_IT_webconnectivity_d708977f7c14f349")
+    failures = tab.page.locator("td.failure code")
+    assert failures.count() >= 5
+    lines = failures.evaluate_all("cs => cs.map(c => [c.textContent, c.getClientRects().length])")
+    assert [name for name, n in lines if n != 1 and " " not in name] == []
     assert tab.page.evaluate("document.documentElement.scrollWidth") <= 1024
 
 
