@@ -141,7 +141,7 @@ def test_report_summary_rows_link_to_their_evidence(tmp_path: Path) -> None:
     links = re.findall(r'<a href="#(g\d+)">([^<]*)</a>', html)
     assert len(links) == 2
     for anchor, label in links:
-        assert f'id="{anchor}">{label} — ' in html  # the section of that row
+        assert f'id="{anchor}"><bdi dir="ltr">{label}</bdi> — ' in html  # its section
 
 
 def test_report_opens_with_a_summary_window_and_vantage_and_collapses_evidence(
@@ -190,3 +190,23 @@ def test_report_in_farsi_and_with_permalinks_to_the_explorer(tmp_path: Path) -> 
         r = runner.invoke(app, ["report", "-i", str(src), "-o", str(tmp_path / "x.html"), *bad])
         assert r.exit_code == 2 and sentence in r.stderr
         assert not (tmp_path / "x.html").exists()
+
+
+def test_a_farsi_reports_headings_and_labels_are_in_farsi(tmp_path: Path) -> None:
+    """Each measurement's heading names its state, and its table its labels, in the
+    report's language (they said '— blocked', 'in the measurement:', 'report', 'uid',
+    'observed:' in the Farsi report)."""
+    m = blocked_instagram()
+    m["test_keys"]["blocking"] = False
+    src = tmp_path / "m.jsonl"
+    src.write_bytes(jsonl(m, ok_page()))
+    out = tmp_path / "r.html"
+    r = runner.invoke(app, ["report", "-i", str(src), "-o", str(out), "--lang", "fa"])
+    assert r.exit_code == 0, r.output
+    html = out.read_text()
+    headings = re.findall(r'<h2 id="g\d+">(.*?)</h2>', html)
+    assert len(headings) == 2 and all(h.endswith(("— مسدود", "— سالم")) for h in headings)
+    assert "دیدبان: <code>" in html and "در خود سنجش: <code>false</code>" in html
+    assert "مشاهده‌شده: <code>" in html
+    for english in ("— blocked<", "— ok<", "in the measurement:", "observed:", " · report <"):
+        assert english not in html, english

@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from fastapi import FastAPI
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.datastructures import QueryParams
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -80,6 +82,7 @@ def _error_page(error: PageError, where: Where) -> Page:
         "error.html.j2",
         where.lang.gettext("Not found") if error.status == 404 else where.lang.gettext("Error"),
         {"detail": error.sentence, "status": error.status},
+        partial="_error.html.j2",  # what a filter's htmx request swaps in: no second page
         status=error.status,
     )
 
@@ -98,6 +101,8 @@ def _handler(store: Store, view: View, path: str, names: tuple[str, ...], prefix
         where = Where(lang, logical, query, base)
         fmt = negotiate(request, fmt)
         try:
+            if query_lang and query_lang not in LANGS:
+                raise PageError(400, f"lang must be {' or '.join(LANGS)}, not {query_lang!r}")
             page = await run_in_threadpool(view, store, where, request.query_params, **values)
             response = render(request, page, where, fmt)
         except PageError as exc:
@@ -144,6 +149,25 @@ def install(app: FastAPI, store: Store) -> None:
     routes = _routes(store)
     routes.append(Route("/", root, methods=["GET"]))
     app.router.routes[:0] = routes  # before the API's "/", which stays in the OpenAPI
+    app.add_exception_handler(StarletteHTTPException, _not_found_page)
+
+
+async def _not_found_page(request: Request, exc: Exception) -> Response:
+    """A browser asking for a path nobody serves gets the explorer's 404 page, in its
+    language; the API's clients (and every other error) keep FastAPI's JSON answer."""
+    assert isinstance(exc, StarletteHTTPException)
+    path = request.url.path
+    if (
+        exc.status_code != 404
+        or path.startswith("/api/")
+        or "text/html" not in request.headers.get("accept", "")
+    ):
+        return await http_exception_handler(request, exc)
+    path_lang = next((c for c in LANGS if c != "en" and path.startswith(f"/{c}/")), None)
+    lang = pick(path_lang, request.query_params.get("lang"), request.cookies.get(COOKIE))
+    where = Where(lang, "/", {}, str(request.base_url).rstrip("/"))
+    error = PageError(404, f"there is no page at {path}")
+    return render(request, _error_page(error, where), where, "html")
 
 
 def create_app(

@@ -229,11 +229,19 @@ def measurement(store: Store, where: Where, uid: str) -> Page:
     permalink = where.permalink(f"/m/{uid}")
     state = verdict["state"] if verdict else "unclassified"
     subject = raw.get("input") or raw.get("test_name")
+    lab = (raw.get("annotations") or {}).get("x_didban_lab_profile")
+    lab = lab if isinstance(lab, str) else None
     cite = (
         f"didban, measurement {uid}: {subject} — {state}"
         + (f" ({verdict['method']})" if verdict and verdict.get("method") else "")
         + f", {raw.get('probe_cc')} AS{str(raw.get('probe_asn', '')).removeprefix('AS')}, "
         f"{raw.get('measurement_start_time')} UTC"
+        # a citation is copied without the page's banner: it carries the warning itself
+        + (
+            f", in didban's emulated censorship lab (profile {lab}), not a real network"
+            if lab
+            else ""
+        )
         + (f"; rule {verdict['rule_id']}, rules {verdict['rules_version']}" if verdict else "")
         + f". {permalink}"
     )
@@ -241,7 +249,6 @@ def measurement(store: Store, where: Where, uid: str) -> Page:
         "input", "test_name", "test_version", "probe_cc", "probe_asn", "probe_network_name",
         "report_id", "measurement_start_time", "software_name", "software_version",
         "resolver_ip", "resolver_asn")}  # fmt: skip
-    lab = (raw.get("annotations") or {}).get("x_didban_lab_profile")
     return Page(
         "measurement.html.j2",
         f"{subject}",
@@ -249,7 +256,7 @@ def measurement(store: Store, where: Where, uid: str) -> Page:
          "control": control, "evidence": evidence, "permalink": permalink, "cite": cite,
          "rule": {"id": rule.id, "summary": rule.summary} if rule else None,
          "method_text": METHODS.get((verdict or {}).get("method") or ""),
-         "lab_profile": lab if isinstance(lab, str) else None,
+         "lab_profile": lab,
          "raw_url": f"/api/v1/raw_measurement?measurement_uid={uid}"},
         {"steps": probe, "control": control, "evidence": evidence},
         f"didban-measurement-{uid}",

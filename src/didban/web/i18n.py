@@ -16,6 +16,7 @@ wrapped in ``<bdi>`` by the templates.
 from __future__ import annotations
 
 import io
+import re
 import sys
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -39,6 +40,14 @@ LOCALE_DIR: Final = HERE / "locale"
 PO_FILE: Final = LOCALE_DIR / "fa" / "LC_MESSAGES" / "messages.po"
 POT_FILE: Final = LOCALE_DIR / "messages.pot"
 _FA_DIGITS: Final = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
+# Unicode's directional isolates (the plain-text ``<bdi dir=rtl|ltr>``): a Farsi date
+# keeps its order beside Latin text (Persian digits are European numbers to the bidi
+# algorithm, so ``IR · ۱۶ آذر`` would pull ``۱۶`` into the Latin run), and its
+# Gregorian part reads year-month-day from the left as ISO 8601 does. Strings, not
+# markup, so they hold in ``title`` attributes too.
+_RLI: Final = "\u2067"
+_LRI: Final = "\u2066"
+_PDI: Final = "\u2069"
 _GREGORIAN_MONTHS: Final = (
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 )  # fmt: skip
@@ -65,6 +74,10 @@ WORDS: Final = (
     N_("known"),
     N_("detected"),
 )
+# The words of a measurement step's result (``web/evidence.py`` writes them in English,
+# the data's language; ``Lang.step_result`` shows them in the page's).
+STEP_WORDS: Final = (N_("connected"), N_("bytes"), N_("certificate(s)"))
+_COUNTED: Final = re.compile(r"\b(\d+) (bytes|certificate\(s\))")
 # The names of the pages' downloadable tables (``?table=``), shown beside their links.
 TABLE_NAMES: Final = (
     N_("grid"), N_("blocks"), N_("networks"), N_("calendar"), N_("countries"), N_("events"),
@@ -131,20 +144,51 @@ class Lang:
             return "–"
         jalali = JalaliDate(d)  # type: ignore[no-untyped-call]
         if self.code == "fa":
-            return f"{jalali.strftime('%d %B %Y', locale='fa')} · {self.digits(d.isoformat())}"
+            return self._fa_day(d, self.digits(d.isoformat()))
         return f"{d.day} {_GREGORIAN_MONTHS[d.month - 1]} {d.year} · {jalali.strftime('%d %B %Y')}"
+
+    def _fa_day(self, d: date, gregorian: str) -> str:
+        jalali = JalaliDate(d).strftime("%d %B %Y", locale="fa")  # type: ignore[no-untyped-call]
+        return f"{_RLI}{jalali} · {_LRI}{gregorian}{_PDI}{_PDI}"
 
     def time(self, value: datetime | str | None) -> str:
         """A UTC time with its day in both calendars."""
         t = as_datetime(value)
         if t is None:
             return "–"
-        return f"{self.day(t)} {self.digits(t.strftime('%H:%M'))} UTC"
+        if self.code == "fa":
+            return self._fa_day(t.date(), self.digits(t.strftime("%Y-%m-%d %H:%M")) + " UTC")
+        return f"{self.day(t)} {t.strftime('%H:%M')} UTC"
+
+    def step_result(self, text: str) -> str:
+        """A step's result (``connected``, ``ok``, ``403 · 337 bytes``, ``TLSv1.3 h2 · 1
+        certificate(s)``) with its words in this language; a counted word keeps its
+        number beside it (isolated: the result is shown left to right)."""
+        if self.code == DEFAULT:
+            return text
+        if text in ("connected", "ok"):
+            return self.gettext(text)
+
+        def counted(found: re.Match[str]) -> str:
+            return f"{_RLI}{self.digits(found[1])} {self.gettext(found[2])}{_PDI}"
+
+        return _COUNTED.sub(counted, text)
+
+    def when(self, text: str) -> str:
+        """A date of the known events' precision: a year (``2009``), a month (``2009-06``),
+        a day or a time; a day or a time in both calendars."""
+        if len(text) > 10:
+            return self.time(text)
+        if len(text) == 10:
+            return self.day(text)
+        return f"{_LRI}{self.digits(text)}{_PDI}" if self.code == "fa" else text
 
     def short_day(self, value: date | datetime | str | None) -> str:
         """``2026-11-21`` in this language's digits (table cells, axes)."""
         d = as_date(value)
-        return "–" if d is None else self.digits(d.isoformat())
+        if d is None:
+            return "–"
+        return f"{_LRI}{self.digits(d.isoformat())}{_PDI}" if self.code == "fa" else d.isoformat()
 
 
 def as_date(value: date | datetime | str | None) -> date | None:

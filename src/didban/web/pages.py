@@ -5,7 +5,7 @@ with the same environment).
 
 The templates (``templates/*.j2``) are rendered by one Jinja2 environment per language
 (autoescaping on: measured content is attacker-controlled), with the language's
-messages installed and its filters: ``num``, ``pct``, ``day``, ``time``, ``short_day``.
+messages installed and its filters: ``num``, ``pct``, ``day``, ``time``, ``short_day``, ``when``.
 """
 
 from __future__ import annotations
@@ -112,6 +112,8 @@ def _filters(lang: Lang) -> dict[str, Callable[..., str]]:
         "day": lang.day,
         "time": lang.time,
         "short_day": lang.short_day,
+        "when": lang.when,
+        "step_result": lang.step_result,
         "digits": lambda v: lang.digits(str(v)),
         "json": script_json,
         "t": lang.gettext,

@@ -61,6 +61,17 @@ def country_name(cc: str, lang: str) -> str:
     return str(Locale(lang).territories.get(cc, cc))
 
 
+def known_country(cc: str) -> str:
+    """``cc`` upper-cased when it names a country or territory of CLDR (``ZZ``, OONI's
+    unknown country, included); a page of any other code is a 404."""
+    code = cc.upper()
+    if len(code) != 2 or not code.isalpha():
+        raise PageError(404, f"{cc!r} is not a country code like IR")
+    if code not in Locale("en").territories:
+        raise PageError(404, f"there is no country {code!r}: a country is a code like IR")
+    return code
+
+
 def newest_day(store: Store) -> date:
     """The newest day holding measurements (today when the store is empty)."""
     d = store.tables_root / "measurements"
@@ -211,10 +222,8 @@ def _current_blocks(
 
 
 def country(store: Store, where: Where, params: QueryParams, cc: str) -> Page:
-    cc = cc.upper()
+    cc = known_country(cc)
     parsed = parse(AggregationQuery, params)
-    if len(cc) != 2 or not cc.isalpha():
-        raise PageError(404, f"{cc!r} is not a country code like IR")
     first, last = window(store, params, parsed, GRID_DAYS)
     asns = parsed.probe_asn
     year_first = last - timedelta(days=CALENDAR_DAYS - 1)
@@ -379,9 +388,10 @@ def event(store: Store, where: Where, params: QueryParams, event_id: str) -> Pag
 
 def _bars(
     entries: list[dict[str, Any]], since: datetime | None, until: datetime | None
-) -> tuple[datetime | None, datetime | None, list[dict[str, float]]]:
+) -> tuple[datetime | None, datetime | None, list[dict[str, Any]]]:
     """The axis (first, last) and each entry's bar on it, in percent: the window when one
-    is given, else from the first start to the last end (now for what is ongoing)."""
+    is given, else from the first start to the last end (now for what is ongoing); each
+    bar's label goes after it, before it, or inside it, where there is room."""
     now = datetime.now(UTC).replace(tzinfo=None)
     spans = [
         (as_datetime(e["start"]) or now, as_datetime(e["end"]) or now)
@@ -397,14 +407,43 @@ def _bars(
     for start, end in spans:
         left = min(max((start - lo).total_seconds() / width, 0.0), 1.0)
         right = min(max((end - lo).total_seconds() / width, 0.0), 1.0)
-        bars.append(
-            {"left": round(100 * left, 2), "width": round(max(100 * (right - left), 0.6), 2)}
-        )
+        bar = {"left": round(100 * left, 2), "width": round(max(100 * (right - left), 0.6), 2)}
+        side = "after" if right <= 0.55 else "before" if left >= 0.45 else "inside"
+        bars.append({**bar, "side": side})
     return lo, hi, bars
 
 
+def _ticks(lo: datetime | None, hi: datetime | None, most: int = 8) -> list[dict[str, Any]]:
+    """Dates to mark under the timeline's bars, at most ``most``: years over two years,
+    months over two months, else days; each with its place in percent."""
+    if lo is None or hi is None or hi <= lo:
+        return []
+    span = (hi - lo).total_seconds()
+    days = span / 86400
+    marks: list[tuple[datetime, str]] = []
+    if days >= 730:
+        marks = [(datetime(y, 1, 1), str(y)) for y in range(lo.year + 1, hi.year + 1)]
+    elif days >= 60:
+        y, m = lo.year, lo.month
+        while True:
+            y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+            if datetime(y, m, 1) > hi:
+                break
+            marks.append((datetime(y, m, 1), f"{y}-{m:02d}"))
+    else:
+        first = datetime(lo.year, lo.month, lo.day) + timedelta(days=1)
+        each = (first + timedelta(days=i) for i in range(int(days) + 1))
+        marks = [(t, t.date().isoformat()) for t in each if t <= hi]
+    step = max(1, -(-len(marks) // most))
+    return [
+        {"left": round(100 * (t - lo).total_seconds() / span, 2), "text": text}
+        for t, text in marks[::step]
+        if (t - lo).total_seconds() / span <= 0.92  # room for the label
+    ]
+
+
 def timeline(store: Store, where: Where, params: QueryParams, cc: str) -> Page:
-    parsed = parse(EventsQuery, params, probe_cc=cc.upper())
+    parsed = parse(EventsQuery, params, probe_cc=known_country(cc))
     cc = parsed.probe_cc[0]
     entries = [
         e.row()
@@ -420,6 +459,7 @@ def timeline(store: Store, where: Where, params: QueryParams, cc: str) -> Page:
         "timeline.html.j2",
         name,
         {"cc": cc, "name": name, "entries": entries, "bars": bars, "first": lo, "last": hi,
+         "ticks": _ticks(lo, hi),
          "kinds": parsed.kind, "service": parsed.service, "domain": parsed.domain,
          "since": params.get("since") or "", "until": params.get("until") or "",
          "services": _service_names()},
