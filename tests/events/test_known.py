@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from didban.events import known
+from didban.events import known, timeline
 from didban.events.detect import select
 from didban.events.record import Event
 from didban.events.series import Filters
@@ -91,6 +91,31 @@ def test_unblocks_match_the_end_and_outages_need_the_asn() -> None:
 def test_select_for_the_timeline() -> None:
     rows = known.select(known.load(), "IR", "telegram", datetime(2017, 1, 1), datetime(2019, 1, 1))
     assert [k.id for k in rows] == ["ir-4", "ir-7"]
+
+
+def test_an_outage_without_a_recorded_end_is_not_carried_forward() -> None:
+    """A block without an end may still hold (Facebook since 2009); an outage or a shutdown
+    without one ended, when is not recorded: it is not in a window years later."""
+    table = known.load()
+    autumn_2022 = known.select(table, "IR", None, datetime(2022, 9, 1), datetime(2022, 10, 15))
+    ids = {k.id for k in autumn_2022}
+    assert "ir-1" in ids  # Facebook, Twitter, YouTube: blocked since 2009, no end
+    assert "ioda-75F63F4C" not in ids  # the Qazvin outage of 2020-01-28, no end recorded
+    assert "ir-18" not in ids  # Khuzestan's mobile shutdown of July 2021, no end recorded
+    that_day = known.select(table, "IR", None, datetime(2020, 1, 28), datetime(2020, 1, 29))
+    assert "ioda-75F63F4C" in {k.id for k in that_day}
+
+
+def test_the_text_timeline_marks_an_outage_without_an_end_at_its_start() -> None:
+    table = {k.id: k for k in known.load()}
+    items = timeline.entries([table["ir-1"], table["ioda-75F63F4C"]], [])
+    lines = timeline.render(items, datetime(2019, 1, 1), datetime(2023, 1, 1))
+    block = next(line for line in lines if "ir-1 " in line)
+    outage = next(line for line in lines if "ioda-75F63F4C" in line)
+    width = 60  # render's bar for a 100-column terminal
+    assert block[:width].count("█") > 40 and block[:width].endswith("→")  # holds on
+    assert outage[:width].count("█") == 1 and "→" not in outage  # a mark at its start
+    assert [e.row()["open_ended"] for e in items] == [True, False]
 
 
 def test_select_matches_a_domain_to_its_service() -> None:

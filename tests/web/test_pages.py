@@ -74,6 +74,20 @@ def test_current_blocks_name_the_method_since_when_and_a_witness(client: TestCli
     assert f"/m/{FACEBOOK}" in block.group(1)  # the witness
 
 
+def test_the_timeline_keeps_a_block_but_not_an_old_outage_without_an_end(
+    client: TestClient,
+) -> None:
+    """Autumn 2022: the 2009 block of Facebook, Twitter and YouTube (no end recorded) is
+    there, drawn to the axis' end; IODA's Qazvin outage of January 2020 (no end recorded
+    either) is not."""
+    page = client.get("/timeline/IR?since=2022-09-01&until=2022-10-15", headers=HTML).text
+    assert "Facebook, Twitter, YouTube blocked" in page
+    assert "regional (Qazvin)" not in page
+    rows = client.get("/timeline/IR.json?since=2022-09-01&until=2022-10-15").json()["entries"]
+    block = next(r for r in rows if r["id"] == "ir-1")
+    assert block["end"] is None and block["open_ended"] is True
+
+
 def test_measurement_page_highlights_the_evidence_and_cites_the_verdict(
     client: TestClient,
 ) -> None:

@@ -108,6 +108,11 @@ class TimelineEntry(BaseModel):
     label: str
     known_event: str | None
     source: str
+    open_ended: bool = Field(
+        description="no end and it may still hold: a detected event not resolved, or a "
+        "known block or throttle without a recorded end; false for a known outage or "
+        "shutdown without one (an interruption that ended, when is not recorded)"
+    )
     url: str | None = Field(description="the detected event's URL (null for known events)")
 
 

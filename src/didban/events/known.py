@@ -45,6 +45,20 @@ class KnownEvent:
     source: str
     caveat: str
 
+    @property
+    def holds(self) -> bool:
+        """A block or a throttle holds until it is lifted: without a recorded end it is
+        still on. An outage or a shutdown is an interruption that ends by itself: without a
+        recorded end only its start is known."""
+        return self.kind in ("block", "throttle")
+
+    def latest(self) -> datetime:
+        """The last moment the record lets the event cover: its end's bracket; without one,
+        none for what holds, its start's bracket for an interruption."""
+        if self.end:
+            return self.end[1]
+        return datetime.max if self.holds else self.start[1]
+
 
 def bracket(text: str) -> tuple[datetime, datetime]:
     """``YYYY``, ``YYYY-MM``, ``YYYY-MM-DD`` or an ISO time as a [lo, hi) bracket."""
@@ -148,15 +162,15 @@ def select(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> list[KnownEvent]:
-    """Known events of ``cc`` (naming ``target`` when given) that overlap [since, until)."""
+    """Known events of ``cc`` (naming ``target`` when given) that overlap [since, until)
+    (``KnownEvent.latest``: an outage without a recorded end is not carried forward)."""
     out = []
     for k in known:
         if cc and k.cc != cc:
             continue
         if target and not target_matches(target, k.targets):
             continue
-        end = k.end[1] if k.end else datetime.max
-        if since and end < since:
+        if since and k.latest() < since:
             continue
         if until and k.start[0] >= until:
             continue

@@ -2,7 +2,8 @@
 
 Pure functions of the events: ``entries`` merges known events (``known.KnownEvent``) and
 detected ones (``record.Event``) into one sorted list; ``render`` draws each as a bar on a
-shared axis (``█`` known, ``▓`` detected, ``→`` still ongoing at the axis' end), with a
+shared axis (``█`` known, ``▓`` detected, ``→`` still ongoing at the axis' end; an outage
+whose end was not recorded is a mark at its start), with a
 line naming it and, for a detected event, the known event it matches.
 """
 
@@ -26,10 +27,11 @@ class Entry:
     targets: tuple[str, ...]
     asns: tuple[int, ...]
     start: datetime
-    end: datetime | None  # None: ongoing or unknown
+    end: datetime | None  # None: ongoing or not recorded
     label: str
     known_event: str | None
     source: str
+    open_ended: bool  # no end, and it may still hold: drawn to the end of the axis
 
     def row(self) -> dict[str, Any]:
         return {
@@ -44,6 +46,7 @@ class Entry:
             "label": self.label,
             "known_event": self.known_event,
             "source": self.source,
+            "open_ended": self.open_ended,
         }
 
 
@@ -60,6 +63,7 @@ def from_known(k: KnownEvent) -> Entry:
         k.description,
         None,
         k.source,
+        k.end is None and k.holds,
     )
 
 
@@ -80,6 +84,7 @@ def from_event(e: Event) -> Entry:
         f"{e.kind} {what}{method} ({e.confidence:.2f})",
         e.known_event,
         e.source,
+        end is None,
     )
 
 
@@ -121,12 +126,12 @@ def render(
     lines = [axis]
     for it in items:
         a = col(max(it.start, lo))
-        b = col(min(it.end, hi)) if it.end else bar_w - 1
+        b = col(min(it.end, hi)) if it.end else (bar_w - 1 if it.open_ended else a)
         mark = "█" if it.origin == "known" else "▓"
         cells = [" "] * bar_w
         for j in range(a, b + 1):
             cells[j] = mark
-        if it.end is None or it.end > hi:
+        if it.open_ended or (it.end is not None and it.end > hi):
             cells[bar_w - 1] = "→"
         match = f" = {it.known_event}" if it.known_event else ""
         text = f"{_fmt(it.start, span)} {it.origin:8} {it.id} {it.label}{match}"

@@ -390,13 +390,14 @@ def _bars(
     entries: list[dict[str, Any]], since: datetime | None, until: datetime | None
 ) -> tuple[datetime | None, datetime | None, list[dict[str, Any]]]:
     """The axis (first, last) and each entry's bar on it, in percent: the window when one
-    is given, else from the first start to the last end (now for what is ongoing); each
-    bar's label goes after it, before it, or inside it, where there is room."""
+    is given, else from the first start to the last end (now for what is ongoing, the start
+    for an outage whose end was not recorded); each bar's label goes after it, before it,
+    or inside it, where there is room."""
     now = datetime.now(UTC).replace(tzinfo=None)
     spans = [
-        (as_datetime(e["start"]) or now, as_datetime(e["end"]) or now)
+        (start, as_datetime(e["end"]) or (now if e["open_ended"] else start))
         for e in entries
-        if e["start"]
+        if (start := as_datetime(e["start"]))
     ]
     if not spans:
         return None, None, []
