@@ -26,7 +26,7 @@ from typing import Final
 _M_TRIM_THRESHOLD: Final = -1  # glibc's malloc.h
 _M_MMAP_THRESHOLD: Final = -3
 MMAP_THRESHOLD: Final = 32 << 20  # glibc's largest on 64-bit platforms
-TRIM_THRESHOLD: Final = 128 << 20
+TRIM_THRESHOLD: Final = 64 << 20  # enough for a block's buffers (32 MiB is not)
 
 _kept: bool | None = None  # None: not asked yet in this process
 
