@@ -18,7 +18,9 @@ then measures, in one run:
   neighbours; CPU time per measurement does not, so both are printed, with the rate the
   CPU time allows on idle CPUs;
 * where the time goes: each step of ``store.derive`` and of the parent timed alone on a
-  sample, CPU time per measurement in one process.
+  sample, CPU time per measurement in one process (which keeps its freed memory, as
+  ingest's processes do: ``store.heap``), and what sending one block of decompressed
+  lines to a worker process costs, both ends together.
 
 Rounds alternate floor and ingest (``--rounds``) so both see the same neighbours; the load
 average is printed before and after.
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import multiprocessing
 import os
 import random
 import resource
@@ -52,6 +55,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from classify_throughput import MIX, measurement
 from didban.files.cpus import usable_cpus
 from didban.files.streams import open_file
+from didban.files.tasks import CHUNK_BYTES
+from didban.store import heap
 
 ROUNDS = 3
 
@@ -224,6 +229,7 @@ def stages(files: list[Path], sample: int) -> None:
     from didban.store import derive, rows
     from didban.store.uid import content_hash
 
+    heap.keep_freed_memory()  # as in ingest's processes
     lines: list[bytes] = []
     with open_file(files[0]) as stream:
         for line in stream:
@@ -302,6 +308,31 @@ def stages(files: list[Path], sample: int) -> None:
         lambda: derive.derive_block(list(enumerate(lines, 1))),
     )
     del t
+    block = b"".join(lines)[:CHUNK_BYTES]
+    per_block = block.count(b"\n")
+    us = _pipe_cpu(block) / per_block * 1e6
+    label = f"a block ({len(block) >> 20} MiB) to a worker: pickle and pipe, both ends"
+    print(f"  {label:58s} {us:7.1f} µs")
+
+
+def _worker_cpu(data: bytes) -> float:
+    """In a worker: its CPU seconds so far (``data`` only travels)."""
+    del data
+    return time.process_time()
+
+
+def _pipe_cpu(block: bytes, sends: int = 20) -> float:
+    """CPU seconds, this process and a worker's together, of one send of ``block`` to a
+    ``ProcessPoolExecutor`` worker as ``didban.files.pool`` sends a block of decompressed
+    lines (a fork server's worker that keeps its freed memory, as ingest's do)."""
+    ctx = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(1, mp_context=ctx, initializer=heap.keep_freed_memory) as ex:
+        w0 = ex.submit(_worker_cpu, b"").result()
+        c0 = time.process_time()
+        for _ in range(sends):
+            w1 = ex.submit(_worker_cpu, block).result()
+        parent = time.process_time() - c0
+    return (parent + w1 - w0) / sends
 
 
 def main() -> None:
