@@ -6,9 +6,9 @@ malloc serves buffers that large with fresh ``mmap`` regions, or from the top of
 heap, and gives both back to the kernel when they are freed (``munmap``, heap trimming);
 the next block then takes the same amount again, page by page, each first touch a page
 fault that the kernel answers with a zeroed page. Measured with
-``bench/ingest_throughput.py`` on OONI-shaped measurements, that was about 25 minor
-faults and 100 µs of kernel CPU per measurement over the loader and its workers, against
-7 faults and 55 µs with the thresholds below.
+``bench/ingest_throughput.py`` on OONI-shaped measurements (interleaved rounds), glibc's
+defaults cost 20 minor faults and 73 µs of kernel CPU per measurement over the loader and
+its workers, against 2.8 faults and 33 µs with the thresholds below (docs/store.md §4).
 
 ``keep_freed_memory()`` raises glibc's two thresholds for the calling process: buffers
 up to ``MMAP_THRESHOLD`` come from the heap, and freed memory at the top of the heap is
