@@ -18,7 +18,9 @@ then measures, in one run:
   neighbours; CPU time per measurement does not, so both are printed, with the rate the
   CPU time allows on idle CPUs;
 * where the time goes: each step of ``store.derive`` and of the parent timed alone on a
-  sample, CPU time per measurement in one process.
+  sample, CPU time per measurement in one process (which keeps its freed memory, as
+  ingest's processes do: ``store.heap``), and what sending one block of decompressed
+  lines to a worker process costs, both ends together.
 
 Rounds alternate floor and ingest (``--rounds``) so both see the same neighbours; the load
 average is printed before and after.
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import multiprocessing
 import os
 import random
 import resource
@@ -41,8 +44,9 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import orjson
@@ -51,6 +55,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from classify_throughput import MIX, measurement
 from didban.files.cpus import usable_cpus
 from didban.files.streams import open_file
+from didban.files.tasks import CHUNK_BYTES
+from didban.store import heap
 
 ROUNDS = 3
 
@@ -119,12 +125,19 @@ _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def _tree(root: int) -> dict[int, tuple[int, float]]:
-    """(RSS bytes, CPU seconds) of ``root`` and each of its descendants, by pid. Workers
-    started by a fork server are its children, not the loader's: walking the tree finds
-    them, where ``RUSAGE_CHILDREN`` would not."""
+class _Usage(NamedTuple):
+    rss: int  # bytes
+    cpu: float  # seconds, user + kernel
+    kernel: float  # seconds
+    faults: int  # minor page faults
+
+
+def _tree(root: int) -> dict[int, _Usage]:
+    """The usage of ``root`` and of each of its descendants, by pid. Workers started by a
+    fork server are its children, not the loader's: walking the tree finds them, where
+    ``RUSAGE_CHILDREN`` would not."""
     children: dict[int, list[int]] = {}
-    info: dict[int, tuple[int, float]] = {}
+    info: dict[int, _Usage] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -136,8 +149,9 @@ def _tree(root: int) -> dict[int, tuple[int, float]]:
         except (OSError, ValueError, IndexError):
             continue
         children.setdefault(int(fields[1]), []).append(int(entry))
-        info[int(entry)] = (rss, (int(fields[11]) + int(fields[12])) / _TICK)
-    out: dict[int, tuple[int, float]] = {}
+        user, kernel = int(fields[11]) / _TICK, int(fields[12]) / _TICK
+        info[int(entry)] = _Usage(rss, user + kernel, kernel, int(fields[7]))
+    out: dict[int, _Usage] = {}
     todo = [root]
     while todo:
         pid = todo.pop()
@@ -147,14 +161,29 @@ def _tree(root: int) -> dict[int, tuple[int, float]]:
     return out
 
 
-def ingest(files: list[Path], data_dir: Path, jobs: int) -> tuple[float, float, float, int, str]:
-    """(wall seconds, CPU seconds of the whole process tree, of the loader process alone,
-    peak RSS of the tree, the command's summary line)."""
+@dataclass
+class Run:
+    """One ``didban ingest`` run: wall seconds; CPU seconds of the whole process tree, of
+    its kernel part, and of the loader process alone; minor page faults of the tree; the
+    peak RSS of the tree; the command's summary line."""
+
+    wall: float
+    cpu: float
+    kernel: float
+    loader: float
+    faults: int
+    peak: int
+    summary: str
+
+
+def ingest(files: list[Path], data_dir: Path, jobs: int) -> Run:
+    """``didban ingest`` of ``files`` into a new store at ``data_dir``, measured."""
     cmd = [sys.executable, "-m", "didban.cli", "ingest", "--data-dir", str(data_dir)]
     cmd += ["--jobs", str(jobs), *map(str, files)]
     peak = 0
-    cpu_seen: dict[int, float] = {}  # last CPU seconds seen per process of the tree
-    c0, t0 = _children_cpu(), time.perf_counter()
+    seen: dict[int, _Usage] = {}  # last usage seen per descendant of the loader
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     done = threading.Event()
 
@@ -162,23 +191,34 @@ def ingest(files: list[Path], data_dir: Path, jobs: int) -> tuple[float, float, 
         nonlocal peak
         while not done.is_set():
             tree = _tree(proc.pid)
-            peak = max(peak, sum(rss for rss, _ in tree.values()))
-            for pid, (_, cpu) in tree.items():
+            peak = max(peak, sum(u.rss for u in tree.values()))
+            for pid, usage in tree.items():
                 if pid != proc.pid:
-                    cpu_seen[pid] = cpu
+                    seen[pid] = usage
             time.sleep(0.02)
 
     sampler = threading.Thread(target=sample)
     sampler.start()
     output, _ = proc.communicate()
     wall = time.perf_counter() - t0
-    own = _children_cpu() - c0  # the loader itself (and the children it waited for)
+    # the loader itself (and the children it waited for)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     done.set()
     sampler.join()
-    cpu = own + sum(cpu_seen.values())  # its descendants (sampled; up to 20 ms each short)
+    own_kernel = after.ru_stime - before.ru_stime
+    own = after.ru_utime - before.ru_utime + own_kernel
+    # its descendants are sampled: each up to 20 ms short
     if proc.returncode != 0:
         raise SystemExit(f"didban ingest failed ({proc.returncode}):\n{output.decode()}")
-    return wall, cpu, own, peak, output.decode().strip().splitlines()[-1]
+    return Run(
+        wall,
+        own + sum(u.cpu for u in seen.values()),
+        own_kernel + sum(u.kernel for u in seen.values()),
+        own,
+        after.ru_minflt - before.ru_minflt + sum(u.faults for u in seen.values()),
+        peak,
+        output.decode().strip().splitlines()[-1],
+    )
 
 
 def stages(files: list[Path], sample: int) -> None:
@@ -189,6 +229,7 @@ def stages(files: list[Path], sample: int) -> None:
     from didban.store import derive, rows
     from didban.store.uid import content_hash
 
+    heap.keep_freed_memory()  # as in ingest's processes
     lines: list[bytes] = []
     with open_file(files[0]) as stream:
         for line in stream:
@@ -267,6 +308,31 @@ def stages(files: list[Path], sample: int) -> None:
         lambda: derive.derive_block(list(enumerate(lines, 1))),
     )
     del t
+    block = b"".join(lines)[:CHUNK_BYTES]
+    per_block = block.count(b"\n")
+    us = _pipe_cpu(block) / per_block * 1e6
+    label = f"a block ({len(block) >> 20} MiB) to a worker: pickle and pipe, both ends"
+    print(f"  {label:58s} {us:7.1f} µs")
+
+
+def _worker_cpu(data: bytes) -> float:
+    """In a worker: its CPU seconds so far (``data`` only travels)."""
+    del data
+    return time.process_time()
+
+
+def _pipe_cpu(block: bytes, sends: int = 20) -> float:
+    """CPU seconds, this process and a worker's together, of one send of ``block`` to a
+    ``ProcessPoolExecutor`` worker as ``didban.files.pool`` sends a block of decompressed
+    lines (a fork server's worker that keeps its freed memory, as ingest's do)."""
+    ctx = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(1, mp_context=ctx, initializer=heap.keep_freed_memory) as ex:
+        w0 = ex.submit(_worker_cpu, b"").result()
+        c0 = time.process_time()
+        for _ in range(sends):
+            w1 = ex.submit(_worker_cpu, block).result()
+        parent = time.process_time() - c0
+    return (parent + w1 - w0) / sends
 
 
 def main() -> None:
@@ -292,22 +358,23 @@ def main() -> None:
         print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         for r in range(args.rounds):
             n, floor_wall, floor_cpu = floor(files, cpus)
-            wall, cpu, own, peak, summary = ingest(files, work / f"store-{r}", args.jobs)
-            rate, floor_rate = n / wall, n / floor_wall
-            per, floor_per = cpu / n * 1e6, floor_cpu / n * 1e6
+            run = ingest(files, work / f"store-{r}", args.jobs)
+            rate, floor_rate = n / run.wall, n / floor_wall
+            per, floor_per = run.cpu / n * 1e6, floor_cpu / n * 1e6
             print(
                 f"round {r + 1} (load {os.getloadavg()[0]:.1f}): "
                 f"floor {floor_rate:,.0f}/s wall, {floor_per:.0f} CPU-µs per measurement; "
-                f"ingest {rate:,.0f}/s wall ({wall:.1f} s; target >= 15,000), "
+                f"ingest {rate:,.0f}/s wall ({run.wall:.1f} s; target >= 15,000), "
                 f"{per:.0f} CPU-µs per measurement (the whole tree) = "
                 f"{cpus / per * 1e6:,.0f}/s on {cpus} idle CPUs; ingest/floor "
                 f"{rate / floor_rate:.2f} wall, {floor_per / per:.2f} CPU (target >= 0.3); "
-                f"peak RSS of the tree {peak / 2**20:,.0f} MiB (target <= 1,024)"
+                f"peak RSS of the tree {run.peak / 2**20:,.0f} MiB (target <= 1,024)"
             )
             print(
-                f"  ({summary}; CPU per measurement: the loader process {own / n * 1e6:.0f} µs "
-                f"(decompression, runs, archive, index, Parquet), its workers "
-                f"{(cpu - own) / n * 1e6:.0f} µs)"
+                f"  ({run.summary}; CPU per measurement: the loader process "
+                f"{run.loader / n * 1e6:.0f} µs (decompression, runs, archive, index, Parquet), "
+                f"its workers {(run.cpu - run.loader) / n * 1e6:.0f} µs; in the kernel "
+                f"{run.kernel / n * 1e6:.0f} µs; {run.faults / n:.1f} minor page faults)"
             )
             shutil.rmtree(work / f"store-{r}", ignore_errors=True)
         print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

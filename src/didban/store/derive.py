@@ -245,7 +245,10 @@ def derive_block(
             part.append(i)
             out.open[i] = (pack(v), no_control, rate)
     compressor = zstandard.ZstdCompressor(level=ARCHIVE_LEVEL)
-    out.frames = [compressor.compress(b"\n".join(by_bucket[k][1]) + b"\n") for k in out.bucket_keys]
+    for k in out.bucket_keys:
+        lines = by_bucket[k][1]
+        lines.append(b"")  # the last line's newline, in the one join (no copy of the frame)
+        out.frames.append(compressor.compress(b"\n".join(lines)))
     for day, mrows in meas.items():
         out.tables[day] = {
             "measurements": pa.RecordBatch.from_pylist(mrows, schema=TABLES["measurements"]),

@@ -21,7 +21,8 @@ everything from it (``store.derive``: admission, content hash, verdict, the arch
 the table rows as Arrow batches); this process decompresses the files into blocks, judges
 runs, de-duplicates, appends the frames and writes the Parquet files in large batches
 (``store.bulk``). Memory stays bounded by the blocks in flight and one table batch,
-whatever the size of the input.
+whatever the size of the input; each process keeps the memory it frees between blocks
+(``store.heap``) rather than faulting it in again for the next one.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ from pathlib import Path
 from didban.files import pool
 from didban.files.kinds import iter_files, supported
 from didban.files.tasks import CHUNK_BYTES
+from didban.store import heap
 from didban.store.bulk import BulkLoader
-from didban.store.derive import derive_block
+from didban.store.derive import Classifier, Derived, Options, derive_block
 from didban.store.store import Store
 
 
@@ -68,6 +70,15 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[str]]:
         else:
             problems.append(f"{p}: no such file or directory")
     return out, problems
+
+
+def _derive(
+    records: list[tuple[int, bytes]], options: Options, classifier: Classifier | None
+) -> Derived:
+    """``derive_block`` in a worker process, which keeps the memory it frees
+    (``store.heap``)."""
+    heap.keep_freed_memory()
+    return derive_block(records, options, classifier)
 
 
 @dataclass
@@ -112,8 +123,9 @@ def ingest(
         todo.append(_File(path, key, st.st_size, st.st_mtime_ns))
     if not todo:
         return rep
+    heap.keep_freed_memory()
     custom = store.custom_classifier
-    work = partial(derive_block, options=store.derive_options, classifier=custom)
+    work = partial(_derive, options=store.derive_options, classifier=custom)
     jobs = 1 if custom is not None else pool.jobs_for([f.path for f in todo], jobs)
 
     def done(f: _File) -> None:
