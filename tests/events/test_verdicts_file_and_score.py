@@ -101,6 +101,31 @@ def test_minute_buckets_over_analyze_output_equal_the_store(tmp_path: Path) -> N
     assert e.n_probes == 30 and len(e.witnesses) == 20
 
 
+def test_an_events_method_does_not_depend_on_the_order_of_the_verdicts(tmp_path: Path) -> None:
+    """Two of the four targets reset at TLS, two answered with a bogon: a tie, which goes to
+    the first method by name, read from a file in either order or from the store."""
+    bogon = {"instagram", "telegram"}
+    rows = []
+    for r in _rounds():
+        if r["state"] == "blocked" and r["input"].split(".")[1] in bogon:
+            r = {**r, "method": "dns.injection.bogon", "layer": "dns"}
+        rows.append(r)
+    found = []
+    for name, ordered in (("forward", rows), ("backward", rows[::-1])):
+        parquet = _analyze_file(tmp_path / f"{name}.parquet", ordered)
+        out = tmp_path / f"{name}.jsonl"
+        code, _, stderr = _run("events", "detect", "--input", str(parquet), "--format",
+                               "verdicts", "--bucket", "1m", "--output", str(out))  # fmt: skip
+        assert code == 0, stderr
+        found.extend(read_jsonl(out))
+    store, out = write_store(tmp_path / "store", rows[::-1]), tmp_path / "store.jsonl"
+    code, _, stderr = _run("events", "detect", "--data-dir", str(store), "--bucket", "1m",
+                           "--no-save", "--output", str(out))  # fmt: skip
+    assert code == 0, stderr
+    found.extend(read_jsonl(out))
+    assert [(e.layer, e.method) for e in found] == [("dns", "dns.injection.bogon")] * 3
+
+
 def test_a_file_without_uids_names_its_witnesses_by_report_and_input(tmp_path: Path) -> None:
     """didban analyze's output of the probe's own file: no measurement_uid before a
     collector assigns one; the evidence still counts every measurement."""

@@ -188,7 +188,10 @@ def _evidence(
     end: datetime,
 ) -> list[Event]:
     """Fill ``n_measurements``, ``n_probes``, ``witnesses``, ``layer`` and ``method`` of each
-    event from the verdicts of its member series during the event (one scan)."""
+    event from the verdicts of its member series during the event (one scan). The layer
+    and the method are the most common among the supporting verdicts, a tie going to the
+    first by name (as ``cluster._mode``), so that the event does not depend on the order
+    the verdicts are read in."""
     rows: list[dict[str, Any]] = []
     for eid, (c, e) in enumerate(pairs):
         for m in c.members:
@@ -229,15 +232,28 @@ def _evidence(
              AND (s.asn IS NULL OR b.asn = s.asn)
              AND (s.target IS NULL OR b.target = s.target)
              AND b.measurement_start_time >= s.t0 AND b.measurement_start_time < s.t1
-        )
-        SELECT eid,
-               count(DISTINCT measurement_uid) AS n,
-               count(DISTINCT report_id) AS probes,
-               list(measurement_uid ORDER BY measurement_start_time, measurement_uid)
-                   FILTER (WHERE support) AS uids,
-               mode(layer) FILTER (WHERE support) AS layer,
-               mode(method) FILTER (WHERE support) AS method
-        FROM tagged GROUP BY eid
+        ),
+        counted AS (
+            SELECT eid, layer, method, count(*) AS k
+            FROM tagged WHERE support GROUP BY eid, layer, method
+        ),
+        layers AS (SELECT eid, layer AS v, sum(k) AS k FROM counted
+                   WHERE layer IS NOT NULL GROUP BY eid, layer),
+        methods AS (SELECT eid, method AS v, sum(k) AS k FROM counted
+                    WHERE method IS NOT NULL GROUP BY eid, method),
+        top_layer AS (SELECT eid, first(v ORDER BY k DESC, v) AS v FROM layers GROUP BY eid),
+        top_method AS (SELECT eid, first(v ORDER BY k DESC, v) AS v FROM methods GROUP BY eid)
+        SELECT t.eid,
+               count(DISTINCT t.measurement_uid) AS n,
+               count(DISTINCT t.report_id) AS probes,
+               list(t.measurement_uid ORDER BY t.measurement_start_time, t.measurement_uid)
+                   FILTER (WHERE t.support) AS uids,
+               any_value(l.v) AS layer,
+               any_value(m.v) AS method
+        FROM tagged t
+        LEFT JOIN top_layer l ON l.eid = t.eid
+        LEFT JOIN top_method m ON m.eid = t.eid
+        GROUP BY t.eid
     """
     found = {r[0]: r[1:] for r in con.execute(query, params).fetchall()}
     out: list[Event] = []
