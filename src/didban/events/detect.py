@@ -233,14 +233,10 @@ def _evidence(
              AND (s.target IS NULL OR b.target = s.target)
              AND b.measurement_start_time >= s.t0 AND b.measurement_start_time < s.t1
         ),
-        counted AS (
-            SELECT eid, layer, method, count(*) AS k
-            FROM tagged WHERE support GROUP BY eid, layer, method
-        ),
-        layers AS (SELECT eid, layer AS v, sum(k) AS k FROM counted
-                   WHERE layer IS NOT NULL GROUP BY eid, layer),
-        methods AS (SELECT eid, method AS v, sum(k) AS k FROM counted
-                    WHERE method IS NOT NULL GROUP BY eid, method),
+        layers AS (SELECT eid, layer AS v, count(*) AS k FROM tagged
+                   WHERE support AND layer IS NOT NULL GROUP BY eid, layer),
+        methods AS (SELECT eid, method AS v, count(*) AS k FROM tagged
+                    WHERE support AND method IS NOT NULL GROUP BY eid, method),
         top_layer AS (SELECT eid, first(v ORDER BY k DESC, v) AS v FROM layers GROUP BY eid),
         top_method AS (SELECT eid, first(v ORDER BY k DESC, v) AS v FROM methods GROUP BY eid)
         SELECT t.eid,

@@ -3,8 +3,8 @@
 Pure functions of the events: ``entries`` merges known events (``known.KnownEvent``) and
 detected ones (``record.Event``) into one sorted list; ``render`` draws each as a bar on a
 shared axis (``█`` known, ``▓`` detected, ``→`` still ongoing at the axis' end; an outage
-whose end was not recorded is a mark at its start), with a
-line naming it and, for a detected event, the known event it matches.
+whose end was not recorded is a mark at its start), with a line naming it and, for a
+detected event, the known event it matches.
 """
 
 from __future__ import annotations

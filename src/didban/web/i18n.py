@@ -181,14 +181,19 @@ class Lang:
             return self.time(text)
         if len(text) == 10:
             return self.day(text)
-        return f"{_LRI}{self.digits(text)}{_PDI}" if self.code == "fa" else text
+        return self._ltr_run(text)
 
     def short_day(self, value: date | datetime | str | None) -> str:
         """``2026-11-21`` in this language's digits (table cells, axes)."""
         d = as_date(value)
         if d is None:
             return "–"
-        return f"{_LRI}{self.digits(d.isoformat())}{_PDI}" if self.code == "fa" else d.isoformat()
+        return self._ltr_run(d.isoformat())
+
+    def _ltr_run(self, text: str) -> str:
+        """Latin-ordered text (a date, a year) in this language's digits; in Farsi isolated
+        left to right, so it keeps its order beside the page's Persian words."""
+        return f"{_LRI}{self.digits(text)}{_PDI}" if self.code == "fa" else text
 
 
 def as_date(value: date | datetime | str | None) -> date | None:
